@@ -1,0 +1,89 @@
+/** All errors of the IVA client. Classification follows shared/reference/iva-api.md. */
+
+const RETRYABLE_CODES = new Set([
+  'FlowLimitExceeded',
+  'AccountFlowLimitExceeded',
+  'InternalError',
+  'FailToConnect',
+  'InternalServiceError',
+  'ServiceUnavailableTemp',
+  'InternalServiceTimeout',
+]);
+
+/** Codes that a fresh X-Date fixes: re-signed once, never retried blindly. */
+export const RESIGN_CODES = new Set(['InvalidTimestamp']);
+
+export function isRetryableCode(code: string, httpStatus?: number): boolean {
+  if (RETRYABLE_CODES.has(code)) return true;
+  // Unknown codes: trust the HTTP status class the gateway chose.
+  return httpStatus !== undefined && (httpStatus === 429 || httpStatus >= 500);
+}
+
+export interface IvaErrorDetails {
+  code: string;
+  message: string;
+  requestId?: string;
+  httpStatus?: number;
+  retryable?: boolean;
+  cause?: unknown;
+}
+
+export class IvaError extends Error {
+  override readonly name: string = 'IvaError';
+  readonly code: string;
+  readonly requestId: string | undefined;
+  readonly httpStatus: number | undefined;
+  /** Whether sending the same request again can succeed. */
+  readonly retryable: boolean;
+
+  constructor(details: IvaErrorDetails) {
+    super(`${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`, { cause: details.cause });
+    this.code = details.code;
+    this.requestId = details.requestId;
+    this.httpStatus = details.httpStatus;
+    this.retryable = details.retryable ?? isRetryableCode(details.code, details.httpStatus);
+  }
+
+  toJSON(): { code: string; message: string; requestId?: string; httpStatus?: number; retryable: boolean } {
+    return { code: this.code, message: this.message, requestId: this.requestId, httpStatus: this.httpStatus, retryable: this.retryable };
+  }
+}
+
+/** The connection failed or was dropped before IVA answered. Always retryable. */
+export class IvaNetworkError extends IvaError {
+  override readonly name = 'IvaNetworkError';
+  constructor(message: string, cause?: unknown) {
+    super({ code: 'NetworkError', message, retryable: true, cause });
+  }
+}
+
+/** One attempt took longer than the per-call timeout. */
+export class IvaTimeoutError extends IvaError {
+  override readonly name = 'IvaTimeoutError';
+  constructor(timeoutMs: number) {
+    super({ code: 'Timeout', message: `IVA did not answer within ${timeoutMs} ms`, retryable: true });
+  }
+}
+
+/** IVA answered something that is not its JSON response shape. */
+export class IvaProtocolError extends IvaError {
+  override readonly name = 'IvaProtocolError';
+  constructor(message: string, httpStatus?: number) {
+    super({ code: 'InvalidResponse', message, httpStatus, retryable: httpStatus === undefined || httpStatus >= 500 });
+  }
+}
+
+/**
+ * Retryable failures went on until the caller's time budget ran out. Carries the last
+ * failure's fields so callers can record them; still `retryable` (a later delivery may work).
+ */
+export class IvaBudgetExceededError extends IvaError {
+  override readonly name = 'IvaBudgetExceededError';
+  readonly attempts: number;
+  readonly lastError: IvaError;
+  constructor(lastError: IvaError, attempts: number) {
+    super({ code: lastError.code, message: `${lastError.message} (gave up after ${attempts} attempts within the time budget)`, requestId: lastError.requestId, httpStatus: lastError.httpStatus, retryable: true, cause: lastError });
+    this.attempts = attempts;
+    this.lastError = lastError;
+  }
+}

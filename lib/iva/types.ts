@@ -1,0 +1,69 @@
+import type { Readable } from 'node:stream';
+import type { VolcCredentials } from '../signer/index';
+
+export type MediaKind = 'image' | 'video';
+
+/**
+ * A file to send with Source=file, held the way the caller already holds it so the
+ * client never copies it into a new body: one buffer, several views of one buffer
+ * (busboy chunks), or a stream factory (called twice: once to hash, once to send).
+ */
+export type FileData =
+  | Uint8Array
+  | readonly Uint8Array[]
+  | { size: number; open: () => Readable; sha256?: string };
+
+export type SubmitSource =
+  | { type: 'url'; url: string }
+  | { type: 'file'; data: FileData; filename?: string; contentType?: string };
+
+export interface SubmitInput {
+  kind: MediaKind;
+  taskId: string;
+  name: string;
+  desc?: string;
+  algoParamConf?: Record<string, unknown>;
+  source: SubmitSource;
+}
+
+export interface SubmitResult {
+  kind: MediaKind;
+  /** ImageID or VideoID. */
+  dataId: string;
+  requestId: string;
+  /** HTTP attempts made, including the successful one. */
+  attempts: number;
+}
+
+export interface RetryInfo {
+  attempt: number;
+  delayMs: number;
+  error: import('./errors').IvaError;
+}
+
+export interface SubmitOptions {
+  /** Total time for all attempts and backoff, in ms. Defaults to the client's. */
+  budgetMs?: number;
+  signal?: AbortSignal;
+  onRetry?: (info: RetryInfo) => void;
+}
+
+export type CredentialsProvider = VolcCredentials | (() => Promise<VolcCredentials>);
+
+export interface IvaClientConfig {
+  credentials: CredentialsProvider;
+  /** Defaults: https://open.volcengineapi.com, cn-north-1, iva. */
+  endpoint?: string;
+  region?: string;
+  service?: string;
+  /** Per-attempt timeout in ms (default 20 000). */
+  timeoutMs?: number;
+  /** Default total budget in ms when a call gives none (default 60 000). */
+  budgetMs?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface IvaClient {
+  submit(input: SubmitInput, options?: SubmitOptions): Promise<SubmitResult>;
+}
