@@ -1,0 +1,363 @@
+/**
+ * The ledger on one DynamoDB table (pk/sk + GSI `gsi1`), without TTL or transactions
+ * so it behaves the same on dynalite as on AWS.
+ *
+ * Items:
+ *   SUB#<id>  / SUB   one per submission; gsi1 = TASK#<TaskID> / <createdAt>#<id> (newest first)
+ *   DATA#<id> / DATA  one per IVA data id: which submission owns it, and the latest callback
+ *
+ * Why the DATA item: a callback can arrive before the submitting function has written
+ * IVA's data id. Both writers first update the DATA item (DynamoDB serialises writes to
+ * one item), and whichever comes second sees the other's half and copies the result
+ * onto the submission. The submitter and the callback write disjoint attributes
+ * (submitStatus/dataId/requestId vs result), so neither can erase the other; `status`
+ * is derived when read.
+ */
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  type AttributeDefinition,
+  type CreateTableCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { InvalidCursorError, SubmissionNotFoundError } from './errors';
+import type {
+  BeginInput,
+  BeginOutcome,
+  Ledger,
+  Page,
+  ResultInput,
+  ResultOutcome,
+  ResultRef,
+  SubmissionError,
+  SubmissionRecord,
+  SubmittedInput,
+} from './types';
+
+export interface DynamoLedgerOptions {
+  tableName: string;
+  client?: DynamoDBDocumentClient;
+  now?: () => Date;
+  /** How long a `begin` lease lasts; at least the submitting function's timeout. */
+  leaseMs?: number;
+}
+
+const GSI = 'gsi1';
+const DEFAULT_LEASE_MS = 2 * 60 * 1000;
+const MAX_PAGE = 100;
+
+type Item = Record<string, unknown>;
+
+const subKey = (id: string) => ({ pk: `SUB#${id}`, sk: 'SUB' });
+const dataKey = (dataId: string) => ({ pk: `DATA#${dataId}`, sk: 'DATA' });
+
+/** The table's shape, for tests and `npm start`; infra/stack.ts declares the same. */
+export function ledgerTableDefinition(tableName: string): CreateTableCommandInput {
+  const attr = (name: string): AttributeDefinition => ({ AttributeName: name, AttributeType: 'S' });
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [attr('pk'), attr('sk'), attr('gsi1pk'), attr('gsi1sk')],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: GSI,
+        KeySchema: [
+          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+          { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function toRecord(item: Item): SubmissionRecord {
+  const result = item.result as ResultRef | undefined;
+  const submitStatus = item.submitStatus as SubmissionRecord['submitStatus'];
+  const record: SubmissionRecord = {
+    id: item.id as string,
+    source: item.source as SubmissionRecord['source'],
+    status: deriveStatus(submitStatus, result),
+    submitStatus,
+    attempts: (item.attempts as number | undefined) ?? 0,
+    createdAt: item.createdAt as string,
+    updatedAt: item.updatedAt as string,
+  };
+  for (const field of ['taskId', 'kind', 'name', 'desc', 'object', 'dataId', 'requestId', 'error', 'submittedAt', 'leaseUntil'] as const) {
+    if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
+  }
+  if (result) record.result = result;
+  return record;
+}
+
+function deriveStatus(submitStatus: SubmissionRecord['submitStatus'], result: ResultRef | undefined): SubmissionRecord['status'] {
+  if (result?.status === 'completed' || result?.status === 'failed') return result.status;
+  // A progress callback proves IVA has it, even if our own write has not landed yet.
+  if (result?.status === 'progress') return 'submitted';
+  return submitStatus;
+}
+
+function stripUndefined<T extends Item>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
+  const table = options.tableName;
+  const doc =
+    options.client ??
+    DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const now = options.now ?? (() => new Date());
+  const defaultLease = options.leaseMs ?? DEFAULT_LEASE_MS;
+
+  async function getItem(key: Item): Promise<Item | undefined> {
+    const out = await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+    return out.Item;
+  }
+
+  async function update(id: string, set: Item, remove: string[] = []): Promise<SubmissionRecord> {
+    const names: Record<string, string> = {};
+    const values: Item = {};
+    const sets = Object.entries(stripUndefined(set)).map(([field, value], i) => {
+      names[`#s${i}`] = field;
+      values[`:s${i}`] = value;
+      return `#s${i} = :s${i}`;
+    });
+    const removes = remove.map((field, i) => {
+      names[`#r${i}`] = field;
+      return `#r${i}`;
+    });
+    try {
+      const out = await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: subKey(id),
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toRecord(out.Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) throw new SubmissionNotFoundError(id);
+      throw error;
+    }
+  }
+
+  /** Copies a result onto a submission unless a newer one is already there. */
+  async function applyResult(id: string, result: ResultRef): Promise<SubmissionRecord | undefined> {
+    try {
+      const out = await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: subKey(id),
+          UpdateExpression: 'SET #result = :result, #updatedAt = :now',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#result) OR #result.#receivedAt <= :at)',
+          ExpressionAttributeNames: { '#result': 'result', '#receivedAt': 'receivedAt', '#updatedAt': 'updatedAt' },
+          ExpressionAttributeValues: { ':result': result, ':at': result.receivedAt, ':now': now().toISOString() },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toRecord(out.Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  function newItem(input: BeginInput, timestamp: string, extra: Item): Item {
+    return stripUndefined({
+      ...subKey(input.id),
+      gsi1pk: input.taskId ? `TASK#${input.taskId}` : undefined,
+      gsi1sk: input.taskId ? `${timestamp}#${input.id}` : undefined,
+      id: input.id,
+      source: input.source,
+      taskId: input.taskId,
+      kind: input.kind,
+      name: input.name,
+      desc: input.desc,
+      object: input.object ? stripUndefined({ ...input.object }) : undefined,
+      submitStatus: 'pending',
+      createdAt: timestamp,
+      updatedAt: timestamp,
+      ...extra,
+    });
+  }
+
+  return {
+    async begin(input, opts) {
+      const at = now();
+      const timestamp = at.toISOString();
+      const leaseUntil = new Date(at.getTime() + (opts?.leaseMs ?? defaultLease)).toISOString();
+      try {
+        const item = newItem(input, timestamp, { attempts: 1, leaseUntil });
+        await doc.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+        return { action: 'proceed', record: toRecord(item) };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      // The record exists: a redelivery, a concurrent delivery, or an upload reserved earlier.
+      try {
+        const out = await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: subKey(input.id),
+            UpdateExpression: 'SET #lease = :lease, #updatedAt = :now, #object = if_not_exists(#object, :object) ADD #attempts :one',
+            ConditionExpression: '#submitStatus = :pending AND (attribute_not_exists(#lease) OR #lease < :now)',
+            ExpressionAttributeNames: {
+              '#lease': 'leaseUntil',
+              '#updatedAt': 'updatedAt',
+              '#attempts': 'attempts',
+              '#submitStatus': 'submitStatus',
+              '#object': 'object',
+            },
+            ExpressionAttributeValues: {
+              ':lease': leaseUntil,
+              ':now': timestamp,
+              ':one': 1,
+              ':pending': 'pending',
+              ':object': input.object ? stripUndefined({ ...input.object }) : {},
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { action: 'proceed', record: toRecord(out.Attributes ?? {}) };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const existing = await getItem(subKey(input.id));
+      if (!existing) return this.begin(input, opts);
+      const record = toRecord(existing);
+      return { action: record.submitStatus === 'pending' ? 'busy' : 'duplicate', record } satisfies BeginOutcome;
+    },
+
+    async reserve(input) {
+      const timestamp = now().toISOString();
+      const item = newItem(input, timestamp, { attempts: 0 });
+      await doc.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+      return toRecord(item);
+    },
+
+    async markSubmitted(id, input: SubmittedInput) {
+      const timestamp = now().toISOString();
+      const link = await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: dataKey(input.dataId),
+          UpdateExpression: 'SET #submissionId = :id, #kind = :kind, #linkedAt = :now',
+          ExpressionAttributeNames: { '#submissionId': 'submissionId', '#kind': 'kind', '#linkedAt': 'linkedAt' },
+          ExpressionAttributeValues: { ':id': id, ':kind': input.kind, ':now': timestamp },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      let record = await update(
+        id,
+        { submitStatus: 'submitted', dataId: input.dataId, requestId: input.requestId, kind: input.kind, submittedAt: timestamp, updatedAt: timestamp },
+        ['leaseUntil', 'error'],
+      );
+      const early = link.Attributes?.result as ResultRef | undefined;
+      if (early) record = (await applyResult(id, early)) ?? (await this.get(id)) ?? record;
+      return record;
+    },
+
+    async markFailed(id, error: SubmissionError, fields) {
+      const timestamp = now().toISOString();
+      return update(
+        id,
+        { submitStatus: 'failed', error: stripUndefined({ ...error }), requestId: error.requestId, updatedAt: timestamp, ...fields },
+        ['leaseUntil'],
+      );
+    },
+
+    async markRetrying(id, error: SubmissionError) {
+      return update(id, { error: stripUndefined({ ...error }), updatedAt: now().toISOString() }, ['leaseUntil']);
+    },
+
+    async recordResult(input: ResultInput): Promise<ResultOutcome> {
+      const result: ResultRef = stripUndefined({
+        status: input.status,
+        rawStatus: input.rawStatus,
+        location: input.location,
+        receivedAt: input.receivedAt,
+      });
+      let link: Item | undefined;
+      let applied = true;
+      try {
+        const out = await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: dataKey(input.dataId),
+            UpdateExpression: 'SET #result = :result, #taskId = if_not_exists(#taskId, :taskId) ADD #callbacks :one',
+            ConditionExpression: 'attribute_not_exists(#result) OR #result.#receivedAt <= :at',
+            ExpressionAttributeNames: { '#result': 'result', '#receivedAt': 'receivedAt', '#taskId': 'taskId', '#callbacks': 'callbacks' },
+            ExpressionAttributeValues: { ':result': result, ':at': result.receivedAt, ':taskId': input.taskId ?? '', ':one': 1 },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        link = out.Attributes;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        applied = false;
+        link = await getItem(dataKey(input.dataId));
+      }
+      const submissionId = link?.submissionId as string | undefined;
+      if (!submissionId) return { applied };
+      const submission = applied ? ((await applyResult(submissionId, result)) ?? (await this.get(submissionId))) : await this.get(submissionId);
+      return { applied, submission };
+    },
+
+    async get(id) {
+      const item = await getItem(subKey(id));
+      return item ? toRecord(item) : undefined;
+    },
+
+    async getByDataId(dataId) {
+      const link = await getItem(dataKey(dataId));
+      const submissionId = link?.submissionId as string | undefined;
+      return submissionId ? this.get(submissionId) : undefined;
+    },
+
+    async listByTask(taskId, opts): Promise<Page<SubmissionRecord>> {
+      const limit = Math.min(Math.max(opts?.limit ?? 25, 1), MAX_PAGE);
+      const out = await doc.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: GSI,
+          KeyConditionExpression: 'gsi1pk = :pk',
+          ExpressionAttributeValues: { ':pk': `TASK#${taskId}` },
+          ScanIndexForward: false,
+          Limit: limit,
+          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, taskId) : undefined,
+        }),
+      );
+      const page: Page<SubmissionRecord> = { items: (out.Items ?? []).map(toRecord) };
+      if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
+      return page;
+    },
+  };
+}
+
+function encodeCursor(key: Item): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor(cursor: string, taskId: string): Item {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Item;
+    // Keys only: refuse anything that could point the query elsewhere.
+    const fields = Object.keys(key).sort().join(',');
+    if (fields !== 'gsi1pk,gsi1sk,pk,sk' || key.gsi1pk !== `TASK#${taskId}`) throw new Error('foreign cursor');
+    return key;
+  } catch {
+    throw new InvalidCursorError();
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Builds the clients a function needs from its environment, once per container.
+ * Local runs point the AWS SDK elsewhere with AWS_ENDPOINT_URL_S3 / _DYNAMODB /
+ * _EVENTBRIDGE / _SECRETS_MANAGER, which the SDK reads itself.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ENV, ivaTarget, required, type Env } from './config';
+import { createIvaClient } from './iva/client';
+import type { IvaClient } from './iva/types';
+import { createDynamoLedger, type Ledger } from './ledger/index';
+import { volcCredentialsFrom, type CachedSecret } from './secrets/index';
+import type { VolcCredentials } from './signer/index';
+
+export interface IvaRuntime {
+  client: IvaClient;
+  credentials: CachedSecret<VolcCredentials>;
+}
+
+export function ledgerFromEnv(env: Env = process.env, leaseMs?: number): Ledger {
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  return createDynamoLedger({ tableName: required(env, ENV.ledgerTable), client: doc, leaseMs });
+}
+
+export function ivaFromEnv(env: Env = process.env): IvaRuntime {
+  const target = ivaTarget(env);
+  const credentials = volcCredentialsFrom(env);
+  const client = createIvaClient({
+    endpoint: target.endpoint,
+    region: target.region,
+    service: target.service,
+    timeoutMs: target.timeoutMs,
+    credentials: () => credentials.get(),
+  });
+  return { client, credentials };
+}

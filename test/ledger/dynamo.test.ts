@@ -1,0 +1,184 @@
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDynalite } from '../../local/servers/dynalite';
+import { createDynamoLedger, InvalidCursorError, ledgerTableDefinition, SubmissionNotFoundError, type Ledger } from '../../lib/ledger/index';
+
+let stop: () => Promise<void>;
+let doc: DynamoDBDocumentClient;
+let tableCount = 0;
+
+beforeAll(async () => {
+  const dynalite = await startDynalite();
+  stop = dynalite.close;
+  const client = new DynamoDBClient({
+    endpoint: dynalite.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+});
+
+afterAll(async () => {
+  await stop?.();
+});
+
+/** A fresh table per test, with a clock the test moves by hand. */
+async function freshLedger(start = Date.parse('2026-11-30T12:00:00Z')) {
+  const tableName = `ledger-${++tableCount}`;
+  await doc.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  const clock = { t: start };
+  const ledger = createDynamoLedger({ tableName, client: doc, now: () => new Date(clock.t), leaseMs: 60_000 });
+  return { ledger, clock };
+}
+
+const base = { source: 's3' as const, taskId: 'task-1', kind: 'image' as const, name: 'cat.jpg' };
+
+describe('begin: exactly one submitter per submission', () => {
+  it('creates a pending record and hands out one lease', async () => {
+    const { ledger } = await freshLedger();
+    const first = await ledger.begin({ id: 'a', ...base, object: { bucket: 'b', key: 'incoming/x', versionId: 'v1' } });
+    expect(first.action).toBe('proceed');
+    expect(first.record).toMatchObject({ id: 'a', status: 'pending', attempts: 1, object: { key: 'incoming/x', versionId: 'v1' } });
+    expect((await ledger.begin({ id: 'a', ...base })).action).toBe('busy');
+  });
+
+  it('lets exactly one of many concurrent deliveries proceed', async () => {
+    const { ledger } = await freshLedger();
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => ledger.begin({ id: 'same', ...base })));
+    expect(outcomes.filter((o) => o.action === 'proceed')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.action === 'busy')).toHaveLength(7);
+  });
+
+  it('treats deliveries after submission or failure as duplicates', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 's', ...base });
+    await ledger.markSubmitted('s', { dataId: 'img-1', requestId: 'req-1', kind: 'image' });
+    expect((await ledger.begin({ id: 's', ...base })).action).toBe('duplicate');
+    await ledger.begin({ id: 'f', ...base });
+    await ledger.markFailed('f', { code: 'UnsupportedMediaType', message: 'no' });
+    const dup = await ledger.begin({ id: 'f', ...base });
+    expect(dup).toMatchObject({ action: 'duplicate', record: { status: 'failed', error: { code: 'UnsupportedMediaType' } } });
+  });
+
+  it('takes over an expired lease (a crashed container) and counts the attempt', async () => {
+    const { ledger, clock } = await freshLedger();
+    await ledger.begin({ id: 'c', ...base });
+    clock.t += 59_000;
+    expect((await ledger.begin({ id: 'c', ...base })).action).toBe('busy');
+    clock.t += 2_000;
+    const again = await ledger.begin({ id: 'c', ...base });
+    expect(again).toMatchObject({ action: 'proceed', record: { attempts: 2, status: 'pending' } });
+  });
+
+  it('releases the lease on a retryable failure and keeps the error visible', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'r', ...base });
+    const retrying = await ledger.markRetrying('r', { code: 'FlowLimitExceeded', message: 'slow down', requestId: 'rq' });
+    expect(retrying).toMatchObject({ status: 'pending', error: { code: 'FlowLimitExceeded', requestId: 'rq' } });
+    expect(retrying.leaseUntil).toBeUndefined();
+    const next = await ledger.begin({ id: 'r', ...base });
+    expect(next).toMatchObject({ action: 'proceed', record: { attempts: 2 } });
+    const done = await ledger.markSubmitted('r', { dataId: 'img-r', requestId: 'rq2', kind: 'image' });
+    expect(done.error).toBeUndefined();
+    expect(done).toMatchObject({ status: 'submitted', dataId: 'img-r', requestId: 'rq2' });
+  });
+
+  it('turns a reserved upload into a lease on the first delivery, recording the object', async () => {
+    const { ledger } = await freshLedger();
+    const reserved = await ledger.reserve({ id: 'u', ...base, source: 'upload' });
+    expect(reserved).toMatchObject({ status: 'pending', attempts: 0, source: 'upload' });
+    const first = await ledger.begin({ id: 'u', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u/cat.jpg', eTag: '"e"' } });
+    expect(first).toMatchObject({ action: 'proceed', record: { attempts: 1, object: { key: 'incoming/u/cat.jpg' } } });
+  });
+
+  it('refuses updates to a submission that does not exist', async () => {
+    const { ledger } = await freshLedger();
+    await expect(ledger.markFailed('nope', { code: 'X', message: 'y' })).rejects.toBeInstanceOf(SubmissionNotFoundError);
+  });
+});
+
+describe('results: the submission write and the callback write commute', () => {
+  const result = { dataId: 'img-9', taskId: 'task-1', kind: 'image' as const, status: 'completed' as const, rawStatus: 'success', location: 's3://b/results/task-1/img-9/x.json', receivedAt: '2026-11-30T12:00:05.000Z' };
+
+  async function scenario(order: 'submission-first' | 'callback-first') {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'sub', ...base });
+    if (order === 'submission-first') {
+      await ledger.markSubmitted('sub', { dataId: 'img-9', requestId: 'req-9', kind: 'image' });
+      const outcome = await ledger.recordResult(result);
+      expect(outcome.submission?.id).toBe('sub');
+    } else {
+      const outcome = await ledger.recordResult(result);
+      expect(outcome).toEqual({ applied: true });
+      await ledger.markSubmitted('sub', { dataId: 'img-9', requestId: 'req-9', kind: 'image' });
+    }
+    return (await ledger.get('sub'))!;
+  }
+
+  it('ends in the same record whichever arrives first', async () => {
+    const a = await scenario('submission-first');
+    const b = await scenario('callback-first');
+    expect(a).toEqual(b);
+    expect(a).toMatchObject({ status: 'completed', dataId: 'img-9', requestId: 'req-9', submitStatus: 'submitted', result: { location: result.location, rawStatus: 'success' } });
+  });
+
+  it('never loses the result when both writes race', async () => {
+    for (let i = 0; i < 10; i++) {
+      const { ledger } = await freshLedger();
+      await ledger.begin({ id: `s${i}`, ...base });
+      await Promise.all([
+        ledger.recordResult({ ...result, dataId: `d${i}` }),
+        ledger.markSubmitted(`s${i}`, { dataId: `d${i}`, requestId: 'rq', kind: 'image' }),
+      ]);
+      const record = await ledger.get(`s${i}`);
+      expect(record).toMatchObject({ status: 'completed', dataId: `d${i}`, requestId: 'rq', result: { location: result.location } });
+      expect((await ledger.getByDataId(`d${i}`))?.id).toBe(`s${i}`);
+    }
+  });
+
+  it('shows the latest callback and ignores an older one arriving late', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'p', ...base });
+    await ledger.markSubmitted('p', { dataId: 'img-p', requestId: 'rq', kind: 'image' });
+    const progress = await ledger.recordResult({ ...result, dataId: 'img-p', status: 'progress', rawStatus: 'running', location: 's3://b/1', receivedAt: '2026-11-30T12:00:01.000Z' });
+    expect(progress.submission).toMatchObject({ status: 'submitted', result: { status: 'progress' } });
+    const final = await ledger.recordResult({ ...result, dataId: 'img-p', location: 's3://b/2', receivedAt: '2026-11-30T12:00:03.000Z' });
+    expect(final.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/2' } });
+    const late = await ledger.recordResult({ ...result, dataId: 'img-p', status: 'progress', location: 's3://b/0', receivedAt: '2026-11-30T12:00:00.000Z' });
+    expect(late.applied).toBe(false);
+    expect(late.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/2' } });
+  });
+
+  it('reports a failed analysis as failed', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'x', ...base });
+    await ledger.markSubmitted('x', { dataId: 'img-x', requestId: 'rq', kind: 'image' });
+    const out = await ledger.recordResult({ ...result, dataId: 'img-x', status: 'failed', rawStatus: 'error' });
+    expect(out.submission?.status).toBe('failed');
+  });
+});
+
+describe('listByTask', () => {
+  it('lists newest first, page by page, and rejects foreign cursors', async () => {
+    const { ledger, clock } = await freshLedger();
+    for (let i = 0; i < 5; i++) {
+      clock.t += 1000;
+      await ledger.begin({ id: `t${i}`, ...base, taskId: 'T' });
+    }
+    await ledger.begin({ id: 'other', ...base, taskId: 'U' });
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page: Awaited<ReturnType<Ledger['listByTask']>> = await ledger.listByTask('T', { limit: 2, cursor });
+      seen.push(...page.items.map((r) => r.id));
+      cursor = page.cursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen).toEqual(['t4', 't3', 't2', 't1', 't0']);
+    const first = await ledger.listByTask('T', { limit: 2 });
+    await expect(ledger.listByTask('U', { cursor: first.cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+    await expect(ledger.listByTask('T', { cursor: 'garbage' })).rejects.toBeInstanceOf(InvalidCursorError);
+  });
+});
