@@ -1,0 +1,46 @@
+/**
+ * In-process DynamoDB stand-in (npm `dynalite`), in memory, on a free 127.0.0.1 port.
+ * Tables are ACTIVE as soon as CreateTable returns, so tests need no waiters.
+ */
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import { closeServer, listen, urlOf } from './http-close';
+
+interface DynaliteOptions {
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+  maxItemSizeKb?: number;
+  /** LevelDB folder; in memory when omitted. */
+  path?: string;
+}
+
+// dynalite is CommonJS without types: load it through require with its real signature.
+const require = createRequire(import.meta.url);
+const dynalite = require('dynalite') as (options: DynaliteOptions) => Server;
+
+export interface LocalDynalite {
+  /** `http://127.0.0.1:PORT`, for DynamoDBClient({ endpoint }). */
+  endpoint: string;
+  /** Any credentials work; these are what the local stack passes to the SDK. */
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  close: () => Promise<void>;
+}
+
+export interface StartDynaliteOptions {
+  port?: number;
+}
+
+export async function startDynalite(options: StartDynaliteOptions = {}): Promise<LocalDynalite> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const address = await listen(server, options.port ?? 0);
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint: urlOf(address),
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    // dynalite's own close() also closes its LevelDB store; keep it as the close step.
+    close: () => (closing ??= closeServer(server, (cb) => server.close(cb))),
+  };
+}

@@ -1,0 +1,273 @@
+/**
+ * An in-memory SQS queue with a Lambda event source mapping on top, as the deployed
+ * stack wires object-created: batches of up to `batchSize` messages, a short batching
+ * window, a visibility timeout, partial batch responses (`batchItemFailures`), a receive
+ * count in `attributes.ApproximateReceiveCount`, a dead-letter list after
+ * `maxReceiveCount` receives, and at most `maxConcurrency` invocations at once.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+
+export interface QueueMessage {
+  messageId: string;
+  body: string;
+  sentAt: number;
+  receiveCount: number;
+  firstReceivedAt?: number;
+  /** Invisible until then (ms epoch). */
+  visibleAt: number;
+  /** Set while a batch holding it is being processed. */
+  receiptHandle?: string;
+}
+
+export interface DeadLetter {
+  messageId: string;
+  body: string;
+  receiveCount: number;
+  sentAt: string;
+  deadAt: string;
+}
+
+/** SQS record as Lambda receives it (structurally `aws-lambda`'s SQSRecord). */
+export interface SqsRecord {
+  messageId: string;
+  receiptHandle: string;
+  body: string;
+  attributes: {
+    ApproximateReceiveCount: string;
+    SentTimestamp: string;
+    SenderId: string;
+    ApproximateFirstReceiveTimestamp: string;
+  };
+  messageAttributes: Record<string, never>;
+  md5OfBody: string;
+  eventSource: 'aws:sqs';
+  eventSourceARN: string;
+  awsRegion: string;
+}
+
+export interface SqsBatchEvent {
+  Records: SqsRecord[];
+}
+
+export type BatchOutcome =
+  /** Every listed id stays in the queue; the rest are deleted. */
+  | { kind: 'partial'; failedIds: string[] }
+  /** The invocation failed as a whole: every message stays. */
+  | { kind: 'error'; error: Error };
+
+export interface LocalQueueOptions {
+  name?: string;
+  region?: string;
+  batchSize?: number;
+  /** Wait this long after the first message for more to fill a batch (AWS: up to 300 s; deployed: 5 s). */
+  batchingWindowMs?: number;
+  visibilityTimeoutMs?: number;
+  maxReceiveCount?: number;
+  maxConcurrency?: number;
+  /** Processes one batch; decides which messages stay. */
+  consume: (event: SqsBatchEvent) => Promise<BatchOutcome>;
+  log?: (line: string) => void;
+}
+
+export class LocalQueue {
+  readonly name: string;
+  readonly arn: string;
+  readonly deadLetters: DeadLetter[] = [];
+  private readonly messages = new Map<string, QueueMessage>();
+  private readonly batchSize: number;
+  private readonly batchingWindowMs: number;
+  private readonly visibilityTimeoutMs: number;
+  private readonly maxReceiveCount: number;
+  private readonly maxConcurrency: number;
+  private readonly region: string;
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: LocalQueueOptions) {
+    this.name = options.name ?? 'iva-bridge-local-incoming';
+    this.region = options.region ?? 'us-east-1';
+    this.arn = `arn:aws:sqs:${this.region}:000000000000:${this.name}`;
+    this.batchSize = clamp(options.batchSize ?? 10, 1, 10);
+    this.batchingWindowMs = options.batchingWindowMs ?? 50;
+    this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
+    this.maxReceiveCount = Math.max(1, options.maxReceiveCount ?? 5);
+    this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 2);
+  }
+
+  send(body: string): string {
+    const messageId = randomUUID();
+    const now = Date.now();
+    this.messages.set(messageId, { messageId, body, sentAt: now, receiveCount: 0, visibleAt: now });
+    // The batching window starts with the first visible message, as in a real poller.
+    this.schedule(now + this.batchingWindowMs);
+    return messageId;
+  }
+
+  /** Messages still in the queue (visible or in flight). */
+  get depth(): number {
+    return this.messages.size;
+  }
+
+  /** Sends every dead letter back to the queue (the documented DLQ redrive). */
+  redrive(): number {
+    const letters = this.deadLetters.splice(0);
+    for (const letter of letters) this.send(letter.body);
+    return letters.length;
+  }
+
+  /** Resolves when the queue is empty and nothing runs (dead letters do not count). */
+  drained(): Promise<void> {
+    if (this.messages.size === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inflight]);
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  private schedule(at: number): void {
+    if (this.stopped || at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      this.poll();
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private poll(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    while (this.running < this.maxConcurrency) {
+      const batch = this.receive(now);
+      if (batch.length === 0) break;
+      this.dispatch(batch);
+    }
+    // Wake up for the next message that becomes visible (or when a slot frees up: see dispatch).
+    let next = Number.POSITIVE_INFINITY;
+    for (const m of this.messages.values()) if (!m.receiptHandle) next = Math.min(next, m.visibleAt);
+    if (next !== Number.POSITIVE_INFINITY && this.running < this.maxConcurrency) this.schedule(next);
+    this.notifyIdle();
+  }
+
+  /** Takes up to batchSize visible messages, moving over-received ones to the dead letters. */
+  private receive(now: number): QueueMessage[] {
+    const batch: QueueMessage[] = [];
+    for (const m of this.messages.values()) {
+      if (batch.length >= this.batchSize) break;
+      if (m.receiptHandle || m.visibleAt > now) continue;
+      if (m.receiveCount >= this.maxReceiveCount) {
+        this.messages.delete(m.messageId);
+        const letter: DeadLetter = {
+          messageId: m.messageId,
+          body: m.body,
+          receiveCount: m.receiveCount,
+          sentAt: new Date(m.sentAt).toISOString(),
+          deadAt: new Date(now).toISOString(),
+        };
+        this.deadLetters.push(letter);
+        this.log(`sqs: message ${m.messageId} moved to the dead-letter queue after ${m.receiveCount} receives (${summarize(m.body)})`);
+        continue;
+      }
+      m.receiveCount += 1;
+      m.firstReceivedAt ??= now;
+      m.receiptHandle = randomUUID();
+      m.visibleAt = now + this.visibilityTimeoutMs;
+      batch.push(m);
+    }
+    return batch;
+  }
+
+  private dispatch(batch: QueueMessage[]): void {
+    this.running += 1;
+    const event: SqsBatchEvent = { Records: batch.map((m) => this.record(m)) };
+    const task = this.options
+      .consume(event)
+      .catch((error: unknown): BatchOutcome => ({ kind: 'error', error: error instanceof Error ? error : new Error(String(error)) }))
+      .then((outcome) => this.settle(batch, outcome))
+      .finally(() => {
+        this.running -= 1;
+        this.inflight.delete(task);
+        this.poll();
+      });
+    this.inflight.add(task);
+  }
+
+  private settle(batch: QueueMessage[], outcome: BatchOutcome): void {
+    const ids = new Set(batch.map((m) => m.messageId));
+    let failed: Set<string>;
+    if (outcome.kind === 'error') {
+      failed = ids;
+      this.log(`sqs: batch of ${batch.length} failed as a whole (${outcome.error.message}); retry after the visibility timeout`);
+    } else if (outcome.failedIds.some((id) => !ids.has(id))) {
+      // Lambda treats an unknown or empty itemIdentifier as a failure of the whole batch.
+      failed = ids;
+      this.log(`sqs: batchItemFailures named an unknown message id: the whole batch of ${batch.length} stays`);
+    } else {
+      failed = new Set(outcome.failedIds);
+    }
+    for (const m of batch) {
+      if (failed.has(m.messageId)) {
+        // Stays invisible until its visibility timeout passes, then is received again.
+        m.receiptHandle = undefined;
+      } else {
+        this.messages.delete(m.messageId);
+      }
+    }
+    if (failed.size > 0 && outcome.kind === 'partial') {
+      this.log(`sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`);
+    }
+  }
+
+  private record(m: QueueMessage): SqsRecord {
+    return {
+      messageId: m.messageId,
+      receiptHandle: m.receiptHandle!,
+      body: m.body,
+      attributes: {
+        ApproximateReceiveCount: String(m.receiveCount),
+        SentTimestamp: String(m.sentAt),
+        SenderId: 'AIDAS3LOCALSTACK',
+        ApproximateFirstReceiveTimestamp: String(m.firstReceivedAt ?? Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: createHash('md5').update(m.body).digest('hex'),
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.arn,
+      awsRegion: this.region,
+    };
+  }
+
+  private notifyIdle(): void {
+    if (this.messages.size === 0 && this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+/** The object a dead letter was about, without the whole body. */
+function summarize(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { Records?: { s3?: { bucket?: { name?: string }; object?: { key?: string } } }[] };
+    const s3 = parsed.Records?.[0]?.s3;
+    if (s3?.object?.key) return `s3://${s3.bucket?.name ?? '?'}/${s3.object.key}`;
+  } catch {
+    // not JSON: fall through
+  }
+  return `${body.length} bytes`;
+}
