@@ -9,3 +9,4 @@ export {
   type S3rverInstance,
 } from './s3rver';
 export { closeServer, listen, urlOf } from './http-close';
+export * from './ceph';

@@ -134,7 +134,8 @@ describe.skipIf(!ceph)('Ceph RGW as a real S3', () => {
     const url = await getSignedUrl(
       s3,
       new PutObjectCommand({ Bucket: bucket, Key: key, ContentType: 'image/jpeg', Metadata: { 'task-id': 'task-42', source: 'camera 7' } }),
-      // Signed headers rather than query parameters: the uploader must send exactly these.
+      // Signed headers rather than query parameters, so the uploader must send exactly these.
+      // (RGW also accepts the presigner's default, x-amz-meta-* hoisted into the query string.)
       { expiresIn: 60, unhoistableHeaders: new Set(['x-amz-meta-task-id', 'x-amz-meta-source']) },
     );
     const body = randomBytes(2048);
