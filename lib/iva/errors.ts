@@ -13,7 +13,25 @@ const RETRYABLE_CODES = new Set([
 /** Codes that a fresh X-Date fixes: re-signed once, never retried blindly. */
 export const RESIGN_CODES = new Set(['InvalidTimestamp']);
 
+/**
+ * Codes that no retry can fix, whatever HTTP status carries them: a wrong key or
+ * signature stays wrong, and retrying it only burns the budget (and the rate limit).
+ */
+export const PERMANENT_CODES = new Set([
+  'SignatureDoesNotMatch',
+  'InvalidAccessKey',
+  'InvalidClientTokenId',
+  'InvalidSecretToken',
+  'InvalidCredential',
+  'InvalidAuthorization',
+  'MissingAuthenticationToken',
+  'MissingSignature',
+  'AccessDenied',
+  'LackPolicy',
+]);
+
 export function isRetryableCode(code: string, httpStatus?: number): boolean {
+  if (PERMANENT_CODES.has(code) || RESIGN_CODES.has(code)) return false;
   if (RETRYABLE_CODES.has(code)) return true;
   // Unknown codes: trust the HTTP status class the gateway chose.
   return httpStatus !== undefined && (httpStatus === 429 || httpStatus >= 500);
@@ -35,9 +53,12 @@ export class IvaError extends Error {
   readonly httpStatus: number | undefined;
   /** Whether sending the same request again can succeed. */
   readonly retryable: boolean;
+  /** The message alone, without the code and RequestId that `message` adds. */
+  readonly detail: string;
 
   constructor(details: IvaErrorDetails) {
     super(`${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`, { cause: details.cause });
+    this.detail = details.message;
     this.code = details.code;
     this.requestId = details.requestId;
     this.httpStatus = details.httpStatus;
@@ -82,8 +103,24 @@ export class IvaBudgetExceededError extends IvaError {
   readonly attempts: number;
   readonly lastError: IvaError;
   constructor(lastError: IvaError, attempts: number) {
-    super({ code: lastError.code, message: `${lastError.message} (gave up after ${attempts} attempts within the time budget)`, requestId: lastError.requestId, httpStatus: lastError.httpStatus, retryable: true, cause: lastError });
+    super({ code: lastError.code, message: `${lastError.detail} (gave up after ${attempts} attempts within the time budget)`, requestId: lastError.requestId, httpStatus: lastError.httpStatus, retryable: true, cause: lastError });
     this.attempts = attempts;
     this.lastError = lastError;
+  }
+}
+
+/** The caller's input cannot be sent (empty TaskID, file size mismatch, unreadable file…). */
+export class IvaInputError extends IvaError {
+  override readonly name = 'IvaInputError';
+  constructor(code: string, message: string, cause?: unknown) {
+    super({ code, message, retryable: false, cause });
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class IvaAbortedError extends IvaError {
+  override readonly name = 'IvaAbortedError';
+  constructor(cause?: unknown) {
+    super({ code: 'Aborted', message: 'the submission was aborted by the caller', retryable: false, cause });
   }
 }

@@ -11,7 +11,15 @@ export type MediaKind = 'image' | 'video';
 export type FileData =
   | Uint8Array
   | readonly Uint8Array[]
-  | { size: number; open: () => Readable; sha256?: string };
+  | {
+      size: number;
+      open: () => Readable;
+      /**
+       * Hex SHA-256 of the file's bytes, checked on the hashing read. It cannot spare
+       * that read: the signed hash covers the multipart framing around the file too.
+       */
+      sha256?: string;
+    };
 
 export type SubmitSource =
   | { type: 'url'; url: string }
@@ -62,8 +70,15 @@ export interface IvaClientConfig {
   budgetMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * Time used for X-Date (ms since epoch; default Date.now). After an InvalidTimestamp
+   * the client corrects it by the gateway's Date header, so a skewed clock self-heals.
+   */
+  clock?: () => number;
 }
 
 export interface IvaClient {
   submit(input: SubmitInput, options?: SubmitOptions): Promise<SubmitResult>;
+  /** Closes idle keep-alive connections (tests, CLI exit). Optional for fakes. */
+  close?(): void;
 }

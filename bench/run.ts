@@ -1,0 +1,25 @@
+/** `npm run bench`: runs each benchmark module and prints its table. */
+import { benchSigner, type BenchTable } from './signer';
+
+function render(table: BenchTable): string {
+  const widths = table.columns.map((column, i) => Math.max(column.length, ...table.rows.map((row) => (row[i] ?? '').length)));
+  const format = (cells: string[]): string => `| ${cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
+  return [
+    `## ${table.title}`,
+    '',
+    format(table.columns),
+    `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...table.rows.map(format),
+    '',
+    ...table.notes.map((note) => `- ${note}`),
+    '',
+  ].join('\n');
+}
+
+const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [{ name: 'signer', run: () => benchSigner() }];
+
+const only = process.argv.slice(2);
+for (const bench of benches) {
+  if (only.length > 0 && !only.includes(bench.name)) continue;
+  process.stdout.write(`${render(await bench.run())}\n`);
+}

@@ -1,0 +1,261 @@
+/**
+ * `iva-bridge submit`: one image or video to IVA from a shell, with the same client the
+ * functions use. Pure logic (argv, env and output injected) so tests drive it directly
+ * or through bin/iva-bridge.mjs.
+ */
+import { stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ENV, ivaTarget, type Env } from '../config';
+import { createIvaClient } from '../iva/client';
+import { IvaError, IvaInputError } from '../iva/errors';
+import type { MediaKind, SubmitSource } from '../iva/types';
+
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Env;
+}
+
+export const EXIT_OK = 0;
+/** IVA (or the network to it) refused or failed the submission. */
+export const EXIT_IVA = 1;
+/** The command line, the environment or a local file is wrong: nothing was sent. */
+export const EXIT_USAGE = 2;
+
+export const MAIN_HELP = `Usage: iva-bridge <command> [options]
+
+Commands:
+  submit    Submit one image or video to Volcengine IVA (AddAsyncTask{Image,Video}Data)
+
+Run "iva-bridge submit --help" for the options of a command.
+`;
+
+export const SUBMIT_HELP = `Usage: iva-bridge submit --task-id ID (--image PATH | --image-url URL | --video PATH | --video-url URL)
+                         [--name NAME] [--desc TEXT] [--algo-param-conf JSON]
+                         [--content-type TYPE] [--budget-ms MS]
+
+Submits one image or video to a Volcengine IVA async task.
+
+Input (exactly one):
+  --image PATH           image file, streamed from disk as the ImageFile part (Source=file)
+  --image-url URL        image that IVA fetches itself (Source=url)
+  --video PATH           video file, streamed from disk as the VideoFile part (Source=file)
+  --video-url URL        video that IVA fetches itself (Source=url)
+
+Options:
+  --task-id ID           the async task's TaskID (required)
+  --name NAME            data name (default: the file name, or the URL's last path segment)
+  --desc TEXT            optional description
+  --algo-param-conf JSON optional algorithm parameters, a JSON object
+  --content-type TYPE    file part Content-Type (default application/octet-stream)
+  --budget-ms MS         total time for all attempts and retries (default 60000)
+  -h, --help             show this help
+
+Environment:
+  VOLC_ACCESSKEY, VOLC_SECRETKEY   Volcengine access key id and secret (required)
+  VOLC_SESSION_TOKEN               STS session token, for temporary credentials
+  IVA_ENDPOINT                     default https://open.volcengineapi.com
+  IVA_REGION, IVA_SERVICE          default cn-north-1, iva
+  IVA_TIMEOUT_MS                   per-attempt timeout, default 20000
+
+Output:
+  success: one JSON line on stdout, {"ImageID"|"VideoID": "...", "RequestId": "..."}, exit 0
+  failure: one line on stderr with IVA's Code, Message and RequestId, or the local cause;
+           exit 1 when IVA or the network failed, exit 2 for a usage, environment or file error
+
+Retryable IVA errors (rate limits, 5xx, dropped connections, timeouts) are retried with
+backoff within the budget; an expired X-Date is re-signed once.
+`;
+
+class UsageError extends Error {}
+/** A local file cannot be read: exit 2 like a usage error, without pointing at --help. */
+class LocalFileError extends Error {}
+
+interface SubmitPlan {
+  kind: MediaKind;
+  taskId: string;
+  name: string;
+  desc?: string;
+  algoParamConf?: Record<string, unknown>;
+  source: SubmitSource;
+  budgetMs?: number;
+}
+
+const OPTIONS = {
+  'task-id': { type: 'string' },
+  image: { type: 'string' },
+  'image-url': { type: 'string' },
+  video: { type: 'string' },
+  'video-url': { type: 'string' },
+  name: { type: 'string' },
+  desc: { type: 'string' },
+  'algo-param-conf': { type: 'string' },
+  'content-type': { type: 'string' },
+  'budget-ms': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function lastUrlSegment(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`not a valid URL: ${raw}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`the URL must be http(s): ${raw}`);
+  const segment = url.pathname.split('/').filter(Boolean).pop() ?? '';
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
+  let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return 'help';
+
+  const inputs = (['image', 'image-url', 'video', 'video-url'] as const).filter((key) => values[key] !== undefined);
+  if (inputs.length === 0) throw new UsageError('one of --image, --image-url, --video, --video-url is required');
+  if (inputs.length > 1) throw new UsageError(`conflicting options: ${inputs.map((key) => `--${key}`).join(', ')} (give exactly one)`);
+  const input = inputs[0]!;
+  const value = values[input] as string;
+  if (value === '') throw new UsageError(`--${input} must not be empty`);
+  const taskId = values['task-id'];
+  if (!taskId || taskId.trim() === '') throw new UsageError('--task-id is required');
+
+  let algoParamConf: Record<string, unknown> | undefined;
+  if (values['algo-param-conf'] !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(values['algo-param-conf']);
+    } catch (error) {
+      throw new UsageError(`--algo-param-conf is not valid JSON: ${(error as Error).message}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--algo-param-conf must be a JSON object');
+    algoParamConf = parsed as Record<string, unknown>;
+  }
+
+  let budgetMs: number | undefined;
+  if (values['budget-ms'] !== undefined) {
+    budgetMs = Number(values['budget-ms']);
+    if (!Number.isFinite(budgetMs) || budgetMs <= 0) throw new UsageError('--budget-ms must be a positive number');
+  }
+
+  const kind: MediaKind = input.startsWith('image') ? 'image' : 'video';
+  let source: SubmitSource;
+  let defaultName: string;
+  if (input.endsWith('-url')) {
+    defaultName = lastUrlSegment(value);
+    source = { type: 'url', url: value };
+  } else {
+    let size: number;
+    try {
+      const info = await stat(value);
+      if (!info.isFile()) throw new Error('not a regular file');
+      size = info.size;
+    } catch (error) {
+      throw new LocalFileError(`cannot read ${value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    defaultName = basename(value);
+    const filename = basename(value);
+    // Streamed twice (hash, then send), never read into memory whole.
+    source = {
+      type: 'file',
+      data: { size, open: () => createReadStream(value) },
+      filename,
+      ...(values['content-type'] ? { contentType: values['content-type'] } : {}),
+    };
+  }
+  const name = values.name ?? defaultName;
+  if (!name || name.trim() === '') throw new UsageError('--name is required when the URL has no file name');
+
+  return {
+    kind,
+    taskId,
+    name,
+    source,
+    ...(values.desc !== undefined ? { desc: values.desc } : {}),
+    ...(algoParamConf ? { algoParamConf } : {}),
+    ...(budgetMs !== undefined ? { budgetMs } : {}),
+  };
+}
+
+/** One line, and never the secret, whatever an error message carries. */
+function line(text: string, secret: string | undefined): string {
+  let out = text.replace(/[\r\n]+/g, ' ');
+  // Too short a "secret" would blank ordinary letters; real secret keys are 40+ characters.
+  if (secret && secret.length >= 8) out = out.split(secret).join('***');
+  return `${out}\n`;
+}
+
+export async function runSubmit(args: string[], io: CliIo): Promise<number> {
+  const secret = io.env[ENV.volcSecretKey] || undefined;
+  const fail = (code: number, message: string): number => {
+    io.stderr.write(line(`iva-bridge submit: ${message}`, secret));
+    return code;
+  };
+
+  let submission: SubmitPlan | 'help';
+  let target: ReturnType<typeof ivaTarget>;
+  try {
+    submission = await plan(args);
+    if (submission === 'help') {
+      io.stdout.write(SUBMIT_HELP);
+      return EXIT_OK;
+    }
+    target = ivaTarget(io.env);
+  } catch (error) {
+    return fail(EXIT_USAGE, `${(error as Error).message}${error instanceof UsageError ? ' (see --help)' : ''}`);
+  }
+  const accessKeyId = io.env[ENV.volcAccessKey];
+  if (!accessKeyId || !secret) return fail(EXIT_USAGE, `missing credentials: set ${ENV.volcAccessKey} and ${ENV.volcSecretKey}`);
+  const sessionToken = io.env[ENV.volcSessionToken] || undefined;
+
+  const client = createIvaClient({
+    credentials: { accessKeyId, secretAccessKey: secret, ...(sessionToken ? { sessionToken } : {}) },
+    endpoint: target.endpoint,
+    region: target.region,
+    service: target.service,
+    timeoutMs: target.timeoutMs,
+  });
+  try {
+    const { budgetMs, ...input } = submission;
+    const result = await client.submit(input, budgetMs !== undefined ? { budgetMs } : {});
+    const idKey = result.kind === 'image' ? 'ImageID' : 'VideoID';
+    io.stdout.write(line(JSON.stringify({ [idKey]: result.dataId, RequestId: result.requestId }), secret));
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof IvaInputError) return fail(EXIT_USAGE, error.message);
+    if (error instanceof IvaError) {
+      const status = error.httpStatus !== undefined ? ` [HTTP ${error.httpStatus}]` : '';
+      const requestId = error.requestId && !error.message.includes(error.requestId) ? ` (RequestId ${error.requestId})` : '';
+      return fail(EXIT_IVA, `IVA error ${error.message}${requestId}${status}`);
+    }
+    return fail(EXIT_IVA, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);
+  } finally {
+    client.close?.();
+  }
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined) {
+    io.stderr.write(MAIN_HELP);
+    return EXIT_USAGE;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    io.stdout.write(MAIN_HELP);
+    return EXIT_OK;
+  }
+  if (command === 'submit') return runSubmit(rest, io);
+  io.stderr.write(line(`iva-bridge: unknown command "${command}" (see iva-bridge --help)`, undefined));
+  return EXIT_USAGE;
+}

@@ -1,0 +1,372 @@
+/**
+ * IVA AddAsyncTask{Image,Video}Data client.
+ *
+ * The body is sent as the pieces the caller already holds (prefix, file, suffix):
+ * hashed in place once, then written piece by piece to the socket, so a 50 MB file is
+ * never joined into a new buffer. Retries follow shared/reference/iva-api.md.
+ */
+import { createHash } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULTS } from '../config';
+import { sha256Hex, sign, type VolcCredentials } from '../signer/index';
+import {
+  IvaAbortedError,
+  IvaBudgetExceededError,
+  IvaError,
+  IvaInputError,
+  IvaNetworkError,
+  IvaProtocolError,
+  IvaTimeoutError,
+  RESIGN_CODES,
+} from './errors';
+import { frameRequestOnly, frameWithFile, multipartContentType, randomBoundary } from './multipart';
+import type { FileData, IvaClient, IvaClientConfig, MediaKind, SubmitInput, SubmitOptions, SubmitResult } from './types';
+
+export const IVA_VERSION = '2022-05-13';
+export const DEFAULT_BUDGET_MS = 60_000;
+export const DEFAULT_BASE_DELAY_MS = 200;
+export const DEFAULT_MAX_DELAY_MS = 5_000;
+/** IVA's answers are small JSON documents; anything bigger is not IVA. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+const ACTIONS: Record<MediaKind, { action: string; field: string; key: 'Image' | 'Video'; id: 'ImageID' | 'VideoID' }> = {
+  image: { action: 'AddAsyncTaskImageData', field: 'ImageFile', key: 'Image', id: 'ImageID' },
+  video: { action: 'AddAsyncTaskVideoData', field: 'VideoFile', key: 'Video', id: 'VideoID' },
+};
+
+type StreamFile = Extract<FileData, { open: unknown }>;
+
+/** A body ready to hash once and send any number of times. */
+interface PreparedBody {
+  contentType: string;
+  length: number;
+  sha256: string;
+  /** A fresh source of the exact body bytes, for one attempt. */
+  open(): Readable;
+}
+
+function isStreamFile(data: FileData): data is StreamFile {
+  return typeof (data as StreamFile).open === 'function';
+}
+
+export function buildRequestJson(input: SubmitInput): string {
+  const spec = ACTIONS[input.kind];
+  const media: Record<string, string> = { Name: input.name, Source: input.source.type };
+  if (input.source.type === 'url') media['Url'] = input.source.url;
+  if (input.desc !== undefined) media['Desc'] = input.desc;
+  const request: Record<string, unknown> = { TaskID: input.taskId, [spec.key]: media };
+  if (input.algoParamConf !== undefined) request['AlgoParamConf'] = input.algoParamConf;
+  return JSON.stringify(request);
+}
+
+function validate(input: SubmitInput): void {
+  if (!ACTIONS[input.kind]) throw new IvaInputError('InvalidKind', `kind must be "image" or "video"`);
+  if (typeof input.taskId !== 'string' || input.taskId.trim() === '') throw new IvaInputError('MissingTaskID', 'TaskID is required');
+  if (typeof input.name !== 'string' || input.name.trim() === '') throw new IvaInputError('MissingName', 'Name is required');
+  if (input.source.type === 'url' && (typeof input.source.url !== 'string' || input.source.url === '')) {
+    throw new IvaInputError('MissingUrl', 'Url is required when Source is url');
+  }
+  if (input.algoParamConf !== undefined && (input.algoParamConf === null || typeof input.algoParamConf !== 'object' || Array.isArray(input.algoParamConf))) {
+    throw new IvaInputError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object');
+  }
+}
+
+async function prepareBody(input: SubmitInput): Promise<PreparedBody> {
+  const boundary = randomBoundary();
+  const contentType = multipartContentType(boundary);
+  const requestJson = buildRequestJson(input);
+  if (input.source.type === 'url') {
+    const body = frameRequestOnly(boundary, requestJson);
+    return { contentType, length: body.length, sha256: sha256Hex(body), open: () => Readable.from([body]) };
+  }
+  const source = input.source;
+  const frame = frameWithFile({
+    boundary,
+    fieldName: ACTIONS[input.kind].field,
+    filename: source.filename ?? input.name,
+    requestJson,
+    ...(source.contentType !== undefined ? { contentType: source.contentType } : {}),
+  });
+  const data = source.data;
+  if (isStreamFile(data)) {
+    if (!Number.isSafeInteger(data.size) || data.size < 0) throw new IvaInputError('InvalidFileSize', 'file size must be a non-negative integer');
+    // SHA-256 does not compose: the body hash covers the framing too, so the stream is
+    // read once to hash (the given file hash, if any, is then checked) and once to send.
+    const sha256 = await hashPiecesAroundStream(frame.prefix, data, frame.suffix);
+    return {
+      contentType,
+      length: frame.prefix.length + data.size + frame.suffix.length,
+      sha256,
+      open: () => Readable.from(streamBody(frame.prefix, data, frame.suffix)),
+    };
+  }
+  const pieces: Uint8Array[] = data instanceof Uint8Array ? [data] : [...data];
+  const all = [frame.prefix, ...pieces, frame.suffix];
+  const length = all.reduce((sum, piece) => sum + piece.length, 0);
+  return { contentType, length, sha256: sha256Hex(all), open: () => Readable.from(all) };
+}
+
+async function* streamBody(prefix: Buffer, file: StreamFile, suffix: Buffer): AsyncGenerator<Uint8Array> {
+  yield prefix;
+  let size = 0;
+  try {
+    for await (const chunk of file.open()) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+      size += bytes.length;
+      yield bytes;
+    }
+  } catch (cause) {
+    throw new IvaInputError('FileReadError', `could not read the file: ${(cause as Error).message}`, cause);
+  }
+  // A file that changed between hashing and sending would be rejected by the signature anyway.
+  if (size !== file.size) throw new IvaInputError('FileSizeMismatch', `the file stream gave ${size} bytes, ${file.size} declared`);
+  yield suffix;
+}
+
+/** Hashes prefix + stream + suffix in one read of the stream, checking the file's own hash when given. */
+async function hashPiecesAroundStream(prefix: Buffer, file: StreamFile, suffix: Buffer): Promise<string> {
+  const body = createHash('sha256');
+  const own = file.sha256 !== undefined ? createHash('sha256') : undefined;
+  for await (const piece of streamBody(prefix, file, suffix)) {
+    body.update(piece);
+    if (own && piece !== prefix && piece !== suffix) own.update(piece);
+  }
+  if (own && own.digest('hex') !== file.sha256!.toLowerCase()) {
+    throw new IvaInputError('FileChecksumMismatch', 'the file does not match the SHA-256 given for it');
+  }
+  return body.digest('hex');
+}
+
+interface RawAnswer {
+  status: number;
+  body: Buffer;
+  /** The gateway's Date header, in ms, to correct clock skew. */
+  serverTime?: number;
+}
+
+/** Below this the Date header's one-second resolution is noise, not skew. */
+const SKEW_THRESHOLD_MS = 2_000;
+
+function parseAnswer(kind: MediaKind, answer: RawAnswer): { dataId: string; requestId: string } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(answer.body.toString('utf8'));
+  } catch {
+    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with a body that is not JSON`, answer.status);
+  }
+  if (!doc || typeof doc !== 'object') throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with JSON that is not an object`, answer.status);
+  const meta = (doc as { ResponseMetadata?: unknown }).ResponseMetadata as Record<string, unknown> | undefined;
+  const requestId = meta && typeof meta['RequestId'] === 'string' ? meta['RequestId'] : undefined;
+  // Error first, whatever the HTTP status: the gateway sends some errors with 200.
+  const error = meta?.['Error'] as Record<string, unknown> | undefined;
+  if (error && typeof error === 'object') {
+    const code = typeof error['Code'] === 'string' && error['Code'] ? error['Code'] : 'UnknownError';
+    const message = typeof error['Message'] === 'string' ? error['Message'] : '';
+    throw new IvaError({ code, message, requestId, httpStatus: answer.status });
+  }
+  if (answer.status < 200 || answer.status >= 300) {
+    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} without an error code`, answer.status);
+  }
+  const result = (doc as { Result?: unknown }).Result as Record<string, unknown> | undefined;
+  const dataId = result?.[ACTIONS[kind].id];
+  if (typeof dataId !== 'string' || dataId === '') {
+    throw new IvaProtocolError(`IVA answered success without Result.${ACTIONS[kind].id}`, answer.status);
+  }
+  return { dataId, requestId: requestId ?? '' };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new IvaAbortedError(signal.reason));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new IvaAbortedError(signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function toIvaError(error: unknown): IvaError {
+  if (error instanceof IvaError) return error;
+  return new IvaNetworkError(`request to IVA failed: ${(error as Error)?.message ?? String(error)}`, error);
+}
+
+/** Full jitter: a random wait up to the capped exponential step. */
+export function backoffDelay(retry: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(retry, 30));
+  return Math.floor(random() * cap);
+}
+
+export function createIvaClient(config: IvaClientConfig): IvaClient {
+  const endpoint = new URL(config.endpoint ?? DEFAULTS.ivaEndpoint);
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new TypeError(`IVA endpoint must be http(s), got ${endpoint.protocol}`);
+  const secure = endpoint.protocol === 'https:';
+  // URL.host already omits the default port, as the signature requires.
+  const host = endpoint.host;
+  const path = endpoint.pathname.endsWith('/') ? endpoint.pathname : `${endpoint.pathname}/`;
+  const region = config.region ?? DEFAULTS.ivaRegion;
+  const service = config.service ?? DEFAULTS.ivaService;
+  const timeoutMs = config.timeoutMs ?? DEFAULTS.ivaTimeoutMs;
+  const baseDelayMs = config.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
+  const maxDelayMs = config.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+  // Keep-alive: a warm Lambda reuses its TLS connection instead of a new handshake per call.
+  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const send = secure ? httpsRequest : httpRequest;
+  const clock = config.clock ?? Date.now;
+  // Kept across calls: a warm Lambda with a skewed clock pays the InvalidTimestamp once.
+  let clockOffsetMs = 0;
+
+  async function credentials(limitMs: number): Promise<VolcCredentials> {
+    const provider = config.credentials;
+    if (typeof provider !== 'function') return provider;
+    let timer: NodeJS.Timeout | undefined;
+    // A hung secrets lookup must not hang the submission: it shares the attempt's limit.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IvaTimeoutError(limitMs)), limitMs);
+    });
+    try {
+      return await Promise.race([provider(), timeout]);
+    } catch (cause) {
+      if (cause instanceof IvaTimeoutError) throw cause;
+      throw new IvaError({ code: 'CredentialsUnavailable', message: `could not load Volcengine credentials: ${(cause as Error)?.message ?? cause}`, retryable: false, cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function attempt(kind: MediaKind, body: PreparedBody, creds: VolcCredentials, attemptTimeoutMs: number, signal?: AbortSignal): Promise<RawAnswer> {
+    const signed = sign({
+      method: 'POST',
+      host,
+      path,
+      query: { Action: ACTIONS[kind].action, Version: IVA_VERSION },
+      headers: { 'Content-Type': body.contentType },
+      bodySha256: body.sha256,
+      credentials: creds,
+      region,
+      service,
+      date: new Date(clock() + clockOffsetMs),
+    });
+    return new Promise<RawAnswer>((resolve, reject) => {
+      let settled = false;
+      let responded = false;
+      const req = send({
+        agent,
+        method: 'POST',
+        protocol: endpoint.protocol,
+        hostname: endpoint.hostname.replace(/^\[|\]$/g, ''),
+        port: endpoint.port || undefined,
+        path: `${path}?${signed.queryString}`,
+        headers: { ...signed.headers, 'Content-Length': String(body.length) },
+      });
+      const finish = (error: IvaError | undefined, answer?: RawAnswer): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) {
+          req.destroy();
+          reject(error);
+        } else resolve(answer!);
+      };
+      const onAbort = (): void => finish(new IvaAbortedError(signal?.reason));
+      // One timer covers connect, upload and reading the answer: nothing can hang.
+      const timer = setTimeout(() => finish(new IvaTimeoutError(attemptTimeoutMs)), attemptTimeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      req.on('response', (res: IncomingMessage) => {
+        responded = true;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) return finish(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          const serverTime = res.headers.date ? Date.parse(res.headers.date) : Number.NaN;
+          finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(Number.isNaN(serverTime) ? {} : { serverTime }) });
+        });
+        res.on('error', (error) => finish(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)));
+        res.on('close', () => {
+          if (!res.complete) finish(new IvaNetworkError("connection closed before IVA's answer was complete"));
+        });
+      });
+      req.on('error', (error) => {
+        // An early answer (401 before the body was read) can break the upload: the answer wins.
+        if (!responded) finish(new IvaNetworkError(`request to IVA failed: ${error.message}`, error));
+      });
+      pipeline(body.open(), req).catch((error: unknown) => {
+        if (error instanceof IvaError) finish(error);
+        else if (!responded) finish(toIvaError(error));
+      });
+    });
+  }
+
+  async function submit(input: SubmitInput, options: SubmitOptions = {}): Promise<SubmitResult> {
+    const { signal, onRetry } = options;
+    const budgetMs = options.budgetMs ?? config.budgetMs ?? DEFAULT_BUDGET_MS;
+    const deadline = Date.now() + budgetMs;
+    validate(input);
+    if (signal?.aborted) throw new IvaAbortedError(signal.reason);
+    const body = await prepareBody(input);
+
+    let attempts = 0;
+    let retries = 0;
+    let resigned = false;
+    let lastError: IvaError | undefined;
+    let serverTime: number | undefined;
+    for (;;) {
+      if (signal?.aborted) throw new IvaAbortedError(signal.reason);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new IvaBudgetExceededError(lastError ?? new IvaTimeoutError(0), attempts);
+      }
+      attempts += 1;
+      serverTime = undefined;
+      try {
+        // Called per attempt, so a rotated secret is picked up on the next try.
+        const started = Date.now();
+        const limit = Math.min(timeoutMs, remaining);
+        const creds = await credentials(limit);
+        const answer = await attempt(input.kind, body, creds, Math.max(1, limit - (Date.now() - started)), signal);
+        serverTime = answer.serverTime;
+        const { dataId, requestId } = parseAnswer(input.kind, answer);
+        return { kind: input.kind, dataId, requestId, attempts };
+      } catch (caught) {
+        const error = toIvaError(caught);
+        if (RESIGN_CODES.has(error.code)) {
+          // Clock skew or a request held too long: a fresh X-Date fixes it, once.
+          if (resigned) throw error;
+          resigned = true;
+          if (serverTime !== undefined) {
+            const skew = serverTime - clock();
+            clockOffsetMs = Math.abs(skew) > SKEW_THRESHOLD_MS ? skew : 0;
+          }
+          lastError = error;
+          continue;
+        }
+        if (!error.retryable) throw error;
+        lastError = error;
+        const delayMs = backoffDelay(retries, baseDelayMs, maxDelayMs);
+        retries += 1;
+        // Never start a wait that ends past the budget.
+        if (Date.now() + delayMs >= deadline) throw new IvaBudgetExceededError(error, attempts);
+        onRetry?.({ attempt: attempts, delayMs, error });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  return {
+    submit,
+    close: () => agent.destroy(),
+  };
+}
