@@ -1,0 +1,86 @@
+/**
+ * POST /callbacks/{secret} (REST API, payload v1, no API key): IVA's result callbacks.
+ * Wiring only; the logic is lib/callback/handle.ts.
+ *
+ * The path holds the secret, so the event is never logged (`logEvent: false` overrides
+ * POWERTOOLS_LOGGER_LOG_EVENT) and only the redacted route is. Every failure becomes a
+ * small JSON answer `{ "error": { "code", "message" } }`: a CallbackError keeps its own
+ * status; anything unexpected is 503, so IVA retries rather than drops the result.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DEFAULTS, ENV, required } from '../../lib/config';
+import { CallbackError, createEventBridgePublisher, handleCallback, REDACTED_CALLBACK_PATH, type CallbackDeps } from '../../lib/callback/index';
+import { logger, metrics } from '../../lib/observability';
+import { ledgerFromEnv } from '../../lib/runtime';
+import { callbackSecretsFrom } from '../../lib/secrets/index';
+import { createS3Client } from '../../lib/storage/s3-client';
+
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+
+function json(statusCode: number, body: unknown): APIGatewayProxyResult {
+  return { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
+}
+
+function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted && value !== undefined) return value;
+  }
+  for (const [key, values] of Object.entries(event.multiValueHeaders ?? {})) {
+    if (key.toLowerCase() === wanted && values?.[0] !== undefined) return values[0];
+  }
+  return undefined;
+}
+
+/** Maps every error to the JSON error shape; never lets a throw become a bare 500/502. */
+function jsonErrors(): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
+  return {
+    onError: (request) => {
+      const error = request.error;
+      if (error instanceof CallbackError) {
+        if (error.httpStatus >= 500) logger.error('Callback not completed', { code: error.code, reason: (error as { reason?: string }).reason });
+        request.response = json(error.httpStatus, { error: { code: error.code, message: error.message } });
+        return;
+      }
+      logger.error('Callback failed unexpectedly', { errorName: error?.name, errorMessage: error?.message });
+      request.response = json(503, { error: { code: 'ServiceUnavailable', message: 'The callback could not be processed; retry later' } });
+    },
+  };
+}
+
+export function depsFromEnv(env: Record<string, string | undefined> = process.env): CallbackDeps {
+  return {
+    s3: createS3Client({ env }),
+    bucket: required(env, ENV.bucket),
+    ledger: ledgerFromEnv(env),
+    secrets: callbackSecretsFrom(env),
+    publisher: createEventBridgePublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
+  };
+}
+
+/** `deps` or a factory called on the first invocation (so importing reads no env). */
+export function createHandler(deps: CallbackDeps | (() => CallbackDeps)) {
+  let resolved: CallbackDeps | undefined;
+  const getDeps = () => (resolved ??= typeof deps === 'function' ? deps() : deps);
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
+    .use(logMetrics(metrics))
+    .use(jsonErrors())
+    .handler(async (event) => {
+      const requestId = event.requestContext?.requestId;
+      logger.appendKeys({ route: `POST ${REDACTED_CALLBACK_PATH}`, ...(requestId ? { requestId } : {}) });
+      const answer = await handleCallback(getDeps(), {
+        secret: event.pathParameters?.secret,
+        body: event.body,
+        isBase64Encoded: event.isBase64Encoded,
+        contentType: header(event, 'content-type'),
+        requestId,
+      });
+      return json(200, answer);
+    });
+}
+
+export const handler = createHandler(() => depsFromEnv());

@@ -1,0 +1,159 @@
+/**
+ * Deployment settings of the IvaBridge stack, read from CDK context
+ * (`cdk deploy -c ivaConcurrency=8 -c alarmEmail=ops@example.com`, or the `context`
+ * block of cdk.json). Every key is optional; DEFAULT_CONFIG documents the defaults.
+ * Values given with `-c` arrive as strings, so numbers and booleans are parsed here
+ * and a bad value fails synthesis with a message naming the key.
+ */
+import type { StackProps } from 'aws-cdk-lib';
+import { DEFAULTS } from '../lib/config';
+
+export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+export interface IvaBridgeConfig {
+  /** IVA OpenAPI endpoint (scheme + host). */
+  ivaEndpoint: string;
+  ivaRegion: string;
+  ivaService: string;
+  /** TaskID used when an upload names none (metadata or `incoming/<TaskID>/…`). */
+  defaultTaskId?: string;
+  /** Lifetime asked for presigned GET URLs handed to IVA (seconds). */
+  presignTtlSeconds: number;
+  /** Lifetime of presigned PUT URLs returned by `POST /v1/uploads` (seconds). */
+  uploadUrlTtlSeconds: number;
+  /** Maximum concurrent object-created invocations (SQS event source; AWS minimum is 2). */
+  ivaConcurrency: number;
+  logLevel: LogLevel;
+  /** Use this existing bucket instead of creating one (no lifecycle/versioning/logging set by the stack). */
+  existingBucketName?: string;
+  /** E-mail subscribed to the alarm topic; no topic when unset. */
+  alarmEmail?: string;
+  /** Days after which objects under `incoming/` expire (and noncurrent versions of every object). */
+  incomingExpirationDays: number;
+  /** Secret with long-lived AWS keys `{"accessKeyId","secretAccessKey"}` used to presign GET URLs. */
+  presignSecretArn?: string;
+  /** Receives of one S3 event before it moves to the dead-letter queue. */
+  maxReceiveCount: number;
+  /** Retention of every log group of the stack (a CloudWatch Logs retention value, in days). */
+  logRetentionDays: number;
+  /** Usage plan: steady requests per second and burst per API key. */
+  apiRateLimit: number;
+  apiBurstLimit: number;
+  /** Usage plan: requests per day per API key; 0 = no quota. */
+  apiQuotaPerDay: number;
+  /** EventBridge bus receiving result events. */
+  eventBusName: string;
+  /**
+   * Let the stack set the account's API Gateway CloudWatch role (needed once per account
+   * and region for access logs). Set false when the account already has one.
+   */
+  apiGatewayCloudWatchRole: boolean;
+}
+
+export type IvaBridgeProps = StackProps & IvaBridgeConfig;
+
+export const DEFAULT_CONFIG: IvaBridgeConfig = {
+  ivaEndpoint: DEFAULTS.ivaEndpoint,
+  ivaRegion: DEFAULTS.ivaRegion,
+  ivaService: DEFAULTS.ivaService,
+  presignTtlSeconds: DEFAULTS.presignTtlSeconds,
+  uploadUrlTtlSeconds: DEFAULTS.uploadUrlTtlSeconds,
+  ivaConcurrency: DEFAULTS.ivaConcurrency,
+  logLevel: 'INFO',
+  incomingExpirationDays: 30,
+  maxReceiveCount: 5,
+  logRetentionDays: 30,
+  apiRateLimit: 10,
+  apiBurstLimit: 20,
+  apiQuotaPerDay: 10_000,
+  eventBusName: DEFAULTS.eventBusName,
+  apiGatewayCloudWatchRole: true,
+};
+
+/** Retention values CloudWatch Logs accepts. */
+const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const LOG_LEVELS: readonly LogLevel[] = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Anything with CDK's `tryGetContext` (a Node, or a plain lookup in tests). */
+export interface ContextSource {
+  tryGetContext(key: string): unknown;
+}
+
+function str(ctx: ContextSource, key: keyof IvaBridgeConfig): string | undefined {
+  const raw = ctx.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
+    throw new ConfigError(`Context "${key}" must be a string, got ${typeof raw}`);
+  }
+  return String(raw).trim() || undefined;
+}
+
+function int(ctx: ContextSource, key: keyof IvaBridgeConfig, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = str(ctx, key);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`Context "${key}" must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function bool(ctx: ContextSource, key: keyof IvaBridgeConfig, fallback: boolean): boolean {
+  const raw = str(ctx, key);
+  if (raw === undefined) return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigError(`Context "${key}" must be true or false, got "${raw}"`);
+}
+
+export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
+  const d = DEFAULT_CONFIG;
+  const logLevel = (str(ctx, 'logLevel') ?? d.logLevel).toUpperCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw new ConfigError(`Context "logLevel" must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const logRetentionDays = int(ctx, 'logRetentionDays', d.logRetentionDays, 1);
+  if (!RETENTION_DAYS.includes(logRetentionDays)) {
+    throw new ConfigError(`Context "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got ${logRetentionDays}`);
+  }
+  const ivaEndpoint = str(ctx, 'ivaEndpoint') ?? d.ivaEndpoint;
+  if (!/^https?:\/\/[^/\s]+\/?$/.test(ivaEndpoint)) {
+    throw new ConfigError(`Context "ivaEndpoint" must be a URL with scheme and host only, got "${ivaEndpoint}"`);
+  }
+  const alarmEmail = str(ctx, 'alarmEmail');
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
+    throw new ConfigError(`Context "alarmEmail" must be an e-mail address, got "${alarmEmail}"`);
+  }
+  const presignSecretArn = str(ctx, 'presignSecretArn');
+  if (presignSecretArn !== undefined && !/^arn:aws[a-z-]*:secretsmanager:/.test(presignSecretArn)) {
+    throw new ConfigError(`Context "presignSecretArn" must be a Secrets Manager secret ARN, got "${presignSecretArn}"`);
+  }
+  const apiRateLimit = int(ctx, 'apiRateLimit', d.apiRateLimit, 1, 10_000);
+  return {
+    ivaEndpoint: ivaEndpoint.replace(/\/$/, ''),
+    ivaRegion: str(ctx, 'ivaRegion') ?? d.ivaRegion,
+    ivaService: str(ctx, 'ivaService') ?? d.ivaService,
+    defaultTaskId: str(ctx, 'defaultTaskId'),
+    // Presigned URLs (SigV4) cannot outlive 7 days.
+    presignTtlSeconds: int(ctx, 'presignTtlSeconds', d.presignTtlSeconds, 60, 7 * 24 * 3600),
+    uploadUrlTtlSeconds: int(ctx, 'uploadUrlTtlSeconds', d.uploadUrlTtlSeconds, 60, 7 * 24 * 3600),
+    // SQS event sources accept MaximumConcurrency 2..1000.
+    ivaConcurrency: int(ctx, 'ivaConcurrency', d.ivaConcurrency, 2, 1000),
+    logLevel: logLevel as LogLevel,
+    existingBucketName: str(ctx, 'existingBucketName'),
+    alarmEmail,
+    incomingExpirationDays: int(ctx, 'incomingExpirationDays', d.incomingExpirationDays, 1),
+    presignSecretArn,
+    maxReceiveCount: int(ctx, 'maxReceiveCount', d.maxReceiveCount, 1, 1000),
+    logRetentionDays,
+    apiRateLimit,
+    apiBurstLimit: int(ctx, 'apiBurstLimit', Math.max(d.apiBurstLimit, apiRateLimit), 1, 5000),
+    apiQuotaPerDay: int(ctx, 'apiQuotaPerDay', d.apiQuotaPerDay, 0),
+    eventBusName: str(ctx, 'eventBusName') ?? d.eventBusName,
+    apiGatewayCloudWatchRole: bool(ctx, 'apiGatewayCloudWatchRole', d.apiGatewayCloudWatchRole),
+  };
+}

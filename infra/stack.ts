@@ -1,0 +1,544 @@
+/**
+ * The whole of iva-bridge in one stack: bucket → SQS → object-created, a REST API in
+ * front of direct-submit and result-callback, the DynamoDB ledger, two secrets,
+ * alarms. Every role is written out by hand (no managed policies, no wildcard actions)
+ * so the template shows exactly what each function may do.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct, IConstruct } from 'constructs';
+import { DEFAULTS, ENV } from '../lib/config';
+import type { IvaBridgeConfig, IvaBridgeProps } from './config';
+
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export const INCOMING_PREFIX = 'incoming/';
+export const RESULTS_PREFIX = 'results/';
+export const STAGE_NAME = 'prod';
+/** Value put in the Volcengine secret at creation; the operator replaces it after deploy. */
+export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';
+
+/**
+ * Memory and timeout per function, and why.
+ * - object-created: one IVA call per record of a batch of up to 10, bounded by
+ *   IVA_CONCURRENCY; 60 s leaves a 20 s IVA attempt plus a retry with backoff and the
+ *   ledger writes (IVA budget = timeout − margin). 512 MB: no bodies held, only JSON,
+ *   but Lambda CPU scales with memory and signing/TLS are CPU-bound at cold start.
+ * - direct-submit: API Gateway stops waiting after 29 s, so a longer timeout would only
+ *   burn money. 1024 MB: the decoded body (≤ 4.5 MB) is held once plus the multipart
+ *   re-encoding towards IVA, and more CPU shortens the upload.
+ * - result-callback: stores one small body, one ledger update, one event; 15 s is
+ *   generous, 256 MB is plenty.
+ */
+export const FUNCTION_SPECS = {
+  objectCreated: { dir: 'object-created', memorySize: 512, timeoutSeconds: 60, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
+  directSubmit: { dir: 'direct-submit', memorySize: 1024, timeoutSeconds: 29, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
+  resultCallback: { dir: 'result-callback', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
+} as const;
+
+/** SQS batching window: a few seconds groups bursts of uploads into one invocation. */
+const MAX_BATCHING_WINDOW_SECONDS = 5;
+/** Stage-wide throttle (all keys together, and the key-less callback route). */
+const STAGE_RATE_LIMIT = 100;
+const STAGE_BURST_LIMIT = 200;
+/** The callback route has no API key, so no usage plan: its own, tighter limit. */
+const CALLBACK_RATE_LIMIT = 50;
+const CALLBACK_BURST_LIMIT = 100;
+
+const ESM_REQUIRE_SHIM = "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
+
+export class IvaBridgeStack extends Stack {
+  readonly bucket: s3.IBucket;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly table: dynamodb.Table;
+  readonly api: apigw.RestApi;
+  readonly functions: { objectCreated: NodejsFunction; directSubmit: NodejsFunction; resultCallback: NodejsFunction };
+
+  constructor(scope: Construct, id: string, props: IvaBridgeProps) {
+    super(scope, id, props);
+    // Server access logs are delivered through a bucket policy rather than ACLs, which
+    // new buckets disable; set here so the stack does not depend on cdk.json flags.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+    const config: IvaBridgeConfig = props;
+    const retention = config.logRetentionDays as logs.RetentionDays;
+
+    // ---------------------------------------------------------------- storage
+    this.bucket = config.existingBucketName
+      ? s3.Bucket.fromBucketName(this, 'Bucket', config.existingBucketName)
+      : this.createBucket(config);
+
+    this.table = new dynamodb.Table(this, 'Ledger', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Declared for housekeeping only; the ledger never relies on items expiring.
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'gsi1',
+      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    // ---------------------------------------------------------------- secrets
+    const volcSecret = new secretsmanager.Secret(this, 'VolcCredentials', {
+      description: 'Volcengine AK/SK used to sign IVA calls. Put {"accessKeyId":"…","secretAccessKey":"…"} after deploy.',
+      // A generated placeholder keeps any real value out of the template.
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ accessKeyId: VOLC_PLACEHOLDER_ACCESS_KEY }),
+        generateStringKey: 'secretAccessKey',
+        excludePunctuation: true,
+        passwordLength: 40,
+      },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const callbackSecret = new secretsmanager.Secret(this, 'CallbackSecret', {
+      description: 'Path secret of the IVA callback URL (POST /callbacks/{secret}).',
+      // Alphanumeric only: it travels in a URL path segment unescaped.
+      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    acknowledge(volcSecret, [
+      { id: 'AwsSolutions-SMG4', reason: 'Holds Volcengine keys managed outside AWS; they are rotated in the Volcengine console and written with put-secret-value (README). The functions re-read the secret within minutes and on an auth refusal.' },
+    ]);
+    acknowledge(callbackSecret, [
+      { id: 'AwsSolutions-SMG4', reason: 'The callback secret is part of the URL registered with IVA; rotating it needs the IVA task reconfigured, so rotation is a documented manual procedure (README) rather than a rotation Lambda.' },
+    ]);
+    const presignSecretArns = config.presignSecretArn ? secretResourceArns(config.presignSecretArn) : [];
+
+    // ---------------------------------------------------------------- queue
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.queue = new sqs.Queue(this, 'ObjectCreatedQueue', {
+      // SSE-SQS, not KMS: S3 event notifications cannot publish to a queue encrypted
+      // with the AWS-managed SQS KMS key.
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // AWS guidance for SQS event sources: at least 6 × function timeout (+ batching window),
+      // so a message is not redelivered while a throttled invocation still holds it.
+      visibilityTimeout: Duration.seconds(6 * FUNCTION_SPECS.objectCreated.timeoutSeconds + MAX_BATCHING_WINDOW_SECONDS),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
+    });
+    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.queue), { prefix: INCOMING_PREFIX });
+
+    // ---------------------------------------------------------------- functions
+    const shared: Record<string, string> = {
+      [ENV.ledgerTable]: this.table.tableName,
+      [ENV.bucket]: this.bucket.bucketName,
+      POWERTOOLS_SERVICE_NAME: 'iva-bridge',
+      POWERTOOLS_METRICS_NAMESPACE: 'IvaBridge',
+      POWERTOOLS_LOG_LEVEL: config.logLevel,
+      LOG_LEVEL: config.logLevel,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const iva: Record<string, string> = {
+      [ENV.ivaEndpoint]: config.ivaEndpoint,
+      [ENV.ivaRegion]: config.ivaRegion,
+      [ENV.ivaService]: config.ivaService,
+      [ENV.volcSecretArn]: volcSecret.secretArn,
+      ...(config.defaultTaskId ? { [ENV.defaultTaskId]: config.defaultTaskId } : {}),
+    };
+
+    const objectCreated = this.createFunction('ObjectCreated', FUNCTION_SPECS.objectCreated, retention, {
+      ...shared,
+      ...iva,
+      [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.objectCreated.ivaTimeoutMs),
+      [ENV.presignTtlSeconds]: String(config.presignTtlSeconds),
+      [ENV.ivaConcurrency]: String(config.ivaConcurrency),
+      ...(config.presignSecretArn ? { [ENV.presignSecretArn]: config.presignSecretArn } : {}),
+    });
+    const directSubmit = this.createFunction('DirectSubmit', FUNCTION_SPECS.directSubmit, retention, {
+      ...shared,
+      ...iva,
+      [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.directSubmit.ivaTimeoutMs),
+      [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
+      [ENV.uploadUrlTtlSeconds]: String(config.uploadUrlTtlSeconds),
+    });
+    const resultCallback = this.createFunction('ResultCallback', FUNCTION_SPECS.resultCallback, retention, {
+      ...shared,
+      [ENV.callbackSecretArn]: callbackSecret.secretArn,
+      [ENV.eventBusName]: config.eventBusName,
+    });
+    this.functions = { objectCreated, directSubmit, resultCallback };
+
+    objectCreated.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: 10,
+        maxBatchingWindow: Duration.seconds(MAX_BATCHING_WINDOW_SECONDS),
+        reportBatchItemFailures: true,
+        // The only bound on concurrent IVA submissions from uploads (AWS minimum 2).
+        maxConcurrency: config.ivaConcurrency,
+      }),
+    );
+
+    // ---------------------------------------------------------------- grants
+    const ledgerAccess = new iam.PolicyStatement({
+      sid: 'LedgerReadWrite',
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'],
+      resources: [this.table.tableArn, `${this.table.tableArn}/index/gsi1`],
+    });
+    const readSecret = (sid: string, ...arns: string[]) =>
+      new iam.PolicyStatement({ sid, actions: ['secretsmanager:GetSecretValue'], resources: arns });
+
+    objectCreated.addToRolePolicy(ledgerAccess);
+    objectCreated.addToRolePolicy(
+      // GetObject covers HeadObject and lets the presigned GET work; nothing else in the bucket.
+      new iam.PolicyStatement({ sid: 'ReadIncoming', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)] }),
+    );
+    objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn, ...presignSecretArns));
+
+    directSubmit.addToRolePolicy(ledgerAccess);
+    directSubmit.addToRolePolicy(
+      // Presigned PUT URLs returned by POST /v1/uploads are signed with this role.
+      new iam.PolicyStatement({ sid: 'WriteIncoming', actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)] }),
+    );
+    directSubmit.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn));
+
+    resultCallback.addToRolePolicy(ledgerAccess);
+    resultCallback.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'StoreResults', actions: ['s3:PutObject', 's3:GetObject'], resources: [this.bucket.arnForObjects(`${RESULTS_PREFIX}*`)] }),
+    );
+    resultCallback.addToRolePolicy(readSecret('ReadCallbackSecret', callbackSecret.secretArn));
+    resultCallback.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'EmitResultEvents',
+        actions: ['events:PutEvents'],
+        resources: [
+          config.eventBusName.startsWith('arn:')
+            ? config.eventBusName
+            : `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-bus/${config.eventBusName}`,
+        ],
+      }),
+    );
+    for (const fn of [objectCreated, directSubmit, resultCallback]) {
+      acknowledge(fn.role as iam.Role, [
+        {
+          id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(fn === objectCreated || fn === directSubmit ? INCOMING_PREFIX : RESULTS_PREFIX)}]`,
+          reason: 'Object ARNs are limited to one key prefix (incoming/* or results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
+        },
+      ]);
+    }
+
+    // ---------------------------------------------------------------- API
+    const { api, apiKey } = this.createApi(config, retention, directSubmit, resultCallback);
+    this.api = api;
+
+    // ---------------------------------------------------------------- alarms
+    const alarms: cloudwatch.Alarm[] = [
+      new cloudwatch.Alarm(this, 'DeadLetterQueueNotEmpty', {
+        alarmDescription: 'S3 events that failed object-created maxReceiveCount times are in the DLQ (see README: redrive).',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    for (const [name, fn] of Object.entries({ ObjectCreated: objectCreated, DirectSubmit: directSubmit, ResultCallback: resultCallback })) {
+      alarms.push(
+        new cloudwatch.Alarm(this, `${name}Errors`, {
+          alarmDescription: `The ${name} function failed (unhandled error or timeout).`,
+          metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+          threshold: 0,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    if (config.alarmEmail) {
+      const topic = new sns.Topic(this, 'AlarmTopic', { displayName: 'iva-bridge alarms', enforceSSL: true });
+      topic.addSubscription(new subs.EmailSubscription(config.alarmEmail));
+      for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(topic));
+    }
+
+    // ---------------------------------------------------------------- outputs
+    const keyCommand = (keyId: string) => `aws apigateway get-api-key --api-key ${keyId} --include-value --query value --output text`;
+    new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName, description: `Upload objects under ${INCOMING_PREFIX}<TaskID>/ to submit them.` });
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API (stage included).' });
+    new CfnOutput(this, 'ApiKeyId', { value: apiKey.keyId, description: 'Id of the default API key; read its value with ApiKeyValueCommand.' });
+    new CfnOutput(this, 'ApiKeyValueCommand', { value: keyCommand(apiKey.keyId), description: 'Prints the API key to send as x-api-key.' });
+    new CfnOutput(this, 'CallbackUrlCommand', {
+      value: `echo "${this.api.url}callbacks/$(aws secretsmanager get-secret-value --secret-id ${callbackSecret.secretArn} --query SecretString --output text)"`,
+      description: 'Prints the callback URL to register with IVA (ApiUrl + callbacks/ + the callback secret). Treat it as a secret.',
+    });
+    new CfnOutput(this, 'CallbackSecretArn', { value: callbackSecret.secretArn });
+    new CfnOutput(this, 'VolcSecretArn', { value: volcSecret.secretArn, description: 'Put the Volcengine keys here with VolcSecretPutCommand.' });
+    new CfnOutput(this, 'VolcSecretPutCommand', {
+      value: `aws secretsmanager put-secret-value --secret-id ${volcSecret.secretArn} --secret-string '{"accessKeyId":"AK...","secretAccessKey":"SK..."}'`,
+      description: 'Replace AK.../SK... with the Volcengine access key (prefer --secret-string file://volc.json to keep keys out of shell history).',
+    });
+    new CfnOutput(this, 'DlqUrl', { value: this.deadLetterQueue.queueUrl, description: 'Dead-letter queue of S3 events that kept failing.' });
+    new CfnOutput(this, 'QueueArn', { value: this.queue.queueArn, description: 'Redrive target: aws sqs start-message-move-task --source-arn <DLQ arn> --destination-arn <this>.' });
+    new CfnOutput(this, 'DlqArn', { value: this.deadLetterQueue.queueArn });
+    new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName });
+  }
+
+  /** How cdk-nag spells `<bucket ARN>/<prefix>*` in an IAM5 finding id. */
+  private objectArnFinding(prefix: string): string {
+    const cfn = this.bucket.node.defaultChild;
+    return cfn instanceof s3.CfnBucket
+      ? `<${this.getLogicalId(cfn)}.Arn>/${prefix}*`
+      : `arn:<AWS::Partition>:s3:::${this.bucket.bucketName}/${prefix}*`;
+  }
+
+  private createBucket(config: IvaBridgeConfig): s3.Bucket {
+    const logBucket = new s3.Bucket(this, 'AccessLogsBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      // Server access log delivery supports SSE-S3 only.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    acknowledge(logBucket, [
+      { id: 'AwsSolutions-S1', reason: 'This is the server access log destination; logging its own access would recurse.' },
+    ]);
+    return new s3.Bucket(this, 'Bucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      // object-created deduplicates on (key, versionId): a re-upload to the same key is a new version.
+      versioned: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: logBucket,
+      serverAccessLogsPrefix: 'bucket/',
+      lifecycleRules: [
+        { id: 'expire-incoming', prefix: INCOMING_PREFIX, expiration: Duration.days(config.incomingExpirationDays) },
+        {
+          id: 'expire-noncurrent-versions',
+          noncurrentVersionExpiration: Duration.days(config.incomingExpirationDays),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+        { id: 'remove-expired-delete-markers', expiredObjectDeleteMarker: true },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  private createFunction(
+    id: string,
+    spec: { dir: string; memorySize: number; timeoutSeconds: number },
+    retention: logs.RetentionDays,
+    environment: Record<string, string>,
+  ): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention, removalPolicy: RemovalPolicy.DESTROY });
+    // An explicit role with log rights on this one log group replaces AWSLambdaBasicExecutionRole.
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `iva-bridge ${spec.dir} function`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({ sid: 'WriteOwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),
+    );
+    const entry = path.join(REPO_ROOT, 'functions', spec.dir, 'handler.ts');
+    if (!existsSync(entry)) throw new Error(`Function entry ${entry} is missing`);
+    const fn = new NodejsFunction(this, id, {
+      entry,
+      handler: 'handler',
+      // nodejs22.x: the newest runtime the code is tested against (bundle target node22).
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: spec.memorySize,
+      timeout: Duration.seconds(spec.timeoutSeconds),
+      role,
+      logGroup,
+      environment,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        // Maps without embedded sources: stack traces still name file:line, the asset stays small.
+        sourcesContent: false,
+        format: OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_SHIM,
+        // The AWS SDK is bundled rather than taken from the runtime: the functions then run
+        // exactly the SDK versions pinned in package-lock.json and tested locally, instead of
+        // whatever version the runtime ships that month. Costs ~1 MB per asset, no cold-start
+        // penalty worth measuring once minified.
+        externalModules: [],
+      },
+    });
+    acknowledge(fn, [
+      { id: 'AwsSolutions-L1', reason: 'Pinned to nodejs22.x, the runtime the bundle targets and the code is tested on; raise together with the esbuild target.' },
+    ]);
+    return fn;
+  }
+
+  private createApi(config: IvaBridgeConfig, retention: logs.RetentionDays, directSubmit: lambda.IFunction, resultCallback: lambda.IFunction): { api: apigw.RestApi; apiKey: apigw.ApiKey } {
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+    const api = new apigw.RestApi(this, 'Api', {
+      description: 'iva-bridge: direct submissions, uploads, status, IVA callbacks',
+      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
+      // Only multipart bodies are binary: they reach Lambda base64-encoded and byte-exact.
+      // JSON (status calls, the uploads request, IVA callbacks) stays text. `*/*` would
+      // base64 every body, and a multipart body passed as text would corrupt files.
+      binaryMediaTypes: ['multipart/form-data'],
+      cloudWatchRole: config.apiGatewayCloudWatchRole,
+      // The account setting outlives this stack: other APIs may log through it.
+      ...(config.apiGatewayCloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
+      deployOptions: {
+        stageName: STAGE_NAME,
+        // resourcePath is the route template: the callback secret never reaches access logs.
+        accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
+        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+          caller: false,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: false,
+        }),
+        tracingEnabled: true,
+        // ERROR only, never data trace: request bodies hold customer files and the callback path holds a secret.
+        loggingLevel: apigw.MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        throttlingRateLimit: Math.max(STAGE_RATE_LIMIT, config.apiRateLimit),
+        throttlingBurstLimit: Math.max(STAGE_BURST_LIMIT, config.apiBurstLimit),
+        methodOptions: {
+          '/callbacks/{secret}/POST': { throttlingRateLimit: CALLBACK_RATE_LIMIT, throttlingBurstLimit: CALLBACK_BURST_LIMIT },
+        },
+      },
+    });
+
+    // One Lambda permission for the whole API instead of one per method.
+    const direct = new apigw.LambdaIntegration(directSubmit, { scopePermissionToMethod: false });
+    const keyed: apigw.MethodOptions = { apiKeyRequired: true };
+    const v1 = api.root.addResource('v1');
+    v1.addResource('images').addMethod('POST', direct, keyed);
+    v1.addResource('videos').addMethod('POST', direct, keyed);
+    v1.addResource('uploads').addMethod('POST', direct, keyed);
+    v1.addResource('submissions').addResource('{id}').addMethod('GET', direct, keyed);
+    v1.addResource('tasks').addResource('{taskId}').addResource('submissions').addMethod('GET', direct, keyed);
+    // Vendor-compatible form: POST /?Action=AddAsyncTaskImageData&Version=2022-05-13.
+    api.root.addMethod('POST', direct, keyed);
+    // IVA cannot send our API key: the long random path secret is the credential,
+    // checked in constant time by result-callback.
+    api.root
+      .addResource('callbacks')
+      .addResource('{secret}')
+      .addMethod('POST', new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }), { apiKeyRequired: false });
+
+    const apiKey = new apigw.ApiKey(this, 'ApiKey', { description: 'Default iva-bridge client key (create one per client, see README).' });
+    const plan = api.addUsagePlan('UsagePlan', {
+      description: 'Per-key limits of iva-bridge clients',
+      throttle: { rateLimit: config.apiRateLimit, burstLimit: config.apiBurstLimit },
+      ...(config.apiQuotaPerDay > 0 ? { quota: { limit: config.apiQuotaPerDay, period: apigw.Period.DAY } } : {}),
+      apiStages: [{ api, stage: api.deploymentStage }],
+    });
+    plan.addApiKey(apiKey);
+    new CfnOutput(this, 'UsagePlanId', { value: plan.usagePlanId, description: 'Attach more client keys with aws apigateway create-usage-plan-key.' });
+
+    addIvaGatewayResponses(api);
+
+    acknowledge(api, [
+        { id: 'AwsSolutions-APIG2', reason: 'Bodies are multipart/form-data, which API Gateway models cannot validate; direct-submit validates every field and answers IVA-shaped 4xx with stable codes.' },
+        { id: 'AwsSolutions-APIG4', reason: '/v1 and POST / require an API key bound to a usage plan (IVA-style clients send a static key); /callbacks/{secret} is authenticated by a 64-character random path secret because IVA cannot send headers we choose.' },
+        { id: 'AwsSolutions-COG4', reason: 'Machine-to-machine API: clients use per-client API keys with usage plans, and IVA calls back with a URL secret; there are no Cognito users.' },
+        { id: 'AwsSolutions-APIG3', reason: 'Usage-plan and stage throttling bound the load; a WAFv2 web ACL can be associated by the operator when the API is exposed to untrusted networks (README).' },
+    ]);
+    const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');
+    if (cloudWatchRole) {
+      acknowledge(cloudWatchRole, [
+        {
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+          reason: 'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy for the account-level API Gateway logging role; it is not attached to any function.',
+        },
+      ]);
+    }
+    // CDK's own handler that writes the bucket notification configuration.
+    const notificationsHandler = this.node.tryFindChild('BucketNotificationsHandler050a0587b7544547bf325f094a3db834');
+    if (notificationsHandler) {
+      acknowledge(notificationsHandler, [
+        {
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          reason: 'CDK-provided custom resource handler (bucket notifications); it runs at deploy time only and uses AWSLambdaBasicExecutionRole for its logs.',
+        },
+      ]);
+    }
+    return { api, apiKey };
+  }
+}
+
+/**
+ * API Gateway's own errors in IVA's error shape, so clients see one format whatever
+ * answered. Templates allow only simple `$context` substitution.
+ */
+function addIvaGatewayResponses(api: apigw.RestApi): void {
+  const body = (code: string, message: string) =>
+    `{"ResponseMetadata":{"RequestId":"$context.requestId","Error":{"Code":"${code}","Message":${message}}}}`;
+  const literal = (text: string) => JSON.stringify(text);
+  const responses: Array<[string, apigw.ResponseType, string, string, string]> = [
+    [
+      'RequestTooLarge',
+      apigw.ResponseType.REQUEST_TOO_LARGE,
+      '413',
+      // Same code direct-submit answers for an over-size body (lib/api/errors.ts).
+      'PayloadTooLarge',
+      literal('Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.'),
+    ],
+    ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, '403', 'InvalidApiKey', literal('Missing or invalid x-api-key header.')],
+    // API Gateway answers an unknown route or method as a missing auth token; say what it is.
+    ['NotFound', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, '404', 'RouteNotFound', literal('No such route. See the README for the routes of this API.')],
+    ['Throttled', apigw.ResponseType.THROTTLED, '429', 'FlowLimitExceeded', literal('Too many requests: slow down and retry with backoff.')],
+    ['QuotaExceeded', apigw.ResponseType.QUOTA_EXCEEDED, '429', 'QuotaExceeded', literal('The daily request quota of this API key is used up.')],
+    ['IntegrationTimeout', apigw.ResponseType.INTEGRATION_TIMEOUT, '504', 'InternalServiceTimeout', '$context.error.messageString'],
+    ['Default4xx', apigw.ResponseType.DEFAULT_4XX, '', '$context.error.responseType', '$context.error.messageString'],
+    ['Default5xx', apigw.ResponseType.DEFAULT_5XX, '', 'InternalError', '$context.error.messageString'],
+  ];
+  for (const [id, type, statusCode, code, message] of responses) {
+    const template = body(code, message);
+    api.addGatewayResponse(id, {
+      type,
+      ...(statusCode ? { statusCode } : {}),
+      responseHeaders: { 'Content-Type': "'application/json'" },
+      // Keyed by request content type: multipart requests (the ones that hit 413) included.
+      templates: { 'application/json': template, 'multipart/form-data': template },
+    });
+  }
+}
+
+/** Records cdk-nag acknowledgements (v3: CDK's Validations API), each with its reason. */
+function acknowledge(scope: IConstruct, rules: Array<{ id: string; reason: string }>): void {
+  Validations.of(scope).acknowledge(...rules);
+}
+
+/**
+ * IAM needs the full ARN (with Secrets Manager's 6-character suffix). Whether the given
+ * ARN has it cannot be told reliably (names may end in -abcdef), so grant both forms.
+ */
+function secretResourceArns(arn: string): string[] {
+  return [arn, `${arn}-??????`];
+}

@@ -1,0 +1,177 @@
+/**
+ * One callback, start to finish: authenticate → read the body → store it verbatim →
+ * record it in the ledger → publish its event → answer.
+ *
+ * Nothing is stored before the secret matched. Nothing is answered 2xx before the body
+ * is in S3. Every later failure answers 503 so IVA retries, and a retry is safe: the key
+ * is the body's hash (same object), the ledger is given the FIRST receipt time (read
+ * back from the object's metadata, so re-recording changes nothing and never outranks
+ * a newer callback), and the event is re-sent only if it was never confirmed.
+ *
+ * Event emission is at-least-once without duplicates in the normal case: after PutEvents
+ * succeeds, a zero-byte marker `results/_emitted/<sha256>` is written. A replay whose
+ * marker exists does nothing more; a replay without one (the previous attempt crashed
+ * or failed between storing and publishing) records and publishes again. Only two
+ * deliveries of the same body racing each other, or a crash between PutEvents and the
+ * marker, can publish twice. The marker is an S3 object rather than a ledger attribute
+ * because the ledger contract has no such field and the function may already write
+ * under `results/`.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { sha256Hex } from '../signer/index';
+import type { Ledger, ResultOutcome } from '../ledger/types';
+import { logger as defaultLogger, metrics as defaultMetrics, METRIC, MetricUnit } from '../observability';
+import { secretMatches } from './auth';
+import { CallbackError, LedgerUnavailableError, MalformedJsonError, NotFoundError, SecretUnavailableError } from './errors';
+import type { EventPublisher } from './events';
+import { identify, isMatchable, type CallbackIdentity } from './identify';
+import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
+import { hasMarker, putMarker, putOnce, resultKey, type StoreOutcome } from './store';
+
+/** The Powertools logger by default; tests may inject their own. */
+export type CallbackLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+export interface CallbackMetrics {
+  addMetric(name: string, unit: typeof MetricUnit.Count, value: number): void;
+}
+
+export interface CallbackDeps {
+  s3: S3Client;
+  bucket: string;
+  ledger: Ledger;
+  /** The accepted secrets (current, and previous while rotating). */
+  secrets: { get(): Promise<string[]> };
+  publisher: EventPublisher;
+  now?: () => Date;
+  maxBytes?: number;
+  logger?: CallbackLogger;
+  metrics?: CallbackMetrics;
+}
+
+export interface CallbackRequest {
+  /** The `{secret}` path segment. */
+  secret: string | undefined;
+  body: string | null | undefined;
+  isBase64Encoded?: boolean;
+  contentType?: string;
+  /** API Gateway's request id, kept in the object's metadata for tracing. */
+  requestId?: string;
+}
+
+export interface CallbackAnswer {
+  ok: true;
+  /** `s3://bucket/key` of the stored body. */
+  stored: string;
+  /** True when this exact body had been stored before (a replay). */
+  duplicate: boolean;
+}
+
+export async function handleCallback(deps: CallbackDeps, request: CallbackRequest): Promise<CallbackAnswer> {
+  const log = deps.logger ?? defaultLogger;
+  const metrics = deps.metrics ?? defaultMetrics;
+  const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
+  count(METRIC.callbacksReceived);
+  try {
+    return await handle(deps, request, log, count);
+  } catch (error) {
+    if (error instanceof CallbackError && error.httpStatus < 500) count(METRIC.callbacksRejected);
+    throw error;
+  }
+}
+
+async function handle(deps: CallbackDeps, request: CallbackRequest, log: CallbackLogger, count: (name: string) => void): Promise<CallbackAnswer> {
+  let accepted: string[];
+  try {
+    accepted = await deps.secrets.get();
+  } catch (error) {
+    log.error('Callback secret unavailable', { errorName: (error as { name?: string })?.name });
+    throw new SecretUnavailableError();
+  }
+  // No refresh on a mismatch: anyone could then make every request read Secrets Manager.
+  if (!secretMatches(request.secret, accepted)) {
+    log.warn('Callback refused: wrong or missing secret');
+    throw new NotFoundError();
+  }
+
+  const bytes = bodyBytes(request, deps.maxBytes ?? MAX_CALLBACK_BYTES);
+  const parsed = parseBody(bytes, request.contentType);
+  const identity: CallbackIdentity | undefined = parsed.malformed ? undefined : identify(parsed.value);
+  const sha256 = sha256Hex(bytes);
+  const matchable = isMatchable(identity);
+  const key = resultKey(sha256, parsed.extension, matchable ? identity : {});
+  const receivedAt = (deps.now?.() ?? new Date()).toISOString();
+  const contentType = request.contentType?.trim() || (parsed.format === 'json' ? 'application/json' : 'text/plain; charset=utf-8');
+
+  const stored = await putOnce(deps.s3, {
+    bucket: deps.bucket,
+    key,
+    body: bytes,
+    contentType,
+    receivedAt,
+    metadata: { format: parsed.format, ...(request.requestId ? { 'request-id': request.requestId.replace(/[^\x20-\x7E]/g, '') } : {}) },
+  });
+  const where = { bucket: stored.bucket, key: stored.key, duplicate: stored.duplicate, format: parsed.format, bytes: bytes.length };
+  if (!stored.duplicate) count(METRIC.resultsStored);
+
+  if (parsed.malformed) {
+    count(METRIC.callbacksUnmatched);
+    log.warn('Callback declared JSON but does not parse; kept as unmatched', { ...where, contentType: mediaType(request.contentType) });
+    throw new MalformedJsonError(stored.uri);
+  }
+  if (!isMatchable(identity)) {
+    count(METRIC.callbacksUnmatched);
+    log.warn('Callback without a recognisable data id; kept as unmatched', { ...where, taskId: identity?.taskId });
+    return answer(stored);
+  }
+
+  const ids = { taskId: identity.taskId, dataId: identity.dataId };
+  if (stored.duplicate && (await hasMarker(deps.s3, deps.bucket, sha256))) {
+    // Fully handled before: recorded and published. A pure replay.
+    log.info('Callback replay; already recorded and published', { ...where, ...ids });
+    return answer(stored);
+  }
+
+  const outcome = await record(deps.ledger, identity, stored);
+  const submissionId = outcome.submission?.id;
+  if (!submissionId) log.info('Callback has no known submission yet; kept on its data id', { ...where, ...ids });
+
+  await deps.publisher.publishResultStored({
+    ...(identity.taskId !== undefined ? { taskId: identity.taskId } : {}),
+    dataId: identity.dataId,
+    ...(identity.kind ? { kind: identity.kind } : {}),
+    status: identity.status,
+    ...(identity.rawStatus !== undefined ? { rawStatus: identity.rawStatus } : {}),
+    ...(submissionId ? { submissionId } : {}),
+    location: { bucket: stored.bucket, key: stored.key, uri: stored.uri },
+    receivedAt: stored.receivedAt,
+  });
+  try {
+    await putMarker(deps.s3, deps.bucket, sha256, { 'received-at': stored.receivedAt });
+  } catch (error) {
+    // The event is out; without the marker a replay would publish it again (at-least-once).
+    log.warn('Event marker not written; a replay of this callback would publish again', { ...where, errorName: (error as { name?: string })?.name });
+  }
+  log.info('Callback stored and published', { ...where, ...ids, submissionId, status: identity.status, rawStatus: identity.rawStatus, applied: outcome.applied });
+  return answer(stored);
+}
+
+async function record(ledger: Ledger, identity: CallbackIdentity & { dataId: string }, stored: StoreOutcome): Promise<ResultOutcome> {
+  try {
+    return await ledger.recordResult({
+      dataId: identity.dataId,
+      taskId: identity.taskId,
+      kind: identity.kind,
+      status: identity.status,
+      rawStatus: identity.rawStatus,
+      location: stored.uri,
+      receivedAt: stored.receivedAt,
+    });
+  } catch (error) {
+    throw new LedgerUnavailableError(`recordResult failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+  }
+}
+
+function answer(stored: StoreOutcome): CallbackAnswer {
+  return { ok: true, stored: stored.uri, duplicate: stored.duplicate };
+}

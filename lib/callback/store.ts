@@ -1,0 +1,127 @@
+/**
+ * Content-addressed storage of callback bodies: the key ends with the SHA-256 of the
+ * exact bytes, so a replay of the same body is the same key and is stored once.
+ *
+ * "Once" is enforced twice, because local servers differ: HeadObject first (s3rver
+ * ignores `If-None-Match`), then PutObject with `IfNoneMatch: '*'` (AWS and Ceph RGW
+ * answer 412 when a concurrent delivery won the race). Without s3:ListBucket, S3 answers
+ * a HEAD of a missing key with 403 rather than 404; both mean "not there yet" here, and
+ * the conditional put still decides.
+ *
+ * Keys: `results/<TaskID>/<dataId>/<sha256>.<ext>`, `results/_unknown-task/<dataId>/…`
+ * when only the data id is known, `results/_unmatched/<sha256>.<ext>` without a data id,
+ * and `results/_emitted/<sha256>` for the event markers (handle.ts). Segments coming
+ * from the body are percent-encoded to a safe alphabet, and a leading `_` is encoded,
+ * so no TaskID can land in the `_…` folders this module reserves.
+ */
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { StorageUnavailableError } from './errors';
+
+export const RESULTS_PREFIX = 'results/';
+export const UNMATCHED_PREFIX = `${RESULTS_PREFIX}_unmatched/`;
+export const EMITTED_PREFIX = `${RESULTS_PREFIX}_emitted/`;
+const UNKNOWN_TASK = '_unknown-task';
+const MAX_SEGMENT = 200;
+
+export interface StoredObject {
+  bucket: string;
+  key: string;
+  /** `s3://bucket/key` */
+  uri: string;
+}
+
+export interface StoreOutcome extends StoredObject {
+  /** True when the same body was already stored (a replay). */
+  duplicate: boolean;
+  /** When the body was first received (a replay keeps the first time). */
+  receivedAt: string;
+}
+
+/** A key segment from untrusted text: a safe alphabet, bounded length, never `.`/`..` or `_…`. */
+export function keySegment(value: string): string {
+  let out = Array.from(value)
+    .map((ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : encodeURIComponent(ch).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)))
+    .join('');
+  if (out.startsWith('_') || out === '.' || out === '..') out = `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
+  if (out.length > MAX_SEGMENT) out = out.slice(0, MAX_SEGMENT);
+  return out;
+}
+
+export function resultKey(sha256: string, extension: string, ids: { taskId?: string; dataId?: string } = {}): string {
+  if (!ids.dataId) return `${UNMATCHED_PREFIX}${sha256}.${extension}`;
+  const task = ids.taskId ? keySegment(ids.taskId) : UNKNOWN_TASK;
+  return `${RESULTS_PREFIX}${task}/${keySegment(ids.dataId)}/${sha256}.${extension}`;
+}
+
+export const markerKey = (sha256: string) => `${EMITTED_PREFIX}${sha256}`;
+
+export const s3Uri = (bucket: string, key: string) => `s3://${bucket}/${key}`;
+
+function status(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function errorName(error: unknown): string {
+  return (error as { name?: string })?.name ?? 'Error';
+}
+
+/** The object's metadata, or undefined when it is not there (404, or 403 without ListBucket). */
+export async function headObject(s3: S3Client, bucket: string, key: string): Promise<Record<string, string> | undefined> {
+  try {
+    const out = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const metadata = { ...(out.Metadata ?? {}) };
+    if (!metadata['received-at'] && out.LastModified) metadata['received-at'] = out.LastModified.toISOString();
+    return metadata;
+  } catch (error) {
+    const code = status(error);
+    if (code === 404 || code === 403 || errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey') return undefined;
+    throw new StorageUnavailableError(`HeadObject failed: ${errorName(error)}`);
+  }
+}
+
+export interface PutOnceInput {
+  bucket: string;
+  key: string;
+  body: Uint8Array;
+  contentType: string;
+  receivedAt: string;
+  metadata?: Record<string, string>;
+}
+
+/** Puts the object unless it exists; reports a replay with the first receipt time. */
+export async function putOnce(s3: S3Client, input: PutOnceInput): Promise<StoreOutcome> {
+  const { bucket, key } = input;
+  const base = { bucket, key, uri: s3Uri(bucket, key) };
+  const existing = await headObject(s3, bucket, key);
+  if (existing) return { ...base, duplicate: true, receivedAt: existing['received-at'] ?? input.receivedAt };
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: input.body,
+        ContentType: input.contentType,
+        IfNoneMatch: '*',
+        Metadata: { ...input.metadata, 'received-at': input.receivedAt },
+      }),
+    );
+    return { ...base, duplicate: false, receivedAt: input.receivedAt };
+  } catch (error) {
+    if (status(error) === 412 || errorName(error) === 'PreconditionFailed') {
+      // A concurrent delivery of the same body stored it first.
+      const winner = await headObject(s3, bucket, key).catch(() => undefined);
+      return { ...base, duplicate: true, receivedAt: winner?.['received-at'] ?? input.receivedAt };
+    }
+    // 409 ConditionalRequestConflict (a concurrent conditional write) lands here too: retryable.
+    throw new StorageUnavailableError(`PutObject failed: ${errorName(error)}`);
+  }
+}
+
+/** Writes the zero-byte marker that says this body's event was published. */
+export async function putMarker(s3: S3Client, bucket: string, sha256: string, metadata: Record<string, string>): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: markerKey(sha256), Body: new Uint8Array(0), ContentType: 'application/octet-stream', Metadata: metadata }));
+}
+
+export async function hasMarker(s3: S3Client, bucket: string, sha256: string): Promise<boolean> {
+  return (await headObject(s3, bucket, markerKey(sha256))) !== undefined;
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, configFromContext } from '../../infra/config';
+
+const ctx = (values: Record<string, unknown>) => ({ tryGetContext: (key: string) => values[key] });
+
+describe('configFromContext', () => {
+  it('returns the documented defaults for an empty context', () => {
+    expect(configFromContext(ctx({}))).toEqual({ ...DEFAULT_CONFIG, defaultTaskId: undefined, existingBucketName: undefined, alarmEmail: undefined, presignSecretArn: undefined });
+    expect(DEFAULT_CONFIG.ivaConcurrency).toBeGreaterThanOrEqual(2);
+    expect(DEFAULT_CONFIG.maxReceiveCount).toBe(5);
+  });
+
+  it('parses the strings that `cdk -c key=value` passes', () => {
+    const config = configFromContext(
+      ctx({ ivaConcurrency: '8', presignTtlSeconds: '3600', logLevel: 'warn', apiGatewayCloudWatchRole: 'false', ivaEndpoint: 'https://iva.example.com/' }),
+    );
+    expect(config.ivaConcurrency).toBe(8);
+    expect(config.presignTtlSeconds).toBe(3600);
+    expect(config.logLevel).toBe('WARN');
+    expect(config.apiGatewayCloudWatchRole).toBe(false);
+    expect(config.ivaEndpoint).toBe('https://iva.example.com');
+  });
+
+  it.each([
+    [{ ivaConcurrency: '1' }, /ivaConcurrency/],
+    [{ ivaConcurrency: 'four' }, /ivaConcurrency/],
+    [{ presignTtlSeconds: String(8 * 24 * 3600) }, /presignTtlSeconds/],
+    [{ logLevel: 'verbose' }, /logLevel/],
+    [{ logRetentionDays: '10' }, /logRetentionDays/],
+    [{ ivaEndpoint: 'open.volcengineapi.com' }, /ivaEndpoint/],
+    [{ alarmEmail: 'nobody' }, /alarmEmail/],
+    [{ presignSecretArn: 'my-secret' }, /presignSecretArn/],
+    [{ apiGatewayCloudWatchRole: 'yes' }, /apiGatewayCloudWatchRole/],
+    [{ incomingExpirationDays: '0' }, /incomingExpirationDays/],
+  ])('rejects %o with a message naming the key', (values, key) => {
+    expect(() => configFromContext(ctx(values))).toThrow(ConfigError);
+    expect(() => configFromContext(ctx(values))).toThrow(key);
+  });
+});

@@ -1,0 +1,49 @@
+/**
+ * The stack on an existing bucket: no bucket is created, the notification and the
+ * grants target the named bucket, and cdk-nag stays clean. One synth for the file.
+ */
+import { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { actionsOf, buildStack, nagFindings, resourcesOf, roleStatements, type CfnResourceJson } from './helpers';
+
+let built: ReturnType<typeof buildStack>;
+let resources: Record<string, CfnResourceJson>;
+
+beforeAll(() => {
+  built = buildStack({ existingBucketName: 'team-media', apiQuotaPerDay: '0', apiGatewayCloudWatchRole: 'false' });
+  resources = Template.fromStack(built.stack).toJSON().Resources as Record<string, CfnResourceJson>;
+});
+
+describe('IvaBridgeStack on an existing bucket', () => {
+  it('creates no bucket and points the incoming/ notification at the named one', () => {
+    expect(Object.values(resources).filter((r) => r.Type === 'AWS::S3::Bucket')).toEqual([]);
+    const notification = Object.values(resources).find((r) => r.Type === 'Custom::S3BucketNotifications');
+    expect(notification?.Properties?.BucketName).toBe('team-media');
+    expect(JSON.stringify(notification?.Properties?.NotificationConfiguration)).toContain('"Value":"incoming/"');
+  });
+
+  it('scopes object grants to the named bucket prefixes', () => {
+    const fnRoles = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::Lambda::Function' && String(r.Properties?.Runtime).startsWith('nodejs'))
+      .map((r) => (r.Properties?.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
+    expect(fnRoles).toHaveLength(3);
+    const s3Resources = fnRoles.flatMap((role) =>
+      roleStatements(resources, role)
+        .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
+        .flatMap(resourcesOf),
+    );
+    expect(s3Resources.length).toBeGreaterThanOrEqual(3);
+    for (const r of s3Resources) expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|results)\/\*"/);
+  });
+
+  it('omits the quota when it is 0 and the account logging role when disabled', () => {
+    const plan = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::UsagePlan');
+    expect(plan?.Properties?.Quota).toBeUndefined();
+    expect(plan?.Properties?.Throttle).toBeDefined();
+    expect(Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Account')).toEqual([]);
+  });
+
+  it('passes cdk-nag AwsSolutions', () => {
+    expect(nagFindings(built.app, built.stack)).toEqual([]);
+  });
+});

@@ -1,0 +1,454 @@
+/**
+ * Assertions on the synthesized IvaBridge template. One stack is built (and its three
+ * functions bundled with esbuild) for the whole file.
+ */
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../lib/config';
+import { FUNCTION_SPECS, type IvaBridgeStack } from '../../infra/stack';
+import {
+  acknowledgements,
+  actionsOf,
+  allStatements,
+  buildStack,
+  logicalId,
+  methodsByRoute,
+  nagFindings,
+  resourcesOf,
+  roleStatements,
+  type CfnResourceJson,
+  type Json,
+  type Statement,
+} from './helpers';
+
+const CONTEXT = {
+  ivaConcurrency: '3',
+  maxReceiveCount: '4',
+  incomingExpirationDays: '9',
+  alarmEmail: 'ops@example.com',
+  presignSecretArn: 'arn:aws:secretsmanager:cn-north-1:123456789012:secret:iva-bridge/presign',
+  apiQuotaPerDay: '5000',
+  logLevel: 'debug',
+};
+
+let app: ReturnType<typeof buildStack>['app'];
+let stack: IvaBridgeStack;
+let template: Template;
+let resources: Record<string, CfnResourceJson>;
+let ids: { objectCreated: string; directSubmit: string; resultCallback: string; bucket: string; queue: string; dlq: string };
+
+const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
+const roleOf = (fnLogicalId: string) => ((resources[fnLogicalId]?.Properties as Json).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback') => roleStatements(resources, roleOf(ids[fn]));
+const s3Statements = (statements: Statement[]) => statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+const json = (value: unknown) => JSON.stringify(value);
+
+beforeAll(() => {
+  ({ app, stack } = buildStack(CONTEXT));
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources as Record<string, CfnResourceJson>;
+  ids = {
+    objectCreated: logicalId(stack, stack.functions.objectCreated),
+    directSubmit: logicalId(stack, stack.functions.directSubmit),
+    resultCallback: logicalId(stack, stack.functions.resultCallback),
+    bucket: logicalId(stack, stack.bucket),
+    queue: logicalId(stack, stack.queue),
+    dlq: logicalId(stack, stack.deadLetterQueue),
+  };
+});
+
+describe('bucket', () => {
+  it('blocks public access, is encrypted and versioned, and expires incoming/ after the configured days', () => {
+    const props = resources[ids.bucket]?.Properties as Json;
+    expect(props.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(json(props.BucketEncryption)).toMatch(/"SSEAlgorithm":"(AES256|aws:kms)"/);
+    expect(props.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    const rules = (props.LifecycleConfiguration as { Rules: Json[] }).Rules;
+    expect(rules).toContainEqual(expect.objectContaining({ Prefix: 'incoming/', ExpirationInDays: 9, Status: 'Enabled' }));
+    expect(rules.some((r) => (r.NoncurrentVersionExpiration as Json | undefined)?.NoncurrentDays === 9)).toBe(true);
+    expect(props.LoggingConfiguration).toEqual(expect.objectContaining({ DestinationBucketName: expect.anything() }));
+  });
+
+  it('denies every request without TLS in the bucket policy', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: ids.bucket },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('sends only OBJECT_CREATED events under incoming/ to the queue', () => {
+    const notifications = Object.values(resources).filter((r) => r.Type === 'Custom::S3BucketNotifications');
+    expect(notifications).toHaveLength(1);
+    const config = notifications[0]?.Properties?.NotificationConfiguration as { QueueConfigurations: Json[] };
+    expect(config.QueueConfigurations).toEqual([
+      {
+        Events: ['s3:ObjectCreated:*'],
+        Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
+        QueueArn: { 'Fn::GetAtt': [ids.queue, 'Arn'] },
+      },
+    ]);
+    expect(notifications[0]?.Properties?.BucketName).toEqual({ Ref: ids.bucket });
+  });
+});
+
+describe('queue', () => {
+  it('redrives to an encrypted DLQ after maxReceiveCount receives', () => {
+    const queue = resources[ids.queue]?.Properties as Json;
+    expect(queue.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [ids.dlq, 'Arn'] }, maxReceiveCount: 4 });
+    expect(queue.SqsManagedSseEnabled).toBe(true);
+    expect((resources[ids.dlq]?.Properties as Json).SqsManagedSseEnabled).toBe(true);
+  });
+
+  it('enforces TLS on both queues', () => {
+    for (const id of [ids.queue, ids.dlq]) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+        },
+      });
+    }
+  });
+
+  it('keeps messages invisible for at least 6 × the consumer timeout', () => {
+    const visibility = (resources[ids.queue]?.Properties as Json).VisibilityTimeout as number;
+    const timeout = fnProps('objectCreated').Timeout as number;
+    expect(timeout).toBe(FUNCTION_SPECS.objectCreated.timeoutSeconds);
+    expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
+  });
+
+  it('feeds object-created in batches with partial failures and bounded concurrency', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ids.queue, 'Arn'] },
+      FunctionName: { Ref: ids.objectCreated },
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: Match.anyValue(),
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 3 },
+    });
+    const window = (Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties as Json)
+      .MaximumBatchingWindowInSeconds as number;
+    expect(window).toBeGreaterThanOrEqual(1);
+    expect(window).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('ledger table', () => {
+  it('has pk/sk, the gsi1 index, on-demand billing, PITR and the TTL attribute', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'gsi1',
+          KeySchema: [
+            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+  });
+});
+
+describe('secrets', () => {
+  it('creates the Volcengine secret from a placeholder template and a long alphanumeric callback secret', () => {
+    const secrets = Object.values(resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret');
+    expect(secrets).toHaveLength(2);
+    const generated = secrets.map((s) => s.Properties?.GenerateSecretString as Json);
+    expect(generated).toContainEqual(expect.objectContaining({ GenerateStringKey: 'secretAccessKey', SecretStringTemplate: expect.stringContaining('accessKeyId') }));
+    const callback = generated.find((g) => g.GenerateStringKey === undefined) as Json;
+    expect(callback.PasswordLength as number).toBeGreaterThanOrEqual(48);
+    expect(callback.ExcludePunctuation).toBe(true);
+    for (const s of secrets) expect(s.Properties?.SecretString).toBeUndefined();
+  });
+});
+
+describe('functions', () => {
+  const names = ['objectCreated', 'directSubmit', 'resultCallback'] as const;
+
+  it('run Node.js 22+ on arm64 with their own log group with retention', () => {
+    for (const name of names) {
+      const props = fnProps(name);
+      expect(props.Runtime).toMatch(/^nodejs(2[2-9]|[3-9]\d)\.x$/);
+      expect(props.Architectures).toEqual(['arm64']);
+      const logGroup = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(resources[logGroup]?.Type).toBe('AWS::Logs::LogGroup');
+      expect(resources[logGroup]?.Properties?.RetentionInDays).toBeGreaterThan(0);
+    }
+  });
+
+  it('use the documented memory and timeouts (direct-submit within API Gateway 29 s)', () => {
+    expect([fnProps('objectCreated').MemorySize, fnProps('objectCreated').Timeout]).toEqual([512, 60]);
+    expect([fnProps('directSubmit').MemorySize, fnProps('directSubmit').Timeout]).toEqual([1024, 29]);
+    expect([fnProps('resultCallback').MemorySize, fnProps('resultCallback').Timeout]).toEqual([256, 15]);
+  });
+
+  it('reference secrets by ARN and never carry keys in the environment', () => {
+    const envOf = (name: (typeof names)[number]) => (fnProps(name).Environment as { Variables: Json }).Variables;
+    for (const name of names) {
+      const env = envOf(name);
+      for (const forbidden of [ENV.volcAccessKey, ENV.volcSecretKey, ENV.volcSessionToken, ENV.callbackSecrets]) expect(env).not.toHaveProperty(forbidden);
+      expect(env[ENV.ledgerTable]).toEqual({ Ref: expect.stringMatching(/^Ledger/) });
+      expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('IvaBridge');
+      expect(env.POWERTOOLS_LOG_LEVEL).toBe('DEBUG');
+      expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
+    }
+    expect(envOf('objectCreated')[ENV.volcSecretArn]).toEqual({ Ref: expect.stringMatching(/^VolcCredentials/) });
+    expect(envOf('directSubmit')[ENV.volcSecretArn]).toEqual({ Ref: expect.stringMatching(/^VolcCredentials/) });
+    expect(envOf('resultCallback')[ENV.callbackSecretArn]).toEqual({ Ref: expect.stringMatching(/^CallbackSecret/) });
+    expect(envOf('resultCallback')[ENV.eventBusName]).toBe('default');
+    expect(envOf('objectCreated')[ENV.presignSecretArn]).toBe(CONTEXT.presignSecretArn);
+    expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('3');
+  });
+});
+
+describe('IAM', () => {
+  it('has no Allow statement with a wildcard action anywhere in the template', () => {
+    const allows = allStatements(resources).filter((s) => s.Effect === 'Allow');
+    expect(allows.length).toBeGreaterThan(10);
+    const wildcards = allows.flatMap(actionsOf).filter((a) => a.includes('*'));
+    expect(wildcards).toEqual([]);
+  });
+
+  it('gives the functions no Resource "*"', () => {
+    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
+      const star = statementsOf(fn).filter((s) => resourcesOf(s).includes('*'));
+      expect(star, fn).toEqual([]);
+    }
+  });
+
+  it('object-created only reads incoming/ and cannot write S3', () => {
+    const s3 = s3Statements(statementsOf('objectCreated'));
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    for (const s of s3) expect(json(resourcesOf(s))).toMatch(/\/incoming\/\*"/);
+    expect(json(s3)).not.toMatch(/results\//);
+  });
+
+  it('result-callback writes and reads results/ only and cannot read incoming/', () => {
+    const s3 = s3Statements(statementsOf('resultCallback'));
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
+    for (const s of s3) expect(json(resourcesOf(s))).toMatch(/\/results\/\*"/);
+    expect(json(statementsOf('resultCallback'))).not.toMatch(/incoming/);
+  });
+
+  it('direct-submit may only put objects under incoming/ (presigned uploads)', () => {
+    const s3 = s3Statements(statementsOf('directSubmit'));
+    expect(s3.flatMap(actionsOf)).toEqual(['s3:PutObject']);
+    expect(json(resourcesOf(s3[0] as Statement))).toMatch(/\/incoming\/\*"/);
+  });
+
+  it('lets each function read exactly its secrets', () => {
+    const secretResources = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback') =>
+      json(statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:'))).flatMap(resourcesOf));
+    expect(secretResources('objectCreated')).toMatch(/VolcCredentials/);
+    expect(secretResources('objectCreated')).toContain('iva-bridge/presign');
+    expect(secretResources('objectCreated')).not.toMatch(/CallbackSecret/);
+    expect(secretResources('directSubmit')).toMatch(/VolcCredentials/);
+    expect(secretResources('directSubmit')).not.toMatch(/CallbackSecret|presign/);
+    expect(secretResources('resultCallback')).toMatch(/CallbackSecret/);
+    expect(secretResources('resultCallback')).not.toMatch(/VolcCredentials/);
+  });
+
+  it('lets only result-callback put events, on the default bus', () => {
+    const putters = (['objectCreated', 'directSubmit', 'resultCallback'] as const).filter((fn) =>
+      statementsOf(fn).some((s) => actionsOf(s).includes('events:PutEvents')),
+    );
+    expect(putters).toEqual(['resultCallback']);
+    const statement = statementsOf('resultCallback').find((s) => actionsOf(s).includes('events:PutEvents')) as Statement;
+    expect(json(statement.Resource)).toContain(':event-bus/default');
+  });
+
+  it('grants ledger access on the table and its gsi1 index only', () => {
+    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
+      const ddb = statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+      expect(ddb.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
+      expect(json(ddb.flatMap(resourcesOf))).toMatch(/\/index\/gsi1"/);
+    }
+  });
+});
+
+describe('API', () => {
+  let methods: Map<string, Json>;
+  beforeAll(() => {
+    methods = methodsByRoute(resources);
+  });
+
+  it('exposes exactly the documented routes', () => {
+    expect([...methods.keys()].sort()).toEqual(
+      [
+        'GET /v1/submissions/{id}',
+        'GET /v1/tasks/{taskId}/submissions',
+        'POST /',
+        'POST /callbacks/{secret}',
+        'POST /v1/images',
+        'POST /v1/uploads',
+        'POST /v1/videos',
+      ].sort(),
+    );
+  });
+
+  it('requires an API key everywhere except the IVA callback', () => {
+    for (const [route, props] of methods) {
+      if (route === 'POST /callbacks/{secret}') expect(props.ApiKeyRequired ?? false, route).toBe(false);
+      else expect(props.ApiKeyRequired, route).toBe(true);
+    }
+  });
+
+  it('routes the callback to result-callback and everything else to direct-submit', () => {
+    for (const [route, props] of methods) {
+      const target = route.includes('/callbacks/') ? ids.resultCallback : ids.directSubmit;
+      expect(json(props.Integration), route).toContain(target);
+    }
+  });
+
+  it('treats multipart as binary and JSON as text', () => {
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['multipart/form-data'] });
+  });
+
+  it('logs access (without the callback path), traces and throttles the stage', () => {
+    const stage = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::Stage')?.Properties as Json;
+    expect(stage.TracingEnabled).toBe(true);
+    const format = (stage.AccessLogSetting as { Format: string }).Format;
+    expect(format).toContain('$context.resourcePath');
+    expect(format).not.toMatch(/\$context\.path\b/);
+    const settings = stage.MethodSettings as Json[];
+    expect(settings).toContainEqual(expect.objectContaining({ ResourcePath: '/*', HttpMethod: '*', ThrottlingRateLimit: expect.any(Number) }));
+    expect(settings).toContainEqual(expect.objectContaining({ ResourcePath: '/~1callbacks~1{secret}', HttpMethod: 'POST', ThrottlingRateLimit: expect.any(Number) }));
+    expect(settings.every((s) => s.DataTraceEnabled !== true)).toBe(true);
+  });
+
+  it('binds the API key to a usage plan with throttle and quota on the stage', () => {
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: Match.anyValue(), BurstLimit: Match.anyValue() },
+      Quota: { Limit: 5000, Period: 'DAY' },
+      ApiStages: [Match.objectLike({ Stage: Match.anyValue() })],
+    });
+    template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+    template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+  });
+
+  it("answers API Gateway's own errors in IVA's error shape", () => {
+    const responses = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::GatewayResponse');
+    const types = responses.map((r) => r.Properties?.ResponseType);
+    expect(types).toEqual(expect.arrayContaining(['REQUEST_TOO_LARGE', 'INVALID_API_KEY', 'THROTTLED', 'DEFAULT_4XX', 'DEFAULT_5XX']));
+    for (const r of responses) {
+      for (const body of Object.values(r.Properties?.ResponseTemplates as Record<string, string>)) {
+        // What API Gateway substitutes: plain ids, and messageString as a quoted JSON string.
+        const rendered = body
+          .replaceAll('$context.error.messageString', '"Forbidden"')
+          .replaceAll('$context.error.responseType', 'ACCESS_DENIED')
+          .replaceAll('$context.requestId', 'req-1');
+        const parsed = JSON.parse(rendered) as { ResponseMetadata: { RequestId: string; Error: { Code: string; Message: string } } };
+        expect(parsed.ResponseMetadata.Error.Code).toMatch(/^[A-Za-z_]+$/);
+        expect(parsed.ResponseMetadata.Error.Message.length).toBeGreaterThan(0);
+        expect(parsed.ResponseMetadata.RequestId).toBe('req-1');
+      }
+    }
+  });
+
+  it('answers a too-large body with 413 naming POST /v1/uploads, multipart requests included', () => {
+    const tooLarge = Object.values(resources).find((r) => r.Properties?.ResponseType === 'REQUEST_TOO_LARGE')?.Properties as Json;
+    expect(tooLarge.StatusCode).toBe('413');
+    const templates = tooLarge.ResponseTemplates as Record<string, string>;
+    expect(Object.keys(templates)).toEqual(expect.arrayContaining(['application/json', 'multipart/form-data']));
+    for (const body of Object.values(templates)) {
+      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+      expect(parsed.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
+      expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
+    }
+  });
+
+  it('answers an unknown route 404 RouteNotFound instead of a missing-token 403', () => {
+    template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'MISSING_AUTHENTICATION_TOKEN',
+      StatusCode: '404',
+      ResponseTemplates: { 'application/json': Match.stringLikeRegexp('"Code":"RouteNotFound"') },
+    });
+  });
+});
+
+describe('alarms', () => {
+  it('alarms when the DLQ holds any message', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.dlq, 'QueueName'] } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('alarms on errors of each function and notifies the alarm e-mail', () => {
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids[name] } }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+    const topic = Object.entries(resources).find(([, r]) => r.Type === 'AWS::SNS::Topic')?.[0] as string;
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topic } });
+    const alarms = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(4);
+    for (const a of alarms) expect(a.Properties?.AlarmActions).toEqual([{ Ref: topic }]);
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+  });
+});
+
+describe('outputs', () => {
+  it('tell the operator how to read the key, build the callback URL and fill the Volcengine secret', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    for (const name of ['BucketName', 'ApiUrl', 'ApiKeyId', 'ApiKeyValueCommand', 'CallbackUrlCommand', 'VolcSecretArn', 'VolcSecretPutCommand', 'DlqUrl', 'LedgerTableName']) {
+      expect(outputs, name).toHaveProperty(name);
+    }
+    expect(json(outputs.ApiKeyValueCommand?.Value)).toContain('aws apigateway get-api-key --api-key ');
+    expect(json(outputs.ApiKeyValueCommand?.Value)).toContain('--include-value --query value --output text');
+    const callback = json(outputs.CallbackUrlCommand?.Value);
+    expect(callback).toContain('callbacks/$(aws secretsmanager get-secret-value --secret-id ');
+    expect(callback).toContain('--query SecretString --output text');
+    expect(json(outputs.VolcSecretPutCommand?.Value)).toContain('aws secretsmanager put-secret-value');
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged error or warning', () => {
+    const findings = nagFindings(app, stack);
+    expect(findings).toEqual([]);
+  });
+
+  it('gives every acknowledgement a specific reason', () => {
+    const acks = acknowledgements(stack);
+    expect(acks.length).toBeGreaterThan(5);
+    for (const ack of acks) {
+      expect(ack.id, ack.path).toMatch(/^AwsSolutions-[A-Z]+\d+(\[.+\])?$/);
+      expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThan(40);
+    }
+    // No blanket IAM5: wildcard-resource acknowledgements name the exact finding.
+    expect(acks.filter((a) => a.id === 'AwsSolutions-IAM5')).toEqual([]);
+  });
+
+  it('leaves no CDK error annotations', () => {
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  });
+});
