@@ -206,12 +206,14 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         if (!isConditionFailure(error)) throw error;
       }
       // The record exists: a redelivery, a concurrent delivery, or an upload reserved earlier.
+      // The lease holder records the full object identity (version, sequencer) so a
+      // different upload racing for the same reserved id can tell it is not this one.
       try {
         const out = await doc.send(
           new UpdateCommand({
             TableName: table,
             Key: subKey(input.id),
-            UpdateExpression: 'SET #lease = :lease, #updatedAt = :now, #object = if_not_exists(#object, :object) ADD #attempts :one',
+            UpdateExpression: `SET #lease = :lease, #updatedAt = :now, #object = ${input.object ? ':object' : 'if_not_exists(#object, :object)'} ADD #attempts :one`,
             ConditionExpression: '#submitStatus = :pending AND (attribute_not_exists(#lease) OR #lease < :now)',
             ExpressionAttributeNames: {
               '#lease': 'leaseUntil',

@@ -92,6 +92,16 @@ describe('begin: exactly one submitter per submission', () => {
     expect(first).toMatchObject({ action: 'proceed', record: { attempts: 1, object: { key: 'incoming/u/cat.jpg' } } });
   });
 
+  it('records the lease holder\'s full object identity over a reserved one', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.reserve({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg' } });
+    const a = await ledger.begin({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vA' } });
+    expect(a).toMatchObject({ action: 'proceed', record: { object: { versionId: 'vA' } } });
+    // A second upload through the same URL loses the race and sees whose lease it is.
+    const b = await ledger.begin({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vB' } });
+    expect(b).toMatchObject({ action: 'busy', record: { object: { versionId: 'vA' } } });
+  });
+
   it('refuses updates to a submission that does not exist', async () => {
     const { ledger } = await freshLedger();
     await expect(ledger.markFailed('nope', { code: 'X', message: 'y' })).rejects.toBeInstanceOf(SubmissionNotFoundError);

@@ -1,0 +1,32 @@
+/** All errors of the S3 intake package. */
+
+/** Codes recorded on a submission that can never be sent (the upload itself is wrong). */
+export type IntakeFailureCode =
+  | 'MissingTaskId'
+  | 'UnsupportedMediaType'
+  | 'InvalidAlgoParamConf'
+  | 'ImageTooLarge'
+  | 'ObjectNotFound';
+
+/** A permanent problem with the uploaded object: recorded as failed, IVA is not called. */
+export class IntakeRuleError extends Error {
+  override readonly name = 'IntakeRuleError';
+  constructor(
+    readonly code: IntakeFailureCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An SQS message this function cannot read: reported as a batch failure so it ends in the DLQ. */
+export class MalformedMessageError extends Error {
+  override readonly name = 'MalformedMessageError';
+  readonly code = 'MalformedMessage';
+}
+
+/** Not enough of the invocation's time left to call IVA safely: retried by redelivery. */
+export class NoTimeLeftError extends Error {
+  override readonly name = 'NoTimeLeftError';
+  readonly code = 'NoTimeLeft';
+}

@@ -1,0 +1,365 @@
+/**
+ * S3 ObjectCreated → IVA submission by presigned URL, exactly once per upload.
+ *
+ * Per record: HeadObject (the event's version) → rules → submission id → ledger.begin →
+ * presign → IVA → ledger. The ledger's lease makes concurrent and repeated deliveries of
+ * one upload submit once. The one window for a double submission: IVA accepted, then
+ * this container died (or the ledger write failed) before markSubmitted; the lease
+ * expires and a redelivery submits again. IVA has no idempotency key to close it.
+ */
+import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { IMAGE_MAX_BYTES } from '../config';
+import { IvaError } from '../iva/errors';
+import type { IvaClient } from '../iva/types';
+import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
+import { METRIC, MetricUnit } from '../observability';
+import { redactPresignedUrl, type Presigner } from '../storage/presign';
+import { IntakeRuleError, MalformedMessageError, NoTimeLeftError } from './errors';
+import { parseMessageBody, type ObjectCreatedRecord } from './events';
+import { createLimiter, type Limiter } from './limiter';
+import {
+  decide,
+  decodeMetadataValue,
+  derivedSubmissionId,
+  isPlausibleSubmissionId,
+  isSubmittableKey,
+  META,
+  objectIdentity,
+  stripQuotes,
+  type PartialPlan,
+} from './rules';
+
+type Attrs = Record<string, unknown>;
+
+/** The logger methods used (the Powertools Logger fits). */
+export interface LogSink {
+  debug(message: string, ...extra: Attrs[]): void;
+  info(message: string, ...extra: Attrs[]): void;
+  warn(message: string, ...extra: Attrs[]): void;
+  error(message: string, ...extra: Attrs[]): void;
+}
+
+/** The metrics method used (the Powertools Metrics fits). */
+export interface MetricSink {
+  addMetric(name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number): unknown;
+}
+
+export interface IntakeDeps {
+  s3: S3Client;
+  ledger: Ledger;
+  iva: IvaClient;
+  presigner: Presigner;
+  logger: LogSink;
+  metrics: MetricSink;
+  defaultTaskId?: string;
+  /** Default lib/config IMAGE_MAX_BYTES (50 MB). */
+  imageMaxBytes?: number;
+  /** Bounds concurrent records (and so IVA calls) in this container. */
+  limiter?: Limiter;
+  /** Time kept back from the invocation for the ledger write and the answer (default 5 s). */
+  safetyMarginMs?: number;
+  /** Below this IVA budget a record is not started but redelivered (default 1 s). */
+  minBudgetMs?: number;
+  /** Added to the remaining time to make the lease (default 10 s). */
+  leaseMarginMs?: number;
+}
+
+export interface IntakeMessage {
+  messageId: string;
+  body: string;
+}
+
+export type RecordOutcome = 'submitted' | 'failed' | 'duplicate' | 'busy' | 'ignored' | 'retry';
+
+export interface MessageOutcome {
+  messageId: string;
+  /** True when SQS must redeliver it (a batch item failure). */
+  retry: boolean;
+  records: RecordOutcome[];
+}
+
+const DEFAULT_SAFETY_MS = 5_000;
+const DEFAULT_MIN_BUDGET_MS = 1_000;
+const DEFAULT_LEASE_MARGIN_MS = 10_000;
+
+/** Keys every line about one record carries; concurrency-safe (no shared appendKeys). */
+class RecordLog {
+  readonly keys: Attrs;
+  constructor(
+    private readonly sink: LogSink,
+    base: Attrs,
+  ) {
+    this.keys = { ...base };
+  }
+  set(more: Attrs): void {
+    for (const [k, v] of Object.entries(more)) if (v !== undefined) this.keys[k] = v;
+  }
+  info(message: string, extra: Attrs = {}): void {
+    this.sink.info(message, { ...this.keys, ...extra });
+  }
+  warn(message: string, extra: Attrs = {}): void {
+    this.sink.warn(message, { ...this.keys, ...extra });
+  }
+  error(message: string, extra: Attrs = {}): void {
+    this.sink.error(message, { ...this.keys, ...extra });
+  }
+}
+
+function errorFields(error: unknown): Attrs {
+  if (error instanceof IvaError) return { errorCode: error.code, errorMessage: error.message, requestId: error.requestId, retryable: error.retryable };
+  const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  return { errorCode: e?.code ?? e?.name ?? 'Error', errorMessage: e?.message ?? String(error), httpStatus: e?.$metadata?.httpStatusCode };
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.name === 'NoSuchVersion' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * Whether the ledger record named by an object's `iva-submission-id` was already used by
+ * another upload (the upload URL used twice, or the metadata copied to another object).
+ */
+export function belongsToOtherUpload(existing: SubmissionRecord, current: ObjectCreatedRecord, headETag?: string): boolean {
+  const o = existing.object;
+  if (o?.bucket && o.bucket !== current.bucket) return true;
+  if (o?.key && o.key !== current.key) return true;
+  // A matching version or sequencer proves the same upload; a different one proves another.
+  for (const [recorded, seen] of [
+    [o?.versionId, current.versionId],
+    [o?.sequencer, current.sequencer],
+  ] as const) {
+    if (recorded && seen) return recorded !== seen;
+  }
+  // Equal ETags only say "same bytes" (a re-upload may repeat them): the time check decides.
+  const seenETag = current.eTag ?? headETag;
+  if (o?.eTag && seenETag && stripQuotes(o.eTag) !== stripQuotes(seenETag)) return true;
+  // No recorded identity: an upload that happened after the record was settled is a new one.
+  if (existing.submitStatus !== 'pending' && current.eventTime) {
+    const settledAt = existing.submittedAt ?? existing.updatedAt;
+    if (settledAt && Date.parse(current.eventTime) > Date.parse(settledAt)) return true;
+  }
+  return false;
+}
+
+export function createIntake(deps: IntakeDeps) {
+  const imageMaxBytes = deps.imageMaxBytes ?? IMAGE_MAX_BYTES;
+  const limiter = deps.limiter ?? createLimiter(4);
+  const safety = deps.safetyMarginMs ?? DEFAULT_SAFETY_MS;
+  const minBudget = deps.minBudgetMs ?? DEFAULT_MIN_BUDGET_MS;
+  const leaseMargin = deps.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS;
+  const count = (name: string) => deps.metrics.addMetric(name, MetricUnit.Count, 1);
+
+  async function head(record: ObjectCreatedRecord): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await deps.s3.send(
+        new HeadObjectCommand({ Bucket: record.bucket, Key: record.key, ...(record.versionId ? { VersionId: record.versionId } : {}) }),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async function submissionIdFor(
+    record: ObjectCreatedRecord,
+    metadata: Record<string, string>,
+    headETag: string | undefined,
+    log: RecordLog,
+  ): Promise<{ id: string; source: SubmissionSource }> {
+    const identity = objectIdentity({ versionId: record.versionId, sequencer: record.sequencer, eTag: record.eTag ?? headETag }) ?? 'unknown';
+    const derived = { id: derivedSubmissionId(record.bucket, record.key, identity), source: 's3' as const };
+    const raw = metadata[META.submissionId];
+    if (raw === undefined) return derived;
+    const claimed = decodeMetadataValue(raw).trim();
+    if (!isPlausibleSubmissionId(claimed)) {
+      log.warn('Ignoring malformed iva-submission-id metadata', { claimedLength: claimed.length });
+      return derived;
+    }
+    const existing = await deps.ledger.get(claimed);
+    if (!existing) {
+      // Only the upload route sets it, after reserving it: an unknown one was set by hand.
+      log.warn('iva-submission-id names no reserved submission; using the derived id', { claimedSubmissionId: claimed });
+      return derived;
+    }
+    if (belongsToOtherUpload(existing, record, headETag)) {
+      log.info('iva-submission-id already used by another upload; this upload is a new submission', { claimedSubmissionId: claimed });
+      return derived;
+    }
+    return { id: claimed, source: 'upload' };
+  }
+
+  async function processRecord(record: ObjectCreatedRecord, budgetMs: () => number, remainingMs: () => number, log: RecordLog): Promise<RecordOutcome> {
+    if (!isSubmittableKey(record.key)) {
+      log.info('Ignored: only objects under incoming/ are submitted');
+      return 'ignored';
+    }
+    const object = await head(record);
+    const objectRef: ObjectRef = { bucket: record.bucket, key: record.key };
+    if (record.versionId) objectRef.versionId = record.versionId;
+    if (record.sequencer) objectRef.sequencer = record.sequencer;
+    const eTag = record.eTag ?? (object?.ETag ? stripQuotes(object.ETag) : undefined);
+    if (eTag) objectRef.eTag = eTag;
+
+    if (object && !record.versionId && record.eTag && object.ETag && stripQuotes(object.ETag) !== stripQuotes(record.eTag)) {
+      // Overwritten since (unversioned bucket): the newer upload has its own event, and
+      // a URL signed now would serve its bytes under this upload's id.
+      log.info('Ignored: the object was overwritten since this event; the newer upload is submitted by its own event');
+      return 'ignored';
+    }
+
+    const metadata = object?.Metadata ?? {};
+    const { id, source } = await submissionIdFor(record, metadata, object?.ETag, log);
+    log.set({ submissionId: id });
+
+    let decision: ReturnType<typeof decide> | undefined;
+    if (object) {
+      if (object.ContentLength !== undefined) objectRef.size = object.ContentLength;
+      if (object.ContentType) objectRef.contentType = object.ContentType;
+      decision = decide({ key: record.key, metadata, contentType: object.ContentType, size: object.ContentLength }, { defaultTaskId: deps.defaultTaskId, imageMaxBytes });
+    }
+    const fields: PartialPlan = decision ? (decision.ok ? decision.plan : decision.partial) : {};
+    log.set({ taskId: fields.taskId });
+
+    const budget = budgetMs();
+    if (budget < minBudget) throw new NoTimeLeftError(`Only ${budget} ms left for IVA; leaving this record to a redelivery`);
+
+    const beginFor = (submissionId: string, submissionSource: SubmissionSource) =>
+      deps.ledger.begin(
+        { id: submissionId, source: submissionSource, taskId: fields.taskId, kind: fields.kind, name: fields.name, desc: fields.desc, object: objectRef },
+        { leaseMs: remainingMs() + leaseMargin },
+      );
+    let begun = await beginFor(id, source);
+    if (source === 'upload' && begun.action !== 'proceed' && belongsToOtherUpload(begun.record, record, object?.ETag)) {
+      // Two uploads through one upload URL raced for its reserved id and the other won.
+      const identity = objectIdentity({ versionId: record.versionId, sequencer: record.sequencer, eTag: record.eTag ?? object?.ETag }) ?? 'unknown';
+      const derivedId = derivedSubmissionId(record.bucket, record.key, identity);
+      log.info('Reserved submission taken by another upload; this upload is a new submission', { claimedSubmissionId: id });
+      log.set({ submissionId: derivedId });
+      begun = await beginFor(derivedId, 's3');
+    }
+    if (begun.action === 'duplicate') {
+      count(METRIC.duplicate);
+      log.info('Duplicate delivery: already handled', { status: begun.record.status, dataId: begun.record.dataId, requestId: begun.record.requestId });
+      return 'duplicate';
+    }
+    if (begun.action === 'busy') {
+      // Another container holds the lease; if it fails, its own message is redelivered.
+      count(METRIC.duplicate);
+      log.info('Concurrent delivery: another invocation is submitting it', { leaseUntil: begun.record.leaseUntil });
+      return 'busy';
+    }
+
+    let ivaCalled = false;
+    try {
+      if (!object || !decision) {
+        const error = new IntakeRuleError('ObjectNotFound', 'The object (or this version of it) no longer exists; nothing to submit');
+        await deps.ledger.markFailed(id, { code: error.code, message: error.message });
+        count(METRIC.failed);
+        log.warn('Recorded as failed', { errorCode: error.code, errorMessage: error.message });
+        return 'failed';
+      }
+      if (!decision.ok) {
+        await deps.ledger.markFailed(id, { code: decision.error.code, message: decision.error.message }, decision.partial);
+        count(METRIC.failed);
+        log.warn('Recorded as failed', { errorCode: decision.error.code, errorMessage: decision.error.message });
+        return 'failed';
+      }
+      const plan = decision.plan;
+      const presigned = await deps.presigner.presignGet({ bucket: record.bucket, key: record.key, versionId: record.versionId });
+      for (const warning of presigned.warnings) log.warn(warning, { presignTtlSeconds: presigned.expiresInSeconds });
+      log.info('Submitting to IVA', { kind: plan.kind, url: redactPresignedUrl(presigned.url), expiresInSeconds: presigned.expiresInSeconds, signedWith: presigned.signedWith });
+
+      ivaCalled = true;
+      let result;
+      try {
+        result = await deps.iva.submit(
+          { kind: plan.kind, taskId: plan.taskId, name: plan.name, desc: plan.desc, algoParamConf: plan.algoParamConf, source: { type: 'url', url: presigned.url } },
+          { budgetMs: budgetMs(), onRetry: (info) => log.warn('IVA call retried', { attempt: info.attempt, delayMs: info.delayMs, ...errorFields(info.error) }) },
+        );
+      } catch (error) {
+        if (!(error instanceof IvaError)) throw error;
+        const failure = { code: error.code, message: error.message, ...(error.requestId ? { requestId: error.requestId } : {}) };
+        if (error.retryable) {
+          await deps.ledger.markRetrying(id, failure);
+          count(METRIC.retried);
+          log.warn('IVA failed retryably; SQS will redeliver', errorFields(error));
+          return 'retry';
+        }
+        await deps.ledger.markFailed(id, failure, fields);
+        count(METRIC.failed);
+        log.warn('IVA refused it; recorded as failed', errorFields(error));
+        return 'failed';
+      }
+      // The double-submission window (see the file comment) is between here and the write.
+      log.set({ dataId: result.dataId, requestId: result.requestId });
+      await deps.ledger.markSubmitted(id, { dataId: result.dataId, requestId: result.requestId, kind: result.kind });
+      count(METRIC.submitted);
+      log.info('Submitted', { attempts: result.attempts });
+      return 'submitted';
+    } catch (error) {
+      // Infrastructure (S3, Secrets Manager, DynamoDB): free the lease so the redelivery
+      // proceeds at once, unless IVA may already have it (then the lease must run out).
+      if (!ivaCalled) {
+        await deps.ledger.markRetrying(id, { code: 'InternalError', message: String((error as Error)?.message ?? error).slice(0, 500) }).catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Processes one SQS batch; returns the messages SQS must redeliver. `remainingMs` is
+   * the invocation's remaining time (Lambda's context.getRemainingTimeInMillis).
+   */
+  async function processBatch(messages: readonly IntakeMessage[], remainingMs: () => number): Promise<MessageOutcome[]> {
+    type Job = { message: IntakeMessage; record: ObjectCreatedRecord };
+    const jobs: Job[] = [];
+    const outcomes = new Map<string, MessageOutcome>();
+    for (const message of messages) {
+      const outcome: MessageOutcome = { messageId: message.messageId, retry: false, records: [] };
+      outcomes.set(message.messageId, outcome);
+      try {
+        const parsed = parseMessageBody(message.body);
+        if (parsed.type === 'test') {
+          deps.logger.info('S3 test event acknowledged', { messageId: message.messageId });
+          continue;
+        }
+        for (const skipped of parsed.ignored) deps.logger.info('Ignored: not an ObjectCreated event', { messageId: message.messageId, ...skipped });
+        for (const record of parsed.records) jobs.push({ message, record });
+      } catch (error) {
+        if (!(error instanceof MalformedMessageError)) throw error;
+        // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
+        outcome.retry = true;
+        deps.logger.error('Malformed message; left for the dead-letter queue', { messageId: message.messageId, errorCode: error.code, errorMessage: error.message });
+      }
+    }
+
+    // Records share the invocation's time: the IVA budget of a record is the time left
+    // divided by the waves of records still to start at this concurrency.
+    let notStarted = jobs.length;
+    await Promise.all(
+      jobs.map(({ message, record }) =>
+        limiter.run(async () => {
+          const waves = Math.max(1, Math.ceil(notStarted / limiter.limit));
+          notStarted--;
+          const share = Math.floor((remainingMs() - safety) / waves);
+          const budgetMs = () => Math.min(share, remainingMs() - safety);
+          const log = new RecordLog(deps.logger, { messageId: message.messageId, bucket: record.bucket, key: record.key, versionId: record.versionId });
+          const outcome = outcomes.get(message.messageId)!;
+          try {
+            const result = await processRecord(record, budgetMs, remainingMs, log);
+            outcome.records.push(result);
+            if (result === 'retry') outcome.retry = true;
+          } catch (error) {
+            outcome.records.push('retry');
+            outcome.retry = true;
+            log.error('Record not processed; SQS will redeliver the message', errorFields(error));
+          }
+        }),
+      ),
+    );
+    return [...outcomes.values()];
+  }
+
+  return { processBatch, processRecord };
+}

@@ -1,0 +1,209 @@
+/**
+ * The pure rules of PRODUCT.md section 1: which keys are submitted, and what an object
+ * becomes (TaskID, kind, Name, Desc, AlgoParamConf). No I/O here.
+ */
+import { createHash } from 'node:crypto';
+import type { MediaKind } from '../iva/types';
+import { IntakeRuleError } from './errors';
+
+export const INCOMING_PREFIX = 'incoming/';
+
+/** Object metadata keys (S3 lower-cases user metadata names). */
+export const META = {
+  taskId: 'iva-task-id',
+  kind: 'iva-kind',
+  name: 'iva-name',
+  desc: 'iva-desc',
+  algoParamConf: 'iva-algo-param-conf',
+  submissionId: 'iva-submission-id',
+} as const;
+
+/** S3 event keys are form-encoded: `+` is a space, `%2B` a plus. */
+export function decodeS3EventKey(encoded: string): string {
+  return decodeURIComponent(encoded.replace(/\+/g, ' '));
+}
+
+/** Only `incoming/…` objects are submitted, so the stack never loops on its own `results/`. */
+export function isSubmittableKey(key: string): boolean {
+  // A key ending in `/` is a console "folder" marker, not a file.
+  return key.startsWith(INCOMING_PREFIX) && key.length > INCOMING_PREFIX.length && !key.endsWith('/');
+}
+
+/**
+ * Decodes RFC 2047 encoded-words (`=?UTF-8?B?…?=`, `=?UTF-8?Q?…?=`): S3 user metadata is
+ * ASCII, so SDKs and S3 itself carry non-ASCII values this way. Plain values pass through.
+ */
+export function decodeMetadataValue(value: string): string {
+  const word = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
+  // Whitespace between two adjacent encoded-words is not part of the text (RFC 2047 §6.2).
+  const joined = value.replace(/(\?=)\s+(?==\?)/g, '$1');
+  return joined.replace(word, (whole, charset: string, encoding: string, text: string) => {
+    const bytes =
+      encoding.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64')
+        : Buffer.from(
+            text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+            'latin1',
+          );
+    try {
+      return new TextDecoder(charset.split('*')[0]!.toLowerCase(), { fatal: true }).decode(bytes);
+    } catch {
+      return whole; // unknown charset or invalid bytes: keep the value as sent, never guess
+    }
+  });
+}
+
+export interface ObjectFacts {
+  key: string;
+  /** User metadata as HeadObject returns it (names lower-cased, values possibly RFC 2047). */
+  metadata: Record<string, string | undefined>;
+  contentType?: string;
+  size?: number;
+}
+
+export interface RuleConfig {
+  defaultTaskId?: string;
+  imageMaxBytes: number;
+}
+
+export interface SubmissionPlan {
+  taskId: string;
+  kind: MediaKind;
+  name: string;
+  desc?: string;
+  algoParamConf?: Record<string, unknown>;
+}
+
+/** What is known even when the plan fails, so the failed record still says as much as it can. */
+export type PartialPlan = Partial<Pick<SubmissionPlan, 'taskId' | 'kind' | 'name' | 'desc'>>;
+
+export type Decision = { ok: true; plan: SubmissionPlan } | { ok: false; error: IntakeRuleError; partial: PartialPlan };
+
+const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'jpe', 'png', 'gif', 'bmp', 'webp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'ico']);
+const VIDEO_EXTENSIONS = new Set([
+  'mp4', 'm4v', 'mov', 'avi', 'mkv', 'flv', 'f4v', 'wmv', 'webm', 'mpeg', 'mpg', 'ts', 'mts', 'm2ts', '3gp', '3g2', 'ogv', 'rm', 'rmvb', 'asf', 'vob',
+]);
+
+function meta(facts: ObjectFacts, name: string): string | undefined {
+  const raw = facts.metadata[name];
+  if (raw === undefined) return undefined;
+  const value = decodeMetadataValue(raw).trim();
+  return value === '' ? undefined : value;
+}
+
+/** Last path segment of the key: the object's file name. */
+export function fileNameOf(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
+
+/** `incoming/<TaskID>/…` → TaskID; `incoming/file.jpg` has none. */
+export function taskIdFromKey(key: string): string | undefined {
+  if (!key.startsWith(INCOMING_PREFIX)) return undefined;
+  const rest = key.slice(INCOMING_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const segment = rest.slice(0, slash).trim();
+  return segment === '' ? undefined : segment;
+}
+
+export function resolveTaskId(facts: ObjectFacts, defaultTaskId?: string): string | undefined {
+  return meta(facts, META.taskId) ?? taskIdFromKey(facts.key) ?? (defaultTaskId?.trim() || undefined);
+}
+
+export function kindFromContentType(contentType: string | undefined): MediaKind | undefined {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase();
+  if (type?.startsWith('image/')) return 'image';
+  if (type?.startsWith('video/')) return 'video';
+  return undefined;
+}
+
+export function kindFromExtension(key: string): MediaKind | undefined {
+  const name = fileNameOf(key);
+  const dot = name.lastIndexOf('.');
+  if (dot < 0) return undefined;
+  const ext = name.slice(dot + 1).toLowerCase();
+  if (IMAGE_EXTENSIONS.has(ext)) return 'image';
+  if (VIDEO_EXTENSIONS.has(ext)) return 'video';
+  return undefined;
+}
+
+/** iva-kind → Content-Type → extension. An explicit iva-kind that is neither is an error, not a hint. */
+export function resolveKind(facts: ObjectFacts): MediaKind {
+  const declared = meta(facts, META.kind);
+  if (declared !== undefined) {
+    const lower = declared.toLowerCase();
+    if (lower === 'image' || lower === 'video') return lower;
+    throw new IntakeRuleError('UnsupportedMediaType', `Metadata ${META.kind} must be "image" or "video", got "${declared.slice(0, 40)}"`);
+  }
+  const kind = kindFromContentType(facts.contentType) ?? kindFromExtension(facts.key);
+  if (kind) return kind;
+  throw new IntakeRuleError(
+    'UnsupportedMediaType',
+    `Cannot tell image from video: no ${META.kind} metadata, Content-Type "${facts.contentType ?? ''}" is neither image/* nor video/*, and the file extension is not a known one`,
+  );
+}
+
+export function parseAlgoParamConf(raw: string | undefined): Record<string, unknown> | undefined {
+  if (raw === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (error) {
+    throw new IntakeRuleError('InvalidAlgoParamConf', `Metadata ${META.algoParamConf} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new IntakeRuleError('InvalidAlgoParamConf', `Metadata ${META.algoParamConf} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Applies every rule; the first failure wins, in the order PRODUCT.md lists them. */
+export function decide(facts: ObjectFacts, config: RuleConfig): Decision {
+  const partial: PartialPlan = {
+    name: meta(facts, META.name) ?? (fileNameOf(facts.key) || undefined),
+    desc: meta(facts, META.desc),
+  };
+  try {
+    const taskId = resolveTaskId(facts, config.defaultTaskId);
+    if (taskId) partial.taskId = taskId;
+    else {
+      throw new IntakeRuleError(
+        'MissingTaskId',
+        `No TaskID: set metadata ${META.taskId}, upload under ${INCOMING_PREFIX}<TaskID>/…, or configure a default TaskID`,
+      );
+    }
+    const kind = resolveKind(facts);
+    partial.kind = kind;
+    const algoParamConf = parseAlgoParamConf(meta(facts, META.algoParamConf));
+    if (kind === 'image' && facts.size !== undefined && facts.size > config.imageMaxBytes) {
+      throw new IntakeRuleError('ImageTooLarge', `The image is ${facts.size} bytes; IVA accepts at most ${config.imageMaxBytes} bytes per image`);
+    }
+    const plan: SubmissionPlan = { taskId, kind, name: partial.name ?? taskId };
+    if (partial.desc !== undefined) plan.desc = partial.desc;
+    if (algoParamConf !== undefined) plan.algoParamConf = algoParamConf;
+    return { ok: true, plan };
+  } catch (error) {
+    if (error instanceof IntakeRuleError) return { ok: false, error, partial };
+    throw error;
+  }
+}
+
+/** What tells two uploads to the same key apart: the version, else the event's sequencer, else the ETag. */
+export function objectIdentity(object: { versionId?: string; sequencer?: string; eTag?: string }): string | undefined {
+  return object.versionId || object.sequencer || (object.eTag ? stripQuotes(object.eTag) : undefined);
+}
+
+export function stripQuotes(eTag: string): string {
+  return eTag.replace(/^"+|"+$/g, '');
+}
+
+/** Deterministic per upload: the same event always maps to the same id, a new upload to a new one. */
+export function derivedSubmissionId(bucket: string, key: string, identity: string): string {
+  const digest = createHash('sha256').update(`${bucket}\n${key}\n${identity}`, 'utf8').digest('base64url');
+  return `s3_${digest.slice(0, 32)}`;
+}
+
+/** A submission id taken from metadata must look like one of ours before it is used as a key. */
+export function isPlausibleSubmissionId(value: string): boolean {
+  return /^[A-Za-z0-9_-]{8,128}$/.test(value);
+}

@@ -1,0 +1,399 @@
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+vi.hoisted(() => {
+  // The middlewares' own logger/metrics stay quiet; the test injects capturing ones.
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+import { createHandler, type ObjectCreatedDeps } from '../../../functions/object-created/handler';
+import { IMAGE_MAX_BYTES } from '../../../lib/config';
+import { createIvaClient } from '../../../lib/iva/client';
+import { createDynamoLedger, ledgerTableDefinition, type Ledger } from '../../../lib/ledger/index';
+import { derivedSubmissionId } from '../../../lib/s3-intake/rules';
+import { createPresigner } from '../../../lib/storage/presign';
+import { createS3Client } from '../../../lib/storage/s3-client';
+import { startIvaSandbox, DEFAULT_SANDBOX_CREDENTIALS, type IvaSandbox } from '../../../local/iva-sandbox/index';
+import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../../../local/servers/ceph';
+import { startDynalite, type LocalDynalite } from '../../../local/servers/dynalite';
+import { encodeS3EventKey, startS3rver, type LocalS3, type S3EventNotification } from '../../../local/servers/s3rver';
+
+const BUCKET = 'uploads';
+let s3: LocalS3;
+let dynalite: LocalDynalite;
+let sandbox: IvaSandbox;
+let s3Client: S3Client;
+let ledger: Ledger;
+
+type Line = { level: string; message: string; attrs: Record<string, unknown> };
+let lines: Line[] = [];
+let metricCounts: Record<string, number> = {};
+const captureLogger = {
+  debug: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'debug', message, attrs: Object.assign({}, ...extra) }),
+  info: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'info', message, attrs: Object.assign({}, ...extra) }),
+  warn: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'warn', message, attrs: Object.assign({}, ...extra) }),
+  error: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'error', message, attrs: Object.assign({}, ...extra) }),
+};
+const captureMetrics = {
+  addMetric: (name: string, _unit: unknown, value: number) => {
+    metricCounts[name] = (metricCounts[name] ?? 0) + value;
+  },
+};
+
+beforeAll(async () => {
+  [s3, dynalite, sandbox] = await Promise.all([startS3rver({ buckets: [BUCKET] }), startDynalite(), startIvaSandbox()]);
+  s3Client = createS3Client({ endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  const ddb = new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'us-east-1', credentials: dynalite.credentials });
+  await ddb.send(new CreateTableCommand(ledgerTableDefinition('ledger')));
+  ledger = createDynamoLedger({ tableName: 'ledger', client: DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }) });
+});
+
+afterAll(async () => {
+  await Promise.all([s3?.close(), dynalite?.close(), sandbox?.close()]);
+});
+
+beforeEach(() => {
+  sandbox.reset();
+  lines = [];
+  metricCounts = {};
+});
+
+function deps(overrides: Partial<ObjectCreatedDeps> = {}, client: S3Client = s3Client): ObjectCreatedDeps {
+  return {
+    s3: client,
+    ledger,
+    iva: createIvaClient({ endpoint: sandbox.url, credentials: DEFAULT_SANDBOX_CREDENTIALS, baseDelayMs: 20, maxDelayMs: 100, timeoutMs: 5_000 }),
+    presigner: createPresigner({ s3: client, ttlSeconds: 600 }),
+    concurrency: 2,
+    logger: captureLogger,
+    metrics: captureMetrics,
+    ...overrides,
+  };
+}
+
+function context(remainingMs = 60_000): Context {
+  const deadline = Date.now() + remainingMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: 'object-created',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:object-created',
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    logGroupName: '/aws/lambda/object-created',
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+function sqsRecord(body: string, messageId: string = randomUUID()): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: `rh-${messageId}`,
+    body,
+    attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDA', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:object-created',
+    awsRegion: 'us-east-1',
+  };
+}
+
+const sqsEvent = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+/** Puts an object on s3rver and returns the S3 notification it emitted (keys URL-encoded like AWS). */
+async function upload(key: string, body: Buffer | string, options: { metadata?: Record<string, string>; contentType?: string } = {}): Promise<S3EventNotification> {
+  const event = new Promise<S3EventNotification>((resolve) => {
+    const listener = (n: S3EventNotification) => {
+      if (n.Records.some((r) => r.s3.object.key === encodeS3EventKey(key) && r.eventName.startsWith('ObjectCreated'))) {
+        s3.events.off('event', listener);
+        resolve(n);
+      }
+    };
+    s3.events.on('event', listener);
+  });
+  await s3Client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, Metadata: options.metadata, ContentType: options.contentType }));
+  return event;
+}
+
+type Invoke = ReturnType<typeof createHandler>;
+const run = (handler: Invoke, event: SQSEvent, ctx = context()) => handler(event, ctx);
+const b64 = (s: string) => `=?UTF-8?B?${Buffer.from(s, 'utf8').toString('base64')}?=`;
+const idOf = (n: S3EventNotification) => derivedSubmissionId(BUCKET, decodeURIComponent(n.Records[0]!.s3.object.key.replace(/\+/g, ' ')), n.Records[0]!.s3.object.sequencer!);
+
+describe('object-created: S3 upload → IVA Source=url', () => {
+  it('submits awkward keys by a presigned URL whose bytes equal the object', async () => {
+    const handler = createHandler(deps());
+    const keys = ['incoming/task A/my photo+1 (2).jpg', 'incoming/task-b/猫 ü é.png', 'incoming/task-c/100% done.mp4', 'incoming/task-d/x/y/z/deep.jpeg'];
+    const bodies = keys.map((k, i) => Buffer.concat([Buffer.from(`${i}:${k}:`), Buffer.from([0, 255, 13, 10])]));
+    const notes = await Promise.all(keys.map((k, i) => upload(k, bodies[i]!)));
+    const result = await run(handler, sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))));
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions).toHaveLength(keys.length);
+    for (const [i, key] of keys.entries()) {
+      const name = key.slice(key.lastIndexOf('/') + 1);
+      const sub = sandbox.submissions.find((s) => s.name === name)!;
+      expect(sub).toMatchObject({ source: 'url', taskId: key.split('/')[1], kind: key.endsWith('.mp4') ? 'video' : 'image' });
+      expect(sub.url).not.toMatch(/checksum/i);
+      expect(sub.file!.equals(bodies[i]!)).toBe(true);
+      const record = await ledger.get(idOf(notes[i]!));
+      expect(record).toMatchObject({ status: 'submitted', source: 's3', dataId: sub.dataId, requestId: sub.requestId, object: { bucket: BUCKET, key } });
+    }
+    expect(metricCounts).toEqual({ Submitted: 4 });
+    const submitted = lines.filter((l) => l.message === 'Submitted');
+    expect(submitted).toHaveLength(4);
+    for (const l of submitted) expect(Object.keys(l.attrs)).toEqual(expect.arrayContaining(['submissionId', 'bucket', 'key', 'taskId', 'dataId', 'requestId']));
+    // The signature never reaches the logs.
+    expect(JSON.stringify(lines)).not.toMatch(/X-Amz-Signature/i);
+  });
+
+  it('submits one event delivered three times, and twice concurrently, exactly once', async () => {
+    const note = await upload('incoming/dup/once.jpg', 'once');
+    const body = JSON.stringify(note);
+    const handler = createHandler(deps());
+    for (let i = 0; i < 3; i++) expect(await run(handler, sqsEvent(sqsRecord(body)))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions).toHaveLength(1);
+    expect(metricCounts).toEqual({ Submitted: 1, Duplicate: 2 });
+
+    const again = await upload('incoming/dup/twice.jpg', 'twice');
+    sandbox.injectFaults({ count: 1, delayMs: 400 });
+    const [a, b] = await Promise.all([
+      run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(again)))),
+      run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(again)))),
+    ]);
+    expect(a).toEqual({ batchItemFailures: [] });
+    expect(b).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions.filter((s) => s.name === 'twice.jpg')).toHaveLength(1);
+    expect(lines.some((l) => l.message.startsWith('Concurrent delivery') || l.message.startsWith('Duplicate delivery'))).toBe(true);
+  });
+
+  it('fails a batch item only for the retryable failure; the permanent one is recorded', async () => {
+    const noTask = await upload('incoming/no-task.jpg', 'no task');
+    const limited = await upload('incoming/limited/flow.jpg', 'flow');
+    sandbox.injectFaults({ count: 1000, code: 'FlowLimitExceeded', httpStatus: 429 });
+    const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100 }));
+    const permanentId = 'msg-permanent';
+    const retryId = 'msg-retry';
+    const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(noTask), permanentId), sqsRecord(JSON.stringify(limited), retryId)), context(2_000));
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: retryId }] });
+    expect(sandbox.submissions).toHaveLength(0);
+    expect(await ledger.get(idOf(noTask))).toMatchObject({ status: 'failed', error: { code: 'MissingTaskId' }, name: 'no-task.jpg' });
+    const pending = await ledger.get(idOf(limited));
+    expect(pending).toMatchObject({ status: 'pending', taskId: 'limited', error: { code: 'FlowLimitExceeded' } });
+    expect(pending!.leaseUntil).toBeUndefined();
+    expect(sandbox.requests.length).toBeGreaterThan(1);
+    expect(metricCounts).toEqual({ Failed: 1, Retried: 1 });
+  });
+
+  it('records IVA permanent errors with its code, message and RequestId, and acknowledges', async () => {
+    const note = await upload('incoming/perm/bad.jpg', 'bad');
+    sandbox.injectFaults({ count: 1, code: 'InvalidParameter', httpStatus: 400, message: 'Url is not reachable' });
+    const result = await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))));
+    expect(result).toEqual({ batchItemFailures: [] });
+    const record = await ledger.get(idOf(note));
+    expect(record).toMatchObject({ status: 'failed', error: { code: 'InvalidParameter', message: expect.stringContaining('Url is not reachable') } });
+    expect(record!.error!.requestId).toBe(sandbox.requests[0]!.requestId);
+    expect(record!.requestId).toBe(sandbox.requests[0]!.requestId);
+    expect(metricCounts).toEqual({ Failed: 1 });
+  });
+
+  it('leaves the message for redelivery when IVA is down for the whole budget, then submits', async () => {
+    const note = await upload('incoming/down/later.jpg', 'later');
+    sandbox.injectFaults({ count: 1000, drop: true });
+    const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100 }));
+    const started = Date.now();
+    const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-down')), context(1_500));
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-down' }] });
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'NetworkError' } });
+    sandbox.reset();
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-down')))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions).toHaveLength(1);
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', attempts: 2 });
+  });
+
+  it('leaves a record to redelivery without calling IVA when too little time is left', async () => {
+    const note = await upload('incoming/late/late.jpg', 'late');
+    const result = await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note), 'm-late')), context(5_500));
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-late' }] });
+    expect(sandbox.requests).toHaveLength(0);
+    expect(await ledger.get(idOf(note))).toBeUndefined();
+  });
+
+  it('lets metadata override the path (task, kind, unicode name, desc, AlgoParamConf)', async () => {
+    const note = await upload('incoming/path-task/file.bin', 'meta', {
+      contentType: 'application/octet-stream',
+      metadata: { 'iva-task-id': 'meta-task', 'iva-kind': 'video', 'iva-name': b64('猫の動画 1.mp4'), 'iva-desc': b64('説明 +%'), 'iva-algo-param-conf': '{"threshold":0.7}' },
+    });
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions).toHaveLength(1);
+    expect(sandbox.submissions[0]).toMatchObject({ kind: 'video', taskId: 'meta-task', name: '猫の動画 1.mp4', desc: '説明 +%', algoParamConf: { threshold: 0.7 } });
+    expect(await ledger.get(idOf(note))).toMatchObject({ taskId: 'meta-task', kind: 'video', name: '猫の動画 1.mp4' });
+  });
+
+  it('uses the configured default TaskID for files directly under incoming/', async () => {
+    const note = await upload('incoming/top.png', 'top');
+    await run(createHandler(deps({ defaultTaskId: 'default-task' })), sqsEvent(sqsRecord(JSON.stringify(note))));
+    expect(sandbox.submissions[0]).toMatchObject({ taskId: 'default-task', name: 'top.png' });
+  });
+
+  it('ignores results/ keys, removals and the S3 test event; sends malformed messages to the DLQ', async () => {
+    const result = await upload('results/task/r.json', '{}');
+    const handler = createHandler(deps());
+    const removed = { Records: [{ ...result.Records[0]!, eventName: 'ObjectRemoved:Delete' }] };
+    const testEvent = { Service: 'Amazon S3', Event: 's3:TestEvent', Time: new Date().toISOString(), Bucket: BUCKET };
+    const out = await run(
+      handler,
+      sqsEvent(sqsRecord(JSON.stringify(result), 'r'), sqsRecord(JSON.stringify(removed), 'd'), sqsRecord(JSON.stringify(testEvent), 't'), sqsRecord('not json {', 'bad'), sqsRecord('{"Records":[{"s3":{}}]}', 'bad2')),
+    );
+    expect(out).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }, { itemIdentifier: 'bad2' }] });
+    expect(sandbox.requests).toHaveLength(0);
+    expect(await ledger.get(idOf(result))).toBeUndefined();
+    expect(lines.filter((l) => l.level === 'error' && l.message.startsWith('Malformed message')).map((l) => l.attrs.messageId)).toEqual(['bad', 'bad2']);
+    expect(lines.some((l) => l.message.startsWith('Ignored: only objects under incoming/') && l.attrs.key === 'results/task/r.json')).toBe(true);
+    expect(lines.some((l) => l.message === 'S3 test event acknowledged')).toBe(true);
+  });
+
+  it('records an object deleted before its event was processed as failed (ObjectNotFound)', async () => {
+    const note = await upload('incoming/gone/vanished.jpg', 'x');
+    const gone = { Records: [{ ...note.Records[0]!, s3: { ...note.Records[0]!.s3, object: { ...note.Records[0]!.s3.object, key: encodeS3EventKey('incoming/gone/never there.jpg') } } }] };
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(gone))))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.requests).toHaveLength(0);
+    expect(await ledger.get(idOf(gone))).toMatchObject({ status: 'failed', error: { code: 'ObjectNotFound' } });
+  });
+
+  it('records bad AlgoParamConf, unknown media and a >50 MB image as failed without calling IVA', async () => {
+    const badConf = await upload('incoming/t/conf.jpg', 'x', { metadata: { 'iva-algo-param-conf': '{not json' } });
+    const unknown = await upload('incoming/t/doc.pdf', 'x', { contentType: 'application/pdf' });
+    const big = await upload('incoming/t/huge.jpg', Buffer.alloc(IMAGE_MAX_BYTES + 1024 * 1024, 7), { contentType: 'image/jpeg' });
+    const out = await run(createHandler(deps()), sqsEvent(...[badConf, unknown, big].map((n) => sqsRecord(JSON.stringify(n)))));
+    expect(out).toEqual({ batchItemFailures: [] });
+    expect(sandbox.requests).toHaveLength(0);
+    expect(await ledger.get(idOf(badConf))).toMatchObject({ status: 'failed', error: { code: 'InvalidAlgoParamConf' } });
+    expect(await ledger.get(idOf(unknown))).toMatchObject({ status: 'failed', error: { code: 'UnsupportedMediaType' } });
+    expect(await ledger.get(idOf(big))).toMatchObject({ status: 'failed', kind: 'image', error: { code: 'ImageTooLarge' }, object: { size: IMAGE_MAX_BYTES + 1024 * 1024 } });
+    expect(metricCounts).toEqual({ Failed: 3 });
+  });
+
+  it('submits a new upload to the same key again, and drops the stale event of an overwritten object', async () => {
+    const handler = createHandler(deps());
+    const first = await upload('incoming/re/same.jpg', 'first');
+    await run(handler, sqsEvent(sqsRecord(JSON.stringify(first))));
+    await new Promise((r) => setTimeout(r, 5)); // s3rver's sequencer is the time in ms
+    const second = await upload('incoming/re/same.jpg', 'second upload');
+    await run(handler, sqsEvent(sqsRecord(JSON.stringify(second))));
+    expect(sandbox.submissions.map((s) => s.file!.toString())).toEqual(['first', 'second upload']);
+    expect(idOf(first)).not.toBe(idOf(second));
+    expect(await ledger.get(idOf(second))).toMatchObject({ status: 'submitted' });
+    // A late redelivery of the first event: the object now holds the second upload's bytes.
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(first))))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions).toHaveLength(2);
+    expect(lines.some((l) => l.message.includes('overwritten since this event'))).toBe(true);
+  });
+
+  it('uses the upload route reserved submission id, and a derived one for a later upload to that key', async () => {
+    const id = `up_${randomUUID().replace(/-/g, '')}`;
+    const key = `incoming/upl/${id}/clip.mp4`;
+    await ledger.reserve({ id, source: 'upload', taskId: 'upl', kind: 'video', name: 'clip.mp4', object: { bucket: BUCKET, key } });
+    const metadata = { 'iva-task-id': 'upl', 'iva-kind': 'video', 'iva-name': 'clip.mp4', 'iva-submission-id': id };
+    const handler = createHandler(deps());
+    const first = await upload(key, 'clip one', { metadata, contentType: 'video/mp4' });
+    await run(handler, sqsEvent(sqsRecord(JSON.stringify(first))));
+    await run(handler, sqsEvent(sqsRecord(JSON.stringify(first))));
+    expect(sandbox.submissions).toHaveLength(1);
+    const record = await ledger.get(id);
+    expect(record).toMatchObject({ id, source: 'upload', status: 'submitted', dataId: sandbox.submissions[0]!.dataId });
+
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await upload(key, 'clip two', { metadata, contentType: 'video/mp4' });
+    await run(handler, sqsEvent(sqsRecord(JSON.stringify(second))));
+    expect(sandbox.submissions.map((s) => s.file!.toString())).toEqual(['clip one', 'clip two']);
+    expect(await ledger.get(idOf(second))).toMatchObject({ source: 's3', status: 'submitted' });
+  });
+
+  it('never submits an unreserved or malformed iva-submission-id as given', async () => {
+    const note = await upload('incoming/forged/f.jpg', 'forged', { metadata: { 'iva-submission-id': 'not-reserved-1234' } });
+    await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))));
+    expect(await ledger.get('not-reserved-1234')).toBeUndefined();
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', source: 's3' });
+  });
+
+  it('bounds the IVA calls in flight by the configured concurrency', async () => {
+    const notes = await Promise.all(Array.from({ length: 6 }, (_, i) => upload(`incoming/conc/${i}.jpg`, `c${i}`)));
+    sandbox.injectFaults({ count: 6, delayMs: 150 });
+    let inFlight = 0;
+    let peak = 0;
+    const onRequest = () => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+    };
+    const onSubmission = () => inFlight--;
+    sandbox.on('request', onRequest);
+    sandbox.on('submission', onSubmission);
+    try {
+      const out = await run(createHandler(deps({ concurrency: 2 })), sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))));
+      expect(out).toEqual({ batchItemFailures: [] });
+    } finally {
+      sandbox.off('request', onRequest);
+      sandbox.off('submission', onSubmission);
+    }
+    expect(sandbox.submissions).toHaveLength(6);
+    expect(peak).toBe(2);
+  });
+});
+
+const ceph = requireCeph();
+
+describe.skipIf(!ceph)('object-created against a real S3 (Ceph RGW): versioned objects', () => {
+  const bucket = uniqueBucketName('intake');
+  let client: S3Client;
+
+  beforeAll(async () => {
+    await createBucket(ceph!, bucket);
+    client = cephS3Client(ceph!);
+    await client.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+  });
+
+  /** The event AWS would send for this PutObject (Ceph's own notifications need a push endpoint). */
+  function eventFor(key: string, versionId: string, eTag: string, size: number): string {
+    return JSON.stringify({
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: 'us-east-1',
+          eventTime: new Date().toISOString(),
+          eventName: 'ObjectCreated:Put',
+          s3: { s3SchemaVersion: '1.0', configurationId: 'c', bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` }, object: { key: encodeS3EventKey(key), size, eTag: eTag.replace(/"/g, ''), versionId, sequencer: '0' } },
+        },
+      ],
+    });
+  }
+
+  it('submits each version by a URL the gateway verifies, with that version bytes', async () => {
+    const key = 'incoming/ceph task/v + 猫 100%.jpg';
+    const v1 = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version one', ContentType: 'image/jpeg' }));
+    const v2 = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version two!', ContentType: 'image/jpeg' }));
+    const handler = createHandler(deps({}, client));
+    const e1 = eventFor(key, v1.VersionId!, v1.ETag!, 11);
+    expect(await run(handler, sqsEvent(sqsRecord(e1), sqsRecord(e1)))).toEqual({ batchItemFailures: [] });
+    expect(await run(handler, sqsEvent(sqsRecord(eventFor(key, v2.VersionId!, v2.ETag!, 12))))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions.map((s) => s.file!.toString())).toEqual(['version one', 'version two!']);
+    expect(sandbox.submissions[0]!.url).toContain(`versionId=${encodeURIComponent(v1.VersionId!)}`);
+    expect(sandbox.submissions[0]).toMatchObject({ taskId: 'ceph task', name: 'v + 猫 100%.jpg' });
+    const r1 = await ledger.get(derivedSubmissionId(bucket, key, v1.VersionId!));
+    expect(r1).toMatchObject({ status: 'submitted', object: { versionId: v1.VersionId } });
+    // A tampered URL is refused by the gateway: the bytes above passed a real signature check.
+    const tampered = sandbox.submissions[0]!.url!.replace(/X-Amz-Signature=[0-9a-f]{4}/, 'X-Amz-Signature=0000');
+    expect((await fetch(tampered)).status).toBe(403);
+  });
+});
