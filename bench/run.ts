@@ -1,4 +1,5 @@
 /** `npm run bench`: runs each benchmark module and prints its table. */
+import { benchDirectSubmit } from './direct-submit';
 import { benchSigner, type BenchTable } from './signer';
 
 function render(table: BenchTable): string {
@@ -16,7 +17,10 @@ function render(table: BenchTable): string {
   ].join('\n');
 }
 
-const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [{ name: 'signer', run: () => benchSigner() }];
+const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [
+  { name: 'signer', run: () => benchSigner() },
+  { name: 'direct-submit', run: () => benchDirectSubmit() },
+];
 
 const only = process.argv.slice(2);
 for (const bench of benches) {

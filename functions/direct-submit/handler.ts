@@ -1,0 +1,121 @@
+/**
+ * API Gateway (REST, payload v1) → the HTTP API of lib/api: direct multipart
+ * submissions, upload URLs, status. Wiring only: the event becomes an ApiRequest,
+ * the ApiResponse becomes the proxy result.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { createApi, type Api, type ApiDeps, type ApiLog, type ApiMetrics, type ApiRequest, type ApiResponse } from '../../lib/api/index';
+import { ApiError } from '../../lib/api/errors';
+import { errorResponse } from '../../lib/api/responses';
+import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
+import { logger, metrics, MetricUnit } from '../../lib/observability';
+import { ivaFromEnv, ledgerFromEnv } from '../../lib/runtime';
+import { createS3Client } from '../../lib/storage/s3-client';
+
+export type DirectSubmitDeps = ApiDeps;
+
+const apiLog: ApiLog = {
+  info: (message, extra) => logger.info(message, extra ?? {}),
+  warn: (message, extra) => logger.warn(message, extra ?? {}),
+  error: (message, extra) => logger.error(message, extra ?? {}),
+  appendKeys: (keys) => logger.appendKeys(keys),
+};
+
+const apiMetrics: ApiMetrics = {
+  count: (name, value = 1) => metrics.addMetric(name, MetricUnit.Count, value),
+};
+
+export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
+  const target = ivaTarget(env);
+  const iva = ivaFromEnv(env);
+  return {
+    ledger: ledgerFromEnv(env),
+    iva: iva.client,
+    credentials: iva.credentials,
+    s3: createS3Client({ env }),
+    bucket: required(env, ENV.bucket),
+    config: {
+      directMaxBytes: number(env, ENV.directMaxBytes, DEFAULTS.directMaxBytes),
+      uploadUrlTtlSeconds: number(env, ENV.uploadUrlTtlSeconds, DEFAULTS.uploadUrlTtlSeconds),
+      ivaService: target.service,
+      ivaRegion: target.region,
+    },
+  };
+}
+
+function lowerCaseHeaders(event: APIGatewayProxyEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) {
+    if (Array.isArray(values) && values.length > 0) out[name.toLowerCase()] = values.join(', ');
+  }
+  // The single-value map wins: it is what API Gateway itself treats as the header.
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    if (typeof value === 'string') out[name.toLowerCase()] = value;
+  }
+  return out;
+}
+
+function queryOf(event: APIGatewayProxyEvent): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [name, values] of Object.entries(event.multiValueQueryStringParameters ?? {})) {
+    if (Array.isArray(values)) out[name] = values.filter((v): v is string => typeof v === 'string');
+  }
+  for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) {
+    if (out[name] === undefined && typeof value === 'string') out[name] = [value];
+  }
+  return out;
+}
+
+export function toApiRequest(event: APIGatewayProxyEvent, context: Context): ApiRequest {
+  const pathParameters = Object.fromEntries(Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  return {
+    method: typeof event.httpMethod === 'string' ? event.httpMethod : 'GET',
+    path: typeof event.path === 'string' ? event.path : '/',
+    headers: lowerCaseHeaders(event),
+    query: queryOf(event),
+    ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
+    ...(typeof event.body === 'string' ? { body: { text: event.body, base64: event.isBase64Encoded === true } } : {}),
+    requestId: event.requestContext?.requestId ?? context.awsRequestId,
+    remainingMs: () => (typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000),
+  };
+}
+
+export function toProxyResult(response: ApiResponse): APIGatewayProxyResult {
+  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+}
+
+export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps)) {
+  let api: Api | undefined;
+  const getApi = (): Api => {
+    if (!api) {
+      const d = typeof deps === 'function' ? deps() : deps;
+      api = createApi({ ...d, log: d.log ?? apiLog, metrics: d.metrics ?? apiMetrics });
+    }
+    return api;
+  };
+
+  const base = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
+    const request = toApiRequest(event ?? ({} as APIGatewayProxyEvent), context);
+    logger.appendKeys({ apiRequestId: request.requestId, method: request.method, path: request.path });
+    const response = await getApi().handle(request);
+    logger.info('answered', { status: response.status });
+    return toProxyResult(response);
+  };
+
+  return middy(base)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
+    .use({
+      // Last line of defence (e.g. deps that cannot be built): still IVA's shape, never a bare 502.
+      onError: async (request) => {
+        logger.error('unhandled error', { error: request.error instanceof Error ? `${request.error.name}: ${request.error.message}` : String(request.error) });
+        const requestId = request.context?.awsRequestId ?? 'unknown';
+        request.response = toProxyResult(errorResponse(new ApiError('InternalError', `An internal error occurred; retry later and quote RequestId ${requestId} if it persists`), { action: 'Unknown', requestId }));
+      },
+    });
+}
+
+export const handler = createHandler(() => depsFromEnv(process.env));

@@ -1,0 +1,158 @@
+/**
+ * POST /v1/images, /v1/videos and the vendor-compatible `POST /?Action=…`: a multipart
+ * body in IVA's own format, validated, recorded in the ledger, and submitted to IVA
+ * with Source=file (the file part's chunks, views of the one decoded body buffer: the
+ * file is never copied) or Source=url.
+ *
+ * Memory per request: the event's base64 text (given), the decoded body (≈1× the
+ * file), and the IVA client's small framing buffers — nothing else scales with the file.
+ */
+import { randomUUID } from 'node:crypto';
+import { IvaError } from '../iva/errors';
+import type { SubmitInput } from '../iva/types';
+import { METRIC } from '../observability';
+import { MultipartError, parseMultipart } from '../multipart/index';
+import { decodeBody, header } from './body';
+import { ApiError } from './errors';
+import { API_VERSION, errorResponse, json, SUBMISSION_ID_HEADER } from './responses';
+import type { Route } from './router';
+import type { ApiDeps, ApiRequest, ApiResponse } from './types';
+import { isCredentialRejection, mapIvaError } from './upstream';
+import { checkMultipartContentType, fromMultipartError, MAX_REQUEST_FIELD_BYTES, validateDirect, type DirectSubmission } from './validate';
+
+/** API Gateway REST APIs cut integrations at 29 s; keep time to record and answer. */
+export const DEFAULT_MAX_BUDGET_MS = 27_000;
+export const DEFAULT_BUDGET_MARGIN_MS = 1_500;
+/** Below this there is no point calling IVA at all. */
+const MIN_BUDGET_MS = 200;
+
+export function newSubmissionId(source: 'api' | 'upload'): string {
+  return `${source === 'api' ? 'api' : 'upl'}_${randomUUID()}`;
+}
+
+export function submitBudgetMs(deps: ApiDeps, req: ApiRequest, startedAt: number): number {
+  const margin = deps.config.budgetMarginMs ?? DEFAULT_BUDGET_MARGIN_MS;
+  const gatewayLeft = (deps.config.maxBudgetMs ?? DEFAULT_MAX_BUDGET_MS) - (Date.now() - startedAt);
+  return Math.min(gatewayLeft, req.remainingMs() - margin);
+}
+
+function toSubmitInput(sub: DirectSubmission): SubmitInput {
+  const source: SubmitInput['source'] =
+    sub.source.type === 'url'
+      ? { type: 'url', url: sub.source.url }
+      : {
+          type: 'file',
+          // The views themselves: the client hashes and writes them in place.
+          data: sub.source.chunks,
+          contentType: sub.source.contentType,
+          ...(sub.source.filename !== undefined ? { filename: sub.source.filename } : {}),
+        };
+  return {
+    kind: sub.kind,
+    taskId: sub.taskId,
+    name: sub.name,
+    ...(sub.desc !== undefined ? { desc: sub.desc } : {}),
+    ...(sub.algoParamConf !== undefined ? { algoParamConf: sub.algoParamConf } : {}),
+    source,
+  };
+}
+
+/** Parses and validates; throws ApiError for every client mistake. */
+export async function readDirectSubmission(req: ApiRequest, kind: DirectSubmission['kind'], maxBytes: number): Promise<DirectSubmission> {
+  const contentType = checkMultipartContentType(header(req, 'content-type'));
+  const body = decodeBody(
+    req,
+    maxBytes,
+    (size) =>
+      new ApiError(
+        'PayloadTooLarge',
+        `The body is ${size} bytes; direct submissions take at most ${maxBytes} bytes (API Gateway and Lambda payload limits). For larger files call POST /v1/uploads for a presigned PUT URL, then PUT the file there.`,
+      ),
+  );
+  let form;
+  try {
+    form = await parseMultipart(body, contentType, { maxFieldBytes: MAX_REQUEST_FIELD_BYTES });
+  } catch (error) {
+    if (error instanceof MultipartError) throw fromMultipartError(error);
+    throw error;
+  }
+  return validateDirect(form, kind);
+}
+
+export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 'submit' }>, deps: ApiDeps, startedAt = Date.now()): Promise<ApiResponse> {
+  const sub = await readDirectSubmission(req, route.kind, deps.config.directMaxBytes);
+  const id = (deps.newId ?? newSubmissionId)('api');
+  const log = deps.log;
+  log?.appendKeys?.({ submissionId: id, taskId: sub.taskId });
+
+  const begun = await deps.ledger.begin({ id, source: 'api', taskId: sub.taskId, kind: sub.kind, name: sub.name, ...(sub.desc !== undefined ? { desc: sub.desc } : {}) });
+  if (begun.action !== 'proceed') throw new Error(`fresh submission id ${id} was already in the ledger (${begun.action})`);
+
+  const meta = { action: route.action, version: API_VERSION, requestId: req.requestId };
+  const input = toSubmitInput(sub);
+  let refreshed = false;
+  for (;;) {
+    const budgetMs = submitBudgetMs(deps, req, startedAt);
+    try {
+      if (budgetMs < MIN_BUDGET_MS) throw new ApiError('UpstreamUnavailable', 'Not enough time left to call IVA; retry', { retryAfterSeconds: 1 });
+      const result = await deps.iva.submit(input, {
+        budgetMs,
+        onRetry: (info) => {
+          deps.metrics?.count(METRIC.retried);
+          log?.warn('IVA call failed, retrying', { code: info.error.code, requestId: info.error.requestId, attempt: info.attempt, delayMs: info.delayMs });
+        },
+      });
+      log?.appendKeys?.({ dataId: result.dataId, requestId: result.requestId });
+      try {
+        await deps.ledger.markSubmitted(id, { dataId: result.dataId, requestId: result.requestId, kind: sub.kind });
+      } catch (error) {
+        // IVA has it: answering an error now would make the client submit it twice.
+        log?.error('IVA accepted the submission but the ledger update failed', { error: (error as Error).message });
+      }
+      deps.metrics?.count(METRIC.submitted);
+      log?.info('submitted to IVA', { attempts: result.attempts, source: sub.source.type, size: sub.source.type === 'file' ? sub.source.size : undefined });
+      return json(
+        200,
+        {
+          ResponseMetadata: { RequestId: result.requestId, Action: route.action, Version: API_VERSION, Service: deps.config.ivaService, Region: deps.config.ivaRegion },
+          Result: { [sub.kind === 'image' ? 'ImageID' : 'VideoID']: result.dataId, SubmissionId: id },
+        },
+        { [SUBMISSION_ID_HEADER]: id },
+      );
+    } catch (error) {
+      // Our keys refused: most likely a rotation this container has not seen yet.
+      if (isCredentialRejection(error) && !refreshed && deps.credentials) {
+        refreshed = true;
+        log?.warn('IVA refused our credentials; refreshing the secret and trying once more', { code: error.code, requestId: error.requestId });
+        try {
+          await deps.credentials.refresh();
+          continue;
+        } catch (refreshError) {
+          log?.error('refreshing the Volcengine credentials failed', { error: (refreshError as Error).message });
+        }
+      }
+      return await answerFailure(error, id, meta, deps);
+    }
+  }
+}
+
+async function answerFailure(error: unknown, id: string, meta: { action: string; version: string; requestId: string }, deps: ApiDeps): Promise<ApiResponse> {
+  let outcome: { error: ApiError };
+  if (error instanceof IvaError) outcome = mapIvaError(error);
+  else if (error instanceof ApiError) outcome = { error };
+  else throw error;
+  const ivaCode = error instanceof IvaError ? error.code : outcome.error.code;
+  const ivaMsg = error instanceof IvaError ? error.message : outcome.error.message;
+  const record = { code: ivaCode, message: ivaMsg, ...(outcome.error.requestId ? { requestId: outcome.error.requestId } : {}) };
+  try {
+    // Nothing redelivers a direct submission: the client got our answer (503 + Retry-After
+    // for retryable causes) and resubmits under a new id, so this one ends `failed` rather
+    // than `pending` for ever. The code says whether a resubmission can help.
+    await deps.ledger.markFailed(id, record);
+  } catch (ledgerError) {
+    deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
+  }
+  deps.metrics?.count(METRIC.failed);
+  deps.log?.warn('submission to IVA failed', { code: ivaCode, requestId: outcome.error.requestId, status: outcome.error.status });
+  return errorResponse(outcome.error, meta, { submissionId: id });
+}

@@ -1,0 +1,108 @@
+/**
+ * Every error code the HTTP API answers, with its status. Codes are part of the API's
+ * contract (clients switch on them): add new ones, never rename. IVA's own codes pass
+ * through unchanged (see lib/api/upstream.ts) and are not listed here.
+ */
+
+export const API_ERRORS = {
+  // Routing
+  RouteNotFound: 404,
+  MethodNotAllowed: 405,
+  MissingAction: 400,
+  InvalidActionOrVersion: 404,
+  InvalidVersion: 400,
+  // Body framing
+  UnsupportedMediaType: 415,
+  MissingBoundary: 400,
+  InvalidBoundary: 400,
+  InvalidContentType: 400,
+  MissingBody: 400,
+  MalformedMultipart: 400,
+  MalformedPartHeader: 400,
+  TruncatedMultipart: 400,
+  TooManyParts: 400,
+  PayloadTooLarge: 413,
+  // The Request field
+  MissingRequest: 400,
+  DuplicateRequest: 400,
+  RequestTooLarge: 400,
+  InvalidRequestJson: 400,
+  InvalidRequest: 400,
+  MissingTaskID: 400,
+  InvalidTaskID: 400,
+  MissingImage: 400,
+  MissingVideo: 400,
+  MissingName: 400,
+  InvalidName: 400,
+  InvalidDesc: 400,
+  InvalidSource: 400,
+  MissingUrl: 400,
+  InvalidUrl: 400,
+  InvalidAlgoParamConf: 400,
+  // The file part
+  MissingFile: 400,
+  UnexpectedFile: 400,
+  WrongFilePart: 400,
+  UnknownFilePart: 400,
+  FileNotAFile: 400,
+  TooManyFiles: 400,
+  EmptyFile: 400,
+  ImageTooLarge: 413,
+  FileTooLarge: 413,
+  // POST /v1/uploads
+  InvalidJson: 400,
+  InvalidKind: 400,
+  InvalidSize: 400,
+  InvalidContentTypeField: 400,
+  MetadataTooLarge: 400,
+  // Status
+  SubmissionNotFound: 404,
+  InvalidCursor: 400,
+  InvalidLimit: 400,
+  InvalidSubmissionId: 400,
+  // Ours, not the client's fault
+  UpstreamCredentialsRejected: 502,
+  UpstreamCredentialsUnavailable: 503,
+  UpstreamUnavailable: 503,
+  UpstreamError: 502,
+  InternalError: 500,
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+export interface ApiErrorOptions {
+  /** Overrides the code's status (IVA passthrough). */
+  status?: number;
+  /** IVA's RequestId when the error is IVA's. */
+  requestId?: string;
+  /** Seconds, for 503s the client should retry. */
+  retryAfterSeconds?: number;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** An error answered to the client as-is: `code` and `message` are safe to show. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly code: string;
+  readonly status: number;
+  readonly requestId: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(code: ApiErrorCode, message: string, options?: ApiErrorOptions);
+  /** IVA's own code, passed through. */
+  constructor(code: string, message: string, options: ApiErrorOptions & { status: number });
+  constructor(code: string, message: string, options: ApiErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? (API_ERRORS as Record<string, number>)[code] ?? 500;
+    this.requestId = options.requestId;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export function isApiError(error: unknown): error is ApiError {
+  return error instanceof ApiError;
+}

@@ -1,0 +1,58 @@
+/**
+ * The HTTP API behind API Gateway, as plain functions: `createApi(deps).handle(request)`.
+ * Every failure a client can cause becomes a 4xx in IVA's error shape; only our own
+ * faults (ledger down, bugs) become a 5xx, and never with internal details.
+ */
+import { handleSubmit } from './direct';
+import { ApiError } from './errors';
+import { errorResponse } from './responses';
+import { route, UNKNOWN_ACTION, type Route } from './router';
+import { handleGetSubmission, handleListTaskSubmissions } from './status';
+import type { ApiDeps, ApiRequest, ApiResponse } from './types';
+import { handleCreateUpload } from './uploads';
+
+export * from './types';
+export { ApiError, API_ERRORS, type ApiErrorCode } from './errors';
+export { SUBMISSION_ID_HEADER, API_VERSION } from './responses';
+export { headerSafe, decodeHeaderSafe } from './header-safe';
+export { VIDEO_MAX_BYTES, uploadKey, sanitizeSegment } from './uploads';
+export { newSubmissionId, DEFAULT_MAX_BUDGET_MS } from './direct';
+
+export interface Api {
+  handle(request: ApiRequest): Promise<ApiResponse>;
+}
+
+function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): Promise<ApiResponse> {
+  switch (r.op) {
+    case 'submit':
+      return handleSubmit(req, r, deps, startedAt);
+    case 'createUpload':
+      return handleCreateUpload(req, deps);
+    case 'getSubmission':
+      return handleGetSubmission(r.id, deps);
+    case 'listTaskSubmissions':
+      return handleListTaskSubmissions(r.taskId, req, deps);
+  }
+}
+
+export function createApi(deps: ApiDeps): Api {
+  return {
+    async handle(req) {
+      const startedAt = Date.now();
+      let action = UNKNOWN_ACTION;
+      try {
+        const r = route(req);
+        action = r.action;
+        return await dispatch(r, req, deps, startedAt);
+      } catch (error) {
+        const meta = { action, requestId: req.requestId };
+        if (error instanceof ApiError) {
+          deps.log?.info('request refused', { code: error.code, status: error.status });
+          return errorResponse(error, meta);
+        }
+        deps.log?.error('unexpected error', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+        return errorResponse(new ApiError('InternalError', `An internal error occurred; retry later and quote RequestId ${req.requestId} if it persists`), meta);
+      }
+    },
+  };
+}

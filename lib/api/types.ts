@@ -1,0 +1,75 @@
+/**
+ * The HTTP API's own request/response types: plain data, no Lambda types. The handler
+ * (functions/direct-submit) turns API Gateway events into these and back.
+ */
+import type { Ledger } from '../ledger/types';
+import type { IvaClient } from '../iva/types';
+import type { S3Client } from '@aws-sdk/client-s3';
+
+export interface ApiRequest {
+  method: string;
+  /** The request path without stage, e.g. `/v1/images`. */
+  path: string;
+  /** Header names lower-cased; repeated headers joined by `, `. */
+  headers: Readonly<Record<string, string>>;
+  /** Every value of each query parameter, in order. */
+  query: Readonly<Record<string, readonly string[]>>;
+  /** Path parameters API Gateway already extracted (decoded), when the resource had some. */
+  pathParameters?: Readonly<Record<string, string>>;
+  /** The body as the gateway delivered it: base64 text (binary media types) or plain text. */
+  body?: { text: string; base64: boolean };
+  /** Our RequestId for errors we answer ourselves (the gateway's or Lambda's request id). */
+  requestId: string;
+  /** ms left before the function must have answered. */
+  remainingMs: () => number;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A key pair cache whose refresh() re-reads a rotated secret. */
+export interface CredentialsRefresher {
+  refresh(): Promise<unknown>;
+}
+
+export interface ApiLog {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+  appendKeys?(keys: Record<string, unknown>): void;
+}
+
+export interface ApiMetrics {
+  count(name: string, value?: number): void;
+}
+
+export interface ApiConfig {
+  /** Largest decoded body for direct submissions. */
+  directMaxBytes: number;
+  uploadUrlTtlSeconds: number;
+  /** What the success metadata reports, like IVA: `iva` / `cn-north-1`. */
+  ivaService: string;
+  ivaRegion: string;
+  /** Never wait on IVA past this, whatever Lambda allows (API Gateway cuts at 29 s). */
+  maxBudgetMs?: number;
+  /** Kept back from Lambda's remaining time to answer and record (default 1 500 ms). */
+  budgetMarginMs?: number;
+}
+
+export interface ApiDeps {
+  ledger: Ledger;
+  iva: IvaClient;
+  /** Refreshed when IVA refuses our keys (rotation). */
+  credentials?: CredentialsRefresher;
+  s3: S3Client;
+  bucket: string;
+  config: ApiConfig;
+  log?: ApiLog;
+  metrics?: ApiMetrics;
+  /** Submission id factory (default `api_`/`upl_` + random UUID). */
+  newId?: (source: 'api' | 'upload') => string;
+  now?: () => Date;
+}

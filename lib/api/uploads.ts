@@ -1,0 +1,182 @@
+/**
+ * POST /v1/uploads: a presigned PUT URL for files too large for a direct submission.
+ * The IVA fields are bound to the object as signed `x-amz-meta-iva-*` headers, so the
+ * uploaded object carries everything the object-created function needs (section 1 of
+ * the product contract), and a client cannot PUT under that URL without them.
+ */
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { IMAGE_MAX_BYTES } from '../config';
+import type { MediaKind } from '../iva/types';
+import { decodeBody, header } from './body';
+import { newSubmissionId } from './direct';
+import { ApiError } from './errors';
+import { headerSafe } from './header-safe';
+import { json, SUBMISSION_ID_HEADER } from './responses';
+import type { ApiDeps, ApiRequest, ApiResponse } from './types';
+import { isPlainObject } from './validate';
+
+/** S3's largest single PUT; a presigned URL cannot do multipart uploads. */
+export const VIDEO_MAX_BYTES = 5 * 1024 * 1024 * 1024;
+/** S3 user metadata: keys + values, UTF-8 bytes, at most 2 KB. */
+export const S3_METADATA_MAX_BYTES = 2048;
+const MAX_UPLOAD_REQUEST_BYTES = 64 * 1024;
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+/** type/subtype with optional parameters, printable ASCII only (it is signed as a header). */
+const MIME = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;[\x20-\x7e]*)?$/;
+
+export interface UploadRequest {
+  taskId: string;
+  kind: MediaKind;
+  name: string;
+  desc?: string;
+  algoParamConf?: Record<string, unknown>;
+  contentType: string;
+  size: number;
+}
+
+export interface UploadTicket {
+  SubmissionId: string;
+  Url: string;
+  Method: 'PUT';
+  Headers: Record<string, string>;
+  ExpiresAt: string;
+  Key: string;
+  Bucket: string;
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function str(body: Record<string, unknown>, ...names: string[]): unknown {
+  for (const n of names) if (body[n] !== undefined && body[n] !== null) return body[n];
+  return undefined;
+}
+
+export function validateUploadRequest(body: unknown): UploadRequest {
+  if (!isPlainObject(body)) throw new ApiError('InvalidJson', 'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?}');
+  const taskId = str(body, 'TaskID');
+  if (taskId === undefined || (typeof taskId === 'string' && taskId.trim() === '')) throw new ApiError('MissingTaskID', 'TaskID is required: the id of the IVA async task the file belongs to');
+  if (typeof taskId !== 'string' || taskId.length > 256 || CONTROL.test(taskId)) throw new ApiError('InvalidTaskID', 'TaskID must be a string of at most 256 characters without control characters');
+  const kind = str(body, 'Kind', 'kind');
+  if (kind !== 'image' && kind !== 'video') throw new ApiError('InvalidKind', `Kind must be "image" or "video", got ${JSON.stringify(kind)?.slice(0, 40) ?? 'nothing'}`);
+  const name = str(body, 'Name');
+  if (name === undefined || (typeof name === 'string' && name.trim() === '')) throw new ApiError('MissingName', 'Name is required (the file name IVA shows)');
+  if (typeof name !== 'string' || name.length > 1024 || CONTROL.test(name)) throw new ApiError('InvalidName', 'Name must be a string of at most 1024 characters without control characters');
+  const desc = str(body, 'Desc');
+  if (desc !== undefined && typeof desc !== 'string') throw new ApiError('InvalidDesc', 'Desc must be a string');
+  const algo = str(body, 'AlgoParamConf');
+  if (algo !== undefined && !isPlainObject(algo)) throw new ApiError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object of algorithm parameters');
+  const contentType = str(body, 'ContentType') ?? DEFAULT_CONTENT_TYPE;
+  if (typeof contentType !== 'string' || !MIME.test(contentType)) throw new ApiError('InvalidContentTypeField', 'ContentType must be a MIME type such as "video/mp4" or "image/jpeg"');
+  const size = str(body, 'Size');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) throw new ApiError('InvalidSize', 'Size must be the file size in bytes, a positive integer');
+  if (kind === 'image' && size > IMAGE_MAX_BYTES) throw new ApiError('ImageTooLarge', `The image is ${size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`);
+  if (kind === 'video' && size > VIDEO_MAX_BYTES) throw new ApiError('FileTooLarge', `The video is ${size} bytes; one presigned PUT carries at most ${VIDEO_MAX_BYTES} bytes (5 GiB, S3's single-upload limit)`);
+  return {
+    taskId,
+    kind,
+    name,
+    contentType,
+    size,
+    ...(desc !== undefined ? { desc: desc as string } : {}),
+    ...(algo !== undefined ? { algoParamConf: algo as Record<string, unknown> } : {}),
+  };
+}
+
+/** One key segment: no separators, no control characters, no `.`/`..`, bounded length. */
+export function sanitizeSegment(value: string, fallback = 'file'): string {
+  let out = value.normalize('NFC').replace(/[\u0000-\u001f\u007f/\\]/g, '_').trim();
+  if (out === '.' || out === '..') out = out.replace(/\./g, '_');
+  // Keys are at most 1024 bytes; leave room for the rest of the key.
+  while (Buffer.byteLength(out, 'utf8') > 200) out = out.slice(0, -1);
+  return out || fallback;
+}
+
+export function uploadKey(taskId: string, submissionId: string, name: string): string {
+  return `incoming/${sanitizeSegment(taskId, 'task')}/${submissionId}/${sanitizeSegment(name)}`;
+}
+
+export function uploadMetadata(input: UploadRequest, submissionId: string): Record<string, string> {
+  const meta: Record<string, string> = {
+    'iva-task-id': headerSafe(input.taskId),
+    'iva-kind': input.kind,
+    'iva-name': headerSafe(input.name),
+    'iva-submission-id': submissionId,
+  };
+  if (input.desc !== undefined && input.desc !== '') meta['iva-desc'] = headerSafe(input.desc);
+  if (input.algoParamConf !== undefined) meta['iva-algo-param-conf'] = headerSafe(JSON.stringify(input.algoParamConf));
+  const bytes = Object.entries(meta).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (bytes > S3_METADATA_MAX_BYTES) {
+    throw new ApiError('MetadataTooLarge', `Name, Desc and AlgoParamConf together take ${bytes} bytes of object metadata; S3 allows ${S3_METADATA_MAX_BYTES}. Shorten them.`);
+  }
+  return meta;
+}
+
+function parseJsonBody(req: ApiRequest): unknown {
+  const contentType = header(req, 'content-type');
+  if (contentType && !/^\s*(application\/([\w.+-]*\+)?json|text\/plain)\s*(;|$)/i.test(contentType)) {
+    throw new ApiError('UnsupportedMediaType', `POST /v1/uploads takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`);
+  }
+  const raw = decodeBody(req, MAX_UPLOAD_REQUEST_BYTES, (size) => new ApiError('PayloadTooLarge', `POST /v1/uploads takes a small JSON description of the file (at most ${MAX_UPLOAD_REQUEST_BYTES} bytes, got ${size}); the file itself goes to the returned URL`));
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
+  }
+}
+
+export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): Promise<UploadTicket> {
+  const id = (deps.newId ?? newSubmissionId)('upload');
+  const key = uploadKey(input.taskId, id, input.name);
+  const metadata = uploadMetadata(input, id);
+  const ttl = deps.config.uploadUrlTtlSeconds;
+  const now = (deps.now ?? (() => new Date()))();
+
+  await deps.ledger.reserve({
+    id,
+    source: 'upload',
+    taskId: input.taskId,
+    kind: input.kind,
+    name: input.name,
+    ...(input.desc !== undefined ? { desc: input.desc } : {}),
+    object: { bucket: deps.bucket, key, size: input.size, contentType: input.contentType },
+  });
+
+  const command = new PutObjectCommand({ Bucket: deps.bucket, Key: key, ContentType: input.contentType, Metadata: metadata });
+  const metaHeaders = Object.keys(metadata).map((k) => `x-amz-meta-${k}`);
+  const url = await getSignedUrl(deps.s3, command, {
+    expiresIn: ttl,
+    // The presigner never signs Content-Type unless told to; metadata must stay
+    // headers (signed, so required) rather than be hoisted into the query.
+    signableHeaders: new Set(['content-type']),
+    unhoistableHeaders: new Set(metaHeaders),
+  });
+  const headers: Record<string, string> = { 'Content-Type': input.contentType };
+  for (const [k, v] of Object.entries(metadata)) headers[`x-amz-meta-${k}`] = v;
+  // A URL signed with session credentials (the Lambda role's) dies with them, whatever
+  // X-Amz-Expires says: report the real end of its life, not the one asked for.
+  let expiresAt = new Date(now.getTime() + ttl * 1000);
+  const identity = await deps.s3.config.credentials();
+  if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
+    expiresAt = identity.expiration;
+    deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', { credentialsExpireAt: expiresAt.toISOString(), ttlSeconds: ttl });
+  }
+  return {
+    SubmissionId: id,
+    Url: url,
+    Method: 'PUT',
+    Headers: headers,
+    ExpiresAt: expiresAt.toISOString(),
+    Key: key,
+    Bucket: deps.bucket,
+  };
+}
+
+export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
+  const input = validateUploadRequest(parseJsonBody(req));
+  const ticket = await createUploadTicket(input, deps);
+  deps.log?.appendKeys?.({ submissionId: ticket.SubmissionId, taskId: input.taskId, bucket: ticket.Bucket, key: ticket.Key });
+  // The URL's query is its signature: log where it points, never the query.
+  deps.log?.info('upload URL issued', { url: ticket.Url.split('?')[0], size: input.size, kind: input.kind, expiresAt: ticket.ExpiresAt });
+  return json(200, ticket, { [SUBMISSION_ID_HEADER]: ticket.SubmissionId });
+}

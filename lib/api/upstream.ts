@@ -1,0 +1,77 @@
+/**
+ * How IVA's failures reach our client. The client never
+ * signs towards IVA: our keys being refused is OUR fault (502/503), never a 4xx.
+ */
+import { IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
+import { ApiError } from './errors';
+
+/** IVA refusing the service's own Volcengine keys or their permissions. */
+export const CREDENTIAL_CODES = new Set([
+  'SignatureDoesNotMatch',
+  'InvalidAccessKey',
+  'InvalidClientTokenId',
+  'InvalidSecretToken',
+  'InvalidCredential',
+  'InvalidAuthorization',
+  'MissingAuthenticationToken',
+  'MissingSignature',
+  'AccessDenied',
+  'LackPolicy',
+]);
+
+/** Codes IVA sends about the request's content: the client's to fix, whatever the HTTP status. */
+const CLIENT_CODES = new Set(['InvalidParameter', 'MissingParameter', 'MissingRequestInfo']);
+
+/** Our own client's codes for failures that never reached IVA. */
+const TRANSPORT_CODES = new Set(['NetworkError', 'Timeout', 'InvalidResponse']);
+
+export const RETRY_AFTER_THROTTLED_SECONDS = 2;
+export const RETRY_AFTER_SECONDS = 5;
+
+export interface UpstreamOutcome {
+  error: ApiError;
+}
+
+export function isCredentialRejection(error: unknown): error is IvaError {
+  return error instanceof IvaError && CREDENTIAL_CODES.has(error.code);
+}
+
+export function mapIvaError(error: IvaError): UpstreamOutcome {
+  const requestId = error.requestId;
+  const opts = requestId ? { requestId, cause: error } : { cause: error };
+  if (error.code === 'CredentialsUnavailable') {
+    return {
+      error: new ApiError('UpstreamCredentialsUnavailable', 'The service could not load its IVA credentials; this is not a problem with your request. Retry later.', { ...opts, retryAfterSeconds: RETRY_AFTER_SECONDS }),
+    };
+  }
+  if (CREDENTIAL_CODES.has(error.code)) {
+    return {
+      error: new ApiError('UpstreamCredentialsRejected', `IVA refused this service's credentials (${error.code}); this is not a problem with your request. The operator must check the Volcengine key secret. Retry later.`, opts),
+    };
+  }
+  if (error instanceof IvaInputError) {
+    return { error: new ApiError(error.code, error.message, { status: 400, cause: error }) };
+  }
+  if (error.retryable) {
+    const throttled = error.httpStatus === 429 || /FlowLimit/.test(error.code);
+    const code = TRANSPORT_CODES.has(error.code) || !requestId ? 'UpstreamUnavailable' : error.code;
+    const message = code === 'UpstreamUnavailable' ? `IVA is unavailable right now (${error.message}); retry later` : `${ivaMessage(error)}; retry later`;
+    return {
+      error: new ApiError(code, message, { ...opts, status: 503, retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS }),
+    };
+  }
+  if (error instanceof IvaProtocolError || TRANSPORT_CODES.has(error.code)) {
+    return { error: new ApiError('UpstreamError', `IVA answered something unexpected: ${error.message}`, opts) };
+  }
+  const status = error.httpStatus !== undefined && error.httpStatus >= 400 && error.httpStatus < 500 ? error.httpStatus : CLIENT_CODES.has(error.code) ? 400 : 502;
+  return { error: new ApiError(error.code, ivaMessage(error), { ...opts, status }) };
+}
+
+/** IVA's own message, without the client's decorations (code prefix, RequestId suffix). */
+export function ivaMessage(error: IvaError): string {
+  let message = error.message;
+  const prefix = `${error.code}: `;
+  if (message.startsWith(prefix)) message = message.slice(prefix.length);
+  if (error.requestId) message = message.replace(` (RequestId ${error.requestId})`, '');
+  return message || error.code;
+}
