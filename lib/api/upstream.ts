@@ -2,22 +2,8 @@
  * How IVA's failures reach our client. The client never
  * signs towards IVA: our keys being refused is OUR fault (502/503), never a 4xx.
  */
-import { IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
+import { CREDENTIAL_CODES, IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
 import { ApiError } from './errors';
-
-/** IVA refusing the service's own Volcengine keys or their permissions. */
-export const CREDENTIAL_CODES = new Set([
-  'SignatureDoesNotMatch',
-  'InvalidAccessKey',
-  'InvalidClientTokenId',
-  'InvalidSecretToken',
-  'InvalidCredential',
-  'InvalidAuthorization',
-  'MissingAuthenticationToken',
-  'MissingSignature',
-  'AccessDenied',
-  'LackPolicy',
-]);
 
 /** Codes IVA sends about the request's content: the client's to fix, whatever the HTTP status. */
 const CLIENT_CODES = new Set(['InvalidParameter', 'MissingParameter', 'MissingRequestInfo']);

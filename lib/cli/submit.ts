@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { ENV, ivaTarget, type Env } from '../config';
 import { createIvaClient } from '../iva/client';
 import { IvaError, IvaInputError } from '../iva/errors';
-import type { MediaKind, SubmitSource } from '../iva/types';
+import type { MediaKind, SubmitInput, SubmitSource } from '../iva/types';
 
 export interface CliIo {
   stdout: { write(text: string): unknown };
@@ -73,15 +73,7 @@ class UsageError extends Error {}
 /** A local file cannot be read: exit 2 like a usage error, without pointing at --help. */
 class LocalFileError extends Error {}
 
-interface SubmitPlan {
-  kind: MediaKind;
-  taskId: string;
-  name: string;
-  desc?: string;
-  algoParamConf?: Record<string, unknown>;
-  source: SubmitSource;
-  budgetMs?: number;
-}
+type SubmitPlan = SubmitInput & { budgetMs?: number };
 
 const OPTIONS = {
   'task-id': { type: 'string' },

@@ -14,10 +14,11 @@ const RETRYABLE_CODES = new Set([
 export const RESIGN_CODES = new Set(['InvalidTimestamp']);
 
 /**
- * Codes that no retry can fix, whatever HTTP status carries them: a wrong key or
- * signature stays wrong, and retrying it only burns the budget (and the rate limit).
+ * IVA refusing the caller's own keys or their permissions. No retry can fix these,
+ * whatever HTTP status carries them: a wrong key or signature stays wrong, and retrying
+ * only burns the budget (and the rate limit).
  */
-export const PERMANENT_CODES = new Set([
+export const CREDENTIAL_CODES: ReadonlySet<string> = new Set([
   'SignatureDoesNotMatch',
   'InvalidAccessKey',
   'InvalidClientTokenId',
@@ -29,6 +30,8 @@ export const PERMANENT_CODES = new Set([
   'AccessDenied',
   'LackPolicy',
 ]);
+
+export const PERMANENT_CODES: ReadonlySet<string> = CREDENTIAL_CODES;
 
 export function isRetryableCode(code: string, httpStatus?: number): boolean {
   if (PERMANENT_CODES.has(code) || RESIGN_CODES.has(code)) return false;
