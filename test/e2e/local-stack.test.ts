@@ -1,0 +1,338 @@
+/**
+ * End to end through the local stack with the REAL functions, driven only from outside:
+ * the S3 API (@aws-sdk/client-s3 against the stack's endpoint) and HTTP (fetch against
+ * the API, the sandbox's /__sandbox control routes, /__local/events). Runs on the
+ * embedded s3rver always, and on the Ceph RGW when one is configured (local/servers/ceph.ts;
+ * required in CI).
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../../lib/storage/s3-client';
+import { startIvaSandbox } from '../../local/iva-sandbox/index';
+import { requireCeph, uniqueBucketName } from '../../local/servers/ceph';
+import { startLocalStack, type ExternalS3, type LocalStack, type StackInfo } from '../../local/stack/index';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const VERBOSE = process.env.E2E_VERBOSE === '1';
+
+interface SandboxSubmission {
+  taskId: string;
+  name: string;
+  source: 'url' | 'file';
+  url?: string;
+  sha256: string;
+  size: number;
+  dataId: string;
+}
+
+interface SubmissionView {
+  SubmissionId: string;
+  Status: string;
+  Source: string;
+  TaskID?: string;
+  ImageID?: string;
+  VideoID?: string;
+  Error?: { Code: string; Message: string };
+  Result?: { Status: string; Location: string };
+  Object?: { Bucket: string; Key: string };
+}
+
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+const taskId = (label: string): string => `e2e-${label}-${randomBytes(4).toString('hex')}`;
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** HTTP helpers against one running stack's printed endpoints. */
+function client(info: StackInfo) {
+  const api = (path: string, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${info.apiUrl}${path}`, { ...init, headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) } });
+  return {
+    api,
+    async sandboxSubmissions(): Promise<SandboxSubmission[]> {
+      return (await (await fetch(`${info.ivaEndpoint}/__sandbox/submissions`)).json()) as SandboxSubmission[];
+    },
+    async injectFaults(faults: unknown[]): Promise<void> {
+      const res = await fetch(`${info.ivaEndpoint}/__sandbox/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+      expect(res.status).toBe(200);
+    },
+    async listTask(task: string): Promise<SubmissionView[]> {
+      const items: SubmissionView[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await api(`/v1/tasks/${encodeURIComponent(task)}/submissions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as { Items: SubmissionView[]; NextCursor?: string };
+        items.push(...page.Items);
+        cursor = page.NextCursor;
+      } while (cursor);
+      return items;
+    },
+    async submission(id: string): Promise<SubmissionView> {
+      const res = await api(`/v1/submissions/${encodeURIComponent(id)}`);
+      expect(res.status).toBe(200);
+      return (await res.json()) as SubmissionView;
+    },
+    s3(): S3Client {
+      return createS3Client({ endpoint: info.s3Endpoint, region: info.s3Region, forcePathStyle: true, credentials: { accessKeyId: info.s3AccessKeyId, secretAccessKey: info.s3SecretAccessKey } });
+    },
+  };
+}
+
+function imageForm(request: unknown, bytes: Buffer, fileName = 'cat.jpg'): FormData {
+  const form = new FormData();
+  // IVA's format: Request is a plain text field holding JSON, like `curl -F 'Request={…}'`.
+  form.set('Request', JSON.stringify(request));
+  form.set('ImageFile', new Blob([bytes], { type: 'image/jpeg' }), fileName);
+  return form;
+}
+
+const ceph = requireCeph();
+const backends: { name: string; s3?: () => ExternalS3; enabled: boolean }[] = [
+  { name: 's3rver', enabled: true },
+  {
+    name: 'ceph',
+    enabled: ceph !== undefined,
+    s3: () => ({ endpoint: ceph!.endpoint, region: ceph!.region, accessKeyId: ceph!.accessKeyId, secretAccessKey: ceph!.secretAccessKey, notifications: 'ceph' }),
+  },
+];
+
+describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
+  describe.skipIf(!enabled)(`${name}`, () => {
+    let stack: LocalStack;
+    let http: ReturnType<typeof client>;
+    let s3c: S3Client;
+    const lines: string[] = [];
+
+    beforeAll(async () => {
+      stack = await startLocalStack({
+        ...(s3 ? { s3: s3(), bucket: uniqueBucketName('e2e') } : {}),
+        sandbox: { callbackDelayMs: 20, callbackBackoffMs: 50 },
+        sqs: { visibilityTimeoutMs: 500, maxReceiveCount: 5, maxConcurrency: 4, batchingWindowMs: 20 },
+        functionEnv: { POWERTOOLS_LOG_LEVEL: VERBOSE ? 'INFO' : 'ERROR' },
+        log: (line) => {
+          lines.push(line);
+          if (VERBOSE) console.log(`[${name}] ${line}`);
+        },
+      });
+      http = client(stack.info);
+      s3c = http.s3();
+    });
+
+    afterAll(async () => {
+      s3c?.destroy();
+      await stack?.close();
+    });
+
+    it('an S3 upload becomes a Source=url submission of the same bytes, then a completed result', async () => {
+      const task = taskId('upload');
+      const key = `incoming/${task}/my cat+1 ü.jpg`;
+      const bytes = randomBytes(50_000);
+      await s3c.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: bytes, ContentType: 'image/jpeg' }));
+
+      const submitted = await until('the sandbox submission', async () => (await http.sandboxSubmissions()).find((s) => s.taskId === task));
+      expect(submitted.source).toBe('url');
+      expect(submitted.name).toBe('my cat+1 ü.jpg');
+      expect(submitted.sha256).toBe(sha(bytes));
+      expect(new URL(submitted.url!).origin).toBe(new URL(stack.s3Endpoint).origin);
+
+      const done = await until('the completed status', async () => (await http.listTask(task)).find((s) => s.Status === 'completed'));
+      expect(done.Object?.Key).toBe(key);
+      expect(done.ImageID).toBe(submitted.dataId);
+      const view = await http.submission(done.SubmissionId);
+      expect(view.Status).toBe('completed');
+      expect(view.Result?.Location).toMatch(new RegExp(`^s3://${stack.bucket}/results/`));
+
+      // The stored result is the callback body, and an event names it.
+      const location = new URL(view.Result!.Location.replace(/^s3:/, 'http:'));
+      const stored = await s3c.send(new GetObjectCommand({ Bucket: stack.bucket, Key: decodeURIComponent(location.pathname.slice(1)) }));
+      expect(JSON.parse(await stored.Body!.transformToString())).toMatchObject({ TaskID: task, ImageID: submitted.dataId });
+      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as { source: string; detail: Record<string, unknown> }[];
+      expect(events.some((e) => e.source === 'iva-bridge' && JSON.stringify(e.detail).includes(submitted.dataId))).toBe(true);
+      expect(lines.some((l) => l.startsWith('s3: upload seen') && l.includes(task))).toBe(true);
+    });
+
+    it('a direct multipart submission (and the vendor-compatible form) becomes a completed result', async () => {
+      const task = taskId('direct');
+      const bytes = randomBytes(30_000);
+      const res = await http.api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, bytes) });
+      const body = (await res.json()) as { Result?: { ImageID: string; SubmissionId: string } };
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      const sandbox = (await http.sandboxSubmissions()).find((s) => s.taskId === task)!;
+      expect(sandbox).toMatchObject({ source: 'file', sha256: sha(bytes), dataId: body.Result!.ImageID });
+      const view = await until('completed', async () => {
+        const v = await http.submission(body.Result!.SubmissionId);
+        return v.Status === 'completed' ? v : undefined;
+      });
+      expect(view.Result?.Location).toMatch(/^s3:\/\//);
+
+      const vendor = await http.api('/?Action=AddAsyncTaskImageData&Version=2022-05-13', {
+        method: 'POST',
+        body: imageForm({ TaskID: task, Image: { Name: 'dog.jpg', Source: 'file' } }, randomBytes(1000), 'dog.jpg'),
+      });
+      expect(vendor.status).toBe(200);
+      expect(((await vendor.json()) as { Result: { ImageID: string } }).Result.ImageID).toMatch(/^img-/);
+    });
+
+    it('the upload route takes a file larger than the direct limit', async () => {
+      const task = taskId('uploads');
+      const bytes = randomBytes(6 * 1024 * 1024);
+      const res = await http.api('/v1/uploads', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ TaskID: task, Kind: 'image', Name: 'big.jpg', ContentType: 'image/jpeg', Size: bytes.length }),
+      });
+      const ticket = (await res.json()) as { SubmissionId: string; Url: string; Method: string; Headers: Record<string, string> };
+      expect(res.status, JSON.stringify(ticket)).toBe(200);
+      const put = await fetch(ticket.Url, { method: ticket.Method, headers: ticket.Headers, body: bytes });
+      expect(put.status, await put.text()).toBe(200);
+
+      const view = await until('completed', async () => {
+        const v = await http.submission(ticket.SubmissionId);
+        return v.Status === 'completed' ? v : undefined;
+      });
+      const sandbox = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
+      expect(sandbox).toHaveLength(1);
+      expect(sandbox[0]).toMatchObject({ source: 'url', size: bytes.length, sha256: sha(bytes), dataId: view.ImageID });
+    });
+
+    it('a direct submission over the limit gets 413 naming POST /v1/uploads', async () => {
+      const task = taskId('big');
+      // 4.6 MB reaches the function (6.1 MB of base64 fits Lambda) and is refused there;
+      // 5.5 MB is refused by the gateway (7.3 MB of base64 does not).
+      for (const size of [4_600_000, 5_500_000]) {
+        const res = await http.api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'big.jpg', Source: 'file' } }, randomBytes(size)) });
+        const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+        expect(res.status, JSON.stringify(body)).toBe(413);
+        expect(body.ResponseMetadata.Error.Message).toContain('/v1/uploads');
+      }
+      expect((await http.sandboxSubmissions()).some((s) => s.taskId === task)).toBe(false);
+    });
+
+    it('a burst of 50 uploads under IVA faults ends with each object in exactly one final state, none lost or doubled', async () => {
+      const task = taskId('burst');
+      await http.injectFaults([
+        { count: 4, code: 'FlowLimitExceeded', httpStatus: 429 },
+        { count: 3, code: 'ServiceUnavailable', httpStatus: 503 },
+        { count: 2, drop: true },
+      ]);
+      const names = Array.from({ length: 50 }, (_, i) => `obj-${i}.jpg`);
+      await Promise.all(
+        names.map((n, i) => s3c.send(new PutObjectCommand({ Bucket: stack.bucket, Key: `incoming/${task}/${n}`, Body: Buffer.from(`image ${i}`), ContentType: 'image/jpeg' }))),
+      );
+
+      const final = await until(
+        'every object settled',
+        async () => {
+          const items = await http.listTask(task);
+          return items.length === 50 && items.every((s) => s.Status === 'completed' || s.Status === 'failed') ? items : undefined;
+        },
+        60_000,
+        250,
+      );
+      const submissions = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
+      for (const name of names) {
+        const views = final.filter((v) => v.Object?.Key === `incoming/${task}/${name}`);
+        expect(views, name).toHaveLength(1);
+        const count = submissions.filter((s) => s.name === name).length;
+        if (views[0]!.Status === 'completed') expect(count, name).toBe(1);
+        else expect(count, name).toBe(0);
+      }
+      // Retryable faults are retried: every object ends completed, and the faults were all used.
+      expect(final.filter((v) => v.Status !== 'completed').map((v) => `${v.Object?.Key}: ${v.Error?.Code}`)).toEqual([]);
+      expect(await (await fetch(`${stack.ivaEndpoint}/__sandbox/faults`)).json()).toEqual([]);
+      const requests = (await (await fetch(`${stack.ivaEndpoint}/__sandbox/requests`)).json()) as { fault?: string }[];
+      expect(requests.filter((r) => r.fault).length).toBe(9);
+      expect(stack.deadLetters).toEqual([]);
+    }, 90_000);
+  });
+});
+
+describe('pointed at another IVA endpoint (the real-IVA mode)', () => {
+  it('runs no sandbox and signs submissions with the given keys towards the given endpoint', async () => {
+    // A sandbox started on its own stands in for the remote IVA: it only accepts these keys.
+    const credentials = { accessKeyId: 'AKLTREMOTEE2E', secretAccessKey: randomBytes(16).toString('hex') };
+    const remote = await startIvaSandbox({ credentials });
+    const callerEndpoint = process.env.IVA_ENDPOINT;
+    const stack = await startLocalStack({ iva: { endpoint: remote.url, credentials }, log: () => undefined, functionEnv: { POWERTOOLS_LOG_LEVEL: 'ERROR' } });
+    try {
+      expect(stack.sandbox).toBeUndefined();
+      expect(stack.ivaMode).toBe('remote');
+      expect(stack.ivaEndpoint).toBe(remote.url);
+      const task = taskId('remote');
+      const res = await client(stack.info).api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, randomBytes(500)) });
+      expect(res.status, await res.text()).toBe(200);
+      expect(remote.submissions.map((s) => [s.taskId, s.accessKeyId])).toEqual([[task, credentials.accessKeyId]]);
+    } finally {
+      await stack.close();
+      await remote.close();
+    }
+    // The functions' environment is the caller's again.
+    expect(process.env.IVA_ENDPOINT).toBe(callerEndpoint);
+  });
+});
+
+describe('npm start', () => {
+  it('starts the stack on free ports, serves an upload and a request, and stops cleanly on SIGINT', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'iva-bridge-npm-start-'));
+    const jsonPath = join(dir, 'stack.json');
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    // Only what the child is told here: no real IVA, no external S3 from the caller's shell.
+    for (const name of Object.keys(env)) if (/^(IVA_|VOLC_|AWS_|CEPH_|LEDGER_TABLE|BUCKET_NAME|CALLBACK_)/.test(name)) delete env[name];
+    Object.assign(env, {
+      IVA_BRIDGE_API_PORT: '0',
+      IVA_BRIDGE_S3_PORT: '0',
+      IVA_BRIDGE_IVA_PORT: '0',
+      IVA_BRIDGE_DDB_PORT: '0',
+      IVA_BRIDGE_EVENTS_PORT: '0',
+      IVA_BRIDGE_STACK_JSON: jsonPath,
+      IVA_BRIDGE_SANDBOX_CALLBACK_DELAY_MS: '20',
+      POWERTOOLS_LOG_LEVEL: 'WARN',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
+    const child = spawn('npm', ['start', '--silent'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const info = await until('stack.json', async () => (existsSync(jsonPath) ? (JSON.parse(await readFile(jsonPath, 'utf8')) as StackInfo) : undefined), 30_000, 100);
+      for (const k of ['s3Endpoint', 's3AccessKeyId', 's3SecretAccessKey', 'bucket', 'apiUrl', 'apiKey', 'callbackUrl', 'ivaEndpoint'] as const) expect(info[k], k).toBeTruthy();
+      expect(output).toContain(`s3://${info.bucket}/incoming/`);
+
+      const http = client(info);
+      const s3c = http.s3();
+      const task = taskId('npm');
+      await s3c.send(new PutObjectCommand({ Bucket: info.bucket, Key: `incoming/${task}/cat.jpg`, Body: randomBytes(2000), ContentType: 'image/jpeg' }));
+      s3c.destroy();
+      const done = await until('the upload completed', async () => (await http.listTask(task)).find((s) => s.Status === 'completed'));
+      expect(done.Source).toBe('s3');
+      const missing = await http.api('/v1/submissions/does-not-exist');
+      expect(missing.status).toBe(404);
+
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(existsSync(jsonPath)).toBe(false);
+      expect(output).toContain('stopped.');
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\n--- npm start output ---\n${output.slice(-4000)}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
