@@ -15,6 +15,8 @@
  */
 import {
   ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
   DynamoDBClient,
   type AttributeDefinition,
   type CreateTableCommandInput,
@@ -73,6 +75,22 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
       },
     ],
   };
+}
+
+/**
+ * Creates the ledger table and waits until it is ACTIVE: DynamoDB (and dynalite, even
+ * with no creation delay) answers ResourceNotFound to writes while a table is CREATING.
+ */
+export async function createLedgerTable(client: Pick<DynamoDBClient, 'send'>, tableName: string, timeoutMs = 30_000): Promise<void> {
+  await client.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const indexesReady = (out.Table?.GlobalSecondaryIndexes ?? []).every((index) => index.IndexStatus === 'ACTIVE');
+    if (out.Table?.TableStatus === 'ACTIVE' && indexesReady) return;
+    if (Date.now() > deadline) throw new Error(`Table ${tableName} did not become ACTIVE within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 function isConditionFailure(error: unknown): boolean {

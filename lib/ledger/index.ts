@@ -1,3 +1,3 @@
 export * from './types';
 export * from './errors';
-export { createDynamoLedger, ledgerTableDefinition, type DynamoLedgerOptions } from './dynamo';
+export { createDynamoLedger, createLedgerTable, ledgerTableDefinition, type DynamoLedgerOptions } from './dynamo';

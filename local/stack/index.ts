@@ -12,9 +12,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DEFAULTS, ENV } from '../../lib/config';
-import { ledgerTableDefinition } from '../../lib/ledger/index';
+import { createLedgerTable } from '../../lib/ledger/index';
 import { createS3Client } from '../../lib/storage/s3-client';
 import type { VolcCredentials } from '../../lib/signer/index';
 import { DEFAULT_SANDBOX_CREDENTIALS, startIvaSandbox, type IvaSandbox } from '../iva-sandbox/index';
@@ -165,7 +165,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const dynalite = await startDynalite({ port: ports.dynamodb ?? 0 });
     cleanups.push(() => dynalite.close());
     const ddb = new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials });
-    await ddb.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+    await createLedgerTable(ddb, tableName);
     ddb.destroy();
     log(`dynamodb (dynalite) on ${dynalite.endpoint}, table ${tableName}`);
 

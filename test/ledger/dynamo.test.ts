@@ -1,8 +1,8 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynalite } from '../../local/servers/dynalite';
-import { createDynamoLedger, InvalidCursorError, ledgerTableDefinition, SubmissionNotFoundError, type Ledger } from '../../lib/ledger/index';
+import { createDynamoLedger, InvalidCursorError, createLedgerTable, SubmissionNotFoundError, type Ledger } from '../../lib/ledger/index';
 
 let stop: () => Promise<void>;
 let doc: DynamoDBDocumentClient;
@@ -26,7 +26,7 @@ afterAll(async () => {
 /** A fresh table per test, with a clock the test moves by hand. */
 async function freshLedger(start = Date.parse('2026-11-30T12:00:00Z')) {
   const tableName = `ledger-${++tableCount}`;
-  await doc.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  await createLedgerTable(doc, tableName);
   const clock = { t: start };
   const ledger = createDynamoLedger({ tableName, client: doc, now: () => new Date(clock.t), leaseMs: 60_000 });
   return { ledger, clock };

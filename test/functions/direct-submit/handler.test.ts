@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { HeadObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyResult } from 'aws-lambda';
@@ -15,7 +15,7 @@ import { createHandler, type DirectSubmitDeps } from '../../../functions/direct-
 import { decodeHeaderSafe, type ApiLog } from '../../../lib/api/index';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
-import { createDynamoLedger, ledgerTableDefinition, type Ledger } from '../../../lib/ledger/index';
+import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
 import type { VolcCredentials } from '../../../lib/signer/index';
 import { createS3Client } from '../../../lib/storage/s3-client';
@@ -103,7 +103,7 @@ beforeAll(async () => {
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }), {
     marshallOptions: { removeUndefinedValues: true },
   });
-  await doc.send(new CreateTableCommand(ledgerTableDefinition('ledger')));
+  await createLedgerTable(doc, 'ledger');
   ledger = createDynamoLedger({ tableName: 'ledger', client: doc });
   s3 = createS3Client({ endpoint: s3local.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   iva = createIvaClient({ endpoint: sandbox.url, credentials: async () => currentKeys, timeoutMs: 20_000, baseDelayMs: 5, maxDelayMs: 40 });

@@ -4,7 +4,7 @@
  * really are bound — a different Content-Type or a missing metadata header is refused.
  * Skipped when no Ceph gateway is configured (a failure in CI, see requireCeph).
  */
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/direct-submit/handler';
 import { decodeHeaderSafe } from '../../../lib/api/index';
 import { createIvaClient } from '../../../lib/iva/index';
-import { createDynamoLedger, ledgerTableDefinition } from '../../../lib/ledger/index';
+import { createDynamoLedger, createLedgerTable } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
 import { cephS3Client, createBucket, requireCeph, startDynalite, uniqueBucketName, type LocalDynalite } from '../../../local/servers/index';
 import { lambdaContext, restEvent } from './events';
@@ -32,7 +32,7 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
     const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }), {
       marshallOptions: { removeUndefinedValues: true },
     });
-    await doc.send(new CreateTableCommand(ledgerTableDefinition('ledger')));
+    await createLedgerTable(doc, 'ledger');
     s3 = cephS3Client(ceph!);
     await createBucket(ceph!, bucket);
     handler = createHandler({

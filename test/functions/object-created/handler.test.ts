@@ -1,4 +1,4 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -14,7 +14,7 @@ vi.hoisted(() => {
 import { createHandler, type ObjectCreatedDeps } from '../../../functions/object-created/handler';
 import { IMAGE_MAX_BYTES } from '../../../lib/config';
 import { createIvaClient } from '../../../lib/iva/client';
-import { createDynamoLedger, ledgerTableDefinition, type Ledger } from '../../../lib/ledger/index';
+import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
 import { derivedSubmissionId } from '../../../lib/s3-intake/rules';
 import { createPresigner } from '../../../lib/storage/presign';
 import { createS3Client } from '../../../lib/storage/s3-client';
@@ -49,7 +49,7 @@ beforeAll(async () => {
   [s3, dynalite, sandbox] = await Promise.all([startS3rver({ buckets: [BUCKET] }), startDynalite(), startIvaSandbox()]);
   s3Client = createS3Client({ endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
   const ddb = new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'us-east-1', credentials: dynalite.credentials });
-  await ddb.send(new CreateTableCommand(ledgerTableDefinition('ledger')));
+  await createLedgerTable(ddb, 'ledger');
   ledger = createDynamoLedger({ tableName: 'ledger', client: DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }) });
 });
 

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -16,7 +16,7 @@ import { createHandler } from '../../../functions/result-callback/handler';
 import { createMemoryPublisher, type EventPublisher, type MemoryPublisher, type ResultStoredDetail } from '../../../lib/callback/events';
 import { EventPublishError } from '../../../lib/callback/errors';
 import type { CallbackDeps } from '../../../lib/callback/handle';
-import { createDynamoLedger, ledgerTableDefinition, type Ledger } from '../../../lib/ledger/index';
+import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
 import { callbackSecretsFrom } from '../../../lib/secrets/index';
 import { sha256Hex } from '../../../lib/signer/index';
@@ -134,7 +134,7 @@ async function world(overrides: Partial<CallbackDeps> = {}, s3Override?: { clien
   const client = s3Override?.client ?? s3client;
   if (!s3Override) await client.send(new CreateBucketCommand({ Bucket: bucket }));
   const tableName = `ledger-${n}`;
-  await doc.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
+  await createLedgerTable(doc, tableName);
   const ledger = createDynamoLedger({ tableName, client: doc });
   const events = createMemoryPublisher();
   const deps: CallbackDeps = { s3: client, bucket, ledger, secrets: { get: async () => [SECRET] }, publisher: events, ...overrides };
