@@ -45,11 +45,14 @@ export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';
  *   re-encoding towards IVA, and more CPU shortens the upload.
  * - result-callback: stores one small body, one ledger update, one event; 15 s is
  *   generous, 256 MB is plenty.
+ * - size-guard: the REQUEST authorizer of the direct multipart routes; compares one
+ *   header with a number, so the smallest memory, and 3 s bounds a stuck cold start.
  */
 export const FUNCTION_SPECS = {
   objectCreated: { dir: 'object-created', memorySize: 512, timeoutSeconds: 60, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   directSubmit: { dir: 'direct-submit', memorySize: 1024, timeoutSeconds: 29, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   resultCallback: { dir: 'result-callback', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
+  sizeGuard: { dir: 'size-guard', memorySize: 128, timeoutSeconds: 3, ivaTimeoutMs: undefined },
 } as const;
 
 /** SQS batching window: a few seconds groups bursts of uploads into one invocation. */
@@ -69,7 +72,7 @@ export class IvaBridgeStack extends Stack {
   readonly deadLetterQueue: sqs.Queue;
   readonly table: dynamodb.Table;
   readonly api: apigw.RestApi;
-  readonly functions: { objectCreated: NodejsFunction; directSubmit: NodejsFunction; resultCallback: NodejsFunction };
+  readonly functions: { objectCreated: NodejsFunction; directSubmit: NodejsFunction; resultCallback: NodejsFunction; sizeGuard: NodejsFunction };
 
   constructor(scope: Construct, id: string, props: IvaBridgeProps) {
     super(scope, id, props);
@@ -183,7 +186,13 @@ export class IvaBridgeStack extends Stack {
       [ENV.callbackSecretArn]: callbackSecret.secretArn,
       [ENV.eventBusName]: config.eventBusName,
     });
-    this.functions = { objectCreated, directSubmit, resultCallback };
+    // Nothing but the limit: no table, bucket or secret, and no source-map support
+    // (--enable-source-maps slows every cold start of a function that runs before each
+    // direct submission). Same value as direct-submit's, so both layers agree.
+    const sizeGuard = this.createFunction('SizeGuard', FUNCTION_SPECS.sizeGuard, retention, {
+      [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
+    });
+    this.functions = { objectCreated, directSubmit, resultCallback, sizeGuard };
 
     objectCreated.addEventSource(
       new SqsEventSource(this.queue, {
@@ -244,7 +253,7 @@ export class IvaBridgeStack extends Stack {
     }
 
     // ---------------------------------------------------------------- API
-    const { api, apiKey } = this.createApi(config, retention, directSubmit, resultCallback);
+    const { api, apiKey } = this.createApi(config, retention, directSubmit, resultCallback, sizeGuard);
     this.api = api;
 
     // ---------------------------------------------------------------- alarms
@@ -258,7 +267,8 @@ export class IvaBridgeStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     ];
-    for (const [name, fn] of Object.entries({ ObjectCreated: objectCreated, DirectSubmit: directSubmit, ResultCallback: resultCallback })) {
+    // SizeGuard too: a failing authorizer turns every direct submission into a 500.
+    for (const [name, fn] of Object.entries({ ObjectCreated: objectCreated, DirectSubmit: directSubmit, ResultCallback: resultCallback, SizeGuard: sizeGuard })) {
       alarms.push(
         new cloudwatch.Alarm(this, `${name}Errors`, {
           alarmDescription: `The ${name} function failed (unhandled error or timeout).`,
@@ -393,7 +403,13 @@ export class IvaBridgeStack extends Stack {
     return fn;
   }
 
-  private createApi(config: IvaBridgeConfig, retention: logs.RetentionDays, directSubmit: lambda.IFunction, resultCallback: lambda.IFunction): { api: apigw.RestApi; apiKey: apigw.ApiKey } {
+  private createApi(
+    config: IvaBridgeConfig,
+    retention: logs.RetentionDays,
+    directSubmit: lambda.IFunction,
+    resultCallback: lambda.IFunction,
+    sizeGuard: lambda.IFunction,
+  ): { api: apigw.RestApi; apiKey: apigw.ApiKey } {
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
     const api = new apigw.RestApi(this, 'Api', {
       description: 'iva-bridge: direct submissions, uploads, status, IVA callbacks',
@@ -436,14 +452,29 @@ export class IvaBridgeStack extends Stack {
     // One Lambda permission for the whole API instead of one per method.
     const direct = new apigw.LambdaIntegration(directSubmit, { scopePermissionToMethod: false });
     const keyed: apigw.MethodOptions = { apiKeyRequired: true };
+    // A base64-encoded body over ~4.5 MB makes a Lambda event over 6 MB: the invoke
+    // fails and API Gateway would answer 502. This authorizer denies such bodies from
+    // their Content-Length first, and the ACCESS_DENIED gateway response turns the deny
+    // into a 413 naming POST /v1/uploads. Caching must stay off: the decision depends on
+    // each request's length. With caching off no identity source is needed, and none
+    // is wanted: a listed source that is absent (chunked uploads have no
+    // Content-Length) would make API Gateway answer 401 without calling the authorizer.
+    const sizeGuardAuthorizer = new apigw.RequestAuthorizer(this, 'SizeGuardAuthorizer', {
+      handler: sizeGuard,
+      identitySources: [],
+      resultsCacheTtl: Duration.seconds(0),
+    });
+    // CDK writes IdentitySource "" for an empty list; leave the optional property out.
+    (sizeGuardAuthorizer.node.defaultChild as apigw.CfnAuthorizer).addPropertyDeletionOverride('IdentitySource');
+    const multipart: apigw.MethodOptions = { ...keyed, authorizer: sizeGuardAuthorizer, authorizationType: apigw.AuthorizationType.CUSTOM };
     const v1 = api.root.addResource('v1');
-    v1.addResource('images').addMethod('POST', direct, keyed);
-    v1.addResource('videos').addMethod('POST', direct, keyed);
+    v1.addResource('images').addMethod('POST', direct, multipart);
+    v1.addResource('videos').addMethod('POST', direct, multipart);
     v1.addResource('uploads').addMethod('POST', direct, keyed);
     v1.addResource('submissions').addResource('{id}').addMethod('GET', direct, keyed);
     v1.addResource('tasks').addResource('{taskId}').addResource('submissions').addMethod('GET', direct, keyed);
     // Vendor-compatible form: POST /?Action=AddAsyncTaskImageData&Version=2022-05-13.
-    api.root.addMethod('POST', direct, keyed);
+    api.root.addMethod('POST', direct, multipart);
     // IVA cannot send our API key: the long random path secret is the credential,
     // checked in constant time by result-callback.
     api.root
@@ -492,6 +523,9 @@ export class IvaBridgeStack extends Stack {
   }
 }
 
+/** "4.5 MB" for the messages, from the limit itself. */
+const DIRECT_MAX_LABEL = `${DEFAULTS.directMaxBytes / 1_000_000} MB`;
+
 /**
  * API Gateway's own errors in IVA's error shape, so clients see one format whatever
  * answered. Templates allow only simple `$context` substitution.
@@ -507,7 +541,35 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       '413',
       // Same code direct-submit answers for an over-size body (lib/api/errors.ts).
       'PayloadTooLarge',
+      // AWS documents REQUEST_TOO_LARGE (bodies over API Gateway's 10 MB hard limit) as
+      // not customizable: clients get API Gateway's own plain 413 whatever is set here.
+      // Kept because it is harmless and records the intent should AWS ever honour it.
       literal('Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.'),
+    ],
+    [
+      'SizeGuardDenied',
+      // Only the size-guard authorizer produces ACCESS_DENIED in this stack (no IAM
+      // authorization, no resource policy), and it denies for one reason: a declared
+      // body over the direct limit. So the deny becomes IVA's 413.
+      apigw.ResponseType.ACCESS_DENIED,
+      '413',
+      'PayloadTooLarge',
+      // $context.authorizer.<key> reads the deny's context (functions/size-guard).
+      literal(
+        `The request body is over ${DIRECT_MAX_LABEL} ($context.authorizer.maxBytes bytes), the most a direct submission can carry through API Gateway and Lambda. Send large files with POST /v1/uploads: it returns a presigned URL to PUT the file to.`,
+      ),
+    ],
+    [
+      'IntegrationFailure',
+      // API Gateway could not invoke the function. With these routes the usual cause is
+      // a body whose base64 encoding exceeds Lambda's 6 MB payload (sent without a
+      // Content-Length, so the size guard could not see it).
+      apigw.ResponseType.INTEGRATION_FAILURE,
+      '502',
+      'IntegrationFailure',
+      literal(
+        `The request could not be handed to the function. The usual cause is a body over ${DIRECT_MAX_LABEL}, too large for a direct submission: send large files with POST /v1/uploads (presigned upload URL). If the body was small, retry later.`,
+      ),
     ],
     ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, '403', 'InvalidApiKey', literal('Missing or invalid x-api-key header.')],
     // API Gateway answers an unknown route or method as a missing auth token; say what it is.

@@ -26,7 +26,8 @@ describe('IvaBridgeStack on an existing bucket', () => {
     const fnRoles = Object.values(resources)
       .filter((r) => r.Type === 'AWS::Lambda::Function' && String(r.Properties?.Runtime).startsWith('nodejs'))
       .map((r) => (r.Properties?.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
-    expect(fnRoles).toHaveLength(3);
+    // object-created, direct-submit, result-callback and the size-guard authorizer.
+    expect(fnRoles).toHaveLength(4);
     const s3Resources = fnRoles.flatMap((role) =>
       roleStatements(resources, role)
         .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))

@@ -4,7 +4,7 @@
  */
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../lib/config';
+import { DEFAULTS, ENV } from '../../lib/config';
 import { FUNCTION_SPECS, type IvaBridgeStack } from '../../infra/stack';
 import {
   acknowledgements,
@@ -35,11 +35,11 @@ let app: ReturnType<typeof buildStack>['app'];
 let stack: IvaBridgeStack;
 let template: Template;
 let resources: Record<string, CfnResourceJson>;
-let ids: { objectCreated: string; directSubmit: string; resultCallback: string; bucket: string; queue: string; dlq: string };
+let ids: { objectCreated: string; directSubmit: string; resultCallback: string; sizeGuard: string; bucket: string; queue: string; dlq: string };
 
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
 const roleOf = (fnLogicalId: string) => ((resources[fnLogicalId]?.Properties as Json).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback') => roleStatements(resources, roleOf(ids[fn]));
+const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'sizeGuard') => roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) => statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
 const json = (value: unknown) => JSON.stringify(value);
 
@@ -51,6 +51,7 @@ beforeAll(() => {
     objectCreated: logicalId(stack, stack.functions.objectCreated),
     directSubmit: logicalId(stack, stack.functions.directSubmit),
     resultCallback: logicalId(stack, stack.functions.resultCallback),
+    sizeGuard: logicalId(stack, stack.functions.sizeGuard),
     bucket: logicalId(stack, stack.bucket),
     queue: logicalId(stack, stack.queue),
     dlq: logicalId(stack, stack.deadLetterQueue),
@@ -217,6 +218,16 @@ describe('functions', () => {
     expect(envOf('objectCreated')[ENV.presignSecretArn]).toBe(CONTEXT.presignSecretArn);
     expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('3');
   });
+
+  it('size-guard is a small arm64 Node 22 function with its own log group and only the limit in its environment', () => {
+    const props = fnProps('sizeGuard');
+    expect(props.Runtime).toBe('nodejs22.x');
+    expect(props.Architectures).toEqual(['arm64']);
+    expect([props.MemorySize, props.Timeout]).toEqual([128, 3]);
+    const logGroup = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+    expect(resources[logGroup]?.Type).toBe('AWS::Logs::LogGroup');
+    expect((props.Environment as { Variables: Json }).Variables).toEqual({ [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes) });
+  });
 });
 
 describe('IAM', () => {
@@ -264,6 +275,16 @@ describe('IAM', () => {
     expect(secretResources('directSubmit')).not.toMatch(/CallbackSecret|presign/);
     expect(secretResources('resultCallback')).toMatch(/CallbackSecret/);
     expect(secretResources('resultCallback')).not.toMatch(/VolcCredentials/);
+  });
+
+  it('lets size-guard write its own log group and nothing else', () => {
+    const statements = statementsOf('sizeGuard');
+    expect(statements.flatMap(actionsOf).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    const logGroup = ((fnProps('sizeGuard').LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref);
+    expect(statements.flatMap(resourcesOf)).toEqual([{ 'Fn::GetAtt': [logGroup, 'Arn'] }]);
+    const role = resources[roleOf(ids.sizeGuard)]?.Properties as Json;
+    expect(role.ManagedPolicyArns).toBeUndefined();
+    expect(role.Policies).toBeUndefined();
   });
 
   it('lets only result-callback put events, on the default bus', () => {
@@ -375,6 +396,66 @@ describe('API', () => {
     }
   });
 
+  it('puts the size-guard authorizer, uncached and without identity sources, on exactly the three multipart routes', () => {
+    const authorizers = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGateway::Authorizer');
+    expect(authorizers).toHaveLength(1);
+    const [authorizerId, authorizer] = authorizers[0] as [string, CfnResourceJson];
+    const props = authorizer.Properties as Json;
+    expect(props.Type).toBe('REQUEST');
+    expect(props.AuthorizerResultTtlInSeconds).toBe(0);
+    // An identity source would make API Gateway answer 401 to chunked bodies without calling it.
+    expect(props).not.toHaveProperty('IdentitySource');
+    expect(json(props.AuthorizerUri)).toContain(ids.sizeGuard);
+
+    const guarded = [...methods].filter(([, m]) => m.AuthorizationType === 'CUSTOM').map(([route]) => route);
+    expect(guarded.sort()).toEqual(['POST /', 'POST /v1/images', 'POST /v1/videos']);
+    for (const [route, m] of methods) {
+      if (guarded.includes(route)) {
+        expect(m.AuthorizerId, route).toEqual({ Ref: authorizerId });
+        expect(m.ApiKeyRequired, route).toBe(true);
+      } else {
+        expect(m.AuthorizerId, route).toBeUndefined();
+        expect(m.AuthorizationType ?? 'NONE', route).toBe('NONE');
+      }
+    }
+  });
+
+  it('lets only API Gateway invoke size-guard, for this authorizer only', () => {
+    const permissions = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Lambda::Permission' && json(r.Properties?.FunctionName).includes(ids.sizeGuard),
+    );
+    expect(permissions).toHaveLength(1);
+    const props = permissions[0]?.Properties as Json;
+    expect(props.Principal).toBe('apigateway.amazonaws.com');
+    expect(json(props.SourceArn)).toContain('/authorizers/');
+  });
+
+  it('turns the size-guard deny (ACCESS_DENIED) into a 413 PayloadTooLarge naming POST /v1/uploads', () => {
+    const denied = Object.values(resources).find((r) => r.Properties?.ResponseType === 'ACCESS_DENIED')?.Properties as Json;
+    expect(denied.StatusCode).toBe('413');
+    const templates = denied.ResponseTemplates as Record<string, string>;
+    expect(Object.keys(templates)).toEqual(expect.arrayContaining(['application/json', 'multipart/form-data']));
+    for (const body of Object.values(templates)) {
+      expect(body).toContain('$context.authorizer.maxBytes');
+      const rendered = body.replaceAll('$context.requestId', 'r').replaceAll('$context.authorizer.maxBytes', '4500000');
+      const parsed = JSON.parse(rendered) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+      expect(parsed.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
+      expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
+      expect(parsed.ResponseMetadata.Error.Message).toContain('4.5 MB (4500000 bytes)');
+    }
+  });
+
+  it('answers a failed Lambda invoke with an IVA-shaped 502 that points at POST /v1/uploads', () => {
+    const failure = Object.values(resources).find((r) => r.Properties?.ResponseType === 'INTEGRATION_FAILURE')?.Properties as Json;
+    expect(failure.StatusCode).toBe('502');
+    for (const body of Object.values(failure.ResponseTemplates as Record<string, string>)) {
+      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+      expect(parsed.ResponseMetadata.Error.Code).toBe('IntegrationFailure');
+      expect(parsed.ResponseMetadata.Error.Message).toMatch(/over 4\.5 MB/);
+      expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
+    }
+  });
+
   it('answers an unknown route 404 RouteNotFound instead of a missing-token 403', () => {
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'MISSING_AUTHENTICATION_TOKEN',
@@ -396,7 +477,7 @@ describe('alarms', () => {
   });
 
   it('alarms on errors of each function and notifies the alarm e-mail', () => {
-    for (const name of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard'] as const) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/Lambda',
         MetricName: 'Errors',
@@ -408,7 +489,7 @@ describe('alarms', () => {
     const topic = Object.entries(resources).find(([, r]) => r.Type === 'AWS::SNS::Topic')?.[0] as string;
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topic } });
     const alarms = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(4);
+    expect(alarms).toHaveLength(5);
     for (const a of alarms) expect(a.Properties?.AlarmActions).toEqual([{ Ref: topic }]);
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
