@@ -7,6 +7,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { checkDirectBodySize, directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 import { invoke, LambdaTimeoutError, type LocalFunction } from './lambda';
 
@@ -23,22 +24,26 @@ export interface Route {
   resource: string;
   target: RouteTarget;
   apiKeyRequired: boolean;
+  /** Behind the Content-Length size guard (infra/stack.ts SizeGuard authorizer). */
+  sizeGuarded?: boolean;
 }
 
 /** Same resources and methods as infra/stack.ts. */
 export const ROUTES: readonly Route[] = [
-  { method: 'POST', resource: '/v1/images', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'POST', resource: '/v1/videos', target: 'directSubmit', apiKeyRequired: true },
+  { method: 'POST', resource: '/v1/images', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
+  { method: 'POST', resource: '/v1/videos', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
   { method: 'POST', resource: '/v1/uploads', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/tasks/{taskId}/submissions', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'POST', resource: '/', target: 'directSubmit', apiKeyRequired: true },
+  { method: 'POST', resource: '/', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
   { method: 'POST', resource: '/callbacks/{secret}', target: 'resultCallback', apiKeyRequired: false },
 ];
 
-/** The gateway responses' message for a too-large body (infra/stack.ts RequestTooLarge). */
+/** The deployed gateway responses' messages (infra/stack.ts ACCESS_DENIED, INTEGRATION_FAILURE). */
 export const REQUEST_TOO_LARGE_MESSAGE =
   'Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.';
+export const INTEGRATION_FAILURE_MESSAGE =
+  'The request could not be handed to the function. The usual cause is a body over 4.5 MB, too large for a direct submission: send large files with POST /v1/uploads (presigned upload URL). If the body was small, retry later.';
 
 export interface ApiGatewayOptions {
   port?: number;
@@ -335,8 +340,17 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       return done(403);
     }
     if (size > API_GATEWAY_MAX_PAYLOAD_BYTES || declared > API_GATEWAY_MAX_PAYLOAD_BYTES) {
-      gatewayError(res, 413, requestId, 'RequestTooLarge', REQUEST_TOO_LARGE_MESSAGE);
+      gatewayError(res, 413, requestId, 'PayloadTooLarge', REQUEST_TOO_LARGE_MESSAGE);
       return done(413, `(body ${size} bytes over API Gateway's 10 MB)`);
+    }
+    if (matched.route.sizeGuarded) {
+      // The deployed size-guard authorizer: the same decision on the same header.
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+      const decision = checkDirectBodySize(headers, directMaxBytesFromEnv());
+      if (decision.kind === 'deny-too-large') {
+        gatewayError(res, 413, requestId, 'PayloadTooLarge', REQUEST_TOO_LARGE_MESSAGE);
+        return done(413, `(Content-Length ${decision.contentLength} over the direct limit ${decision.maxBytes})`);
+      }
     }
     const event = buildProxyEvent({
       method,
@@ -355,8 +369,9 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     });
     const eventBytes = Buffer.byteLength(JSON.stringify(event));
     if (eventBytes > LAMBDA_MAX_PAYLOAD_BYTES) {
-      gatewayError(res, 413, requestId, 'RequestTooLarge', REQUEST_TOO_LARGE_MESSAGE);
-      return done(413, `(event ${eventBytes} bytes over Lambda's 6 MB)`);
+      // What AWS does when the invoke payload is over 6 MB (a body without Content-Length).
+      gatewayError(res, 502, requestId, 'IntegrationFailure', INTEGRATION_FAILURE_MESSAGE);
+      return done(502, `(event ${eventBytes} bytes over Lambda's 6 MB)`);
     }
 
     const fn = options.functions[matched.route.target];

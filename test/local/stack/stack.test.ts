@@ -166,7 +166,7 @@ describe('API Gateway emulation', () => {
     }
   });
 
-  it('answers 413 naming /v1/uploads over the Lambda 6 MB (after base64) and API Gateway 10 MB limits', async () => {
+  it('answers 413 naming /v1/uploads over the direct limit (size guard) and API Gateway\'s 10 MB', async () => {
     const before = apiEvents.length;
     for (const size of [5 * 1024 * 1024, 11 * 1024 * 1024]) {
       const form = new FormData();
@@ -175,7 +175,7 @@ describe('API Gateway emulation', () => {
       const res = await fetch(`${stack.apiUrl}/v1/images`, { method: 'POST', headers: { 'x-api-key': 'test-key' }, body: form });
       expect(res.status).toBe(413);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
-      expect(body.ResponseMetadata.Error.Code).toBe('RequestTooLarge');
+      expect(body.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
       expect(body.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
     }
     expect(apiEvents.length).toBe(before);
@@ -184,6 +184,30 @@ describe('API Gateway emulation', () => {
     form.set('ImageFile', new Blob([Buffer.alloc(4 * 1024 * 1024, 1)]), 'ok.jpg');
     const ok = await fetch(`${stack.apiUrl}/v1/images`, { method: 'POST', headers: { 'x-api-key': 'test-key' }, body: form });
     expect(ok.status).toBe(200);
+  });
+
+  it('answers a chunked body too large for Lambda with 502 IntegrationFailure naming /v1/uploads, as AWS would', async () => {
+    const before = apiEvents.length;
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    let sent = 0;
+    // No Content-Length: the size guard cannot see it, the 6 MB invoke limit does.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 5) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${stack.apiUrl}/v1/images`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'test-key', 'content-type': 'multipart/form-data; boundary=x' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(502);
+    const answer = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+    expect(answer.ResponseMetadata.Error.Code).toBe('IntegrationFailure');
+    expect(answer.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
+    expect(apiEvents.length).toBe(before);
   });
 
   it('turns a thrown error or a malformed result into 502', async () => {
