@@ -21,8 +21,14 @@ export interface IvaBridgeConfig {
   presignTtlSeconds: number;
   /** Lifetime of presigned PUT URLs returned by `POST /v1/uploads` (seconds). */
   uploadUrlTtlSeconds: number;
-  /** Maximum concurrent object-created invocations (SQS event source; AWS minimum is 2). */
+  /**
+   * Most IVA calls in flight at once from uploads, across all containers: split into
+   * concurrent invocations (SQS event source MaximumConcurrency, AWS minimum 2) times
+   * records submitted at once per invocation (see ivaConcurrencySplit).
+   */
   ivaConcurrency: number;
+  /** Records of one SQS batch submitted at once by one invocation (at most). */
+  ivaCallsPerInvocation: number;
   logLevel: LogLevel;
   /** Use this existing bucket instead of creating one (no lifecycle/versioning/logging set by the stack). */
   existingBucketName?: string;
@@ -59,6 +65,7 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
   presignTtlSeconds: DEFAULTS.presignTtlSeconds,
   uploadUrlTtlSeconds: DEFAULTS.uploadUrlTtlSeconds,
   ivaConcurrency: DEFAULTS.ivaConcurrency,
+  ivaCallsPerInvocation: 2,
   logLevel: 'INFO',
   incomingExpirationDays: 30,
   maxReceiveCount: 5,
@@ -143,6 +150,7 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     uploadUrlTtlSeconds: int(ctx, 'uploadUrlTtlSeconds', d.uploadUrlTtlSeconds, 60, 7 * 24 * 3600),
     // SQS event sources accept MaximumConcurrency 2..1000.
     ivaConcurrency: int(ctx, 'ivaConcurrency', d.ivaConcurrency, 2, 1000),
+    ivaCallsPerInvocation: int(ctx, 'ivaCallsPerInvocation', d.ivaCallsPerInvocation, 1, 10),
     logLevel: logLevel as LogLevel,
     existingBucketName: str(ctx, 'existingBucketName'),
     alarmEmail,
@@ -156,4 +164,21 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     eventBusName: str(ctx, 'eventBusName') ?? d.eventBusName,
     apiGatewayCloudWatchRole: bool(ctx, 'apiGatewayCloudWatchRole', d.apiGatewayCloudWatchRole),
   };
+}
+
+export interface ConcurrencySplit {
+  /** SQS event source MaximumConcurrency: object-created invocations at once. */
+  invocations: number;
+  /** IVA_CONCURRENCY: records submitted at once inside one invocation. */
+  perInvocation: number;
+}
+
+/**
+ * Splits the total IVA-call bound so that invocations × perInvocation never exceeds it:
+ * both the event source and each invocation bound their own concurrency, and the
+ * product is what reaches IVA.
+ */
+export function ivaConcurrencySplit(total: number, callsPerInvocation: number): ConcurrencySplit {
+  const invocations = Math.max(2, Math.floor(total / Math.max(1, callsPerInvocation)));
+  return { invocations, perInvocation: Math.max(1, Math.min(callsPerInvocation, Math.floor(total / invocations))) };
 }

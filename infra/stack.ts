@@ -25,7 +25,7 @@ import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
 import { DEFAULTS, ENV } from '../lib/config';
-import type { IvaBridgeConfig, IvaBridgeProps } from './config';
+import { ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const INCOMING_PREFIX = 'incoming/';
@@ -166,12 +166,13 @@ export class IvaBridgeStack extends Stack {
       ...(config.defaultTaskId ? { [ENV.defaultTaskId]: config.defaultTaskId } : {}),
     };
 
+    const ivaCalls = ivaConcurrencySplit(config.ivaConcurrency, config.ivaCallsPerInvocation);
     const objectCreated = this.createFunction('ObjectCreated', FUNCTION_SPECS.objectCreated, retention, {
       ...shared,
       ...iva,
       [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.objectCreated.ivaTimeoutMs),
       [ENV.presignTtlSeconds]: String(config.presignTtlSeconds),
-      [ENV.ivaConcurrency]: String(config.ivaConcurrency),
+      [ENV.ivaConcurrency]: String(ivaCalls.perInvocation),
       ...(config.presignSecretArn ? { [ENV.presignSecretArn]: config.presignSecretArn } : {}),
     });
     const directSubmit = this.createFunction('DirectSubmit', FUNCTION_SPECS.directSubmit, retention, {
@@ -199,8 +200,8 @@ export class IvaBridgeStack extends Stack {
         batchSize: 10,
         maxBatchingWindow: Duration.seconds(MAX_BATCHING_WINDOW_SECONDS),
         reportBatchItemFailures: true,
-        // The only bound on concurrent IVA submissions from uploads (AWS minimum 2).
-        maxConcurrency: config.ivaConcurrency,
+        // With IVA_CONCURRENCY per invocation, the bound on IVA calls from uploads.
+        maxConcurrency: ivaCalls.invocations,
       }),
     );
 

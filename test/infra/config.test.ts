@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, configFromContext } from '../../infra/config';
+import { ConfigError, DEFAULT_CONFIG, configFromContext, ivaConcurrencySplit } from '../../infra/config';
 
 const ctx = (values: Record<string, unknown>) => ({ tryGetContext: (key: string) => values[key] });
 
@@ -35,5 +35,21 @@ describe('configFromContext', () => {
   ])('rejects %o with a message naming the key', (values, key) => {
     expect(() => configFromContext(ctx(values))).toThrow(ConfigError);
     expect(() => configFromContext(ctx(values))).toThrow(key);
+  });
+});
+
+describe('ivaConcurrencySplit', () => {
+  it('never lets invocations × calls per invocation exceed the total', () => {
+    for (let total = 2; total <= 64; total++) {
+      for (let per = 1; per <= 10; per++) {
+        const split = ivaConcurrencySplit(total, per);
+        expect(split.invocations).toBeGreaterThanOrEqual(2);
+        expect(split.perInvocation).toBeGreaterThanOrEqual(1);
+        expect(split.perInvocation).toBeLessThanOrEqual(Math.max(1, per));
+        expect(split.invocations * split.perInvocation).toBeLessThanOrEqual(total);
+      }
+    }
+    expect(ivaConcurrencySplit(8, 2)).toEqual({ invocations: 4, perInvocation: 2 });
+    expect(ivaConcurrencySplit(4, 2)).toEqual({ invocations: 2, perInvocation: 2 });
   });
 });

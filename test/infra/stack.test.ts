@@ -135,7 +135,8 @@ describe('queue', () => {
       BatchSize: 10,
       MaximumBatchingWindowInSeconds: Match.anyValue(),
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ScalingConfig: { MaximumConcurrency: 3 },
+      // ivaConcurrency 3 with 2 calls per invocation: 2 invocations × 1 call ≤ 3.
+      ScalingConfig: { MaximumConcurrency: 2 },
     });
     const window = (Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties as Json)
       .MaximumBatchingWindowInSeconds as number;
@@ -216,7 +217,7 @@ describe('functions', () => {
     expect(envOf('resultCallback')[ENV.callbackSecretArn]).toEqual({ Ref: expect.stringMatching(/^CallbackSecret/) });
     expect(envOf('resultCallback')[ENV.eventBusName]).toBe('default');
     expect(envOf('objectCreated')[ENV.presignSecretArn]).toBe(CONTEXT.presignSecretArn);
-    expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('3');
+    expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('1');
   });
 
   it('size-guard is a small arm64 Node 22 function with its own log group and only the limit in its environment', () => {
