@@ -31,14 +31,18 @@ export interface ObjectCreatedDeps {
   minBudgetMs?: number;
   logger?: LogSink;
   metrics?: MetricSink;
+  /** Re-reads the Volcengine secret after IVA refused the keys. */
+  refreshCredentials?: () => Promise<unknown>;
 }
 
 export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
   const s3 = createS3Client({ env });
+  const iva = ivaFromEnv(env);
   return {
     s3,
     ledger: ledgerFromEnv(env),
-    iva: ivaFromEnv(env).client,
+    iva: iva.client,
+    refreshCredentials: () => iva.credentials.refresh(),
     presigner: presignerFromEnv(s3, { env }),
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
@@ -62,6 +66,7 @@ export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps
         limiter: createLimiter(Math.max(1, Math.floor(d.concurrency ?? DEFAULTS.ivaConcurrency))),
         safetyMarginMs: d.safetyMarginMs,
         minBudgetMs: d.minBudgetMs,
+        refreshCredentials: d.refreshCredentials,
       };
       intake = createIntake(intakeDeps);
     }

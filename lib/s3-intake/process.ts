@@ -9,7 +9,7 @@
  */
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
-import { IvaError } from '../iva/errors';
+import { CREDENTIAL_CODES, IvaError } from '../iva/errors';
 import type { IvaClient } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
@@ -62,6 +62,8 @@ export interface IntakeDeps {
   minBudgetMs?: number;
   /** Added to the remaining time to make the lease (default 10 s). */
   leaseMarginMs?: number;
+  /** Re-reads the Volcengine secret after IVA refused the keys (a rotation). */
+  refreshCredentials?: () => Promise<unknown>;
 }
 
 export interface IntakeMessage {
@@ -280,6 +282,15 @@ export function createIntake(deps: IntakeDeps) {
       } catch (error) {
         if (!(error instanceof IvaError)) throw error;
         const failure = { code: error.code, message: error.message, ...(error.requestId ? { requestId: error.requestId } : {}) };
+        if (CREDENTIAL_CODES.has(error.code)) {
+          // Our Volcengine keys were refused, not this upload: keep it pending and let
+          // SQS (then the DLQ, with its redrive) hold it until the secret is fixed.
+          await deps.ledger.markRetrying(id, failure);
+          await deps.refreshCredentials?.().catch(() => undefined);
+          count(METRIC.retried);
+          log.error('IVA refused our Volcengine credentials; left for redelivery', errorFields(error));
+          return 'retry';
+        }
         if (error.retryable) {
           await deps.ledger.markRetrying(id, failure);
           count(METRIC.retried);

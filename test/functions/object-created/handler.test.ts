@@ -206,6 +206,19 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(metricCounts).toEqual({ Failed: 1 });
   });
 
+  it('keeps an upload pending and redelivered, never failed, when IVA refuses our own keys; refreshes the secret', async () => {
+    const note = await upload('incoming/keys/rotated.jpg', 'rotated');
+    sandbox.injectFaults({ count: 1, code: 'SignatureDoesNotMatch', httpStatus: 401 });
+    let refreshed = 0;
+    const handler = createHandler(deps({ refreshCredentials: async () => void refreshed++ }));
+    const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-keys')));
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-keys' }] });
+    expect(refreshed).toBe(1);
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'SignatureDoesNotMatch' } });
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-keys')))).toEqual({ batchItemFailures: [] });
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted' });
+  });
+
   it('leaves the message for redelivery when IVA is down for the whole budget, then submits', async () => {
     const note = await upload('incoming/down/later.jpg', 'later');
     sandbox.injectFaults({ count: 1000, drop: true });
