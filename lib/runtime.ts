@@ -10,6 +10,7 @@ import { createIvaClient } from './iva/client';
 import type { IvaClient } from './iva/types';
 import { createDynamoLedger, type Ledger } from './ledger/index';
 import { volcCredentialsFrom, type CachedSecret } from './secrets/index';
+import { sdkRequestHandler } from './storage/sdk-http';
 import type { VolcCredentials } from './signer/index';
 
 export interface IvaRuntime {
@@ -18,7 +19,7 @@ export interface IvaRuntime {
 }
 
 export function ledgerFromEnv(env: Env = process.env, leaseMs?: number): Ledger {
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), { marshallOptions: { removeUndefinedValues: true } });
   return createDynamoLedger({ tableName: required(env, ENV.ledgerTable), client: doc, leaseMs });
 }
 

@@ -106,7 +106,9 @@ export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps))
   };
 
   return middy(base)
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+    // The event holds the client's API key and whole request bodies: never logged, even
+    // when POWERTOOLS_LOGGER_LOG_EVENT is switched on for debugging.
+    .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
     .use(logMetrics(metrics))
     .use({
       // Last line of defence (e.g. deps that cannot be built): still IVA's shape, never a bare 502.

@@ -119,7 +119,8 @@ function parseJsonBody(req: ApiRequest): unknown {
   }
   const raw = decodeBody(req, MAX_UPLOAD_REQUEST_BYTES, (size) => new ApiError('PayloadTooLarge', `POST /v1/uploads takes a small JSON description of the file (at most ${MAX_UPLOAD_REQUEST_BYTES} bytes, got ${size}); the file itself goes to the returned URL`));
   try {
-    return JSON.parse(raw.toString('utf8'));
+    // A UTF-8 byte order mark (Windows editors, PowerShell) is legal before JSON text (RFC 8259 §8.1).
+    return JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
   } catch (error) {
     throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
   }
@@ -131,16 +132,6 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
   const metadata = uploadMetadata(input, id);
   const ttl = deps.config.uploadUrlTtlSeconds;
   const now = (deps.now ?? (() => new Date()))();
-
-  await deps.ledger.reserve({
-    id,
-    source: 'upload',
-    taskId: input.taskId,
-    kind: input.kind,
-    name: input.name,
-    ...(input.desc !== undefined ? { desc: input.desc } : {}),
-    object: { bucket: deps.bucket, key, size: input.size, contentType: input.contentType },
-  });
 
   const command = new PutObjectCommand({ Bucket: deps.bucket, Key: key, ContentType: input.contentType, Metadata: metadata });
   const metaHeaders = Object.keys(metadata).map((k) => `x-amz-meta-${k}`);
@@ -161,6 +152,17 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
     expiresAt = identity.expiration;
     deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', { credentialsExpireAt: expiresAt.toISOString(), ttlSeconds: ttl });
   }
+  // Reserved last: signing can fail (credentials), and a reservation whose URL was never
+  // handed out would show as `pending` for ever. The URL alone is harmless unrecorded.
+  await deps.ledger.reserve({
+    id,
+    source: 'upload',
+    taskId: input.taskId,
+    kind: input.kind,
+    name: input.name,
+    ...(input.desc !== undefined ? { desc: input.desc } : {}),
+    object: { bucket: deps.bucket, key, size: input.size, contentType: input.contentType },
+  });
   return {
     SubmissionId: id,
     Url: url,

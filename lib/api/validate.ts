@@ -97,7 +97,8 @@ function requestText(form: ParsedForm): string {
 function parseRequestJson(text: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // `curl -F Request=@req.json` sends the file as saved, byte order mark included.
+    value = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (error) {
     throw new ApiError('InvalidRequestJson', `The Request field is not valid JSON (${(error as Error).message.slice(0, 120)}); send a JSON object string`);
   }

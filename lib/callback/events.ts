@@ -4,6 +4,7 @@
  */
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { MediaKind } from '../iva/types';
+import { sdkRequestHandler } from '../storage/sdk-http';
 import type { ResultStatus } from '../ledger/types';
 import { EventPublishError } from './errors';
 import type { StoredObject } from './store';
@@ -35,7 +36,7 @@ export interface EventBridgePublisherOptions {
 }
 
 export function createEventBridgePublisher(options: EventBridgePublisherOptions = {}): EventPublisher {
-  const client = options.client ?? new EventBridgeClient({});
+  const client = options.client ?? new EventBridgeClient({ requestHandler: sdkRequestHandler() });
   const eventBusName = options.eventBusName || 'default';
   return {
     async publishResultStored(detail) {

@@ -96,7 +96,7 @@ async function handle(deps: CallbackDeps, request: CallbackRequest, log: Callbac
 
   const bytes = bodyBytes(request, deps.maxBytes ?? MAX_CALLBACK_BYTES);
   const parsed = parseBody(bytes, request.contentType);
-  const identity: CallbackIdentity | undefined = parsed.malformed ? undefined : identify(parsed.value);
+  const identity: CallbackIdentity | undefined = parsed.malformed ? undefined : identifySafely(parsed.value, log);
   const sha256 = sha256Hex(bytes);
   const matchable = isMatchable(identity);
   const key = resultKey(sha256, parsed.extension, matchable ? identity : {});
@@ -169,6 +169,16 @@ async function record(ledger: Ledger, identity: CallbackIdentity & { dataId: str
     });
   } catch (error) {
     throw new LedgerUnavailableError(`recordResult failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+  }
+}
+
+/** Reading ids is best effort: whatever the body's shape, it is still stored (as unmatched). */
+function identifySafely(value: unknown, log: CallbackLogger): CallbackIdentity | undefined {
+  try {
+    return identify(value);
+  } catch (error) {
+    log.warn('Callback identifiers could not be read; keeping it as unmatched', { errorName: (error as { name?: string })?.name });
+    return undefined;
   }
 }
 

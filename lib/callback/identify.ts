@@ -43,10 +43,20 @@ const COMPLETED = new Set(['success', 'succeeded', 'succeed', 'successful', 'com
 const FAILED = new Set(['fail', 'failed', 'failure', 'error', 'errored', 'timeout', 'timedout', 'cancelled', 'canceled', 'aborted', 'rejected', 'false']);
 const PROGRESS = new Set(['running', 'processing', 'pending', 'inprogress', 'queued', 'started', 'waiting', 'submitted', 'accepted']);
 
+/** Single-element arrays / JSON strings unwrapped at most this deep: `[[[…]]]` is not a callback. */
+const MAX_UNWRAP = 8;
+
 function asObject(value: unknown): Obj | undefined {
-  const v = typeof value === 'string' ? parseEmbeddedJson(value) : value;
-  if (Array.isArray(v)) return v.length === 1 ? asObject(v[0]) : undefined;
-  return v !== null && typeof v === 'object' ? (v as Obj) : undefined;
+  // A loop, not recursion: a body of 20 000 nested `[` would overflow the stack before
+  // the body is stored, and IVA would be answered 503 for ever.
+  let v = value;
+  for (let depth = 0; depth <= MAX_UNWRAP; depth++) {
+    if (typeof v === 'string') v = parseEmbeddedJson(v);
+    if (!Array.isArray(v)) return v !== null && typeof v === 'object' ? (v as Obj) : undefined;
+    if (v.length !== 1) return undefined;
+    v = v[0];
+  }
+  return undefined;
 }
 
 function scalar(value: unknown): string | undefined {
@@ -121,7 +131,14 @@ export function identify(value: unknown): CallbackIdentity | undefined {
   return identity;
 }
 
-/** A callback can be matched (and recorded in the ledger) only with a data id. */
+/**
+ * Longest data id recorded in the ledger: it becomes part of a DynamoDB key (at most
+ * 2048 bytes), and a longer one would fail every retry with 503. IVA's ids are short;
+ * anything near this is not one, and is kept as unmatched instead.
+ */
+export const MAX_DATA_ID_BYTES = 1024;
+
+/** A callback can be matched (and recorded in the ledger) only with a usable data id. */
 export function isMatchable(identity: CallbackIdentity | undefined): identity is CallbackIdentity & { dataId: string } {
-  return identity?.dataId !== undefined;
+  return identity?.dataId !== undefined && Buffer.byteLength(identity.dataId, 'utf8') <= MAX_DATA_ID_BYTES;
 }

@@ -22,6 +22,7 @@ import {
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { sdkRequestHandler } from '../storage/sdk-http';
 import { InvalidCursorError, SubmissionNotFoundError } from './errors';
 import type {
   BeginInput,
@@ -131,7 +132,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
   const table = options.tableName;
   const doc =
     options.client ??
-    DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), { marshallOptions: { removeUndefinedValues: true } });
   const now = options.now ?? (() => new Date());
   const defaultLease = options.leaseMs ?? DEFAULT_LEASE_MS;
 
@@ -376,6 +377,8 @@ function decodeCursor(cursor: string, taskId: string): Item {
     // Keys only: refuse anything that could point the query elsewhere.
     const fields = Object.keys(key).sort().join(',');
     if (fields !== 'gsi1pk,gsi1sk,pk,sk' || key.gsi1pk !== `TASK#${taskId}`) throw new Error('foreign cursor');
+    // A forged cursor with non-string or empty keys would reach DynamoDB as a ValidationException (a 500).
+    if (!Object.values(key).every((v) => typeof v === 'string' && v !== '')) throw new Error('forged cursor');
     return key;
   } catch {
     throw new InvalidCursorError();

@@ -13,7 +13,7 @@ import { CREDENTIAL_CODES, IvaError } from '../iva/errors';
 import type { IvaClient } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
-import { redactPresignedUrl, type Presigner } from '../storage/presign';
+import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
 import { IntakeRuleError, MalformedMessageError, NoTimeLeftError } from './errors';
 import { parseMessageBody, type ObjectCreatedRecord } from './events';
 import { createLimiter, type Limiter } from './limiter';
@@ -80,6 +80,9 @@ export interface MessageOutcome {
   records: RecordOutcome[];
 }
 
+/** lib/iva/client's code when the credentials provider throws: our fault, never the upload's. */
+const CREDENTIALS_UNAVAILABLE = 'CredentialsUnavailable';
+
 const DEFAULT_SAFETY_MS = 5_000;
 const DEFAULT_MIN_BUDGET_MS = 1_000;
 const DEFAULT_LEASE_MARGIN_MS = 10_000;
@@ -108,7 +111,8 @@ class RecordLog {
 }
 
 function errorFields(error: unknown): Attrs {
-  if (error instanceof IvaError) return { errorCode: error.code, errorMessage: error.message, requestId: error.requestId, retryable: error.retryable };
+  // IVA's message may quote the presigned Url it was given: never log its signature.
+  if (error instanceof IvaError) return { errorCode: error.code, errorMessage: redactSignedUrls(error.message), requestId: error.requestId, retryable: error.retryable };
   const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   return { errorCode: e?.code ?? e?.name ?? 'Error', errorMessage: e?.message ?? String(error), httpStatus: e?.$metadata?.httpStatusCode };
 }
@@ -281,14 +285,17 @@ export function createIntake(deps: IntakeDeps) {
         );
       } catch (error) {
         if (!(error instanceof IvaError)) throw error;
-        const failure = { code: error.code, message: error.message, ...(error.requestId ? { requestId: error.requestId } : {}) };
-        if (CREDENTIAL_CODES.has(error.code)) {
-          // Our Volcengine keys were refused, not this upload: keep it pending and let
-          // SQS (then the DLQ, with its redrive) hold it until the secret is fixed.
+        // Recorded in the ledger, which GET /v1/submissions shows: no usable URL in it.
+        const failure = { code: error.code, message: redactSignedUrls(error.message), ...(error.requestId ? { requestId: error.requestId } : {}) };
+        if (CREDENTIAL_CODES.has(error.code) || error.code === CREDENTIALS_UNAVAILABLE) {
+          // Our Volcengine keys were refused (or could not even be read from Secrets
+          // Manager), not this upload: keep it pending and let SQS (then the DLQ, with
+          // its redrive) hold it until the secret is fixed. Never `failed`: nothing
+          // would ever submit it again.
           await deps.ledger.markRetrying(id, failure);
           await deps.refreshCredentials?.().catch(() => undefined);
           count(METRIC.retried);
-          log.error('IVA refused our Volcengine credentials; left for redelivery', errorFields(error));
+          log.error('Our Volcengine credentials were refused or unavailable; left for redelivery', errorFields(error));
           return 'retry';
         }
         if (error.retryable) {

@@ -7,6 +7,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ENV, type Env } from '../config';
 import type { VolcCredentials } from '../signer/index';
+import { sdkRequestHandler } from '../storage/sdk-http';
 
 export class SecretFormatError extends Error {
   override readonly name = 'SecretFormatError';
@@ -25,10 +26,12 @@ export interface SecretSourceOptions {
 }
 
 const DEFAULT_TTL_MS = 5 * 60 * 1000;
+/** After a failed re-read, the previous value is served this long before trying again. */
+const STALE_RETRY_MS = 30 * 1000;
 
 /** A Secrets Manager secret, parsed by `parse`, cached per container. */
 export function cachedSecret<T>(secretId: string, parse: (raw: string) => T, options: SecretSourceOptions = {}): CachedSecret<T> {
-  const client = options.client ?? new SecretsManagerClient({});
+  const client = options.client ?? new SecretsManagerClient({ requestHandler: sdkRequestHandler() });
   const ttl = options.ttlMs ?? DEFAULT_TTL_MS;
   const now = options.now ?? Date.now;
   let value: T | undefined;
@@ -56,7 +59,17 @@ export function cachedSecret<T>(secretId: string, parse: (raw: string) => T, opt
   return {
     async get() {
       if (value !== undefined && now() - fetchedAt < ttl) return value;
-      return refresh();
+      if (value === undefined) return refresh();
+      const stale = value;
+      try {
+        return await refresh();
+      } catch {
+        // A Secrets Manager blip must not stop a warm container whose keys still work: the
+        // last good value is served, and re-read after a pause rather than on every call.
+        // An explicit refresh() (keys refused, a rotation) still reports the failure.
+        fetchedAt = now() - ttl + STALE_RETRY_MS;
+        return stale;
+      }
     },
     refresh,
   };

@@ -110,6 +110,17 @@ export function redactPresignedUrl(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
+/** Query parameters of a SigV4 URL that let its holder use it. */
+const SIGNING_PARAMS = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&\s"'<>]*/gi;
+
+/**
+ * Text that may quote a presigned URL (an IVA error message about the Url it could not
+ * fetch) with the signing parameters' values replaced: safe to log and to record.
+ */
+export function redactSignedUrls(text: string): string {
+  return text.replace(SIGNING_PARAMS, '$1***');
+}
+
 export interface PresignerEnvOptions {
   env?: Env;
   secrets?: SecretSourceOptions;

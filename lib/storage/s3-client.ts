@@ -8,6 +8,7 @@
  */
 import { S3Client } from '@aws-sdk/client-s3';
 import { ENV, type Env } from '../config';
+import { sdkRequestHandler, type SdkHttpTimeouts } from './sdk-http';
 
 export interface S3ClientOptions {
   /** e.g. `http://127.0.0.1:4568` for a local S3; omitted → the SDK's own resolution. */
@@ -19,6 +20,8 @@ export interface S3ClientOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Environment to read defaults from; process.env when omitted. */
   env?: Env;
+  /** Overrides of SDK_HTTP_TIMEOUTS (lib/storage/sdk-http.ts). */
+  timeouts?: Partial<SdkHttpTimeouts>;
 }
 
 export function forcePathStyleFromEnv(env: Env = process.env): boolean {
@@ -33,6 +36,8 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     forcePathStyle: options.forcePathStyle ?? forcePathStyleFromEnv(env),
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A hung S3 call fails its attempt (and is retried) instead of burning the invocation.
+    requestHandler: sdkRequestHandler(options.timeouts),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
   });

@@ -3,6 +3,11 @@ import { decodeHeaderSafe, headerSafe } from '../../lib/api/header-safe';
 import { ApiError } from '../../lib/api/errors';
 import { sanitizeSegment, uploadKey } from '../../lib/api/uploads';
 import { validateDirect } from '../../lib/api/validate';
+import { createApi, type ApiRequest } from '../../lib/api/index';
+import type { IvaClient } from '../../lib/iva/types';
+import type { Ledger } from '../../lib/ledger/types';
+import { createS3Client } from '../../lib/storage/s3-client';
+import { S3Client } from '@aws-sdk/client-s3';
 import { mapIvaError } from '../../lib/api/upstream';
 import { IvaBudgetExceededError, IvaError, IvaNetworkError } from '../../lib/iva/errors';
 
@@ -38,6 +43,71 @@ describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
     form.files[0]!.field = 'VideoFile';
     form.fields[0]!.value = JSON.stringify({ TaskID: 't', Video: { Name: 'a', Source: 'file' } });
     expect(validateDirect(form, 'video').source).toMatchObject({ type: 'file', size: 50 * 1024 * 1024 + 1 });
+  });
+});
+
+describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () => {
+  it('a Request field starting with a BOM is read, as a text field and as a file part', () => {
+    const json = '\uFEFF' + JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } });
+    expect(validateDirect({ fields: [{ name: 'Request', value: json, truncated: false }], files: [] }, 'image')).toMatchObject({ taskId: 't', name: 'a' });
+    const bytes = Buffer.from(json, 'utf8');
+    expect(bytes.subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
+    const asFile = { fields: [], files: [{ field: 'Request', filename: 'req.json', mimeType: 'application/json', chunks: [bytes], size: bytes.length }] };
+    expect(validateDirect(asFile, 'image').source).toEqual({ type: 'url', url: 'https://example.com/a.jpg' });
+  });
+
+  it('POST /v1/uploads with a BOM before the JSON body → 200 and a ticket, not 400 InvalidJson', async () => {
+    const reserved: string[] = [];
+    const ledger = { reserve: async (input: { id: string }) => void reserved.push(input.id) } as unknown as Ledger;
+    const api = createApi({
+      ledger,
+      iva: {} as IvaClient,
+      // Presigning is local: the endpoint is never called.
+      s3: createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKID', secretAccessKey: 'SECRET' } }),
+      bucket: 'uploads',
+      config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' },
+    });
+    const body = '\uFEFF' + JSON.stringify({ TaskID: 't', Kind: 'video', Name: 'clip.mp4', Size: 10, ContentType: 'video/mp4' });
+    const request: ApiRequest = {
+      method: 'POST',
+      path: '/v1/uploads',
+      headers: { 'content-type': 'application/json' },
+      query: {},
+      body: { text: Buffer.from(body, 'utf8').toString('base64'), base64: true },
+      requestId: 'r1',
+      remainingMs: () => 10_000,
+    };
+    const response = await api.handle(request);
+    expect(response.status).toBe(200);
+    const ticket = JSON.parse(response.body) as { SubmissionId: string; Key: string };
+    expect(reserved).toEqual([ticket.SubmissionId]);
+    expect(ticket.Key).toMatch(/^incoming\/t\/upl_[^/]+\/clip\.mp4$/);
+  });
+});
+
+describe('POST /v1/uploads never leaves a reservation behind a failed answer', () => {
+  it('signing credentials unavailable → 500 InternalError and nothing reserved (no submission pending for ever)', async () => {
+    const reserved: string[] = [];
+    const ledger = { reserve: async (input: { id: string }) => void reserved.push(input.id) } as unknown as Ledger;
+    const s3 = new S3Client({
+      region: 'us-east-1',
+      credentials: async () => {
+        throw new Error('credentials endpoint down');
+      },
+    });
+    const api = createApi({ ledger, iva: {} as IvaClient, s3, bucket: 'uploads', config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' } });
+    const response = await api.handle({
+      method: 'POST',
+      path: '/v1/uploads',
+      headers: { 'content-type': 'application/json' },
+      query: {},
+      body: { text: JSON.stringify({ TaskID: 't', Kind: 'image', Name: 'a.jpg', Size: 10 }), base64: false },
+      requestId: 'r2',
+      remainingMs: () => 10_000,
+    });
+    expect(response.status).toBe(500);
+    expect(JSON.parse(response.body).ResponseMetadata.Error.Code).toBe('InternalError');
+    expect(reserved).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { identify, isMatchable, normalizeStatus } from '../../lib/callback/identify';
+import { identify, isMatchable, MAX_DATA_ID_BYTES, normalizeStatus } from '../../lib/callback/identify';
 import { parseBody } from '../../lib/callback/parse';
 
 describe('identify: tolerant identifiers', () => {
@@ -61,6 +61,23 @@ describe('identify: tolerant identifiers', () => {
     expect(id).toEqual({ status: 'completed' });
     expect(isMatchable(id)).toBe(false);
     expect(isMatchable(identify({ ImageID: 'x' }))).toBe(true);
+  });
+
+  it('survives extremely deep single-element arrays (no stack overflow) and still unwraps shallow ones', () => {
+    const depth = 200_000;
+    const deep = parseBody(Buffer.from('['.repeat(depth) + '{"ImageID":"x"}' + ']'.repeat(depth)), 'application/json');
+    expect(deep.format).toBe('json');
+    expect(() => identify(deep.value)).not.toThrow();
+    expect(identify(deep.value)).toBeUndefined();
+    expect(identify([[{ TaskID: 't', ImageID: 'i' }]])).toMatchObject({ taskId: 't', dataId: 'i' });
+    expect(identify(JSON.stringify([JSON.stringify({ VideoID: 'v' })]))).toMatchObject({ dataId: 'v', kind: 'video' });
+  });
+
+  it('does not match on a data id too long to be a ledger key', () => {
+    expect(isMatchable(identify({ ImageID: 'a'.repeat(MAX_DATA_ID_BYTES) }))).toBe(true);
+    expect(isMatchable(identify({ ImageID: 'a'.repeat(MAX_DATA_ID_BYTES + 1) }))).toBe(false);
+    // Bytes, not characters: 300 emoji are 1200 UTF-8 bytes.
+    expect(isMatchable(identify({ ImageID: '💥'.repeat(300) }))).toBe(false);
   });
 
   it('reads identifiers from form bodies, including a JSON-valued field', () => {

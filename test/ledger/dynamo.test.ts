@@ -191,4 +191,19 @@ describe('listByTask', () => {
     await expect(ledger.listByTask('U', { cursor: first.cursor })).rejects.toBeInstanceOf(InvalidCursorError);
     await expect(ledger.listByTask('T', { cursor: 'garbage' })).rejects.toBeInstanceOf(InvalidCursorError);
   });
+
+  it('rejects forged cursors with the right fields but wrong types as InvalidCursorError, never a DynamoDB error', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'a', ...base, taskId: 'T' });
+    const forge = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
+    for (const key of [
+      { gsi1pk: 'TASK#T', gsi1sk: 1, pk: 'SUB#a', sk: 'SUB' },
+      { gsi1pk: 'TASK#T', gsi1sk: '2026#a', pk: { S: 'x' }, sk: 'SUB' },
+      { gsi1pk: 'TASK#T', gsi1sk: '2026#a', pk: 'SUB#a', sk: null },
+      { gsi1pk: 'TASK#T', gsi1sk: '2026#a', pk: '', sk: 'SUB' },
+    ]) {
+      await expect(ledger.listByTask('T', { cursor: forge(key) })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+    await expect(ledger.listByTask('T', { cursor: forge(null) })).rejects.toBeInstanceOf(InvalidCursorError);
+  });
 });

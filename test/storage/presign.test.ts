@@ -1,6 +1,6 @@
 import { PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPresigner, PRESIGN_MAX_SECONDS, redactPresignedUrl, type AwsKeyPair } from '../../lib/storage/presign';
+import { createPresigner, PRESIGN_MAX_SECONDS, redactPresignedUrl, redactSignedUrls, type AwsKeyPair } from '../../lib/storage/presign';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../../local/servers/ceph';
 import { startS3rver, type LocalS3 } from '../../local/servers/s3rver';
@@ -150,5 +150,20 @@ describe.skipIf(!ceph)('presignGet verified by a real S3 (Ceph RGW)', () => {
     const signed = await createPresigner({ s3: client, ttlSeconds: 1 }).presignGet({ bucket, key: KEYS[0]! });
     await new Promise((r) => setTimeout(r, 2100));
     expect((await fetch(signed.url)).status).toBe(403);
+  });
+});
+
+describe('redactSignedUrls', () => {
+  it('blanks the credential, session token and signature of every URL quoted in a text, whatever the case', () => {
+    const text =
+      'fetch of "https://b.s3.amazonaws.com/k.jpg?X-Amz-Credential=AKIA%2Fx&X-Amz-Signature=abc123&x-amz-security-token=TOK" failed; ' +
+      'retry https://b.s3.amazonaws.com/j.jpg?versionId=v1&X-Amz-Signature=def456';
+    const out = redactSignedUrls(text);
+    for (const secret of ['AKIA', 'abc123', 'TOK"', 'def456']) expect(out).not.toContain(secret);
+    expect(out).toBe(
+      'fetch of "https://b.s3.amazonaws.com/k.jpg?X-Amz-Credential=***&X-Amz-Signature=***&x-amz-security-token=***" failed; ' +
+        'retry https://b.s3.amazonaws.com/j.jpg?versionId=v1&X-Amz-Signature=***',
+    );
+    expect(redactSignedUrls('Url is not reachable')).toBe('Url is not reachable');
   });
 });

@@ -206,6 +206,22 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(metricCounts).toEqual({ Failed: 1 });
   });
 
+  it('never records or logs the signature of a presigned URL that IVA quotes in its error', async () => {
+    const note = await upload('incoming/perm/quoted.jpg', 'quoted');
+    const quoted =
+      'https://uploads.s3.amazonaws.com/incoming/perm/quoted.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAEXAMPLE%2F20261130%2Fus-east-1%2Fs3%2Faws4_request' +
+      '&X-Amz-Date=20261130T120000Z&X-Amz-Expires=600&X-Amz-Security-Token=SESSIONTOKENxyz&X-Amz-Signature=deadbeefcafe0123&X-Amz-SignedHeaders=host';
+    sandbox.injectFaults({ count: 1, code: 'InvalidParameter', httpStatus: 400, message: `Url ${quoted} could not be downloaded` });
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({ batchItemFailures: [] });
+    const record = await ledger.get(idOf(note));
+    expect(record).toMatchObject({ status: 'failed', error: { code: 'InvalidParameter' } });
+    const everything = JSON.stringify(record) + JSON.stringify(lines);
+    for (const secret of ['deadbeefcafe0123', 'SESSIONTOKENxyz', 'ASIAEXAMPLE']) expect(everything).not.toContain(secret);
+    // Still says what happened, and which object.
+    expect(record!.error!.message).toContain('could not be downloaded');
+    expect(record!.error!.message).toContain('incoming/perm/quoted.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***');
+  });
+
   it('keeps an upload pending and redelivered, never failed, when IVA refuses our own keys; refreshes the secret', async () => {
     const note = await upload('incoming/keys/rotated.jpg', 'rotated');
     sandbox.injectFaults({ count: 1, code: 'SignatureDoesNotMatch', httpStatus: 401 });
@@ -216,6 +232,31 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(refreshed).toBe(1);
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'SignatureDoesNotMatch' } });
     expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-keys')))).toEqual({ batchItemFailures: [] });
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted' });
+  });
+
+  it('keeps an upload pending and redelivered, never failed, when the Volcengine secret cannot be read', async () => {
+    const note = await upload('incoming/keys/secret-outage.jpg', 'outage');
+    let secretReadable = false;
+    let refreshed = 0;
+    const iva = createIvaClient({
+      endpoint: sandbox.url,
+      credentials: async () => {
+        if (!secretReadable) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        return DEFAULT_SANDBOX_CREDENTIALS;
+      },
+      baseDelayMs: 20,
+      maxDelayMs: 100,
+      timeoutMs: 5_000,
+    });
+    const handler = createHandler(deps({ iva, refreshCredentials: async () => void refreshed++ }));
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-secret' }] });
+    expect(sandbox.requests).toHaveLength(0);
+    expect(refreshed).toBe(1);
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'CredentialsUnavailable' } });
+    expect(metricCounts.Failed).toBeUndefined();
+    secretReadable = true;
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({ batchItemFailures: [] });
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted' });
   });
 

@@ -295,6 +295,24 @@ describe('storing and matching', () => {
     expect(w.events.events).toEqual([]);
   });
 
+  it('stores a pathologically deep JSON body (200 000 nested arrays) as unmatched, never a 503 loop', async () => {
+    const w = await world();
+    const body = '['.repeat(200_000) + '{"ImageID":"x"}' + ']'.repeat(200_000);
+    const out = await w.call({ body });
+    const key = `results/_unmatched/${sha256Hex(body)}.json`;
+    expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false } });
+    expect((await read(s3client, w.bucket, key)).bytes.toString('utf8')).toBe(body);
+    expect(w.events.events).toEqual([]);
+  });
+
+  it('keeps a callback whose data id is too long for a ledger key as unmatched, answering 200', async () => {
+    const w = await world();
+    const body = JSON.stringify({ TaskID: 't', ImageID: 'i'.repeat(5000), Status: 'success' });
+    const out = await w.call({ body });
+    expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/results/_unmatched/${sha256Hex(body)}.json`, duplicate: false } });
+    expect(w.events.events).toEqual([]);
+  });
+
   it('keeps a plain-text body of an unknown type as unmatched text (never 415)', async () => {
     const w = await world();
     const out = await w.call({ body: 'result ready', contentType: 'application/octet-stream' });
