@@ -54,15 +54,16 @@ export function parseMessageBody(body: string): ParsedMessage {
     const bucket = str(raw.s3.bucket.name);
     const rawKey = str(raw.s3.object.key);
     if (!bucket || !rawKey) throw new MalformedMessageError(`Record ${index} has no bucket name or object key`);
+    if (!eventName.startsWith('ObjectCreated:')) {
+      // Not ours to submit; its key is only logged, so an odd encoding must not fail the message.
+      ignored.push({ eventName, key: rawKey });
+      return;
+    }
     let key: string;
     try {
       key = decodeS3EventKey(rawKey);
     } catch {
       throw new MalformedMessageError(`Record ${index} has a key that is not valid URL encoding`);
-    }
-    if (!eventName.startsWith('ObjectCreated:')) {
-      ignored.push({ eventName, key });
-      return;
     }
     const object = raw.s3.object;
     const record: ObjectCreatedRecord = { bucket, key, rawKey, eventName };

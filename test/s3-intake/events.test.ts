@@ -23,6 +23,14 @@ describe('parseMessageBody', () => {
     expect(parsed.ignored).toEqual([{ eventName: 'ObjectRemoved:Delete', key: 'incoming/t/x.jpg' }]);
     expect(parsed.records[0]!.versionId).toBeUndefined();
   });
+  it('does not fail a message over the key encoding of a record it ignores anyway', () => {
+    const parsed = parseMessageBody(JSON.stringify({ Records: [rec('incoming/t/100%.jpg', 'ObjectRemoved:Delete'), rec('incoming/t/ok.jpg')] }));
+    if (parsed.type !== 'records') throw new Error('expected records');
+    expect(parsed.records.map((r) => r.key)).toEqual(['incoming/t/ok.jpg']);
+    expect(parsed.ignored).toEqual([{ eventName: 'ObjectRemoved:Delete', key: 'incoming/t/100%.jpg' }]);
+    expect(() => parseMessageBody(JSON.stringify({ Records: [rec('incoming/t/100%.jpg')] }))).toThrow(/not valid URL encoding/);
+  });
+
   it('recognises the test event and SNS envelopes', () => {
     expect(parseMessageBody(JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: 'bkt' }))).toEqual({ type: 'test' });
     const wrapped = parseMessageBody(JSON.stringify({ Type: 'Notification', Message: JSON.stringify({ Records: [rec('incoming/t/z.mp4')] }) }));
