@@ -10,7 +10,6 @@
  */
 import { randomFillSync, randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import middy from '@middy/core';
 import httpMultipartBodyParser from '@middy/http-multipart-body-parser';
@@ -20,22 +19,11 @@ import { createIvaClient } from '../lib/iva/client';
 import type { BeginInput, Ledger, SubmissionRecord } from '../lib/ledger/types';
 import { logger } from '../lib/observability';
 import { createS3Client } from '../lib/storage/s3-client';
+import { BENCH_CREDENTIALS, SdkFormData, sdkSign } from './sdk-alternative';
 
 export type DirectVariant = 'ours' | 'alt' | 'alt-nodehash';
 
-const require = createRequire(import.meta.url);
-const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
-type OracleSigner = new (
-  request: { region: string; method: string; params: Record<string, string>; pathname: string; headers: Record<string, string>; body?: unknown },
-  service: string,
-  options?: { bodySha256?: string },
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
-const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
-// The SDK's own copy of form-data: its Signer recognises a FormData body only by instanceof.
-const SdkFormData = require(require.resolve('form-data', { paths: [SIGNER_PATH] })) as typeof import('form-data');
-const { createHash } = await import('node:crypto');
-
-const CREDS = { accessKeyId: 'AKLTbench', secretAccessKey: 'bench-secret' };
+const CREDS = BENCH_CREDENTIALS;
 
 /** Just enough ledger for the handler: the bench measures parsing, signing and sending. */
 function memoryLedger(): Ledger {
@@ -149,17 +137,8 @@ function altHandler(drain: string, nodeHash: boolean): Handler {
     const form = new SdkFormData();
     form.append('ImageFile', parsed.ImageFile.content, { filename: parsed.ImageFile.filename, contentType: parsed.ImageFile.mimetype });
     form.append('Request', parsed.Request);
-    const headers: Record<string, string> = { Host: url.host, 'Content-Type': form.getHeaders()['content-type'] as string };
-    const req = { region: 'cn-north-1', method: 'POST', pathname: '/', params: { Action: 'AddAsyncTaskImageData', Version: '2022-05-13' }, headers, body: form as unknown };
-    let body: Buffer;
-    if (nodeHash) {
-      body = form.getBuffer();
-      new Signer(req, 'iva', { bodySha256: createHash('sha256').update(body).digest('hex') }).addAuthorization({ accessKeyId: CREDS.accessKeyId, secretKey: CREDS.secretAccessKey });
-    } else {
-      new Signer(req, 'iva').addAuthorization({ accessKeyId: CREDS.accessKeyId, secretKey: CREDS.secretAccessKey });
-      body = form.getBuffer();
-    }
-    const answer = await post(req.headers, body);
+    const signed = sdkSign(form, url.host, nodeHash);
+    const answer = await post(signed.headers, signed.body);
     return { statusCode: answer.status, headers: { 'content-type': 'application/json' }, body: answer.text };
   };
   return middy(base).use(httpMultipartBodyParser()) as unknown as Handler;

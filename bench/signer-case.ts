@@ -4,25 +4,13 @@
  * Prints one JSON line: { timesMs, baselineRssKb, peakRssKb }.
  */
 import { randomFillSync } from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { createRequire } from 'node:module';
 import { createIvaClient } from '../lib/iva/client';
+import { BENCH_CREDENTIALS, SdkFormData, sdkSign } from './sdk-alternative';
 
 export type Variant = 'ours' | 'sdk' | 'sdk-nodehash';
 
-const require = createRequire(import.meta.url);
-const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
-type OracleSigner = new (
-  request: { region: string; method: string; params: Record<string, string>; headers: Record<string, string>; body?: unknown },
-  service: string,
-  options?: { bodySha256?: string },
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
-const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
-// The SDK's own copy of form-data: its Signer recognises a FormData body only by instanceof.
-const FormData = require(require.resolve('form-data', { paths: [SIGNER_PATH] })) as typeof import('form-data');
-
-const CREDS = { accessKeyId: 'AKLTbench', secretAccessKey: 'bench-secret' };
+const CREDS = BENCH_CREDENTIALS;
 
 function post(url: URL, headers: Record<string, string>, body: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -38,21 +26,11 @@ function post(url: URL, headers: Record<string, string>, body: Buffer): Promise<
 
 /** The obvious way with the official SDK: form-data builds the body, the SDK's Signer hashes it. */
 async function sdkRun(url: URL, file: Buffer, nodeHash: boolean): Promise<void> {
-  const form = new FormData();
+  const form = new SdkFormData();
   form.append('ImageFile', file, { filename: 'file.bin', contentType: 'application/octet-stream' });
   form.append('Request', JSON.stringify({ TaskID: 'bench', Image: { Name: 'file.bin', Source: 'file' } }));
-  const headers: Record<string, string> = { Host: url.host, 'Content-Type': form.getHeaders()['content-type'] as string };
-  const req = { region: 'cn-north-1', method: 'POST', params: { Action: 'AddAsyncTaskImageData', Version: '2022-05-13' }, headers, body: form as unknown };
-  let body: Buffer;
-  if (nodeHash) {
-    body = form.getBuffer();
-    new Signer(req, 'iva', { bodySha256: createHash('sha256').update(body).digest('hex') }).addAuthorization({ accessKeyId: CREDS.accessKeyId, secretKey: CREDS.secretAccessKey });
-  } else {
-    // What the SDK's own Service does: the Signer calls form.getBuffer() and hashes it with crypto-js.
-    new Signer(req, 'iva').addAuthorization({ accessKeyId: CREDS.accessKeyId, secretKey: CREDS.secretAccessKey });
-    body = form.getBuffer();
-  }
-  await post(url, req.headers, body);
+  const signed = sdkSign(form, url.host, nodeHash);
+  await post(url, signed.headers, signed.body);
 }
 
 async function main(): Promise<void> {
