@@ -61,7 +61,12 @@ cmd_install() {
     apt-get update -qq
   fi
   log "apt-get install ${PACKAGES[*]}"
-  apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  if ! apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null; then
+    # Lists that name a version the mirror no longer serves: refresh once and retry.
+    log "install failed; apt-get update and retry"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  fi
   missing="$(missing_binaries)"
   [[ -z "$missing" ]] || die "still missing after install: $missing"
   log "installed ($(ceph-mon --version 2>/dev/null | awk '{print $3}'))"
