@@ -331,7 +331,7 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     const done = (status: number, extra = ''): void => log(`api: ${label} → ${status} in ${Date.now() - started} ms${extra ? ` ${extra}` : ''}`);
 
     if (!matched) {
-      gatewayError(res, 404, requestId, 'NotFound', 'No such route. See the README for the routes of this API.');
+      gatewayError(res, 404, requestId, 'RouteNotFound', 'No such route. See the README for the routes of this API.');
       return done(404);
     }
     const apiKey = typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined;

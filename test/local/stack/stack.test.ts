@@ -162,7 +162,7 @@ describe('API Gateway emulation', () => {
     for (const [method, path] of [['GET', '/nope'], ['GET', '/v1/images'], ['POST', '/v1/submissions/x']] as const) {
       const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { 'x-api-key': 'test-key' } });
       expect(res.status).toBe(404);
-      expect(((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe('NotFound');
+      expect(((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe('RouteNotFound');
     }
   });
 
