@@ -3,14 +3,11 @@
  * Local runs point the AWS SDK elsewhere with AWS_ENDPOINT_URL_S3 / _DYNAMODB /
  * _EVENTBRIDGE / _SECRETS_MANAGER, which the SDK reads itself.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ENV, ivaTarget, required, type Env } from './config';
 import { createIvaClient } from './iva/client';
 import type { IvaClient } from './iva/types';
 import { createDynamoLedger, type Ledger } from './ledger/index';
 import { volcCredentialsFrom, type CachedSecret } from './secrets/index';
-import { sdkRequestHandler } from './storage/sdk-http';
 import type { VolcCredentials } from './signer/index';
 
 export interface IvaRuntime {
@@ -19,8 +16,7 @@ export interface IvaRuntime {
 }
 
 export function ledgerFromEnv(env: Env = process.env, leaseMs?: number): Ledger {
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), { marshallOptions: { removeUndefinedValues: true } });
-  return createDynamoLedger({ tableName: required(env, ENV.ledgerTable), client: doc, leaseMs });
+  return createDynamoLedger({ tableName: required(env, ENV.ledgerTable), leaseMs });
 }
 
 export function ivaFromEnv(env: Env = process.env): IvaRuntime {

@@ -10,7 +10,9 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { createApi, type Api, type ApiDeps, type ApiLog, type ApiMetrics, type ApiRequest, type ApiResponse } from '../../lib/api/index';
 import { ApiError } from '../../lib/api/errors';
 import { errorResponse } from '../../lib/api/responses';
+import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
+import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics, MetricUnit } from '../../lib/observability';
 import { ivaFromEnv, ledgerFromEnv } from '../../lib/runtime';
 import { createS3Client } from '../../lib/storage/s3-client';
@@ -38,24 +40,12 @@ export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
     s3: createS3Client({ env }),
     bucket: required(env, ENV.bucket),
     config: {
-      directMaxBytes: number(env, ENV.directMaxBytes, DEFAULTS.directMaxBytes),
+      directMaxBytes: directMaxBytesFromEnv(env),
       uploadUrlTtlSeconds: number(env, ENV.uploadUrlTtlSeconds, DEFAULTS.uploadUrlTtlSeconds),
       ivaService: target.service,
       ivaRegion: target.region,
     },
   };
-}
-
-function lowerCaseHeaders(event: APIGatewayProxyEvent): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) {
-    if (Array.isArray(values) && values.length > 0) out[name.toLowerCase()] = values.join(', ');
-  }
-  // The single-value map wins: it is what API Gateway itself treats as the header.
-  for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (typeof value === 'string') out[name.toLowerCase()] = value;
-  }
-  return out;
 }
 
 function queryOf(event: APIGatewayProxyEvent): Record<string, string[]> {
@@ -74,7 +64,7 @@ export function toApiRequest(event: APIGatewayProxyEvent, context: Context): Api
   return {
     method: typeof event.httpMethod === 'string' ? event.httpMethod : 'GET',
     path: typeof event.path === 'string' ? event.path : '/',
-    headers: lowerCaseHeaders(event),
+    headers: lowerCaseHeaders(event.headers, event.multiValueHeaders),
     query: queryOf(event),
     ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
     ...(typeof event.body === 'string' ? { body: { text: event.body, base64: event.isBase64Encoded === true } } : {}),

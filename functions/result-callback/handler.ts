@@ -13,6 +13,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DEFAULTS, ENV, required } from '../../lib/config';
 import { CallbackError, createEventBridgePublisher, handleCallback, REDACTED_CALLBACK_PATH, type CallbackDeps } from '../../lib/callback/index';
+import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics } from '../../lib/observability';
 import { ledgerFromEnv } from '../../lib/runtime';
 import { callbackSecretsFrom } from '../../lib/secrets/index';
@@ -22,17 +23,6 @@ const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-
 
 function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
-}
-
-function header(event: APIGatewayProxyEvent, name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === wanted && value !== undefined) return value;
-  }
-  for (const [key, values] of Object.entries(event.multiValueHeaders ?? {})) {
-    if (key.toLowerCase() === wanted && values?.[0] !== undefined) return values[0];
-  }
-  return undefined;
 }
 
 /** Maps every error to the JSON error shape; never lets a throw become a bare 500/502. */
@@ -76,7 +66,7 @@ export function createHandler(deps: CallbackDeps | (() => CallbackDeps)) {
         secret: event.pathParameters?.secret,
         body: event.body,
         isBase64Encoded: event.isBase64Encoded,
-        contentType: header(event, 'content-type'),
+        contentType: lowerCaseHeaders(event.headers, event.multiValueHeaders)['content-type'],
         requestId,
       });
       return json(200, answer);

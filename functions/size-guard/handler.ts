@@ -10,6 +10,7 @@
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { checkDirectBodySize, directMaxBytesFromEnv, type SizeDecision } from '../../lib/api/size-guard';
+import { lowerCaseHeaders } from '../../lib/http/headers';
 
 export const PRINCIPAL_ID = 'client';
 /** `context.reason` of a deny; also what the 413 gateway response is about. */
@@ -21,18 +22,6 @@ const defaultLog: SizeGuardLog = (entry) => console.log(JSON.stringify({ level: 
 
 function policy(effect: 'Allow' | 'Deny', methodArn: string): APIGatewayAuthorizerResult['policyDocument'] {
   return { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: methodArn }] };
-}
-
-/** Both header maps: API Gateway fills `headers` with the last value, `multiValueHeaders` with all. */
-function headersOf(event: APIGatewayRequestAuthorizerEvent): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) {
-    if (Array.isArray(values) && values.length > 0) out[name.toLowerCase()] = values.join(', ');
-  }
-  for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (typeof value === 'string') out[name.toLowerCase()] = value;
-  }
-  return out;
 }
 
 function logEntry(decision: SizeDecision, event: APIGatewayRequestAuthorizerEvent): Record<string, string | number> {
@@ -51,7 +40,7 @@ function logEntry(decision: SizeDecision, event: APIGatewayRequestAuthorizerEven
 
 export function createHandler(maxBytes: number, log: SizeGuardLog = defaultLog) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
-    const decision = checkDirectBodySize(headersOf(event), maxBytes);
+    const decision = checkDirectBodySize(lowerCaseHeaders(event.headers, event.multiValueHeaders), maxBytes);
     // Allowed requests with a known size are the common case and need no log line; the
     // others are worth counting (a stream of allow-unknown means Content-Length is not
     // reaching the authorizer and only direct-submit's own check is left).

@@ -137,13 +137,13 @@ export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 
 }
 
 async function answerFailure(error: unknown, id: string, meta: { action: string; version: string; requestId: string }, deps: ApiDeps): Promise<ApiResponse> {
-  let outcome: { error: ApiError };
-  if (error instanceof IvaError) outcome = mapIvaError(error);
-  else if (error instanceof ApiError) outcome = { error };
+  let answer: ApiError;
+  if (error instanceof IvaError) answer = mapIvaError(error);
+  else if (error instanceof ApiError) answer = error;
   else throw error;
-  const ivaCode = error instanceof IvaError ? error.code : outcome.error.code;
-  const ivaMsg = error instanceof IvaError ? error.message : outcome.error.message;
-  const record = { code: ivaCode, message: ivaMsg, ...(outcome.error.requestId ? { requestId: outcome.error.requestId } : {}) };
+  // The ledger keeps IVA's own code and message; the client gets ours where they differ.
+  const cause = error instanceof IvaError ? error : answer;
+  const record = { code: cause.code, message: cause.message, ...(answer.requestId ? { requestId: answer.requestId } : {}) };
   try {
     // Nothing redelivers a direct submission: the client got our answer (503 + Retry-After
     // for retryable causes) and resubmits under a new id, so this one ends `failed` rather
@@ -153,6 +153,6 @@ async function answerFailure(error: unknown, id: string, meta: { action: string;
     deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
   }
   deps.metrics?.count(METRIC.failed);
-  deps.log?.warn('submission to IVA failed', { code: ivaCode, requestId: outcome.error.requestId, status: outcome.error.status });
-  return errorResponse(outcome.error, meta, { submissionId: id });
+  deps.log?.warn('submission to IVA failed', { code: cause.code, requestId: answer.requestId, status: answer.status });
+  return errorResponse(answer, meta, { submissionId: id });
 }

@@ -7,6 +7,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IMAGE_MAX_BYTES } from '../config';
+import { redactPresignedUrl } from '../storage/presign';
 import type { MediaKind } from '../iva/types';
 import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
@@ -178,7 +179,6 @@ export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promis
   const input = validateUploadRequest(parseJsonBody(req));
   const ticket = await createUploadTicket(input, deps);
   deps.log?.appendKeys?.({ submissionId: ticket.SubmissionId, taskId: input.taskId, bucket: ticket.Bucket, key: ticket.Key });
-  // The URL's query is its signature: log where it points, never the query.
-  deps.log?.info('upload URL issued', { url: ticket.Url.split('?')[0], size: input.size, kind: input.kind, expiresAt: ticket.ExpiresAt });
+  deps.log?.info('upload URL issued', { url: redactPresignedUrl(ticket.Url), size: input.size, kind: input.kind, expiresAt: ticket.ExpiresAt });
   return json(200, ticket, { [SUBMISSION_ID_HEADER]: ticket.SubmissionId });
 }

@@ -2,7 +2,7 @@
  * How IVA's failures reach our client. The client never
  * signs towards IVA: our keys being refused is OUR fault (502/503), never a 4xx.
  */
-import { CREDENTIAL_CODES, IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
+import { CREDENTIAL_CODES, CREDENTIALS_UNAVAILABLE, IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
 import { ApiError } from './errors';
 
 /** Codes IVA sends about the request's content: the client's to fix, whatever the HTTP status. */
@@ -14,43 +14,33 @@ const TRANSPORT_CODES = new Set(['NetworkError', 'Timeout', 'InvalidResponse']);
 export const RETRY_AFTER_THROTTLED_SECONDS = 2;
 export const RETRY_AFTER_SECONDS = 5;
 
-export interface UpstreamOutcome {
-  error: ApiError;
-}
-
 export function isCredentialRejection(error: unknown): error is IvaError {
   return error instanceof IvaError && CREDENTIAL_CODES.has(error.code);
 }
 
-export function mapIvaError(error: IvaError): UpstreamOutcome {
+export function mapIvaError(error: IvaError): ApiError {
   const requestId = error.requestId;
   const opts = requestId ? { requestId, cause: error } : { cause: error };
-  if (error.code === 'CredentialsUnavailable') {
-    return {
-      error: new ApiError('UpstreamCredentialsUnavailable', 'The service could not load its IVA credentials; this is not a problem with your request. Retry later.', { ...opts, retryAfterSeconds: RETRY_AFTER_SECONDS }),
-    };
+  if (error.code === CREDENTIALS_UNAVAILABLE) {
+    return new ApiError('UpstreamCredentialsUnavailable', 'The service could not load its IVA credentials; this is not a problem with your request. Retry later.', { ...opts, retryAfterSeconds: RETRY_AFTER_SECONDS });
   }
   if (CREDENTIAL_CODES.has(error.code)) {
-    return {
-      error: new ApiError('UpstreamCredentialsRejected', `IVA refused this service's credentials (${error.code}); this is not a problem with your request. The operator must check the Volcengine key secret. Retry later.`, opts),
-    };
+    return new ApiError('UpstreamCredentialsRejected', `IVA refused this service's credentials (${error.code}); this is not a problem with your request. The operator must check the Volcengine key secret. Retry later.`, opts);
   }
   if (error instanceof IvaInputError) {
-    return { error: new ApiError(error.code, error.message, { status: 400, cause: error }) };
+    return new ApiError(error.code, error.message, { status: 400, cause: error });
   }
   if (error.retryable) {
     const throttled = error.httpStatus === 429 || /FlowLimit/.test(error.code);
     const code = TRANSPORT_CODES.has(error.code) || !requestId ? 'UpstreamUnavailable' : error.code;
     const message = code === 'UpstreamUnavailable' ? `IVA is unavailable right now (${error.message}); retry later` : `${ivaMessage(error)}; retry later`;
-    return {
-      error: new ApiError(code, message, { ...opts, status: 503, retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS }),
-    };
+    return new ApiError(code, message, { ...opts, status: 503, retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS });
   }
   if (error instanceof IvaProtocolError || TRANSPORT_CODES.has(error.code)) {
-    return { error: new ApiError('UpstreamError', `IVA answered something unexpected: ${error.message}`, opts) };
+    return new ApiError('UpstreamError', `IVA answered something unexpected: ${error.message}`, opts);
   }
   const status = error.httpStatus !== undefined && error.httpStatus >= 400 && error.httpStatus < 500 ? error.httpStatus : CLIENT_CODES.has(error.code) ? 400 : 502;
-  return { error: new ApiError(error.code, ivaMessage(error), { ...opts, status }) };
+  return new ApiError(error.code, ivaMessage(error), { ...opts, status });
 }
 
 /** IVA's own message, without the client's decorations (code prefix, RequestId suffix). */

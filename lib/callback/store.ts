@@ -15,6 +15,7 @@
  * so no TaskID can land in the `_…` folders this module reserves.
  */
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { uriEscape } from '../signer/index';
 import { StorageUnavailableError } from './errors';
 
 export const RESULTS_PREFIX = 'results/';
@@ -40,7 +41,7 @@ export interface StoreOutcome extends StoredObject {
 /** A key segment from untrusted text: a safe alphabet, bounded length, never `.`/`..` or `_…`. */
 export function keySegment(value: string): string {
   let out = Array.from(value)
-    .map((ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : encodeURIComponent(ch).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)))
+    .map((ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : uriEscape(ch)))
     .join('');
   if (out.startsWith('_') || out === '.' || out === '..') out = `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
   if (out.length > MAX_SEGMENT) out = out.slice(0, MAX_SEGMENT);

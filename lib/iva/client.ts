@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../config';
 import { sha256Hex, sign, type VolcCredentials } from '../signer/index';
 import {
+  CREDENTIALS_UNAVAILABLE,
   IvaAbortedError,
   IvaBudgetExceededError,
   IvaError,
@@ -235,7 +236,7 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       return await Promise.race([provider(), timeout]);
     } catch (cause) {
       if (cause instanceof IvaTimeoutError) throw cause;
-      throw new IvaError({ code: 'CredentialsUnavailable', message: `could not load Volcengine credentials: ${(cause as Error)?.message ?? cause}`, retryable: false, cause });
+      throw new IvaError({ code: CREDENTIALS_UNAVAILABLE, message: `could not load Volcengine credentials: ${(cause as Error)?.message ?? cause}`, retryable: false, cause });
     } finally {
       clearTimeout(timer);
     }

@@ -31,10 +31,11 @@ export const CREDENTIAL_CODES: ReadonlySet<string> = new Set([
   'LackPolicy',
 ]);
 
-export const PERMANENT_CODES: ReadonlySet<string> = CREDENTIAL_CODES;
+/** The client's code when the credentials provider itself fails (Secrets Manager down). */
+export const CREDENTIALS_UNAVAILABLE = 'CredentialsUnavailable';
 
 export function isRetryableCode(code: string, httpStatus?: number): boolean {
-  if (PERMANENT_CODES.has(code) || RESIGN_CODES.has(code)) return false;
+  if (CREDENTIAL_CODES.has(code) || RESIGN_CODES.has(code)) return false;
   if (RETRYABLE_CODES.has(code)) return true;
   // Unknown codes: trust the HTTP status class the gateway chose.
   return httpStatus !== undefined && (httpStatus === 429 || httpStatus >= 500);
@@ -126,4 +127,12 @@ export class IvaAbortedError extends IvaError {
   constructor(cause?: unknown) {
     super({ code: 'Aborted', message: 'the submission was aborted by the caller', retryable: false, cause });
   }
+}
+
+/**
+ * Our own keys are the problem, not the request: IVA refused them, or they could not
+ * be loaded. Callers keep the work for later and re-read the secret rather than fail it.
+ */
+export function isCredentialProblem(error: IvaError): boolean {
+  return CREDENTIAL_CODES.has(error.code) || error.code === CREDENTIALS_UNAVAILABLE;
 }

@@ -9,7 +9,7 @@
  */
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
-import { CREDENTIAL_CODES, IvaError } from '../iva/errors';
+import { isCredentialProblem, IvaError } from '../iva/errors';
 import type { IvaClient } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
@@ -79,9 +79,6 @@ export interface MessageOutcome {
   retry: boolean;
   records: RecordOutcome[];
 }
-
-/** lib/iva/client's code when the credentials provider throws: our fault, never the upload's. */
-const CREDENTIALS_UNAVAILABLE = 'CredentialsUnavailable';
 
 const DEFAULT_SAFETY_MS = 5_000;
 const DEFAULT_MIN_BUDGET_MS = 1_000;
@@ -287,7 +284,7 @@ export function createIntake(deps: IntakeDeps) {
         if (!(error instanceof IvaError)) throw error;
         // Recorded in the ledger, which GET /v1/submissions shows: no usable URL in it.
         const failure = { code: error.code, message: redactSignedUrls(error.message), ...(error.requestId ? { requestId: error.requestId } : {}) };
-        if (CREDENTIAL_CODES.has(error.code) || error.code === CREDENTIALS_UNAVAILABLE) {
+        if (isCredentialProblem(error)) {
           // Our Volcengine keys were refused (or could not even be read from Secrets
           // Manager), not this upload: keep it pending and let SQS (then the DLQ, with
           // its redrive) hold it until the secret is fixed. Never `failed`: nothing

@@ -31,7 +31,7 @@ import { LocalQueue, type BatchOutcome, type DeadLetter } from './sqs';
 
 export { ROUTES, REQUEST_TOO_LARGE_MESSAGE, INTEGRATION_FAILURE_MESSAGE, matchRoute, buildProxyEvent, type Route, type RestProxyEvent } from './api-gateway';
 export { LocalQueue, type DeadLetter, type SqsBatchEvent, type SqsRecord } from './sqs';
-export { awsRecord, decodeEventKey, type AwsS3EventRecord } from './s3-events';
+export { awsRecord, type AwsS3EventRecord } from './s3-events';
 export { lambdaContext, type LocalHandler, type LocalLambdaContext } from './lambda';
 export type { RecordedEvent } from './eventbridge';
 

@@ -7,6 +7,7 @@
  * deployed bucket notification's prefix filter.
  */
 import { randomBytes } from 'node:crypto';
+import { decodeS3EventKey } from '../../lib/s3-intake/rules';
 import { encodeS3EventKey } from '../servers/s3rver';
 
 export interface AwsS3EventRecord {
@@ -85,11 +86,6 @@ export function passesFilter(fact: ObjectCreatedFact, bucket: string, prefix: st
   return fact.bucket === bucket && normalizeEventName(fact.eventName).startsWith('ObjectCreated:') && fact.key.startsWith(prefix);
 }
 
-/** Decodes a key as it arrives in an AWS-style record (form encoding). */
-export function decodeEventKey(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, ' '));
-}
-
 interface RawRecord {
   eventName?: unknown;
   eventTime?: unknown;
@@ -113,7 +109,7 @@ export function factsFrom(notification: unknown, keysEncoded: boolean): ObjectCr
     const eTag = typeof object.eTag === 'string' ? object.eTag : typeof object.etag === 'string' ? object.etag : undefined;
     facts.push({
       bucket: name,
-      key: keysEncoded ? decodeEventKey(rawKey) : rawKey,
+      key: keysEncoded ? decodeS3EventKey(rawKey) : rawKey,
       eventName: r.eventName,
       ...(typeof object.size === 'number' ? { size: object.size } : typeof object.size === 'string' ? { size: Number(object.size) } : {}),
       ...(eTag ? { eTag } : {}),

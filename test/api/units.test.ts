@@ -124,12 +124,12 @@ describe('mapIvaError: who is at fault', () => {
     ];
     for (const [error, status, code] of cases) {
       const out = mapIvaError(error);
-      expect(out.error).toBeInstanceOf(ApiError);
-      expect([out.error.status, out.error.code], error.code).toEqual([status, code]);
-      if (error.requestId) expect(out.error.requestId).toBe(error.requestId);
+      expect(out).toBeInstanceOf(ApiError);
+      expect([out.status, out.code], error.code).toEqual([status, code]);
+      if (error.requestId) expect(out.requestId).toBe(error.requestId);
     }
     const throttled = mapIvaError(new IvaBudgetExceededError(new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', requestId: 'r3', httpStatus: 429 }), 4));
-    expect(throttled.error.retryAfterSeconds).toBeGreaterThan(0);
-    expect(throttled.error.message).toBe('slow down (gave up after 4 attempts within the time budget); retry later');
+    expect(throttled.retryAfterSeconds).toBeGreaterThan(0);
+    expect(throttled.message).toBe('slow down (gave up after 4 attempts within the time budget); retry later');
   });
 });

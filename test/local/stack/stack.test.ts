@@ -7,7 +7,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../../lib/storage/s3-client';
-import { decodeEventKey, startLocalStack, type LocalStack, type RestProxyEvent, type SqsBatchEvent } from '../../../local/stack/index';
+import { decodeS3EventKey } from '../../../lib/s3-intake/rules';
+import { startLocalStack, type LocalStack, type RestProxyEvent, type SqsBatchEvent } from '../../../local/stack/index';
 import type { LocalLambdaContext } from '../../../local/stack/lambda';
 
 interface Invocation {
@@ -28,7 +29,7 @@ async function objectCreated(event: SqsBatchEvent): Promise<{ batchItemFailures:
   await new Promise((r) => setTimeout(r, 30));
   running -= 1;
   const failures = event.Records.filter((r) => {
-    const key = decodeEventKey((JSON.parse(r.body) as { Records: { s3: { object: { key: string } } }[] }).Records[0]!.s3.object.key);
+    const key = decodeS3EventKey((JSON.parse(r.body) as { Records: { s3: { object: { key: string } } }[] }).Records[0]!.s3.object.key);
     // "flaky" fails its first two receives, "poison" always.
     return key.includes('poison') || (key.includes('flaky') && Number(r.attributes.ApproximateReceiveCount) < 3);
   });
