@@ -19,6 +19,7 @@ import { createIvaClient } from '../lib/iva/client';
 import type { BeginInput, Ledger, SubmissionRecord } from '../lib/ledger/types';
 import { logger } from '../lib/observability';
 import { createS3Client } from '../lib/storage/s3-client';
+import { lambdaContext } from '../local/stack/lambda';
 import { BENCH_CREDENTIALS, SdkFormData, sdkSign } from './sdk-alternative';
 
 export type DirectVariant = 'ours' | 'alt' | 'alt-nodehash';
@@ -53,20 +54,7 @@ function memoryLedger(): Ledger {
 }
 
 function context(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'direct-submit',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:direct-submit',
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    logGroupName: 'bench',
-    logStreamName: 'bench',
-    getRemainingTimeInMillis: () => 60_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return lambdaContext({ name: 'direct-submit', timeoutMs: 60_000, memoryMb: 1024 });
 }
 
 /** The event API Gateway would deliver: a real encoder's multipart body, base64. */

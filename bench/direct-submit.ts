@@ -8,18 +8,12 @@
  *          @volcengine/openapi Signer, http.request.
  * Each case runs in a fresh child process (`tsx bench/direct-submit.ts` prints the table).
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { DirectVariant } from './direct-submit-case';
-import type { BenchTable } from './signer';
+import { median, runCase as runChild, startDrain, type BenchTable } from './harness';
 
-export type { BenchTable };
 
 const CASE = fileURLToPath(new URL('./direct-submit-case.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const VARIANTS: Array<{ id: DirectVariant; label: string }> = [
   { id: 'ours', label: 'ours: direct-submit handler' },
@@ -39,30 +33,15 @@ export interface DirectBenchRow {
   memoryVsOurs: number;
 }
 
-/** Reads every body, checks it against the signed hash, answers IVA's success shape. */
-function startDrain(): Promise<Server> {
-  const server = createServer((req, res) => {
-    const hash = createHash('sha256');
-    req.on('data', (chunk: Buffer) => hash.update(chunk));
-    req.on('end', () => {
-      const ok = hash.digest('hex') === req.headers['x-content-sha256'];
-      res.writeHead(ok ? 200 : 400, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(ok ? { ResponseMetadata: { RequestId: 'drain' }, Result: { ImageID: 'img-drain' } } : { ResponseMetadata: { RequestId: 'drain', Error: { Code: 'SignatureDoesNotMatch', Message: 'body hash mismatch' } } }));
-    });
+async function runCase(variant: DirectVariant, bytes: number, runs: number, url: string): Promise<{ timesMs: number[]; peakExtraBytes: number[] }> {
+  const stdout = await runChild(CASE, [variant, String(bytes), String(runs), url], {
+    nodeArgs: ['--expose-gc'],
+    maxBuffer: 4 << 20,
+    env: { ...process.env, ...MALLOC_ENV, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-  server.keepAliveTimeout = 120_000;
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function runCase(variant: DirectVariant, bytes: number, runs: number, url: string): Promise<{ timesMs: number[]; peakExtraBytes: number[] }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', '--import', 'tsx', CASE, variant, String(bytes), String(runs), url], { cwd: ROOT, timeout: 600_000, maxBuffer: 4 << 20, env: { ...process.env, ...MALLOC_ENV, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`${variant} ${bytes}: ${error.message}\n${stderr}`));
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (!line) return reject(new Error(`${variant} ${bytes}: no result\n${stdout}\n${stderr}`));
-      resolve(JSON.parse(line.slice('RESULT '.length)));
-    });
-  });
+  const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`${variant} ${bytes}: no result\n${stdout}`);
+  return JSON.parse(line.slice('RESULT '.length)) as { timesMs: number[]; peakExtraBytes: number[] };
 }
 
 /**
@@ -72,17 +51,12 @@ function runCase(variant: DirectVariant, bytes: number, runs: number, url: strin
  */
 const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' };
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 export async function runDirectSubmitBench(options: { sizesMiB?: number[]; runs?: number } = {}): Promise<DirectBenchRow[]> {
   const sizes = options.sizesMiB ?? [1, 4, 16];
   const runs = options.runs ?? 15;
-  const server = await startDrain();
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // Every body is checked against its signed hash, so a wrong body cannot pass as fast.
+  const drain = await startDrain({ verifyHash: true });
+  const url = drain.url;
   const rows: DirectBenchRow[] = [];
   try {
     for (const mib of sizes) {
@@ -111,7 +85,7 @@ export async function runDirectSubmitBench(options: { sizesMiB?: number[]; runs?
       }
     }
   } finally {
-    await new Promise((resolve) => server.close(resolve));
+    await drain.close();
   }
   return rows;
 }

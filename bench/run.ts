@@ -1,6 +1,7 @@
 /** `npm run bench`: runs each benchmark module and prints its table. */
 import { benchDirectSubmit } from './direct-submit';
-import { benchSigner, type BenchTable } from './signer';
+import type { BenchTable } from './harness';
+import { benchSigner } from './signer';
 
 function render(table: BenchTable): string {
   const widths = table.columns.map((column, i) => Math.max(column.length, ...table.rows.map((row) => (row[i] ?? '').length)));

@@ -4,18 +4,10 @@
  * alternative (form-data + the official @volcengine/openapi Signer), each case in a
  * fresh child process so its peak RSS is its own.
  */
-import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { median, runCase as runChild, startDrain, type BenchTable } from './harness';
 import type { Variant } from './signer-case';
 
-export interface BenchTable {
-  title: string;
-  columns: string[];
-  rows: string[][];
-  notes: string[];
-}
 
 interface CaseResult {
   timesMs: number[];
@@ -24,7 +16,6 @@ interface CaseResult {
 }
 
 const CASE = fileURLToPath(new URL('./signer-case.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const VARIANTS: Array<{ id: Variant; label: string }> = [
   { id: 'ours', label: 'ours: createIvaClient, pieces hashed in place' },
@@ -32,40 +23,16 @@ const VARIANTS: Array<{ id: Variant; label: string }> = [
   { id: 'sdk-nodehash', label: 'alt: form-data + SDK Signer, node sha256' },
 ];
 
-/** Reads and discards every body, answers IVA's success shape. */
-function startDrain(): Promise<Server> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ ResponseMetadata: { RequestId: 'drain' }, Result: { ImageID: 'img-drain' } }));
-    });
-  });
-  // Longer than any case's gap between runs, so ours' keep-alive socket is never closed under it.
-  server.keepAliveTimeout = 120_000;
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function runCase(variant: Variant, bytes: number, runs: number, url: string): Promise<CaseResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', CASE, variant, String(bytes), String(runs), url], { cwd: ROOT, timeout: 600_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`${variant} ${bytes}: ${error.message}\n${stderr}`));
-      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as CaseResult);
-    });
-  });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+async function runCase(variant: Variant, bytes: number, runs: number, url: string): Promise<CaseResult> {
+  const stdout = await runChild(CASE, [variant, String(bytes), String(runs), url]);
+  return JSON.parse(stdout.trim().split('\n').pop()!) as CaseResult;
 }
 
 export async function benchSigner(options: { sizesMb?: number[]; runs?: (mb: number) => number } = {}): Promise<BenchTable> {
   const sizes = options.sizesMb ?? [4, 50];
   const runsFor = options.runs ?? ((mb: number) => (mb <= 4 ? 15 : 5));
-  const server = await startDrain();
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const drain = await startDrain();
+  const url = drain.url;
   const rows: string[][] = [];
   try {
     for (const mb of sizes) {
@@ -88,7 +55,7 @@ export async function benchSigner(options: { sizesMb?: number[]; runs?: (mb: num
       }
     }
   } finally {
-    await new Promise((resolve) => server.close(resolve));
+    await drain.close();
   }
   return {
     title: 'Submit one file: build + hash + sign + send to a local drain server',

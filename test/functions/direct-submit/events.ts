@@ -1,6 +1,7 @@
 /** Realistic API Gateway REST (payload v1) events and Lambda contexts for the direct-submit tests. */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { lambdaContext as localLambdaContext } from '../../../local/stack/lambda';
 
 export interface EventInput {
   method: string;
@@ -53,21 +54,7 @@ export function restEvent(input: EventInput): APIGatewayProxyEvent {
 }
 
 export function lambdaContext(remainingMs = 30_000): Context {
-  const deadline = Date.now() + remainingMs;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'direct-submit',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:direct-submit',
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: '/aws/lambda/direct-submit',
-    logStreamName: 'stream',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return localLambdaContext({ name: 'direct-submit', timeoutMs: remainingMs, memoryMb: 512 });
 }
 
 /** A multipart body as a real encoder (undici's FormData) writes it. */

@@ -20,6 +20,7 @@ import { createPresigner } from '../../../lib/storage/presign';
 import { createS3Client } from '../../../lib/storage/s3-client';
 import { startIvaSandbox, DEFAULT_SANDBOX_CREDENTIALS, type IvaSandbox } from '../../../local/iva-sandbox/index';
 import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../../../local/servers/ceph';
+import { lambdaContext } from '../../../local/stack/lambda';
 import { startDynalite, type LocalDynalite } from '../../../local/servers/dynalite';
 import { encodeS3EventKey, startS3rver, type LocalS3, type S3EventNotification } from '../../../local/servers/s3rver';
 
@@ -77,21 +78,7 @@ function deps(overrides: Partial<ObjectCreatedDeps> = {}, client: S3Client = s3C
 }
 
 function context(remainingMs = 60_000): Context {
-  const deadline = Date.now() + remainingMs;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: 'object-created',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:object-created',
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: '/aws/lambda/object-created',
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => deadline - Date.now(),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return lambdaContext({ name: 'object-created', timeoutMs: remainingMs, memoryMb: 512 });
 }
 
 function sqsRecord(body: string, messageId: string = randomUUID()): SQSRecord {
