@@ -14,7 +14,6 @@ import { handleCreateUpload } from './uploads';
 export * from './types';
 export { ApiError, API_ERRORS, type ApiErrorCode } from './errors';
 export { SUBMISSION_ID_HEADER, API_VERSION } from './responses';
-export { headerSafe, decodeHeaderSafe } from './header-safe';
 export { VIDEO_MAX_BYTES, uploadKey, sanitizeSegment } from './uploads';
 export { newSubmissionId, DEFAULT_MAX_BUDGET_MS } from './direct';
 

@@ -7,12 +7,12 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IMAGE_MAX_BYTES } from '../config';
+import { headerSafe } from '../storage/metadata';
 import { redactPresignedUrl } from '../storage/presign';
 import type { MediaKind } from '../iva/types';
 import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
-import { headerSafe } from './header-safe';
 import { json, SUBMISSION_ID_HEADER } from './responses';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { isPlainObject } from './validate';

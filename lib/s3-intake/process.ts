@@ -13,13 +13,13 @@ import { isCredentialProblem, IvaError } from '../iva/errors';
 import type { IvaClient } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
+import { decodeMetadataValue } from '../storage/metadata';
 import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
 import { IntakeRuleError, MalformedMessageError, NoTimeLeftError } from './errors';
 import { parseMessageBody, type ObjectCreatedRecord } from './events';
 import { createLimiter, type Limiter } from './limiter';
 import {
   decide,
-  decodeMetadataValue,
   derivedSubmissionId,
   isPlausibleSubmissionId,
   isSubmittableKey,

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { MediaKind } from '../iva/types';
+import { decodeMetadataValue } from '../storage/metadata';
 import { IntakeRuleError } from './errors';
 
 export const INCOMING_PREFIX = 'incoming/';
@@ -27,30 +28,6 @@ export function decodeS3EventKey(encoded: string): string {
 export function isSubmittableKey(key: string): boolean {
   // A key ending in `/` is a console "folder" marker, not a file.
   return key.startsWith(INCOMING_PREFIX) && key.length > INCOMING_PREFIX.length && !key.endsWith('/');
-}
-
-/**
- * Decodes RFC 2047 encoded-words (`=?UTF-8?B?…?=`, `=?UTF-8?Q?…?=`): S3 user metadata is
- * ASCII, so SDKs and S3 itself carry non-ASCII values this way. Plain values pass through.
- */
-export function decodeMetadataValue(value: string): string {
-  const word = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
-  // Whitespace between two adjacent encoded-words is not part of the text (RFC 2047 §6.2).
-  const joined = value.replace(/(\?=)\s+(?==\?)/g, '$1');
-  return joined.replace(word, (whole, charset: string, encoding: string, text: string) => {
-    const bytes =
-      encoding.toUpperCase() === 'B'
-        ? Buffer.from(text, 'base64')
-        : Buffer.from(
-            text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
-            'latin1',
-          );
-    try {
-      return new TextDecoder(charset.split('*')[0]!.toLowerCase(), { fatal: true }).decode(bytes);
-    } catch {
-      return whole; // unknown charset or invalid bytes: keep the value as sent, never guess
-    }
-  });
 }
 
 export interface ObjectFacts {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHeaderSafe, headerSafe } from '../../lib/api/header-safe';
+import { decodeMetadataValue, headerSafe } from '../../lib/storage/metadata';
 import { ApiError } from '../../lib/api/errors';
 import { sanitizeSegment, uploadKey } from '../../lib/api/uploads';
 import { validateDirect } from '../../lib/api/validate';
@@ -18,9 +18,9 @@ describe('headerSafe: S3 metadata values', () => {
     for (const v of ['été.mp4', '猫 🐈', ' leading', 'trailing ', 'line\nbreak', '=?UTF-8?B?looks-encoded?=', 'tab\there']) {
       const encoded = headerSafe(v);
       expect(encoded).toMatch(/^=\?UTF-8\?B\?[A-Za-z0-9+/=]*\?=$/);
-      expect(decodeHeaderSafe(encoded)).toBe(v);
+      expect(decodeMetadataValue(encoded)).toBe(v);
     }
-    expect(decodeHeaderSafe('=?utf-8?q?caf=C3=A9_au_lait?=')).toBe('café au lait');
+    expect(decodeMetadataValue('=?utf-8?q?caf=C3=A9_au_lait?=')).toBe('café au lait');
   });
 });
 

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { IMAGE_MAX_BYTES } from '../../lib/config';
 import {
   decide,
-  decodeMetadataValue,
   decodeS3EventKey,
   derivedSubmissionId,
   isSubmittableKey,
@@ -13,6 +12,7 @@ import {
   resolveTaskId,
   taskIdFromKey,
 } from '../../lib/s3-intake/rules';
+import { decodeMetadataValue } from '../../lib/storage/metadata';
 import { encodeS3EventKey } from '../../local/servers/s3rver';
 
 const cfg = { imageMaxBytes: IMAGE_MAX_BYTES };

@@ -12,7 +12,8 @@ import { HeadObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/cli
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler, type DirectSubmitDeps } from '../../../functions/direct-submit/handler';
-import { decodeHeaderSafe, type ApiLog } from '../../../lib/api/index';
+import type { ApiLog } from '../../../lib/api/index';
+import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
 import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
@@ -359,7 +360,7 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
 
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: ticket.Key }));
     expect(head.ContentType).toBe('video/mp4');
-    const meta = Object.fromEntries(Object.entries(head.Metadata ?? {}).map(([k, v]) => [k, decodeHeaderSafe(v)]));
+    const meta = Object.fromEntries(Object.entries(head.Metadata ?? {}).map(([k, v]) => [k, decodeMetadataValue(v)]));
     expect(meta).toEqual({
       'iva-task-id': 'task-up',
       'iva-kind': 'video',

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/direct-submit/handler';
-import { decodeHeaderSafe } from '../../../lib/api/index';
+import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import { createDynamoLedger, createLedgerTable } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
@@ -68,7 +68,7 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: t.Key }));
     expect(head.ContentType).toBe('image/jpeg');
     expect(head.ContentLength).toBe(data.length);
-    const meta = Object.fromEntries(Object.entries(head.Metadata ?? {}).map(([k, v]) => [k, decodeHeaderSafe(v)]));
+    const meta = Object.fromEntries(Object.entries(head.Metadata ?? {}).map(([k, v]) => [k, decodeMetadataValue(v)]));
     expect(meta).toMatchObject({ 'iva-task-id': 'task-ceph', 'iva-kind': 'image', 'iva-name': '猫 photo.jpg', 'iva-desc': 'größer', 'iva-algo-param-conf': '{"k":"v"}', 'iva-submission-id': t.SubmissionId });
   });
 
