@@ -158,6 +158,35 @@ export function sign(input: SignInput): SignedRequest {
   return { headers, queryString, signature, signedHeaders, xDate };
 }
 
+/** A request as a server received it, for checking its signature. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  query: Query;
+  /** A received header's value by lower-case name. */
+  header(name: string): string | undefined;
+  /** Hex SHA-256 of the body the signature is to cover. */
+  bodySha256: string;
+}
+
+/**
+ * The signature a server expects for a received request: the canonical request rebuilt
+ * from exactly the headers the client listed in SignedHeaders, with the scope it named.
+ */
+export function expectedSignature(request: ReceivedRequest, auth: ParsedAuthorization, secretAccessKey: string, xDate: string): string {
+  const headers: Record<string, string> = {};
+  for (const name of auth.signedHeaders) headers[name] = request.header(name) ?? '';
+  const canonical = canonicalRequest({
+    method: request.method,
+    path: request.path,
+    queryString: canonicalQuery(request.query),
+    headers,
+    signedHeaders: auth.signedHeaders,
+    bodySha256: request.bodySha256,
+  });
+  return signatureFor(canonical, xDate, secretAccessKey, auth.region, auth.service);
+}
+
 export interface ParsedAuthorization {
   accessKeyId: string;
   shortDate: string;

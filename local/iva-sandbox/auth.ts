@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { canonicalQuery, canonicalRequest, parseAuthorization, signatureFor, type Query, type VolcCredentials } from '../../lib/signer/index';
+import { expectedSignature, parseAuthorization, type Query, type VolcCredentials } from '../../lib/signer/index';
 import { SandboxError } from './errors';
 
 export interface VerifyInput {
@@ -88,17 +88,12 @@ export function verifySignature(input: VerifyInput): string {
     throw new SandboxError('SignatureDoesNotMatch', 401, 'X-Content-Sha256 does not match the SHA-256 of the body received.');
   }
 
-  const lower: Record<string, string> = {};
-  for (const name of auth.signedHeaders) lower[name] = headerValue(input.headers, name) ?? '';
-  const canonical = canonicalRequest({
-    method: input.method,
-    path: input.path,
-    queryString: canonicalQuery(input.query),
-    headers: lower,
-    signedHeaders: auth.signedHeaders,
-    bodySha256: input.bodySha256,
-  });
-  const expected = signatureFor(canonical, xDate, credentials.secretAccessKey, auth.region, auth.service);
+  const expected = expectedSignature(
+    { method: input.method, path: input.path, query: input.query, header: (name) => headerValue(input.headers, name), bodySha256: input.bodySha256 },
+    auth,
+    credentials.secretAccessKey,
+    xDate,
+  );
   if (!safeEqual(expected, auth.signature)) {
     throw new SandboxError('SignatureDoesNotMatch', 401, 'The request signature does not match the signature computed by the server.');
   }

@@ -14,12 +14,10 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { frameWithFile, randomBoundary } from '../../lib/iva/multipart';
 import {
-  canonicalQuery,
-  canonicalRequest,
+  expectedSignature,
   parseAuthorization,
   sha256Hex,
   sign,
-  signatureFor,
   type BodyPiece,
   type Query,
   type SignInput,
@@ -185,15 +183,8 @@ function verify(req: { query: Query; headers: Record<string, string>; body: Buff
   if (!auth) return false;
   const declared = lower['x-content-sha256'];
   if (declared !== sha256Hex(req.body)) return false;
-  const canonical = canonicalRequest({
-    method: 'POST',
-    path: '/',
-    queryString: canonicalQuery(req.query),
-    headers: lower,
-    signedHeaders: auth.signedHeaders,
-    bodySha256: declared,
-  });
-  return signatureFor(canonical, lower['x-date']!, secret, auth.region, auth.service) === auth.signature;
+  const received = { method: 'POST', path: '/', query: req.query, header: (name: string) => lower[name], bodySha256: declared };
+  return expectedSignature(received, auth, secret, lower['x-date']!) === auth.signature;
 }
 
 describe('a server verifying the signature', () => {

@@ -7,7 +7,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
-import { canonicalQuery, canonicalRequest, parseAuthorization, sha256Hex, signatureFor, type Query } from '../../lib/signer/index';
+import { expectedSignature, parseAuthorization, sha256Hex, type Query } from '../../lib/signer/index';
 
 export interface Part {
   name: string;
@@ -126,21 +126,9 @@ export function verifySignature(
   if (!auth.signedHeaders.includes('x-date') || !auth.signedHeaders.includes('host')) return { ok: false, reason: 'host and x-date must be signed', ...base };
   const secret = lookup(auth.accessKeyId);
   if (secret === undefined) return { ok: false, reason: 'unknown access key', ...base };
-  const signedValues: Record<string, string> = {};
-  for (const name of auth.signedHeaders) {
-    const value = header(headers, name);
-    if (value === undefined) return { ok: false, reason: `signed header ${name} missing`, ...base };
-    signedValues[name] = value;
-  }
-  const canonical = canonicalRequest({
-    method,
-    path,
-    queryString: canonicalQuery(query),
-    headers: signedValues,
-    signedHeaders: auth.signedHeaders,
-    bodySha256: declared ?? sha256Hex(''),
-  });
-  const expected = signatureFor(canonical, xDate, secret, region, service);
+  const missing = auth.signedHeaders.find((name) => header(headers, name) === undefined);
+  if (missing) return { ok: false, reason: `signed header ${missing} missing`, ...base };
+  const expected = expectedSignature({ method, path, query, header: (name) => header(headers, name), bodySha256: declared ?? sha256Hex('') }, auth, secret, xDate);
   return expected === auth.signature ? { ok: true, ...base } : { ok: false, reason: 'signature mismatch', ...base };
 }
 
