@@ -1,5 +1,5 @@
 import type { VolcCredentials } from '../../lib/signer/index';
-import type { SandboxKind } from './multipart';
+import type { ParsedSubmission, SandboxKind } from './multipart';
 
 export type SandboxAction = 'AddAsyncTaskImageData' | 'AddAsyncTaskVideoData';
 export type CallbackStatus = 'success' | 'failed';
@@ -47,15 +47,10 @@ export interface CallbackLabel {
   Confidence: number;
 }
 
-export interface Submission {
+/** What the gateway accepted: the parsed request, with its bytes flattened and its ids. */
+export interface Submission extends Omit<ParsedSubmission, 'file'> {
   action: SandboxAction;
   kind: SandboxKind;
-  taskId: string;
-  name: string;
-  desc?: string;
-  algoParamConf?: Record<string, unknown>;
-  source: 'url' | 'file';
-  url?: string;
   /** The file part's bytes (Source=file) or the downloaded bytes (Source=url). */
   file?: Buffer;
   fileName?: string;
