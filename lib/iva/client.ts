@@ -332,6 +332,8 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       }
       attempts += 1;
       serverTime = undefined;
+      // This attempt's limit is what is left of the budget, not the per-attempt timeout.
+      const cutByBudget = remaining < timeoutMs;
       try {
         // Called per attempt, so a rotated secret is picked up on the next try.
         const started = Date.now();
@@ -343,6 +345,9 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         return { kind: input.kind, dataId, requestId, attempts };
       } catch (caught) {
         const error = toIvaError(caught);
+        // The budget ran out during the attempt: report what made us retry until then
+        // (a rate limit, say), not the timeout that only marks the end of the budget.
+        if (error instanceof IvaTimeoutError && cutByBudget) throw new IvaBudgetExceededError(lastError ?? error, attempts);
         if (RESIGN_CODES.has(error.code)) {
           // Clock skew or a request held too long: a fresh X-Date fixes it, once.
           if (resigned) throw error;

@@ -251,6 +251,19 @@ describe('IVA client: answers and retries', () => {
     expect(elapsed).toBeLessThan(700 + 150);
   });
 
+  it('when the budget ends during an attempt, the error names the cause of the retries, not the cut-off', async () => {
+    // A fast 503, then an attempt that would hang: it is cut by the budget, not by timeoutMs.
+    gw.queue(ivaError('ServiceUnavailableTemp', 'busy', 503, 'rid-busy'));
+    gw.respond = () => (gw.calls.length > 1 ? { delayMs: 3_000 } : undefined);
+    const error = await client({ timeoutMs: 10_000, baseDelayMs: 10, maxDelayMs: 10 })
+      .submit(input, { budgetMs: 400 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IvaBudgetExceededError);
+    const budget = error as IvaBudgetExceededError;
+    expect(budget).toMatchObject({ code: 'ServiceUnavailableTemp', requestId: 'rid-busy', attempts: 2 });
+    expect(budget.lastError.code).toBe('ServiceUnavailableTemp');
+  });
+
   it('a per-attempt timeout never outlives the budget', async () => {
     gw.respond = () => ({ delayMs: 3_000 });
     const started = Date.now();
