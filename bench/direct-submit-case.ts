@@ -30,7 +30,14 @@ const CREDS = BENCH_CREDENTIALS;
 function memoryLedger(): Ledger {
   const records = new Map<string, SubmissionRecord>();
   const now = () => new Date().toISOString();
-  const make = (input: BeginInput): SubmissionRecord => ({ ...input, status: 'pending', submitStatus: 'pending', attempts: 1, createdAt: now(), updatedAt: now() });
+  const make = (input: BeginInput): SubmissionRecord => ({
+    ...input,
+    status: 'pending',
+    submitStatus: 'pending',
+    attempts: 1,
+    createdAt: now(),
+    updatedAt: now(),
+  });
   const update = async (id: string, patch: Partial<SubmissionRecord>) => {
     const r = { ...records.get(id)!, ...patch, updatedAt: now() };
     records.set(id, r);
@@ -43,7 +50,8 @@ function memoryLedger(): Ledger {
       return { action: 'proceed', record };
     },
     reserve: async (input) => make(input),
-    markSubmitted: (id, input) => update(id, { status: 'submitted', submitStatus: 'submitted', dataId: input.dataId, requestId: input.requestId }),
+    markSubmitted: (id, input) =>
+      update(id, { status: 'submitted', submitStatus: 'submitted', dataId: input.dataId, requestId: input.requestId }),
     markFailed: (id, error) => update(id, { status: 'failed', submitStatus: 'failed', error }),
     markRetrying: (id, error) => update(id, { error }),
     recordResult: async () => ({ applied: false }),
@@ -110,7 +118,14 @@ function altHandler(drain: string, nodeHash: boolean): Handler {
   const post = (headers: Record<string, string>, body: Buffer) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(
-        { agent, hostname: url.hostname, port: url.port, method: 'POST', path: '/?Action=AddAsyncTaskImageData&Version=2022-05-13', headers: { ...headers, 'Content-Length': String(body.length) } },
+        {
+          agent,
+          hostname: url.hostname,
+          port: url.port,
+          method: 'POST',
+          path: '/?Action=AddAsyncTaskImageData&Version=2022-05-13',
+          headers: { ...headers, 'Content-Length': String(body.length) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -123,7 +138,10 @@ function altHandler(drain: string, nodeHash: boolean): Handler {
   const base = async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const parsed = event.body as unknown as { Request: string; ImageFile: ParsedFile };
     const form = new SdkFormData();
-    form.append('ImageFile', parsed.ImageFile.content, { filename: parsed.ImageFile.filename, contentType: parsed.ImageFile.mimetype });
+    form.append('ImageFile', parsed.ImageFile.content, {
+      filename: parsed.ImageFile.filename,
+      contentType: parsed.ImageFile.mimetype,
+    });
     form.append('Request', parsed.Request);
     const signed = sdkSign(form, url.host, nodeHash);
     const answer = await post(signed.headers, signed.body);

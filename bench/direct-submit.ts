@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import type { DirectVariant } from './direct-submit-case';
 import { median, runCase as runChild, startDrain, type BenchTable } from './harness';
 
-
 const CASE = fileURLToPath(new URL('./direct-submit-case.ts', import.meta.url));
 
 const VARIANTS: Array<{ id: DirectVariant; label: string }> = [
@@ -33,11 +32,21 @@ export interface DirectBenchRow {
   memoryVsOurs: number;
 }
 
-async function runCase(variant: DirectVariant, bytes: number, runs: number, url: string): Promise<{ timesMs: number[]; peakExtraBytes: number[] }> {
+async function runCase(
+  variant: DirectVariant,
+  bytes: number,
+  runs: number,
+  url: string,
+): Promise<{ timesMs: number[]; peakExtraBytes: number[] }> {
   const stdout = await runChild(CASE, [variant, String(bytes), String(runs), url], {
     nodeArgs: ['--expose-gc'],
     maxBuffer: 4 << 20,
-    env: { ...process.env, ...MALLOC_ENV, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: {
+      ...process.env,
+      ...MALLOC_ENV,
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
   });
   const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`${variant} ${bytes}: no result\n${stdout}`);
@@ -51,7 +60,9 @@ async function runCase(variant: DirectVariant, bytes: number, runs: number, url:
  */
 const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' };
 
-export async function runDirectSubmitBench(options: { sizesMiB?: number[]; runs?: number } = {}): Promise<DirectBenchRow[]> {
+export async function runDirectSubmitBench(
+  options: { sizesMiB?: number[]; runs?: number } = {},
+): Promise<DirectBenchRow[]> {
   const sizes = options.sizesMiB ?? [1, 4, 16];
   const runs = options.runs ?? 15;
   // Every body is checked against its signed hash, so a wrong body cannot pass as fast.
@@ -108,7 +119,7 @@ export async function benchDirectSubmit(options: { sizesMiB?: number[]; runs?: n
     ]),
     notes: [
       'Each case runs in a fresh `node --expose-gc --import tsx` child. The event (base64 multipart from undici FormData) exists before measuring, as it does in Lambda.',
-      'Children run with MALLOC_MMAP_THRESHOLD_=131072 so freed large buffers leave RSS (glibc otherwise keeps them and hides the next request\'s allocations).',
+      "Children run with MALLOC_MMAP_THRESHOLD_=131072 so freed large buffers leave RSS (glibc otherwise keeps them and hides the next request's allocations).",
       '"peak extra" = highest process RSS during one request (sampled every ~0.5 ms from a worker thread) minus RSS right before it, after GC; the largest of three requests.',
       `Time: median of ${runs} requests after two warm-up requests; includes sending to and the answer of a local drain server that verifies each body's X-Content-Sha256.`,
       '16 MiB is past what API Gateway can deliver (DIRECT_MAX_BYTES is raised in the bench): it shows the slope, i.e. what grows with the file and what is a fixed ~1-2 MiB of JS heap per request.',
@@ -119,5 +130,14 @@ export async function benchDirectSubmit(options: { sizesMiB?: number[]; runs?: n
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const rows = await runDirectSubmitBench();
-  console.table(rows.map((r) => ({ ...r, medianMs: +r.medianMs.toFixed(1), peakExtraMiB: +r.peakExtraMiB.toFixed(2), peakPerFile: +r.peakPerFile.toFixed(2), timeVsOurs: +r.timeVsOurs.toFixed(2), memoryVsOurs: +r.memoryVsOurs.toFixed(2) })));
+  console.table(
+    rows.map((r) => ({
+      ...r,
+      medianMs: +r.medianMs.toFixed(1),
+      peakExtraMiB: +r.peakExtraMiB.toFixed(2),
+      peakPerFile: +r.peakPerFile.toFixed(2),
+      timeVsOurs: +r.timeVsOurs.toFixed(2),
+      memoryVsOurs: +r.memoryVsOurs.toFixed(2),
+    })),
+  );
 }

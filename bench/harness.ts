@@ -24,7 +24,9 @@ export interface Drain {
 }
 
 const SUCCESS = JSON.stringify({ ResponseMetadata: { RequestId: 'drain' }, Result: { ImageID: 'img-drain' } });
-const MISMATCH = JSON.stringify({ ResponseMetadata: { RequestId: 'drain', Error: { Code: 'SignatureDoesNotMatch', Message: 'body hash mismatch' } } });
+const MISMATCH = JSON.stringify({
+  ResponseMetadata: { RequestId: 'drain', Error: { Code: 'SignatureDoesNotMatch', Message: 'body hash mismatch' } },
+});
 
 /**
  * Reads every body and answers IVA's success shape. With `verifyHash` it also checks the
@@ -73,7 +75,12 @@ export function runCase(caseFile: string, args: string[], options: CaseOptions =
     execFile(
       process.execPath,
       [...(options.nodeArgs ?? []), '--import', 'tsx', caseFile, ...args],
-      { cwd: REPO_ROOT, timeout: 600_000, maxBuffer: options.maxBuffer ?? 1 << 20, ...(options.env ? { env: options.env } : {}) },
+      {
+        cwd: REPO_ROOT,
+        timeout: 600_000,
+        maxBuffer: options.maxBuffer ?? 1 << 20,
+        ...(options.env ? { env: options.env } : {}),
+      },
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`${args.join(' ')}: ${error.message}\n${stderr}`));
         resolve(stdout);

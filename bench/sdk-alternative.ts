@@ -9,14 +9,23 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
 type OracleSigner = new (
-  request: { region: string; method: string; params: Record<string, string>; pathname?: string; headers: Record<string, string>; body?: unknown },
+  request: {
+    region: string;
+    method: string;
+    params: Record<string, string>;
+    pathname?: string;
+    headers: Record<string, string>;
+    body?: unknown;
+  },
   service: string,
   options?: { bodySha256?: string },
 ) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
 const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
 
 /** The SDK's own copy of form-data: its Signer recognises a FormData body only by instanceof. */
-export const SdkFormData = require(require.resolve('form-data', { paths: [SIGNER_PATH] })) as typeof import('form-data');
+export const SdkFormData = require(
+  require.resolve('form-data', { paths: [SIGNER_PATH] }),
+) as typeof import('form-data');
 
 export const BENCH_CREDENTIALS = { accessKeyId: 'AKLTbench', secretAccessKey: 'bench-secret' };
 
@@ -25,14 +34,27 @@ export const BENCH_CREDENTIALS = { accessKeyId: 'AKLTbench', secretAccessKey: 'b
  * `nodeHash` gives the Signer a node:crypto SHA-256 instead of letting it hash with
  * crypto-js, to separate the cost of copying from the cost of the SDK's hashing.
  */
-export function sdkSign(form: InstanceType<typeof SdkFormData>, host: string, nodeHash: boolean): { headers: Record<string, string>; body: Buffer } {
+export function sdkSign(
+  form: InstanceType<typeof SdkFormData>,
+  host: string,
+  nodeHash: boolean,
+): { headers: Record<string, string>; body: Buffer } {
   const headers: Record<string, string> = { Host: host, 'Content-Type': form.getHeaders()['content-type'] as string };
-  const req = { region: 'cn-north-1', method: 'POST', pathname: '/', params: { Action: 'AddAsyncTaskImageData', Version: '2022-05-13' }, headers, body: form as unknown };
+  const req = {
+    region: 'cn-north-1',
+    method: 'POST',
+    pathname: '/',
+    params: { Action: 'AddAsyncTaskImageData', Version: '2022-05-13' },
+    headers,
+    body: form as unknown,
+  };
   const credentials = { accessKeyId: BENCH_CREDENTIALS.accessKeyId, secretKey: BENCH_CREDENTIALS.secretAccessKey };
   let body: Buffer;
   if (nodeHash) {
     body = form.getBuffer();
-    new Signer(req, 'iva', { bodySha256: createHash('sha256').update(body).digest('hex') }).addAuthorization(credentials);
+    new Signer(req, 'iva', { bodySha256: createHash('sha256').update(body).digest('hex') }).addAuthorization(
+      credentials,
+    );
   } else {
     // What the SDK's own Service does: the Signer calls form.getBuffer() and hashes it with crypto-js.
     new Signer(req, 'iva').addAuthorization(credentials);

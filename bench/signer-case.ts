@@ -15,10 +15,20 @@ const CREDS = BENCH_CREDENTIALS;
 function post(url: URL, headers: Record<string, string>, body: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     // A fresh connection each time: no race with the server closing an idle keep-alive socket.
-    const req = request({ agent: false, hostname: url.hostname, port: url.port, method: 'POST', path: '/?Action=AddAsyncTaskImageData&Version=2022-05-13', headers: { ...headers, 'Content-Length': String(body.length) } }, (res) => {
-      res.resume();
-      res.on('end', resolve);
-    });
+    const req = request(
+      {
+        agent: false,
+        hostname: url.hostname,
+        port: url.port,
+        method: 'POST',
+        path: '/?Action=AddAsyncTaskImageData&Version=2022-05-13',
+        headers: { ...headers, 'Content-Length': String(body.length) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', resolve);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { median, runCase as runChild, startDrain, type BenchTable } from './harness';
 import type { Variant } from './signer-case';
 
-
 interface CaseResult {
   timesMs: number[];
   baselineRssKb: number;
@@ -28,7 +27,9 @@ async function runCase(variant: Variant, bytes: number, runs: number, url: strin
   return JSON.parse(stdout.trim().split('\n').pop()!) as CaseResult;
 }
 
-export async function benchSigner(options: { sizesMb?: number[]; runs?: (mb: number) => number } = {}): Promise<BenchTable> {
+export async function benchSigner(
+  options: { sizesMb?: number[]; runs?: (mb: number) => number } = {},
+): Promise<BenchTable> {
   const sizes = options.sizesMb ?? [4, 50];
   const runsFor = options.runs ?? ((mb: number) => (mb <= 4 ? 15 : 5));
   const drain = await startDrain();

@@ -78,7 +78,9 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
 };
 
 /** Retention values CloudWatch Logs accepts. */
-const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
 const LOG_LEVELS: readonly LogLevel[] = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
 
 export class ConfigError extends Error {
@@ -99,7 +101,13 @@ function str(ctx: ContextSource, key: keyof IvaBridgeConfig): string | undefined
   return String(raw).trim() || undefined;
 }
 
-function int(ctx: ContextSource, key: keyof IvaBridgeConfig, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function int(
+  ctx: ContextSource,
+  key: keyof IvaBridgeConfig,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const raw = str(ctx, key);
   if (raw === undefined) return fallback;
   const value = Number(raw);
@@ -125,7 +133,9 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
   }
   const logRetentionDays = int(ctx, 'logRetentionDays', d.logRetentionDays, 1);
   if (!RETENTION_DAYS.includes(logRetentionDays)) {
-    throw new ConfigError(`Context "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got ${logRetentionDays}`);
+    throw new ConfigError(
+      `Context "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got ${logRetentionDays}`,
+    );
   }
   const ivaEndpoint = str(ctx, 'ivaEndpoint') ?? d.ivaEndpoint;
   if (!/^https?:\/\/[^/\s]+\/?$/.test(ivaEndpoint)) {

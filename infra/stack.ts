@@ -72,7 +72,12 @@ export class IvaBridgeStack extends Stack {
   readonly deadLetterQueue: sqs.Queue;
   readonly table: dynamodb.Table;
   readonly api: apigw.RestApi;
-  readonly functions: { objectCreated: NodejsFunction; directSubmit: NodejsFunction; resultCallback: NodejsFunction; sizeGuard: NodejsFunction };
+  readonly functions: {
+    objectCreated: NodejsFunction;
+    directSubmit: NodejsFunction;
+    resultCallback: NodejsFunction;
+    sizeGuard: NodejsFunction;
+  };
 
   constructor(scope: Construct, id: string, props: IvaBridgeProps) {
     super(scope, id, props);
@@ -105,7 +110,8 @@ export class IvaBridgeStack extends Stack {
 
     // ---------------------------------------------------------------- secrets
     const volcSecret = new secretsmanager.Secret(this, 'VolcCredentials', {
-      description: 'Volcengine AK/SK used to sign IVA calls. Put {"accessKeyId":"…","secretAccessKey":"…"} after deploy.',
+      description:
+        'Volcengine AK/SK used to sign IVA calls. Put {"accessKeyId":"…","secretAccessKey":"…"} after deploy.',
       // A generated placeholder keeps any real value out of the template.
       generateSecretString: {
         secretStringTemplate: JSON.stringify({ accessKeyId: VOLC_PLACEHOLDER_ACCESS_KEY }),
@@ -122,10 +128,18 @@ export class IvaBridgeStack extends Stack {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     acknowledge(volcSecret, [
-      { id: 'AwsSolutions-SMG4', reason: 'Holds Volcengine keys managed outside AWS; they are rotated in the Volcengine console and written with put-secret-value (README). The functions re-read the secret within minutes and on an auth refusal.' },
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'Holds Volcengine keys managed outside AWS; they are rotated in the Volcengine console and written with put-secret-value (README). The functions re-read the secret within minutes and on an auth refusal.',
+      },
     ]);
     acknowledge(callbackSecret, [
-      { id: 'AwsSolutions-SMG4', reason: 'The callback secret is part of the URL registered with IVA; rotating it needs the IVA task reconfigured, so rotation is a documented manual procedure (README) rather than a rotation Lambda.' },
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The callback secret is part of the URL registered with IVA; rotating it needs the IVA task reconfigured, so rotation is a documented manual procedure (README) rather than a rotation Lambda.',
+      },
     ]);
     const presignSecretArns = config.presignSecretArn ? secretResourceArns(config.presignSecretArn) : [];
 
@@ -142,11 +156,15 @@ export class IvaBridgeStack extends Stack {
       enforceSSL: true,
       // AWS guidance for SQS event sources: at least 6 × function timeout (+ batching window),
       // so a message is not redelivered while a throttled invocation still holds it.
-      visibilityTimeout: Duration.seconds(6 * FUNCTION_SPECS.objectCreated.timeoutSeconds + MAX_BATCHING_WINDOW_SECONDS),
+      visibilityTimeout: Duration.seconds(
+        6 * FUNCTION_SPECS.objectCreated.timeoutSeconds + MAX_BATCHING_WINDOW_SECONDS,
+      ),
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
     });
-    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.queue), { prefix: INCOMING_PREFIX });
+    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.queue), {
+      prefix: INCOMING_PREFIX,
+    });
 
     // ---------------------------------------------------------------- functions
     const shared: Record<string, string> = {
@@ -208,7 +226,15 @@ export class IvaBridgeStack extends Stack {
     // ---------------------------------------------------------------- grants
     const ledgerAccess = new iam.PolicyStatement({
       sid: 'LedgerReadWrite',
-      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'],
+      actions: [
+        'dynamodb:GetItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:ConditionCheckItem',
+      ],
       resources: [this.table.tableArn, `${this.table.tableArn}/index/gsi1`],
     });
     const readSecret = (sid: string, ...arns: string[]) =>
@@ -217,20 +243,32 @@ export class IvaBridgeStack extends Stack {
     objectCreated.addToRolePolicy(ledgerAccess);
     objectCreated.addToRolePolicy(
       // GetObject covers HeadObject and lets the presigned GET work; nothing else in the bucket.
-      new iam.PolicyStatement({ sid: 'ReadIncoming', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)] }),
+      new iam.PolicyStatement({
+        sid: 'ReadIncoming',
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
+        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+      }),
     );
     objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn, ...presignSecretArns));
 
     directSubmit.addToRolePolicy(ledgerAccess);
     directSubmit.addToRolePolicy(
       // Presigned PUT URLs returned by POST /v1/uploads are signed with this role.
-      new iam.PolicyStatement({ sid: 'WriteIncoming', actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)] }),
+      new iam.PolicyStatement({
+        sid: 'WriteIncoming',
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+      }),
     );
     directSubmit.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn));
 
     resultCallback.addToRolePolicy(ledgerAccess);
     resultCallback.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'StoreResults', actions: ['s3:PutObject', 's3:GetObject'], resources: [this.bucket.arnForObjects(`${RESULTS_PREFIX}*`)] }),
+      new iam.PolicyStatement({
+        sid: 'StoreResults',
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: [this.bucket.arnForObjects(`${RESULTS_PREFIX}*`)],
+      }),
     );
     resultCallback.addToRolePolicy(readSecret('ReadCallbackSecret', callbackSecret.secretArn));
     resultCallback.addToRolePolicy(
@@ -248,7 +286,8 @@ export class IvaBridgeStack extends Stack {
       acknowledge(fn.role as iam.Role, [
         {
           id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(fn === objectCreated || fn === directSubmit ? INCOMING_PREFIX : RESULTS_PREFIX)}]`,
-          reason: 'Object ARNs are limited to one key prefix (incoming/* or results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
+          reason:
+            'Object ARNs are limited to one key prefix (incoming/* or results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
         },
       ]);
     }
@@ -260,8 +299,12 @@ export class IvaBridgeStack extends Stack {
     // ---------------------------------------------------------------- alarms
     const alarms: cloudwatch.Alarm[] = [
       new cloudwatch.Alarm(this, 'DeadLetterQueueNotEmpty', {
-        alarmDescription: 'S3 events that failed object-created maxReceiveCount times are in the DLQ (see README: redrive).',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }),
+        alarmDescription:
+          'S3 events that failed object-created maxReceiveCount times are in the DLQ (see README: redrive).',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
         threshold: 0,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
@@ -269,7 +312,12 @@ export class IvaBridgeStack extends Stack {
       }),
     ];
     // SizeGuard too: a failing authorizer turns every direct submission into a 500.
-    for (const [name, fn] of Object.entries({ ObjectCreated: objectCreated, DirectSubmit: directSubmit, ResultCallback: resultCallback, SizeGuard: sizeGuard })) {
+    for (const [name, fn] of Object.entries({
+      ObjectCreated: objectCreated,
+      DirectSubmit: directSubmit,
+      ResultCallback: resultCallback,
+      SizeGuard: sizeGuard,
+    })) {
       alarms.push(
         new cloudwatch.Alarm(this, `${name}Errors`, {
           alarmDescription: `The ${name} function failed (unhandled error or timeout).`,
@@ -288,23 +336,44 @@ export class IvaBridgeStack extends Stack {
     }
 
     // ---------------------------------------------------------------- outputs
-    const keyCommand = (keyId: string) => `aws apigateway get-api-key --api-key ${keyId} --include-value --query value --output text`;
-    new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName, description: `Upload objects under ${INCOMING_PREFIX}<TaskID>/ to submit them.` });
+    const keyCommand = (keyId: string) =>
+      `aws apigateway get-api-key --api-key ${keyId} --include-value --query value --output text`;
+    new CfnOutput(this, 'BucketName', {
+      value: this.bucket.bucketName,
+      description: `Upload objects under ${INCOMING_PREFIX}<TaskID>/ to submit them.`,
+    });
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API (stage included).' });
-    new CfnOutput(this, 'ApiKeyId', { value: apiKey.keyId, description: 'Id of the default API key; read its value with ApiKeyValueCommand.' });
-    new CfnOutput(this, 'ApiKeyValueCommand', { value: keyCommand(apiKey.keyId), description: 'Prints the API key to send as x-api-key.' });
+    new CfnOutput(this, 'ApiKeyId', {
+      value: apiKey.keyId,
+      description: 'Id of the default API key; read its value with ApiKeyValueCommand.',
+    });
+    new CfnOutput(this, 'ApiKeyValueCommand', {
+      value: keyCommand(apiKey.keyId),
+      description: 'Prints the API key to send as x-api-key.',
+    });
     new CfnOutput(this, 'CallbackUrlCommand', {
       value: `echo "${this.api.url}callbacks/$(aws secretsmanager get-secret-value --secret-id ${callbackSecret.secretArn} --query SecretString --output text)"`,
-      description: 'Prints the callback URL to register with IVA (ApiUrl + callbacks/ + the callback secret). Treat it as a secret.',
+      description:
+        'Prints the callback URL to register with IVA (ApiUrl + callbacks/ + the callback secret). Treat it as a secret.',
     });
     new CfnOutput(this, 'CallbackSecretArn', { value: callbackSecret.secretArn });
-    new CfnOutput(this, 'VolcSecretArn', { value: volcSecret.secretArn, description: 'Put the Volcengine keys here with VolcSecretPutCommand.' });
+    new CfnOutput(this, 'VolcSecretArn', {
+      value: volcSecret.secretArn,
+      description: 'Put the Volcengine keys here with VolcSecretPutCommand.',
+    });
     new CfnOutput(this, 'VolcSecretPutCommand', {
       value: `aws secretsmanager put-secret-value --secret-id ${volcSecret.secretArn} --secret-string '{"accessKeyId":"AK...","secretAccessKey":"SK..."}'`,
-      description: 'Replace AK.../SK... with the Volcengine access key (prefer --secret-string file://volc.json to keep keys out of shell history).',
+      description:
+        'Replace AK.../SK... with the Volcengine access key (prefer --secret-string file://volc.json to keep keys out of shell history).',
     });
-    new CfnOutput(this, 'DlqUrl', { value: this.deadLetterQueue.queueUrl, description: 'Dead-letter queue of S3 events that kept failing.' });
-    new CfnOutput(this, 'QueueArn', { value: this.queue.queueArn, description: 'Redrive target: aws sqs start-message-move-task --source-arn <DLQ arn> --destination-arn <this>.' });
+    new CfnOutput(this, 'DlqUrl', {
+      value: this.deadLetterQueue.queueUrl,
+      description: 'Dead-letter queue of S3 events that kept failing.',
+    });
+    new CfnOutput(this, 'QueueArn', {
+      value: this.queue.queueArn,
+      description: 'Redrive target: aws sqs start-message-move-task --source-arn <DLQ arn> --destination-arn <this>.',
+    });
     new CfnOutput(this, 'DlqArn', { value: this.deadLetterQueue.queueArn });
     new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName });
   }
@@ -328,7 +397,10 @@ export class IvaBridgeStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     acknowledge(logBucket, [
-      { id: 'AwsSolutions-S1', reason: 'This is the server access log destination; logging its own access would recurse.' },
+      {
+        id: 'AwsSolutions-S1',
+        reason: 'This is the server access log destination; logging its own access would recurse.',
+      },
     ]);
     return new s3.Bucket(this, 'Bucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -365,7 +437,11 @@ export class IvaBridgeStack extends Stack {
       description: `iva-bridge ${spec.dir} function`,
     });
     role.addToPolicy(
-      new iam.PolicyStatement({ sid: 'WriteOwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),
+      new iam.PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
     );
     const entry = path.join(REPO_ROOT, 'functions', spec.dir, 'handler.ts');
     if (!existsSync(entry)) throw new Error(`Function entry ${entry} is missing`);
@@ -399,7 +475,11 @@ export class IvaBridgeStack extends Stack {
       },
     });
     acknowledge(fn, [
-      { id: 'AwsSolutions-L1', reason: 'Pinned to nodejs22.x, the runtime the bundle targets and the code is tested on; raise together with the esbuild target.' },
+      {
+        id: 'AwsSolutions-L1',
+        reason:
+          'Pinned to nodejs22.x, the runtime the bundle targets and the code is tested on; raise together with the esbuild target.',
+      },
     ]);
     return fn;
   }
@@ -445,7 +525,10 @@ export class IvaBridgeStack extends Stack {
         throttlingRateLimit: Math.max(STAGE_RATE_LIMIT, config.apiRateLimit),
         throttlingBurstLimit: Math.max(STAGE_BURST_LIMIT, config.apiBurstLimit),
         methodOptions: {
-          '/callbacks/{secret}/POST': { throttlingRateLimit: CALLBACK_RATE_LIMIT, throttlingBurstLimit: CALLBACK_BURST_LIMIT },
+          '/callbacks/{secret}/POST': {
+            throttlingRateLimit: CALLBACK_RATE_LIMIT,
+            throttlingBurstLimit: CALLBACK_BURST_LIMIT,
+          },
         },
       },
     });
@@ -467,7 +550,11 @@ export class IvaBridgeStack extends Stack {
     });
     // CDK writes IdentitySource "" for an empty list; leave the optional property out.
     (sizeGuardAuthorizer.node.defaultChild as apigw.CfnAuthorizer).addPropertyDeletionOverride('IdentitySource');
-    const multipart: apigw.MethodOptions = { ...keyed, authorizer: sizeGuardAuthorizer, authorizationType: apigw.AuthorizationType.CUSTOM };
+    const multipart: apigw.MethodOptions = {
+      ...keyed,
+      authorizer: sizeGuardAuthorizer,
+      authorizationType: apigw.AuthorizationType.CUSTOM,
+    };
     const v1 = api.root.addResource('v1');
     v1.addResource('images').addMethod('POST', direct, multipart);
     v1.addResource('videos').addMethod('POST', direct, multipart);
@@ -481,9 +568,13 @@ export class IvaBridgeStack extends Stack {
     api.root
       .addResource('callbacks')
       .addResource('{secret}')
-      .addMethod('POST', new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }), { apiKeyRequired: false });
+      .addMethod('POST', new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }), {
+        apiKeyRequired: false,
+      });
 
-    const apiKey = new apigw.ApiKey(this, 'ApiKey', { description: 'Default iva-bridge client key (create one per client, see README).' });
+    const apiKey = new apigw.ApiKey(this, 'ApiKey', {
+      description: 'Default iva-bridge client key (create one per client, see README).',
+    });
     const plan = api.addUsagePlan('UsagePlan', {
       description: 'Per-key limits of iva-bridge clients',
       throttle: { rateLimit: config.apiRateLimit, burstLimit: config.apiBurstLimit },
@@ -491,22 +582,42 @@ export class IvaBridgeStack extends Stack {
       apiStages: [{ api, stage: api.deploymentStage }],
     });
     plan.addApiKey(apiKey);
-    new CfnOutput(this, 'UsagePlanId', { value: plan.usagePlanId, description: 'Attach more client keys with aws apigateway create-usage-plan-key.' });
+    new CfnOutput(this, 'UsagePlanId', {
+      value: plan.usagePlanId,
+      description: 'Attach more client keys with aws apigateway create-usage-plan-key.',
+    });
 
     addIvaGatewayResponses(api);
 
     acknowledge(api, [
-        { id: 'AwsSolutions-APIG2', reason: 'Bodies are multipart/form-data, which API Gateway models cannot validate; direct-submit validates every field and answers IVA-shaped 4xx with stable codes.' },
-        { id: 'AwsSolutions-APIG4', reason: '/v1 and POST / require an API key bound to a usage plan (IVA-style clients send a static key); /callbacks/{secret} is authenticated by a 64-character random path secret because IVA cannot send headers we choose.' },
-        { id: 'AwsSolutions-COG4', reason: 'Machine-to-machine API: clients use per-client API keys with usage plans, and IVA calls back with a URL secret; there are no Cognito users.' },
-        { id: 'AwsSolutions-APIG3', reason: 'Usage-plan and stage throttling bound the load; a WAFv2 web ACL can be associated by the operator when the API is exposed to untrusted networks (README).' },
+      {
+        id: 'AwsSolutions-APIG2',
+        reason:
+          'Bodies are multipart/form-data, which API Gateway models cannot validate; direct-submit validates every field and answers IVA-shaped 4xx with stable codes.',
+      },
+      {
+        id: 'AwsSolutions-APIG4',
+        reason:
+          '/v1 and POST / require an API key bound to a usage plan (IVA-style clients send a static key); /callbacks/{secret} is authenticated by a 64-character random path secret because IVA cannot send headers we choose.',
+      },
+      {
+        id: 'AwsSolutions-COG4',
+        reason:
+          'Machine-to-machine API: clients use per-client API keys with usage plans, and IVA calls back with a URL secret; there are no Cognito users.',
+      },
+      {
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'Usage-plan and stage throttling bound the load; a WAFv2 web ACL can be associated by the operator when the API is exposed to untrusted networks (README).',
+      },
     ]);
     const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');
     if (cloudWatchRole) {
       acknowledge(cloudWatchRole, [
         {
           id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-          reason: 'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy for the account-level API Gateway logging role; it is not attached to any function.',
+          reason:
+            'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy for the account-level API Gateway logging role; it is not attached to any function.',
         },
       ]);
     }
@@ -516,7 +627,8 @@ export class IvaBridgeStack extends Stack {
       acknowledge(notificationsHandler, [
         {
           id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-          reason: 'CDK-provided custom resource handler (bucket notifications); it runs at deploy time only and uses AWSLambdaBasicExecutionRole for its logs.',
+          reason:
+            'CDK-provided custom resource handler (bucket notifications); it runs at deploy time only and uses AWSLambdaBasicExecutionRole for its logs.',
         },
       ]);
     }
@@ -545,7 +657,9 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       // AWS documents REQUEST_TOO_LARGE (bodies over API Gateway's 10 MB hard limit) as
       // not customizable: clients get API Gateway's own plain 413 whatever is set here.
       // Kept because it is harmless and records the intent should AWS ever honour it.
-      literal('Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.'),
+      literal(
+        'Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.',
+      ),
     ],
     [
       'SizeGuardDenied',
@@ -572,12 +686,42 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
         `The request could not be handed to the function. The usual cause is a body over ${DIRECT_MAX_LABEL}, too large for a direct submission: send large files with POST /v1/uploads (presigned upload URL). If the body was small, retry later.`,
       ),
     ],
-    ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, '403', 'InvalidApiKey', literal('Missing or invalid x-api-key header.')],
+    [
+      'InvalidApiKey',
+      apigw.ResponseType.INVALID_API_KEY,
+      '403',
+      'InvalidApiKey',
+      literal('Missing or invalid x-api-key header.'),
+    ],
     // API Gateway answers an unknown route or method as a missing auth token; say what it is.
-    ['NotFound', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, '404', 'RouteNotFound', literal('No such route. See the README for the routes of this API.')],
-    ['Throttled', apigw.ResponseType.THROTTLED, '429', 'FlowLimitExceeded', literal('Too many requests: slow down and retry with backoff.')],
-    ['QuotaExceeded', apigw.ResponseType.QUOTA_EXCEEDED, '429', 'QuotaExceeded', literal('The daily request quota of this API key is used up.')],
-    ['IntegrationTimeout', apigw.ResponseType.INTEGRATION_TIMEOUT, '504', 'InternalServiceTimeout', '$context.error.messageString'],
+    [
+      'NotFound',
+      apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+      '404',
+      'RouteNotFound',
+      literal('No such route. See the README for the routes of this API.'),
+    ],
+    [
+      'Throttled',
+      apigw.ResponseType.THROTTLED,
+      '429',
+      'FlowLimitExceeded',
+      literal('Too many requests: slow down and retry with backoff.'),
+    ],
+    [
+      'QuotaExceeded',
+      apigw.ResponseType.QUOTA_EXCEEDED,
+      '429',
+      'QuotaExceeded',
+      literal('The daily request quota of this API key is used up.'),
+    ],
+    [
+      'IntegrationTimeout',
+      apigw.ResponseType.INTEGRATION_TIMEOUT,
+      '504',
+      'InternalServiceTimeout',
+      '$context.error.messageString',
+    ],
     ['Default4xx', apigw.ResponseType.DEFAULT_4XX, '', '$context.error.responseType', '$context.error.messageString'],
     ['Default5xx', apigw.ResponseType.DEFAULT_5XX, '', 'InternalError', '$context.error.messageString'],
   ];

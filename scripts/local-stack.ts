@@ -31,7 +31,14 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV } from '../lib/config';
-import { startLocalStack, type ExternalS3, type LocalStack, type LocalStackOptions, type RealIva, type StackInfo } from '../local/stack/index';
+import {
+  startLocalStack,
+  type ExternalS3,
+  type LocalStack,
+  type LocalStackOptions,
+  type RealIva,
+  type StackInfo,
+} from '../local/stack/index';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -42,7 +49,8 @@ function port(name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`${name} must be a port number (0 picks a free one), got "${raw}"`);
+  if (!Number.isInteger(value) || value < 0 || value > 65535)
+    throw new Error(`${name} must be a port number (0 picks a free one), got "${raw}"`);
   return value;
 }
 
@@ -58,14 +66,24 @@ function externalS3(): ExternalS3 | undefined {
   if (env.IVA_BRIDGE_S3_ENDPOINT) {
     const accessKeyId = env.IVA_BRIDGE_S3_ACCESS_KEY_ID;
     const secretAccessKey = env.IVA_BRIDGE_S3_SECRET_ACCESS_KEY;
-    if (!accessKeyId || !secretAccessKey) throw new Error('IVA_BRIDGE_S3_ENDPOINT needs IVA_BRIDGE_S3_ACCESS_KEY_ID and IVA_BRIDGE_S3_SECRET_ACCESS_KEY');
-    return { endpoint: env.IVA_BRIDGE_S3_ENDPOINT, accessKeyId, secretAccessKey, region: env.IVA_BRIDGE_S3_REGION || 'us-east-1', notifications: 'ceph' };
+    if (!accessKeyId || !secretAccessKey)
+      throw new Error('IVA_BRIDGE_S3_ENDPOINT needs IVA_BRIDGE_S3_ACCESS_KEY_ID and IVA_BRIDGE_S3_SECRET_ACCESS_KEY');
+    return {
+      endpoint: env.IVA_BRIDGE_S3_ENDPOINT,
+      accessKeyId,
+      secretAccessKey,
+      region: env.IVA_BRIDGE_S3_REGION || 'us-east-1',
+      notifications: 'ceph',
+    };
   }
   if (env.IVA_BRIDGE_S3 === 'ceph') {
     const endpoint = env.CEPH_S3_ENDPOINT;
     const accessKeyId = env.CEPH_S3_ACCESS_KEY_ID;
     const secretAccessKey = env.CEPH_S3_SECRET_ACCESS_KEY;
-    if (!endpoint || !accessKeyId || !secretAccessKey) throw new Error('IVA_BRIDGE_S3=ceph needs CEPH_S3_ENDPOINT, CEPH_S3_ACCESS_KEY_ID and CEPH_S3_SECRET_ACCESS_KEY (source .local/ceph/env after scripts/ceph-rgw.sh start)');
+    if (!endpoint || !accessKeyId || !secretAccessKey)
+      throw new Error(
+        'IVA_BRIDGE_S3=ceph needs CEPH_S3_ENDPOINT, CEPH_S3_ACCESS_KEY_ID and CEPH_S3_SECRET_ACCESS_KEY (source .local/ceph/env after scripts/ceph-rgw.sh start)',
+      );
     return { endpoint, accessKeyId, secretAccessKey, region: env.CEPH_S3_REGION || 'us-east-1', notifications: 'ceph' };
   }
   return undefined;
@@ -75,15 +93,27 @@ function volcKeys(): RealIva['credentials'] | undefined {
   const accessKeyId = env[ENV.volcAccessKey];
   const secretAccessKey = env[ENV.volcSecretKey];
   if (!accessKeyId || !secretAccessKey) return undefined;
-  return { accessKeyId, secretAccessKey, ...(env[ENV.volcSessionToken] ? { sessionToken: env[ENV.volcSessionToken] } : {}) };
+  return {
+    accessKeyId,
+    secretAccessKey,
+    ...(env[ENV.volcSessionToken] ? { sessionToken: env[ENV.volcSessionToken] } : {}),
+  };
 }
 
 function realIva(): RealIva | undefined {
   const endpoint = env[ENV.ivaEndpoint];
   if (!endpoint) return undefined;
   const credentials = volcKeys();
-  if (!credentials) throw new Error(`${ENV.ivaEndpoint} is set, so the stack calls the real IVA: set ${ENV.volcAccessKey} and ${ENV.volcSecretKey} too (or unset ${ENV.ivaEndpoint} to use the sandbox)`);
-  return { endpoint, credentials, ...(env[ENV.ivaRegion] ? { region: env[ENV.ivaRegion] } : {}), ...(env[ENV.ivaService] ? { service: env[ENV.ivaService] } : {}) };
+  if (!credentials)
+    throw new Error(
+      `${ENV.ivaEndpoint} is set, so the stack calls the real IVA: set ${ENV.volcAccessKey} and ${ENV.volcSecretKey} too (or unset ${ENV.ivaEndpoint} to use the sandbox)`,
+    );
+  return {
+    endpoint,
+    credentials,
+    ...(env[ENV.ivaRegion] ? { region: env[ENV.ivaRegion] } : {}),
+    ...(env[ENV.ivaService] ? { service: env[ENV.ivaService] } : {}),
+  };
 }
 
 function banner(info: StackInfo): string {

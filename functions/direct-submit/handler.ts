@@ -7,7 +7,15 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { createApi, type Api, type ApiDeps, type ApiLog, type ApiMetrics, type ApiRequest, type ApiResponse } from '../../lib/api/index';
+import {
+  createApi,
+  type Api,
+  type ApiDeps,
+  type ApiLog,
+  type ApiMetrics,
+  type ApiRequest,
+  type ApiResponse,
+} from '../../lib/api/index';
 import { ApiError } from '../../lib/api/errors';
 import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
@@ -60,7 +68,9 @@ function queryOf(event: APIGatewayProxyEvent): Record<string, string[]> {
 }
 
 export function toApiRequest(event: APIGatewayProxyEvent, context: Context): ApiRequest {
-  const pathParameters = Object.fromEntries(Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const pathParameters = Object.fromEntries(
+    Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
   return {
     method: typeof event.httpMethod === 'string' ? event.httpMethod : 'GET',
     path: typeof event.path === 'string' ? event.path : '/',
@@ -69,7 +79,8 @@ export function toApiRequest(event: APIGatewayProxyEvent, context: Context): Api
     ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
     ...(typeof event.body === 'string' ? { body: { text: event.body, base64: event.isBase64Encoded === true } } : {}),
     requestId: event.requestContext?.requestId ?? context.awsRequestId,
-    remainingMs: () => (typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000),
+    remainingMs: () =>
+      typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000,
   };
 }
 
@@ -95,19 +106,34 @@ export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps))
     return toProxyResult(response);
   };
 
-  return middy(base)
-    // The event holds the client's API key and whole request bodies: never logged, even
-    // when POWERTOOLS_LOGGER_LOG_EVENT is switched on for debugging.
-    .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
-    .use(logMetrics(metrics))
-    .use({
-      // Last line of defence (e.g. deps that cannot be built): still IVA's shape, never a bare 502.
-      onError: async (request) => {
-        logger.error('unhandled error', { error: request.error instanceof Error ? `${request.error.name}: ${request.error.message}` : String(request.error) });
-        const requestId = request.context?.awsRequestId ?? 'unknown';
-        request.response = toProxyResult(errorResponse(new ApiError('InternalError', `An internal error occurred; retry later and quote RequestId ${requestId} if it persists`), { action: 'Unknown', requestId }));
-      },
-    });
+  return (
+    middy(base)
+      // The event holds the client's API key and whole request bodies: never logged, even
+      // when POWERTOOLS_LOGGER_LOG_EVENT is switched on for debugging.
+      .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
+      .use(logMetrics(metrics))
+      .use({
+        // Last line of defence (e.g. deps that cannot be built): still IVA's shape, never a bare 502.
+        onError: async (request) => {
+          logger.error('unhandled error', {
+            error:
+              request.error instanceof Error
+                ? `${request.error.name}: ${request.error.message}`
+                : String(request.error),
+          });
+          const requestId = request.context?.awsRequestId ?? 'unknown';
+          request.response = toProxyResult(
+            errorResponse(
+              new ApiError(
+                'InternalError',
+                `An internal error occurred; retry later and quote RequestId ${requestId} if it persists`,
+              ),
+              { action: 'Unknown', requestId },
+            ),
+          );
+        },
+      })
+  );
 }
 
 export const handler = createHandler(() => depsFromEnv(process.env));

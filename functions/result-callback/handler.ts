@@ -12,7 +12,13 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DEFAULTS, ENV, required } from '../../lib/config';
-import { CallbackError, createEventBridgePublisher, handleCallback, REDACTED_CALLBACK_PATH, type CallbackDeps } from '../../lib/callback/index';
+import {
+  CallbackError,
+  createEventBridgePublisher,
+  handleCallback,
+  REDACTED_CALLBACK_PATH,
+  type CallbackDeps,
+} from '../../lib/callback/index';
 import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics } from '../../lib/observability';
 import { ledgerFromEnv } from '../../lib/runtime';
@@ -31,12 +37,15 @@ function jsonErrors(): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult
     onError: (request) => {
       const error = request.error;
       if (error instanceof CallbackError) {
-        if (error.httpStatus >= 500) logger.error('Callback not completed', { code: error.code, reason: (error as { reason?: string }).reason });
+        if (error.httpStatus >= 500)
+          logger.error('Callback not completed', { code: error.code, reason: (error as { reason?: string }).reason });
         request.response = json(error.httpStatus, { error: { code: error.code, message: error.message } });
         return;
       }
       logger.error('Callback failed unexpectedly', { errorName: error?.name, errorMessage: error?.message });
-      request.response = json(503, { error: { code: 'ServiceUnavailable', message: 'The callback could not be processed; retry later' } });
+      request.response = json(503, {
+        error: { code: 'ServiceUnavailable', message: 'The callback could not be processed; retry later' },
+      });
     },
   };
 }

@@ -18,7 +18,8 @@ export const DENY_REASON = 'PayloadTooLarge';
 
 export type SizeGuardLog = (entry: Record<string, string | number>) => void;
 
-const defaultLog: SizeGuardLog = (entry) => console.log(JSON.stringify({ level: 'INFO', message: 'size-guard', ...entry }));
+const defaultLog: SizeGuardLog = (entry) =>
+  console.log(JSON.stringify({ level: 'INFO', message: 'size-guard', ...entry }));
 
 function policy(effect: 'Allow' | 'Deny', methodArn: string): APIGatewayAuthorizerResult['policyDocument'] {
   return { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: methodArn }] };

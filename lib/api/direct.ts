@@ -18,7 +18,13 @@ import { API_VERSION, errorResponse, json, SUBMISSION_ID_HEADER } from './respon
 import type { Route } from './router';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { isCredentialRejection, mapIvaError } from './upstream';
-import { checkMultipartContentType, fromMultipartError, MAX_REQUEST_FIELD_BYTES, validateDirect, type DirectSubmission } from './validate';
+import {
+  checkMultipartContentType,
+  fromMultipartError,
+  MAX_REQUEST_FIELD_BYTES,
+  validateDirect,
+  type DirectSubmission,
+} from './validate';
 
 /** API Gateway REST APIs cut integrations at 29 s; keep time to record and answer. */
 export const DEFAULT_MAX_BUDGET_MS = 27_000;
@@ -58,7 +64,11 @@ function toSubmitInput(sub: DirectSubmission): SubmitInput {
 }
 
 /** Parses and validates; throws ApiError for every client mistake. */
-export async function readDirectSubmission(req: ApiRequest, kind: DirectSubmission['kind'], maxBytes: number): Promise<DirectSubmission> {
+export async function readDirectSubmission(
+  req: ApiRequest,
+  kind: DirectSubmission['kind'],
+  maxBytes: number,
+): Promise<DirectSubmission> {
   const contentType = checkMultipartContentType(header(req, 'content-type'));
   const body = decodeBody(
     req,
@@ -79,14 +89,27 @@ export async function readDirectSubmission(req: ApiRequest, kind: DirectSubmissi
   return validateDirect(form, kind);
 }
 
-export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 'submit' }>, deps: ApiDeps, startedAt = Date.now()): Promise<ApiResponse> {
+export async function handleSubmit(
+  req: ApiRequest,
+  route: Extract<Route, { op: 'submit' }>,
+  deps: ApiDeps,
+  startedAt = Date.now(),
+): Promise<ApiResponse> {
   const sub = await readDirectSubmission(req, route.kind, deps.config.directMaxBytes);
   const id = (deps.newId ?? newSubmissionId)('api');
   const log = deps.log;
   log?.appendKeys?.({ submissionId: id, taskId: sub.taskId });
 
-  const begun = await deps.ledger.begin({ id, source: 'api', taskId: sub.taskId, kind: sub.kind, name: sub.name, ...(sub.desc !== undefined ? { desc: sub.desc } : {}) });
-  if (begun.action !== 'proceed') throw new Error(`fresh submission id ${id} was already in the ledger (${begun.action})`);
+  const begun = await deps.ledger.begin({
+    id,
+    source: 'api',
+    taskId: sub.taskId,
+    kind: sub.kind,
+    name: sub.name,
+    ...(sub.desc !== undefined ? { desc: sub.desc } : {}),
+  });
+  if (begun.action !== 'proceed')
+    throw new Error(`fresh submission id ${id} was already in the ledger (${begun.action})`);
 
   const meta = { action: route.action, version: API_VERSION, requestId: req.requestId };
   const input = toSubmitInput(sub);
@@ -94,12 +117,18 @@ export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 
   for (;;) {
     const budgetMs = submitBudgetMs(deps, req, startedAt);
     try {
-      if (budgetMs < MIN_BUDGET_MS) throw new ApiError('UpstreamUnavailable', 'Not enough time left to call IVA; retry', { retryAfterSeconds: 1 });
+      if (budgetMs < MIN_BUDGET_MS)
+        throw new ApiError('UpstreamUnavailable', 'Not enough time left to call IVA; retry', { retryAfterSeconds: 1 });
       const result = await deps.iva.submit(input, {
         budgetMs,
         onRetry: (info) => {
           deps.metrics?.count(METRIC.retried);
-          log?.warn('IVA call failed, retrying', { code: info.error.code, requestId: info.error.requestId, attempt: info.attempt, delayMs: info.delayMs });
+          log?.warn('IVA call failed, retrying', {
+            code: info.error.code,
+            requestId: info.error.requestId,
+            attempt: info.attempt,
+            delayMs: info.delayMs,
+          });
         },
       });
       log?.appendKeys?.({ dataId: result.dataId, requestId: result.requestId });
@@ -110,11 +139,21 @@ export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 
         log?.error('IVA accepted the submission but the ledger update failed', { error: (error as Error).message });
       }
       deps.metrics?.count(METRIC.submitted);
-      log?.info('submitted to IVA', { attempts: result.attempts, source: sub.source.type, size: sub.source.type === 'file' ? sub.source.size : undefined });
+      log?.info('submitted to IVA', {
+        attempts: result.attempts,
+        source: sub.source.type,
+        size: sub.source.type === 'file' ? sub.source.size : undefined,
+      });
       return json(
         200,
         {
-          ResponseMetadata: { RequestId: result.requestId, Action: route.action, Version: API_VERSION, Service: deps.config.ivaService, Region: deps.config.ivaRegion },
+          ResponseMetadata: {
+            RequestId: result.requestId,
+            Action: route.action,
+            Version: API_VERSION,
+            Service: deps.config.ivaService,
+            Region: deps.config.ivaRegion,
+          },
           Result: { [sub.kind === 'image' ? 'ImageID' : 'VideoID']: result.dataId, SubmissionId: id },
         },
         { [SUBMISSION_ID_HEADER]: id },
@@ -123,7 +162,10 @@ export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 
       // Our keys refused: most likely a rotation this container has not seen yet.
       if (isCredentialRejection(error) && !refreshed && deps.credentials) {
         refreshed = true;
-        log?.warn('IVA refused our credentials; refreshing the secret and trying once more', { code: error.code, requestId: error.requestId });
+        log?.warn('IVA refused our credentials; refreshing the secret and trying once more', {
+          code: error.code,
+          requestId: error.requestId,
+        });
         try {
           await deps.credentials.refresh();
           continue;
@@ -136,14 +178,23 @@ export async function handleSubmit(req: ApiRequest, route: Extract<Route, { op: 
   }
 }
 
-async function answerFailure(error: unknown, id: string, meta: { action: string; version: string; requestId: string }, deps: ApiDeps): Promise<ApiResponse> {
+async function answerFailure(
+  error: unknown,
+  id: string,
+  meta: { action: string; version: string; requestId: string },
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   let answer: ApiError;
   if (error instanceof IvaError) answer = mapIvaError(error);
   else if (error instanceof ApiError) answer = error;
   else throw error;
   // The ledger keeps IVA's own code and message; the client gets ours where they differ.
   const cause = error instanceof IvaError ? error : answer;
-  const record = { code: cause.code, message: cause.message, ...(answer.requestId ? { requestId: answer.requestId } : {}) };
+  const record = {
+    code: cause.code,
+    message: cause.message,
+    ...(answer.requestId ? { requestId: answer.requestId } : {}),
+  };
   try {
     // Nothing redelivers a direct submission: the client got our answer (503 + Retry-After
     // for retryable causes) and resubmits under a new id, so this one ends `failed` rather

@@ -49,8 +49,16 @@ export function createApi(deps: ApiDeps): Api {
           deps.log?.info('request refused', { code: error.code, status: error.status });
           return errorResponse(error, meta);
         }
-        deps.log?.error('unexpected error', { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
-        return errorResponse(new ApiError('InternalError', `An internal error occurred; retry later and quote RequestId ${req.requestId} if it persists`), meta);
+        deps.log?.error('unexpected error', {
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+        return errorResponse(
+          new ApiError(
+            'InternalError',
+            `An internal error occurred; retry later and quote RequestId ${req.requestId} if it persists`,
+          ),
+          meta,
+        );
       }
     },
   };

@@ -1,5 +1,5 @@
 /** Response bodies in IVA's shape, so a client written for IVA reads ours unchanged. */
-import { ApiError } from './errors';
+import type { ApiError } from './errors';
 import type { ApiResponse } from './types';
 
 export const SUBMISSION_ID_HEADER = 'x-iva-bridge-submission-id';

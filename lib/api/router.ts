@@ -37,22 +37,33 @@ function decode(segment: string): string {
 }
 
 function methodNotAllowed(method: string, allowed: string, path: string): ApiError {
-  return new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed}`, { headers: { allow: allowed } });
+  return new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed}`, {
+    headers: { allow: allowed },
+  });
 }
 
 function vendorRoute(req: ApiRequest): Route {
   const action = firstQuery(req, 'Action');
   if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST', '/');
   if (action === undefined || action === '') {
-    throw new ApiError('MissingAction', `The Action query parameter is required: POST /?Action=${SUBMIT_ACTIONS.image}&Version=${API_VERSION} (or ${SUBMIT_ACTIONS.video}), or use POST /v1/images and POST /v1/videos`);
+    throw new ApiError(
+      'MissingAction',
+      `The Action query parameter is required: POST /?Action=${SUBMIT_ACTIONS.image}&Version=${API_VERSION} (or ${SUBMIT_ACTIONS.video}), or use POST /v1/images and POST /v1/videos`,
+    );
   }
   const kind = (Object.keys(SUBMIT_ACTIONS) as MediaKind[]).find((k) => SUBMIT_ACTIONS[k] === action);
   if (!kind) {
-    throw new ApiError('InvalidActionOrVersion', `Unknown Action "${action.slice(0, 64)}": this endpoint serves ${SUBMIT_ACTIONS.image} and ${SUBMIT_ACTIONS.video}`);
+    throw new ApiError(
+      'InvalidActionOrVersion',
+      `Unknown Action "${action.slice(0, 64)}": this endpoint serves ${SUBMIT_ACTIONS.image} and ${SUBMIT_ACTIONS.video}`,
+    );
   }
   const version = firstQuery(req, 'Version');
   if (version !== API_VERSION) {
-    throw new ApiError('InvalidVersion', `${action} needs Version=${API_VERSION}${version ? `, got "${version.slice(0, 32)}"` : ' (missing)'}`);
+    throw new ApiError(
+      'InvalidVersion',
+      `${action} needs Version=${API_VERSION}${version ? `, got "${version.slice(0, 32)}"` : ' (missing)'}`,
+    );
   }
   return { op: 'submit', kind, action };
 }
@@ -76,7 +87,8 @@ export function route(req: ApiRequest): Route {
     }
     if (parts.length === 4 && parts[1] === 'tasks' && parts[3] === 'submissions') {
       if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/tasks/{TaskID}/submissions');
-      const fromGateway = req.pathParameters?.['TaskID'] ?? req.pathParameters?.['taskId'] ?? req.pathParameters?.['taskID'];
+      const fromGateway =
+        req.pathParameters?.['TaskID'] ?? req.pathParameters?.['taskId'] ?? req.pathParameters?.['taskID'];
       return { op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: fromGateway ?? decode(parts[2]!) };
     }
   }

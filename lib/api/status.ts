@@ -22,22 +22,35 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
     Name: r.name,
     Desc: r.desc,
   };
-  if (r.dataId !== undefined) view[r.kind === 'video' ? 'VideoID' : r.kind === 'image' ? 'ImageID' : 'DataID'] = r.dataId;
+  if (r.dataId !== undefined)
+    view[r.kind === 'video' ? 'VideoID' : r.kind === 'image' ? 'ImageID' : 'DataID'] = r.dataId;
   view['RequestId'] = r.requestId;
   if (r.error) view['Error'] = { Code: r.error.code, Message: r.error.message, RequestId: r.error.requestId };
   view['Attempts'] = r.attempts;
   view['CreatedAt'] = r.createdAt;
   view['UpdatedAt'] = r.updatedAt;
   view['SubmittedAt'] = r.submittedAt;
-  if (r.result) view['Result'] = { Status: r.result.status, RawStatus: r.result.rawStatus, Location: r.result.location, ReceivedAt: r.result.receivedAt };
-  if (r.object) view['Object'] = { Bucket: r.object.bucket, Key: r.object.key, VersionId: r.object.versionId, Size: r.object.size };
+  if (r.result)
+    view['Result'] = {
+      Status: r.result.status,
+      RawStatus: r.result.rawStatus,
+      Location: r.result.location,
+      ReceivedAt: r.result.receivedAt,
+    };
+  if (r.object)
+    view['Object'] = { Bucket: r.object.bucket, Key: r.object.key, VersionId: r.object.versionId, Size: r.object.size };
   return view;
 }
 
 export async function handleGetSubmission(id: string, deps: ApiDeps): Promise<ApiResponse> {
-  if (id === '' || id.length > 256 || CONTROL.test(id)) throw new ApiError('InvalidSubmissionId', 'The submission id must be 1-256 characters without control characters');
+  if (id === '' || id.length > 256 || CONTROL.test(id))
+    throw new ApiError('InvalidSubmissionId', 'The submission id must be 1-256 characters without control characters');
   const record = await deps.ledger.get(id);
-  if (!record) throw new ApiError('SubmissionNotFound', `No submission with id "${id.slice(0, 80)}"; ids are returned as SubmissionId by POST /v1/images, /v1/videos and /v1/uploads`);
+  if (!record)
+    throw new ApiError(
+      'SubmissionNotFound',
+      `No submission with id "${id.slice(0, 80)}"; ids are returned as SubmissionId by POST /v1/images, /v1/videos and /v1/uploads`,
+    );
   return json(200, submissionView(record));
 }
 
@@ -50,14 +63,19 @@ export function parseLimit(raw: string | undefined): number {
 }
 
 export async function handleListTaskSubmissions(taskId: string, req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
-  if (taskId.trim() === '' || taskId.length > 256 || CONTROL.test(taskId)) throw new ApiError('InvalidTaskID', 'The TaskID must be 1-256 characters without control characters');
+  if (taskId.trim() === '' || taskId.length > 256 || CONTROL.test(taskId))
+    throw new ApiError('InvalidTaskID', 'The TaskID must be 1-256 characters without control characters');
   const limit = parseLimit(firstQuery(req, 'limit'));
   const cursor = firstQuery(req, 'cursor');
   try {
     const page = await deps.ledger.listByTask(taskId, { limit, ...(cursor ? { cursor } : {}) });
     return json(200, { Items: page.items.map(submissionView), ...(page.cursor ? { NextCursor: page.cursor } : {}) });
   } catch (error) {
-    if (error instanceof InvalidCursorError) throw new ApiError('InvalidCursor', `${error.message} (cursors are the NextCursor values of this same task's listing)`);
+    if (error instanceof InvalidCursorError)
+      throw new ApiError(
+        'InvalidCursor',
+        `${error.message} (cursors are the NextCursor values of this same task's listing)`,
+      );
     throw error;
   }
 }

@@ -54,25 +54,51 @@ function str(body: Record<string, unknown>, ...names: string[]): unknown {
 }
 
 export function validateUploadRequest(body: unknown): UploadRequest {
-  if (!isPlainObject(body)) throw new ApiError('InvalidJson', 'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?}');
+  if (!isPlainObject(body))
+    throw new ApiError(
+      'InvalidJson',
+      'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?}',
+    );
   const taskId = str(body, 'TaskID');
-  if (taskId === undefined || (typeof taskId === 'string' && taskId.trim() === '')) throw new ApiError('MissingTaskID', 'TaskID is required: the id of the IVA async task the file belongs to');
-  if (typeof taskId !== 'string' || taskId.length > 256 || CONTROL.test(taskId)) throw new ApiError('InvalidTaskID', 'TaskID must be a string of at most 256 characters without control characters');
+  if (taskId === undefined || (typeof taskId === 'string' && taskId.trim() === ''))
+    throw new ApiError('MissingTaskID', 'TaskID is required: the id of the IVA async task the file belongs to');
+  if (typeof taskId !== 'string' || taskId.length > 256 || CONTROL.test(taskId))
+    throw new ApiError('InvalidTaskID', 'TaskID must be a string of at most 256 characters without control characters');
   const kind = str(body, 'Kind', 'kind');
-  if (kind !== 'image' && kind !== 'video') throw new ApiError('InvalidKind', `Kind must be "image" or "video", got ${JSON.stringify(kind)?.slice(0, 40) ?? 'nothing'}`);
+  if (kind !== 'image' && kind !== 'video')
+    throw new ApiError(
+      'InvalidKind',
+      `Kind must be "image" or "video", got ${JSON.stringify(kind)?.slice(0, 40) ?? 'nothing'}`,
+    );
   const name = str(body, 'Name');
-  if (name === undefined || (typeof name === 'string' && name.trim() === '')) throw new ApiError('MissingName', 'Name is required (the file name IVA shows)');
-  if (typeof name !== 'string' || name.length > 1024 || CONTROL.test(name)) throw new ApiError('InvalidName', 'Name must be a string of at most 1024 characters without control characters');
+  if (name === undefined || (typeof name === 'string' && name.trim() === ''))
+    throw new ApiError('MissingName', 'Name is required (the file name IVA shows)');
+  if (typeof name !== 'string' || name.length > 1024 || CONTROL.test(name))
+    throw new ApiError('InvalidName', 'Name must be a string of at most 1024 characters without control characters');
   const desc = str(body, 'Desc');
   if (desc !== undefined && typeof desc !== 'string') throw new ApiError('InvalidDesc', 'Desc must be a string');
   const algo = str(body, 'AlgoParamConf');
-  if (algo !== undefined && !isPlainObject(algo)) throw new ApiError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object of algorithm parameters');
+  if (algo !== undefined && !isPlainObject(algo))
+    throw new ApiError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object of algorithm parameters');
   const contentType = str(body, 'ContentType') ?? DEFAULT_CONTENT_TYPE;
-  if (typeof contentType !== 'string' || !MIME.test(contentType)) throw new ApiError('InvalidContentTypeField', 'ContentType must be a MIME type such as "video/mp4" or "image/jpeg"');
+  if (typeof contentType !== 'string' || !MIME.test(contentType))
+    throw new ApiError(
+      'InvalidContentTypeField',
+      'ContentType must be a MIME type such as "video/mp4" or "image/jpeg"',
+    );
   const size = str(body, 'Size');
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) throw new ApiError('InvalidSize', 'Size must be the file size in bytes, a positive integer');
-  if (kind === 'image' && size > IMAGE_MAX_BYTES) throw new ApiError('ImageTooLarge', `The image is ${size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`);
-  if (kind === 'video' && size > VIDEO_MAX_BYTES) throw new ApiError('FileTooLarge', `The video is ${size} bytes; one presigned PUT carries at most ${VIDEO_MAX_BYTES} bytes (5 GiB, S3's single-upload limit)`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1)
+    throw new ApiError('InvalidSize', 'Size must be the file size in bytes, a positive integer');
+  if (kind === 'image' && size > IMAGE_MAX_BYTES)
+    throw new ApiError(
+      'ImageTooLarge',
+      `The image is ${size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`,
+    );
+  if (kind === 'video' && size > VIDEO_MAX_BYTES)
+    throw new ApiError(
+      'FileTooLarge',
+      `The video is ${size} bytes; one presigned PUT carries at most ${VIDEO_MAX_BYTES} bytes (5 GiB, S3's single-upload limit)`,
+    );
   return {
     taskId,
     kind,
@@ -86,7 +112,10 @@ export function validateUploadRequest(body: unknown): UploadRequest {
 
 /** One key segment: no separators, no control characters, no `.`/`..`, bounded length. */
 export function sanitizeSegment(value: string, fallback = 'file'): string {
-  let out = value.normalize('NFC').replace(/[\u0000-\u001f\u007f/\\]/g, '_').trim();
+  let out = value
+    .normalize('NFC')
+    .replace(/[\u0000-\u001f\u007f/\\]/g, '_')
+    .trim();
   if (out === '.' || out === '..') out = out.replace(/\./g, '_');
   // Keys are at most 1024 bytes; leave room for the rest of the key.
   while (Buffer.byteLength(out, 'utf8') > 200) out = out.slice(0, -1);
@@ -108,7 +137,10 @@ export function uploadMetadata(input: UploadRequest, submissionId: string): Reco
   if (input.algoParamConf !== undefined) meta['iva-algo-param-conf'] = headerSafe(JSON.stringify(input.algoParamConf));
   const bytes = Object.entries(meta).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (bytes > S3_METADATA_MAX_BYTES) {
-    throw new ApiError('MetadataTooLarge', `Name, Desc and AlgoParamConf together take ${bytes} bytes of object metadata; S3 allows ${S3_METADATA_MAX_BYTES}. Shorten them.`);
+    throw new ApiError(
+      'MetadataTooLarge',
+      `Name, Desc and AlgoParamConf together take ${bytes} bytes of object metadata; S3 allows ${S3_METADATA_MAX_BYTES}. Shorten them.`,
+    );
   }
   return meta;
 }
@@ -116,9 +148,20 @@ export function uploadMetadata(input: UploadRequest, submissionId: string): Reco
 function parseJsonBody(req: ApiRequest): unknown {
   const contentType = header(req, 'content-type');
   if (contentType && !/^\s*(application\/([\w.+-]*\+)?json|text\/plain)\s*(;|$)/i.test(contentType)) {
-    throw new ApiError('UnsupportedMediaType', `POST /v1/uploads takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`);
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `POST /v1/uploads takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
+    );
   }
-  const raw = decodeBody(req, MAX_UPLOAD_REQUEST_BYTES, (size) => new ApiError('PayloadTooLarge', `POST /v1/uploads takes a small JSON description of the file (at most ${MAX_UPLOAD_REQUEST_BYTES} bytes, got ${size}); the file itself goes to the returned URL`));
+  const raw = decodeBody(
+    req,
+    MAX_UPLOAD_REQUEST_BYTES,
+    (size) =>
+      new ApiError(
+        'PayloadTooLarge',
+        `POST /v1/uploads takes a small JSON description of the file (at most ${MAX_UPLOAD_REQUEST_BYTES} bytes, got ${size}); the file itself goes to the returned URL`,
+      ),
+  );
   try {
     // A UTF-8 byte order mark (Windows editors, PowerShell) is legal before JSON text (RFC 8259 §8.1).
     return JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
@@ -134,7 +177,12 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
   const ttl = deps.config.uploadUrlTtlSeconds;
   const now = (deps.now ?? (() => new Date()))();
 
-  const command = new PutObjectCommand({ Bucket: deps.bucket, Key: key, ContentType: input.contentType, Metadata: metadata });
+  const command = new PutObjectCommand({
+    Bucket: deps.bucket,
+    Key: key,
+    ContentType: input.contentType,
+    Metadata: metadata,
+  });
   const metaHeaders = Object.keys(metadata).map((k) => `x-amz-meta-${k}`);
   const url = await getSignedUrl(deps.s3, command, {
     expiresIn: ttl,
@@ -151,7 +199,10 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
   const identity = await deps.s3.config.credentials();
   if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
     expiresAt = identity.expiration;
-    deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', { credentialsExpireAt: expiresAt.toISOString(), ttlSeconds: ttl });
+    deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {
+      credentialsExpireAt: expiresAt.toISOString(),
+      ttlSeconds: ttl,
+    });
   }
   // Reserved last: signing can fail (credentials), and a reservation whose URL was never
   // handed out would show as `pending` for ever. The URL alone is harmless unrecorded.
@@ -178,7 +229,17 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
 export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
   const input = validateUploadRequest(parseJsonBody(req));
   const ticket = await createUploadTicket(input, deps);
-  deps.log?.appendKeys?.({ submissionId: ticket.SubmissionId, taskId: input.taskId, bucket: ticket.Bucket, key: ticket.Key });
-  deps.log?.info('upload URL issued', { url: redactPresignedUrl(ticket.Url), size: input.size, kind: input.kind, expiresAt: ticket.ExpiresAt });
+  deps.log?.appendKeys?.({
+    submissionId: ticket.SubmissionId,
+    taskId: input.taskId,
+    bucket: ticket.Bucket,
+    key: ticket.Key,
+  });
+  deps.log?.info('upload URL issued', {
+    url: redactPresignedUrl(ticket.Url),
+    size: input.size,
+    kind: input.kind,
+    expiresAt: ticket.ExpiresAt,
+  });
   return json(200, ticket, { [SUBMISSION_ID_HEADER]: ticket.SubmissionId });
 }

@@ -22,10 +22,18 @@ export function mapIvaError(error: IvaError): ApiError {
   const requestId = error.requestId;
   const opts = requestId ? { requestId, cause: error } : { cause: error };
   if (error.code === CREDENTIALS_UNAVAILABLE) {
-    return new ApiError('UpstreamCredentialsUnavailable', 'The service could not load its IVA credentials; this is not a problem with your request. Retry later.', { ...opts, retryAfterSeconds: RETRY_AFTER_SECONDS });
+    return new ApiError(
+      'UpstreamCredentialsUnavailable',
+      'The service could not load its IVA credentials; this is not a problem with your request. Retry later.',
+      { ...opts, retryAfterSeconds: RETRY_AFTER_SECONDS },
+    );
   }
   if (CREDENTIAL_CODES.has(error.code)) {
-    return new ApiError('UpstreamCredentialsRejected', `IVA refused this service's credentials (${error.code}); this is not a problem with your request. The operator must check the Volcengine key secret. Retry later.`, opts);
+    return new ApiError(
+      'UpstreamCredentialsRejected',
+      `IVA refused this service's credentials (${error.code}); this is not a problem with your request. The operator must check the Volcengine key secret. Retry later.`,
+      opts,
+    );
   }
   if (error instanceof IvaInputError) {
     return new ApiError(error.code, error.message, { status: 400, cause: error });
@@ -33,13 +41,25 @@ export function mapIvaError(error: IvaError): ApiError {
   if (error.retryable) {
     const throttled = error.httpStatus === 429 || /FlowLimit/.test(error.code);
     const code = TRANSPORT_CODES.has(error.code) || !requestId ? 'UpstreamUnavailable' : error.code;
-    const message = code === 'UpstreamUnavailable' ? `IVA is unavailable right now (${error.message}); retry later` : `${ivaMessage(error)}; retry later`;
-    return new ApiError(code, message, { ...opts, status: 503, retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS });
+    const message =
+      code === 'UpstreamUnavailable'
+        ? `IVA is unavailable right now (${error.message}); retry later`
+        : `${ivaMessage(error)}; retry later`;
+    return new ApiError(code, message, {
+      ...opts,
+      status: 503,
+      retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS,
+    });
   }
   if (error instanceof IvaProtocolError || TRANSPORT_CODES.has(error.code)) {
     return new ApiError('UpstreamError', `IVA answered something unexpected: ${error.message}`, opts);
   }
-  const status = error.httpStatus !== undefined && error.httpStatus >= 400 && error.httpStatus < 500 ? error.httpStatus : CLIENT_CODES.has(error.code) ? 400 : 502;
+  const status =
+    error.httpStatus !== undefined && error.httpStatus >= 400 && error.httpStatus < 500
+      ? error.httpStatus
+      : CLIENT_CODES.has(error.code)
+        ? 400
+        : 502;
   return new ApiError(error.code, ivaMessage(error), { ...opts, status });
 }
 

@@ -79,18 +79,26 @@ function requestText(form: ParsedForm): string {
   const asFiles = form.files.filter((f) => f.field === 'Request');
   const count = asFields.length + asFiles.length;
   if (count === 0) {
-    const seen = [...form.fields.map((f) => f.name), ...form.files.map((f) => f.field)].filter((n) => n.toLowerCase() === 'request');
+    const seen = [...form.fields.map((f) => f.name), ...form.files.map((f) => f.field)].filter(
+      (n) => n.toLowerCase() === 'request',
+    );
     const hint = seen.length ? ` (field names are case-sensitive: got "${seen[0]}")` : '';
-    throw new ApiError('MissingRequest', `The multipart body has no "Request" field${hint}; send Request as a JSON string like {"TaskID":"…","Image":{"Name":"…","Source":"file"}}`);
+    throw new ApiError(
+      'MissingRequest',
+      `The multipart body has no "Request" field${hint}; send Request as a JSON string like {"TaskID":"…","Image":{"Name":"…","Source":"file"}}`,
+    );
   }
-  if (count > 1) throw new ApiError('DuplicateRequest', 'The multipart body has more than one "Request" field; send exactly one');
+  if (count > 1)
+    throw new ApiError('DuplicateRequest', 'The multipart body has more than one "Request" field; send exactly one');
   const field = asFields[0];
   if (field) {
-    if (field.truncated) throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
+    if (field.truncated)
+      throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
     return field.value;
   }
   const file = asFiles[0]!;
-  if (file.size > MAX_REQUEST_FIELD_BYTES) throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
+  if (file.size > MAX_REQUEST_FIELD_BYTES)
+    throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
   return Buffer.concat(file.chunks).toString('utf8');
 }
 
@@ -100,9 +108,13 @@ function parseRequestJson(text: string): Record<string, unknown> {
     // `curl -F Request=@req.json` sends the file as saved, byte order mark included.
     value = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (error) {
-    throw new ApiError('InvalidRequestJson', `The Request field is not valid JSON (${(error as Error).message.slice(0, 120)}); send a JSON object string`);
+    throw new ApiError(
+      'InvalidRequestJson',
+      `The Request field is not valid JSON (${(error as Error).message.slice(0, 120)}); send a JSON object string`,
+    );
   }
-  if (!isPlainObject(value)) throw new ApiError('InvalidRequest', `The Request field must be a JSON object, got ${describe(value)}`);
+  if (!isPlainObject(value))
+    throw new ApiError('InvalidRequest', `The Request field must be a JSON object, got ${describe(value)}`);
   return value;
 }
 
@@ -120,45 +132,72 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
   const taskId = request['TaskID'];
   if (blank(taskId)) {
     const alt = ['TaskId', 'taskId', 'task_id', 'TaskID '].find((k) => k in request);
-    throw new ApiError('MissingTaskID', `Request.TaskID is required: the id of the IVA async task this ${kind} belongs to${alt ? ` (got "${alt}"; the key is spelled TaskID)` : ''}`);
+    throw new ApiError(
+      'MissingTaskID',
+      `Request.TaskID is required: the id of the IVA async task this ${kind} belongs to${alt ? ` (got "${alt}"; the key is spelled TaskID)` : ''}`,
+    );
   }
-  if (typeof taskId !== 'string') throw new ApiError('InvalidTaskID', `Request.TaskID must be a string, got ${describe(taskId)}`);
-  if (taskId.length > 256 || /[\u0000-\u001f\u007f]/.test(taskId)) throw new ApiError('InvalidTaskID', 'Request.TaskID must be at most 256 characters without control characters');
+  if (typeof taskId !== 'string')
+    throw new ApiError('InvalidTaskID', `Request.TaskID must be a string, got ${describe(taskId)}`);
+  if (taskId.length > 256 || /[\u0000-\u001f\u007f]/.test(taskId))
+    throw new ApiError('InvalidTaskID', 'Request.TaskID must be at most 256 characters without control characters');
 
   const key = MEDIA_KEY[kind];
   const media = request[key];
   if (media === undefined || media === null) {
     const otherKey = MEDIA_KEY[OTHER[kind]];
-    const hint = otherKey in request ? ` (got "${otherKey}": this is the ${kind} route, ${FILE_FIELD[kind]} / ${key}; videos go to ${kind === 'image' ? 'POST /v1/videos' : 'POST /v1/images'})` : '';
-    throw new ApiError(kind === 'image' ? 'MissingImage' : 'MissingVideo', `Request.${key} is required: {"${key}":{"Name":"…","Source":"file"|"url"}}${hint}`);
+    const hint =
+      otherKey in request
+        ? ` (got "${otherKey}": this is the ${kind} route, ${FILE_FIELD[kind]} / ${key}; videos go to ${kind === 'image' ? 'POST /v1/videos' : 'POST /v1/images'})`
+        : '';
+    throw new ApiError(
+      kind === 'image' ? 'MissingImage' : 'MissingVideo',
+      `Request.${key} is required: {"${key}":{"Name":"…","Source":"file"|"url"}}${hint}`,
+    );
   }
-  if (!isPlainObject(media)) throw new ApiError('InvalidRequest', `Request.${key} must be an object, got ${describe(media)}`);
+  if (!isPlainObject(media))
+    throw new ApiError('InvalidRequest', `Request.${key} must be an object, got ${describe(media)}`);
 
   const name = media['Name'];
-  if (blank(name)) throw new ApiError('MissingName', `Request.${key}.Name is required (a non-empty name for the ${kind})`);
-  if (typeof name !== 'string') throw new ApiError('InvalidName', `Request.${key}.Name must be a string, got ${describe(name)}`);
-  if (name.length > 1024 || /[\u0000-\u001f\u007f]/.test(name)) throw new ApiError('InvalidName', `Request.${key}.Name must be at most 1024 characters without control characters`);
+  if (blank(name))
+    throw new ApiError('MissingName', `Request.${key}.Name is required (a non-empty name for the ${kind})`);
+  if (typeof name !== 'string')
+    throw new ApiError('InvalidName', `Request.${key}.Name must be a string, got ${describe(name)}`);
+  if (name.length > 1024 || /[\u0000-\u001f\u007f]/.test(name))
+    throw new ApiError('InvalidName', `Request.${key}.Name must be at most 1024 characters without control characters`);
 
   const source = media['Source'];
   if (source !== 'url' && source !== 'file') {
-    throw new ApiError('InvalidSource', `Request.${key}.Source must be "file" (the ${FILE_FIELD[kind]} part holds the bytes) or "url" (IVA downloads Url), got ${source === undefined ? 'nothing' : describe(source)}`);
+    throw new ApiError(
+      'InvalidSource',
+      `Request.${key}.Source must be "file" (the ${FILE_FIELD[kind]} part holds the bytes) or "url" (IVA downloads Url), got ${source === undefined ? 'nothing' : describe(source)}`,
+    );
   }
 
   const out: RequestFields = { taskId, name, sourceType: source };
   if (source === 'url') {
     const url = media['Url'];
     if (blank(url)) throw new ApiError('MissingUrl', `Request.${key}.Url is required when Source is "url"`);
-    if (typeof url !== 'string' || !parseHttpUrl(url)) throw new ApiError('InvalidUrl', `Request.${key}.Url must be an absolute http(s) URL IVA can download, got ${describe(url)}`);
+    if (typeof url !== 'string' || !parseHttpUrl(url))
+      throw new ApiError(
+        'InvalidUrl',
+        `Request.${key}.Url must be an absolute http(s) URL IVA can download, got ${describe(url)}`,
+      );
     out.url = url;
   }
   const desc = media['Desc'];
   if (desc !== undefined && desc !== null) {
-    if (typeof desc !== 'string') throw new ApiError('InvalidDesc', `Request.${key}.Desc must be a string, got ${describe(desc)}`);
+    if (typeof desc !== 'string')
+      throw new ApiError('InvalidDesc', `Request.${key}.Desc must be a string, got ${describe(desc)}`);
     out.desc = desc;
   }
   const algo = request['AlgoParamConf'];
   if (algo !== undefined && algo !== null) {
-    if (!isPlainObject(algo)) throw new ApiError('InvalidAlgoParamConf', `Request.AlgoParamConf must be a JSON object of algorithm parameters, got ${describe(algo)}`);
+    if (!isPlainObject(algo))
+      throw new ApiError(
+        'InvalidAlgoParamConf',
+        `Request.AlgoParamConf must be a JSON object of algorithm parameters, got ${describe(algo)}`,
+      );
     out.algoParamConf = algo;
   }
   return out;
@@ -170,26 +209,44 @@ function checkFiles(form: ParsedForm, kind: MediaKind, sourceType: 'url' | 'file
   const files = form.files.filter((f) => f.field !== 'Request');
   for (const file of files) {
     if (file.field === other) {
-      throw new ApiError('WrongFilePart', `This is the ${kind} route: send the file as "${expected}", not "${other}" (${other === 'VideoFile' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`);
+      throw new ApiError(
+        'WrongFilePart',
+        `This is the ${kind} route: send the file as "${expected}", not "${other}" (${other === 'VideoFile' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`,
+      );
     }
     if (file.field !== expected) {
-      throw new ApiError('UnknownFilePart', `Unknown file part "${file.field.slice(0, 64)}": the ${kind} goes in a part named "${expected}"`);
+      throw new ApiError(
+        'UnknownFilePart',
+        `Unknown file part "${file.field.slice(0, 64)}": the ${kind} goes in a part named "${expected}"`,
+      );
     }
   }
   if (files.length > 1) throw new ApiError('TooManyFiles', `Send exactly one "${expected}" part; got ${files.length}`);
   const file = files[0];
   if (!file && form.fields.some((f) => f.name === expected)) {
-    throw new ApiError('FileNotAFile', `"${expected}" arrived as a text field: send it as a file part (with a filename, e.g. curl -F ${expected}=@photo.jpg)`);
+    throw new ApiError(
+      'FileNotAFile',
+      `"${expected}" arrived as a text field: send it as a file part (with a filename, e.g. curl -F ${expected}=@photo.jpg)`,
+    );
   }
   if (sourceType === 'file' && !file) {
-    throw new ApiError('MissingFile', `Source is "file" but the body has no "${expected}" part; add it, or use Source "url" with a Url`);
+    throw new ApiError(
+      'MissingFile',
+      `Source is "file" but the body has no "${expected}" part; add it, or use Source "url" with a Url`,
+    );
   }
   if (sourceType === 'url' && (file || form.fields.some((f) => f.name === expected))) {
-    throw new ApiError('UnexpectedFile', `Source is "url" but the body also has a "${expected}" part; send one or the other (Source "file" to upload the bytes)`);
+    throw new ApiError(
+      'UnexpectedFile',
+      `Source is "url" but the body also has a "${expected}" part; send one or the other (Source "file" to upload the bytes)`,
+    );
   }
   if (file && file.size === 0) throw new ApiError('EmptyFile', `The "${expected}" part is empty (0 bytes)`);
   if (file && kind === 'image' && file.size > IMAGE_MAX_BYTES) {
-    throw new ApiError('ImageTooLarge', `The image is ${file.size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`);
+    throw new ApiError(
+      'ImageTooLarge',
+      `The image is ${file.size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`,
+    );
   }
   return file;
 }
@@ -200,7 +257,13 @@ export function validateDirect(form: ParsedForm, kind: MediaKind): DirectSubmiss
   const source: DirectSource =
     fields.sourceType === 'url'
       ? { type: 'url', url: fields.url! }
-      : { type: 'file', chunks: file!.chunks, size: file!.size, contentType: file!.mimeType, ...(file!.filename !== undefined ? { filename: file!.filename } : {}) };
+      : {
+          type: 'file',
+          chunks: file!.chunks,
+          size: file!.size,
+          contentType: file!.mimeType,
+          ...(file!.filename !== undefined ? { filename: file!.filename } : {}),
+        };
   return {
     kind,
     taskId: fields.taskId,

@@ -61,7 +61,9 @@ export function createEventBridgePublisher(options: EventBridgePublisherOptions 
       // PutEvents answers 200 even when an entry is refused: the count is the only signal.
       if ((out.FailedEntryCount ?? 0) > 0) {
         const entry = out.Entries?.find((e) => e.ErrorCode) ?? out.Entries?.[0];
-        throw new EventPublishError(`PutEvents refused the entry: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`.trim());
+        throw new EventPublishError(
+          `PutEvents refused the entry: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`.trim(),
+        );
       }
     },
   };

@@ -23,7 +23,13 @@ import { sha256Hex } from '../signer/index';
 import type { Ledger, ResultOutcome } from '../ledger/types';
 import { logger as defaultLogger, metrics as defaultMetrics, METRIC, MetricUnit } from '../observability';
 import { secretMatches } from './auth';
-import { CallbackError, LedgerUnavailableError, MalformedJsonError, NotFoundError, SecretUnavailableError } from './errors';
+import {
+  CallbackError,
+  LedgerUnavailableError,
+  MalformedJsonError,
+  NotFoundError,
+  SecretUnavailableError,
+} from './errors';
 import type { EventPublisher } from './events';
 import { identify, isMatchable, type CallbackIdentity } from './identify';
 import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
@@ -80,7 +86,12 @@ export async function handleCallback(deps: CallbackDeps, request: CallbackReques
   }
 }
 
-async function handle(deps: CallbackDeps, request: CallbackRequest, log: CallbackLogger, count: (name: string) => void): Promise<CallbackAnswer> {
+async function handle(
+  deps: CallbackDeps,
+  request: CallbackRequest,
+  log: CallbackLogger,
+  count: (name: string) => void,
+): Promise<CallbackAnswer> {
   let accepted: string[];
   try {
     accepted = await deps.secrets.get();
@@ -101,7 +112,8 @@ async function handle(deps: CallbackDeps, request: CallbackRequest, log: Callbac
   const matchable = isMatchable(identity);
   const key = resultKey(sha256, parsed.extension, matchable ? identity : {});
   const receivedAt = (deps.now?.() ?? new Date()).toISOString();
-  const contentType = request.contentType?.trim() || (parsed.format === 'json' ? 'application/json' : 'text/plain; charset=utf-8');
+  const contentType =
+    request.contentType?.trim() || (parsed.format === 'json' ? 'application/json' : 'text/plain; charset=utf-8');
 
   const stored = await putOnce(deps.s3, {
     bucket: deps.bucket,
@@ -109,14 +121,26 @@ async function handle(deps: CallbackDeps, request: CallbackRequest, log: Callbac
     body: bytes,
     contentType,
     receivedAt,
-    metadata: { format: parsed.format, ...(request.requestId ? { 'request-id': request.requestId.replace(/[^\x20-\x7E]/g, '') } : {}) },
+    metadata: {
+      format: parsed.format,
+      ...(request.requestId ? { 'request-id': request.requestId.replace(/[^\x20-\x7E]/g, '') } : {}),
+    },
   });
-  const where = { bucket: stored.bucket, key: stored.key, duplicate: stored.duplicate, format: parsed.format, bytes: bytes.length };
+  const where = {
+    bucket: stored.bucket,
+    key: stored.key,
+    duplicate: stored.duplicate,
+    format: parsed.format,
+    bytes: bytes.length,
+  };
   if (!stored.duplicate) count(METRIC.resultsStored);
 
   if (parsed.malformed) {
     count(METRIC.callbacksUnmatched);
-    log.warn('Callback declared JSON but does not parse; kept as unmatched', { ...where, contentType: mediaType(request.contentType) });
+    log.warn('Callback declared JSON but does not parse; kept as unmatched', {
+      ...where,
+      contentType: mediaType(request.contentType),
+    });
     throw new MalformedJsonError(stored.uri);
   }
   if (!isMatchable(identity)) {
@@ -150,13 +174,27 @@ async function handle(deps: CallbackDeps, request: CallbackRequest, log: Callbac
     await putMarker(deps.s3, deps.bucket, sha256, { 'received-at': stored.receivedAt });
   } catch (error) {
     // The event is out; without the marker a replay would publish it again (at-least-once).
-    log.warn('Event marker not written; a replay of this callback would publish again', { ...where, errorName: (error as { name?: string })?.name });
+    log.warn('Event marker not written; a replay of this callback would publish again', {
+      ...where,
+      errorName: (error as { name?: string })?.name,
+    });
   }
-  log.info('Callback stored and published', { ...where, ...ids, submissionId, status: identity.status, rawStatus: identity.rawStatus, applied: outcome.applied });
+  log.info('Callback stored and published', {
+    ...where,
+    ...ids,
+    submissionId,
+    status: identity.status,
+    rawStatus: identity.rawStatus,
+    applied: outcome.applied,
+  });
   return answer(stored);
 }
 
-async function record(ledger: Ledger, identity: CallbackIdentity & { dataId: string }, stored: StoreOutcome): Promise<ResultOutcome> {
+async function record(
+  ledger: Ledger,
+  identity: CallbackIdentity & { dataId: string },
+  stored: StoreOutcome,
+): Promise<ResultOutcome> {
   try {
     return await ledger.recordResult({
       dataId: identity.dataId,
@@ -177,7 +215,9 @@ function identifySafely(value: unknown, log: CallbackLogger): CallbackIdentity |
   try {
     return identify(value);
   } catch (error) {
-    log.warn('Callback identifiers could not be read; keeping it as unmatched', { errorName: (error as { name?: string })?.name });
+    log.warn('Callback identifiers could not be read; keeping it as unmatched', {
+      errorName: (error as { name?: string })?.name,
+    });
     return undefined;
   }
 }

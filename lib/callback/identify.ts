@@ -39,9 +39,45 @@ const STATUS_KEYS = ['status', 'state', 'taskstatus', 'resultstatus'];
 /** Containers searched first when looking one level down, in this order. */
 const PREFERRED_CONTAINERS = ['result', 'data', 'detail', 'body', 'payload', 'message'];
 
-const COMPLETED = new Set(['success', 'succeeded', 'succeed', 'successful', 'completed', 'complete', 'done', 'finished', 'finish', 'ok', '0', 'true']);
-const FAILED = new Set(['fail', 'failed', 'failure', 'error', 'errored', 'timeout', 'timedout', 'cancelled', 'canceled', 'aborted', 'rejected', 'false']);
-const PROGRESS = new Set(['running', 'processing', 'pending', 'inprogress', 'queued', 'started', 'waiting', 'submitted', 'accepted']);
+const COMPLETED = new Set([
+  'success',
+  'succeeded',
+  'succeed',
+  'successful',
+  'completed',
+  'complete',
+  'done',
+  'finished',
+  'finish',
+  'ok',
+  '0',
+  'true',
+]);
+const FAILED = new Set([
+  'fail',
+  'failed',
+  'failure',
+  'error',
+  'errored',
+  'timeout',
+  'timedout',
+  'cancelled',
+  'canceled',
+  'aborted',
+  'rejected',
+  'false',
+]);
+const PROGRESS = new Set([
+  'running',
+  'processing',
+  'pending',
+  'inprogress',
+  'queued',
+  'started',
+  'waiting',
+  'submitted',
+  'accepted',
+]);
 
 /** Single-element arrays / JSON strings unwrapped at most this deep: `[[[…]]]` is not a callback. */
 const MAX_UNWRAP = 8;

@@ -1,8 +1,26 @@
 export * from './errors';
 export { secretMatches, redactPath, REDACTED_CALLBACK_PATH } from './auth';
-export { bodyBytes, parseBody, parseForm, mediaType, MAX_CALLBACK_BYTES, type BodyFormat, type ParsedBody } from './parse';
+export {
+  bodyBytes,
+  parseBody,
+  parseForm,
+  mediaType,
+  MAX_CALLBACK_BYTES,
+  type BodyFormat,
+  type ParsedBody,
+} from './parse';
 export { identify, isMatchable, normalizeStatus, type CallbackIdentity } from './identify';
-export { resultKey, markerKey, keySegment, putOnce, RESULTS_PREFIX, UNMATCHED_PREFIX, EMITTED_PREFIX, type StoredObject, type StoreOutcome } from './store';
+export {
+  resultKey,
+  markerKey,
+  keySegment,
+  putOnce,
+  RESULTS_PREFIX,
+  UNMATCHED_PREFIX,
+  EMITTED_PREFIX,
+  type StoredObject,
+  type StoreOutcome,
+} from './store';
 export {
   createEventBridgePublisher,
   createMemoryPublisher,
@@ -12,4 +30,11 @@ export {
   type MemoryPublisher,
   type ResultStoredDetail,
 } from './events';
-export { handleCallback, type CallbackAnswer, type CallbackDeps, type CallbackLogger, type CallbackMetrics, type CallbackRequest } from './handle';
+export {
+  handleCallback,
+  type CallbackAnswer,
+  type CallbackDeps,
+  type CallbackLogger,
+  type CallbackMetrics,
+  type CallbackRequest,
+} from './handle';

@@ -43,7 +43,8 @@ export function keySegment(value: string): string {
   let out = Array.from(value)
     .map((ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : uriEscape(ch)))
     .join('');
-  if (out.startsWith('_') || out === '.' || out === '..') out = `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
+  if (out.startsWith('_') || out === '.' || out === '..')
+    out = `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
   if (out.length > MAX_SEGMENT) out = out.slice(0, MAX_SEGMENT);
   return out;
 }
@@ -67,7 +68,11 @@ function errorName(error: unknown): string {
 }
 
 /** The object's metadata, or undefined when it is not there (404, or 403 without ListBucket). */
-export async function headObject(s3: S3Client, bucket: string, key: string): Promise<Record<string, string> | undefined> {
+export async function headObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<Record<string, string> | undefined> {
   try {
     const out = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     const metadata = { ...(out.Metadata ?? {}) };
@@ -75,7 +80,8 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     return metadata;
   } catch (error) {
     const code = status(error);
-    if (code === 404 || code === 403 || errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey') return undefined;
+    if (code === 404 || code === 403 || errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey')
+      return undefined;
     throw new StorageUnavailableError(`HeadObject failed: ${errorName(error)}`);
   }
 }
@@ -119,8 +125,21 @@ export async function putOnce(s3: S3Client, input: PutOnceInput): Promise<StoreO
 }
 
 /** Writes the zero-byte marker that says this body's event was published. */
-export async function putMarker(s3: S3Client, bucket: string, sha256: string, metadata: Record<string, string>): Promise<void> {
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: markerKey(sha256), Body: new Uint8Array(0), ContentType: 'application/octet-stream', Metadata: metadata }));
+export async function putMarker(
+  s3: S3Client,
+  bucket: string,
+  sha256: string,
+  metadata: Record<string, string>,
+): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: markerKey(sha256),
+      Body: new Uint8Array(0),
+      ContentType: 'application/octet-stream',
+      Metadata: metadata,
+    }),
+  );
 }
 
 export async function hasMarker(s3: S3Client, bucket: string, sha256: string): Promise<boolean> {

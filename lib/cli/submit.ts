@@ -116,7 +116,8 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
 
   const inputs = (['image', 'image-url', 'video', 'video-url'] as const).filter((key) => values[key] !== undefined);
   if (inputs.length === 0) throw new UsageError('one of --image, --image-url, --video, --video-url is required');
-  if (inputs.length > 1) throw new UsageError(`conflicting options: ${inputs.map((key) => `--${key}`).join(', ')} (give exactly one)`);
+  if (inputs.length > 1)
+    throw new UsageError(`conflicting options: ${inputs.map((key) => `--${key}`).join(', ')} (give exactly one)`);
   const input = inputs[0]!;
   const value = values[input] as string;
   if (value === '') throw new UsageError(`--${input} must not be empty`);
@@ -131,7 +132,8 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
     } catch (error) {
       throw new UsageError(`--algo-param-conf is not valid JSON: ${(error as Error).message}`);
     }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--algo-param-conf must be a JSON object');
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new UsageError('--algo-param-conf must be a JSON object');
     algoParamConf = parsed as Record<string, unknown>;
   }
 
@@ -154,7 +156,9 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
       if (!info.isFile()) throw new Error('not a regular file');
       size = info.size;
     } catch (error) {
-      throw new LocalFileError(`cannot read ${value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new LocalFileError(
+        `cannot read ${value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
     defaultName = basename(value);
     const filename = basename(value);
@@ -208,7 +212,8 @@ export async function runSubmit(args: string[], io: CliIo): Promise<number> {
     return fail(EXIT_USAGE, `${(error as Error).message}${error instanceof UsageError ? ' (see --help)' : ''}`);
   }
   const accessKeyId = io.env[ENV.volcAccessKey];
-  if (!accessKeyId || !secret) return fail(EXIT_USAGE, `missing credentials: set ${ENV.volcAccessKey} and ${ENV.volcSecretKey}`);
+  if (!accessKeyId || !secret)
+    return fail(EXIT_USAGE, `missing credentials: set ${ENV.volcAccessKey} and ${ENV.volcSecretKey}`);
   const sessionToken = io.env[ENV.volcSessionToken] || undefined;
 
   const client = createIvaClient({
@@ -228,7 +233,8 @@ export async function runSubmit(args: string[], io: CliIo): Promise<number> {
     if (error instanceof IvaInputError) return fail(EXIT_USAGE, error.message);
     if (error instanceof IvaError) {
       const status = error.httpStatus !== undefined ? ` [HTTP ${error.httpStatus}]` : '';
-      const requestId = error.requestId && !error.message.includes(error.requestId) ? ` (RequestId ${error.requestId})` : '';
+      const requestId =
+        error.requestId && !error.message.includes(error.requestId) ? ` (RequestId ${error.requestId})` : '';
       return fail(EXIT_IVA, `IVA error ${error.message}${requestId}${status}`);
     }
     return fail(EXIT_IVA, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);

@@ -24,7 +24,15 @@ import {
   RESIGN_CODES,
 } from './errors';
 import { frameRequestOnly, frameWithFile, multipartContentType, randomBoundary } from './multipart';
-import type { FileData, IvaClient, IvaClientConfig, MediaKind, SubmitInput, SubmitOptions, SubmitResult } from './types';
+import type {
+  FileData,
+  IvaClient,
+  IvaClientConfig,
+  MediaKind,
+  SubmitInput,
+  SubmitOptions,
+  SubmitResult,
+} from './types';
 
 export const IVA_VERSION = '2022-05-13';
 export const DEFAULT_BUDGET_MS = 60_000;
@@ -33,10 +41,11 @@ export const DEFAULT_MAX_DELAY_MS = 5_000;
 /** IVA's answers are small JSON documents; anything bigger is not IVA. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-const ACTIONS: Record<MediaKind, { action: string; field: string; key: 'Image' | 'Video'; id: 'ImageID' | 'VideoID' }> = {
-  image: { action: 'AddAsyncTaskImageData', field: 'ImageFile', key: 'Image', id: 'ImageID' },
-  video: { action: 'AddAsyncTaskVideoData', field: 'VideoFile', key: 'Video', id: 'VideoID' },
-};
+const ACTIONS: Record<MediaKind, { action: string; field: string; key: 'Image' | 'Video'; id: 'ImageID' | 'VideoID' }> =
+  {
+    image: { action: 'AddAsyncTaskImageData', field: 'ImageFile', key: 'Image', id: 'ImageID' },
+    video: { action: 'AddAsyncTaskVideoData', field: 'VideoFile', key: 'Video', id: 'VideoID' },
+  };
 
 type StreamFile = Extract<FileData, { open: unknown }>;
 
@@ -65,12 +74,17 @@ export function buildRequestJson(input: SubmitInput): string {
 
 function validate(input: SubmitInput): void {
   if (!ACTIONS[input.kind]) throw new IvaInputError('InvalidKind', `kind must be "image" or "video"`);
-  if (typeof input.taskId !== 'string' || input.taskId.trim() === '') throw new IvaInputError('MissingTaskID', 'TaskID is required');
-  if (typeof input.name !== 'string' || input.name.trim() === '') throw new IvaInputError('MissingName', 'Name is required');
+  if (typeof input.taskId !== 'string' || input.taskId.trim() === '')
+    throw new IvaInputError('MissingTaskID', 'TaskID is required');
+  if (typeof input.name !== 'string' || input.name.trim() === '')
+    throw new IvaInputError('MissingName', 'Name is required');
   if (input.source.type === 'url' && (typeof input.source.url !== 'string' || input.source.url === '')) {
     throw new IvaInputError('MissingUrl', 'Url is required when Source is url');
   }
-  if (input.algoParamConf !== undefined && (input.algoParamConf === null || typeof input.algoParamConf !== 'object' || Array.isArray(input.algoParamConf))) {
+  if (
+    input.algoParamConf !== undefined &&
+    (input.algoParamConf === null || typeof input.algoParamConf !== 'object' || Array.isArray(input.algoParamConf))
+  ) {
     throw new IvaInputError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object');
   }
 }
@@ -93,7 +107,8 @@ async function prepareBody(input: SubmitInput): Promise<PreparedBody> {
   });
   const data = source.data;
   if (isStreamFile(data)) {
-    if (!Number.isSafeInteger(data.size) || data.size < 0) throw new IvaInputError('InvalidFileSize', 'file size must be a non-negative integer');
+    if (!Number.isSafeInteger(data.size) || data.size < 0)
+      throw new IvaInputError('InvalidFileSize', 'file size must be a non-negative integer');
     // SHA-256 does not compose: the body hash covers the framing too, so the stream is
     // read once to hash (the given file hash, if any, is then checked) and once to send.
     const sha256 = await hashPiecesAroundStream(frame.prefix, data, frame.suffix);
@@ -123,7 +138,8 @@ async function* streamBody(prefix: Buffer, file: StreamFile, suffix: Buffer): As
     throw new IvaInputError('FileReadError', `could not read the file: ${(cause as Error).message}`, cause);
   }
   // A file that changed between hashing and sending would be rejected by the signature anyway.
-  if (size !== file.size) throw new IvaInputError('FileSizeMismatch', `the file stream gave ${size} bytes, ${file.size} declared`);
+  if (size !== file.size)
+    throw new IvaInputError('FileSizeMismatch', `the file stream gave ${size} bytes, ${file.size} declared`);
   yield suffix;
 }
 
@@ -158,7 +174,8 @@ function parseAnswer(kind: MediaKind, answer: RawAnswer): { dataId: string; requ
   } catch {
     throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with a body that is not JSON`, answer.status);
   }
-  if (!doc || typeof doc !== 'object') throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with JSON that is not an object`, answer.status);
+  if (!doc || typeof doc !== 'object')
+    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with JSON that is not an object`, answer.status);
   const meta = (doc as { ResponseMetadata?: unknown }).ResponseMetadata as Record<string, unknown> | undefined;
   const requestId = meta && typeof meta['RequestId'] === 'string' ? meta['RequestId'] : undefined;
   // Error first, whatever the HTTP status: the gateway sends some errors with 200.
@@ -207,7 +224,8 @@ export function backoffDelay(retry: number, baseMs: number, maxMs: number, rando
 
 export function createIvaClient(config: IvaClientConfig): IvaClient {
   const endpoint = new URL(config.endpoint ?? DEFAULTS.ivaEndpoint);
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new TypeError(`IVA endpoint must be http(s), got ${endpoint.protocol}`);
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')
+    throw new TypeError(`IVA endpoint must be http(s), got ${endpoint.protocol}`);
   const secure = endpoint.protocol === 'https:';
   // URL.host already omits the default port, as the signature requires.
   const host = endpoint.host;
@@ -236,13 +254,24 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       return await Promise.race([provider(), timeout]);
     } catch (cause) {
       if (cause instanceof IvaTimeoutError) throw cause;
-      throw new IvaError({ code: CREDENTIALS_UNAVAILABLE, message: `could not load Volcengine credentials: ${(cause as Error)?.message ?? cause}`, retryable: false, cause });
+      throw new IvaError({
+        code: CREDENTIALS_UNAVAILABLE,
+        message: `could not load Volcengine credentials: ${(cause as Error)?.message ?? cause}`,
+        retryable: false,
+        cause,
+      });
     } finally {
       clearTimeout(timer);
     }
   }
 
-  function attempt(kind: MediaKind, body: PreparedBody, creds: VolcCredentials, attemptTimeoutMs: number, signal?: AbortSignal): Promise<RawAnswer> {
+  function attempt(
+    kind: MediaKind,
+    body: PreparedBody,
+    creds: VolcCredentials,
+    attemptTimeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<RawAnswer> {
     const signed = sign({
       method: 'POST',
       host,
@@ -288,14 +317,21 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) return finish(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
+          if (size > MAX_RESPONSE_BYTES)
+            return finish(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
           chunks.push(chunk);
         });
         res.on('end', () => {
           const serverTime = res.headers.date ? Date.parse(res.headers.date) : Number.NaN;
-          finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(Number.isNaN(serverTime) ? {} : { serverTime }) });
+          finish(undefined, {
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks),
+            ...(Number.isNaN(serverTime) ? {} : { serverTime }),
+          });
         });
-        res.on('error', (error) => finish(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)));
+        res.on('error', (error) =>
+          finish(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)),
+        );
         res.on('close', () => {
           if (!res.complete) finish(new IvaNetworkError("connection closed before IVA's answer was complete"));
         });
@@ -347,7 +383,8 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         const error = toIvaError(caught);
         // The budget ran out during the attempt: report what made us retry until then
         // (a rate limit, say), not the timeout that only marks the end of the budget.
-        if (error instanceof IvaTimeoutError && cutByBudget) throw new IvaBudgetExceededError(lastError ?? error, attempts);
+        if (error instanceof IvaTimeoutError && cutByBudget)
+          throw new IvaBudgetExceededError(lastError ?? error, attempts);
         if (RESIGN_CODES.has(error.code)) {
           // Clock skew or a request held too long: a fresh X-Date fixes it, once.
           if (resigned) throw error;

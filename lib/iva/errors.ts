@@ -61,7 +61,9 @@ export class IvaError extends Error {
   readonly detail: string;
 
   constructor(details: IvaErrorDetails) {
-    super(`${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`, { cause: details.cause });
+    super(`${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`, {
+      cause: details.cause,
+    });
     this.detail = details.message;
     this.code = details.code;
     this.requestId = details.requestId;
@@ -70,7 +72,13 @@ export class IvaError extends Error {
   }
 
   toJSON(): { code: string; message: string; requestId?: string; httpStatus?: number; retryable: boolean } {
-    return { code: this.code, message: this.message, requestId: this.requestId, httpStatus: this.httpStatus, retryable: this.retryable };
+    return {
+      code: this.code,
+      message: this.message,
+      requestId: this.requestId,
+      httpStatus: this.httpStatus,
+      retryable: this.retryable,
+    };
   }
 }
 
@@ -107,7 +115,14 @@ export class IvaBudgetExceededError extends IvaError {
   readonly attempts: number;
   readonly lastError: IvaError;
   constructor(lastError: IvaError, attempts: number) {
-    super({ code: lastError.code, message: `${lastError.detail} (gave up after ${attempts} attempts within the time budget)`, requestId: lastError.requestId, httpStatus: lastError.httpStatus, retryable: true, cause: lastError });
+    super({
+      code: lastError.code,
+      message: `${lastError.detail} (gave up after ${attempts} attempts within the time budget)`,
+      requestId: lastError.requestId,
+      httpStatus: lastError.httpStatus,
+      retryable: true,
+      cause: lastError,
+    });
     this.attempts = attempts;
     this.lastError = lastError;
   }

@@ -82,7 +82,11 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
  * Creates the ledger table and waits until it is ACTIVE: DynamoDB (and dynalite, even
  * with no creation delay) answers ResourceNotFound to writes while a table is CREATING.
  */
-export async function createLedgerTable(client: Pick<DynamoDBClient, 'send'>, tableName: string, timeoutMs = 30_000): Promise<void> {
+export async function createLedgerTable(
+  client: Pick<DynamoDBClient, 'send'>,
+  tableName: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   await client.send(new CreateTableCommand(ledgerTableDefinition(tableName)));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -95,7 +99,10 @@ export async function createLedgerTable(client: Pick<DynamoDBClient, 'send'>, ta
 }
 
 function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error as { name?: string })?.name === 'ConditionalCheckFailedException';
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string })?.name === 'ConditionalCheckFailedException'
+  );
 }
 
 function toRecord(item: Item): SubmissionRecord {
@@ -110,14 +117,28 @@ function toRecord(item: Item): SubmissionRecord {
     createdAt: item.createdAt as string,
     updatedAt: item.updatedAt as string,
   };
-  for (const field of ['taskId', 'kind', 'name', 'desc', 'object', 'dataId', 'requestId', 'error', 'submittedAt', 'leaseUntil'] as const) {
+  for (const field of [
+    'taskId',
+    'kind',
+    'name',
+    'desc',
+    'object',
+    'dataId',
+    'requestId',
+    'error',
+    'submittedAt',
+    'leaseUntil',
+  ] as const) {
     if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
   }
   if (result) record.result = result;
   return record;
 }
 
-function deriveStatus(submitStatus: SubmissionRecord['submitStatus'], result: ResultRef | undefined): SubmissionRecord['status'] {
+function deriveStatus(
+  submitStatus: SubmissionRecord['submitStatus'],
+  result: ResultRef | undefined,
+): SubmissionRecord['status'] {
   if (result?.status === 'completed' || result?.status === 'failed') return result.status;
   // A progress callback proves IVA has it, even if our own write has not landed yet.
   if (result?.status === 'progress') return 'submitted';
@@ -132,7 +153,9 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
   const table = options.tableName;
   const doc =
     options.client ??
-    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), { marshallOptions: { removeUndefinedValues: true } });
+    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), {
+      marshallOptions: { removeUndefinedValues: true },
+    });
   const now = options.now ?? (() => new Date());
   const defaultLease = options.leaseMs ?? DEFAULT_LEASE_MS;
 
@@ -219,7 +242,9 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       const leaseUntil = new Date(at.getTime() + (opts?.leaseMs ?? defaultLease)).toISOString();
       try {
         const item = newItem(input, timestamp, { attempts: 1, leaseUntil });
-        await doc.send(new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+        await doc.send(
+          new PutCommand({ TableName: table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
+        );
         return { action: 'proceed', record: toRecord(item) };
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
@@ -282,7 +307,14 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       );
       let record = await update(
         id,
-        { submitStatus: 'submitted', dataId: input.dataId, requestId: input.requestId, kind: input.kind, submittedAt: timestamp, updatedAt: timestamp },
+        {
+          submitStatus: 'submitted',
+          dataId: input.dataId,
+          requestId: input.requestId,
+          kind: input.kind,
+          submittedAt: timestamp,
+          updatedAt: timestamp,
+        },
         ['leaseUntil', 'error'],
       );
       const early = link.Attributes?.result as ResultRef | undefined;
@@ -294,7 +326,13 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       const timestamp = now().toISOString();
       return update(
         id,
-        { submitStatus: 'failed', error: stripUndefined({ ...error }), requestId: error.requestId, updatedAt: timestamp, ...fields },
+        {
+          submitStatus: 'failed',
+          error: stripUndefined({ ...error }),
+          requestId: error.requestId,
+          updatedAt: timestamp,
+          ...fields,
+        },
         ['leaseUntil'],
       );
     },
@@ -319,8 +357,18 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
             Key: dataKey(input.dataId),
             UpdateExpression: 'SET #result = :result, #taskId = if_not_exists(#taskId, :taskId) ADD #callbacks :one',
             ConditionExpression: 'attribute_not_exists(#result) OR #result.#receivedAt <= :at',
-            ExpressionAttributeNames: { '#result': 'result', '#receivedAt': 'receivedAt', '#taskId': 'taskId', '#callbacks': 'callbacks' },
-            ExpressionAttributeValues: { ':result': result, ':at': result.receivedAt, ':taskId': input.taskId ?? '', ':one': 1 },
+            ExpressionAttributeNames: {
+              '#result': 'result',
+              '#receivedAt': 'receivedAt',
+              '#taskId': 'taskId',
+              '#callbacks': 'callbacks',
+            },
+            ExpressionAttributeValues: {
+              ':result': result,
+              ':at': result.receivedAt,
+              ':taskId': input.taskId ?? '',
+              ':one': 1,
+            },
             ReturnValues: 'ALL_NEW',
           }),
         );
@@ -332,7 +380,9 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       }
       const submissionId = link?.submissionId as string | undefined;
       if (!submissionId) return { applied };
-      const submission = applied ? ((await applyResult(submissionId, result)) ?? (await this.get(submissionId))) : await this.get(submissionId);
+      const submission = applied
+        ? ((await applyResult(submissionId, result)) ?? (await this.get(submissionId)))
+        : await this.get(submissionId);
       return { applied, submission };
     },
 

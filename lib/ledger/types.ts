@@ -112,7 +112,11 @@ export interface Ledger {
   /** Creates a `pending` record with no lease (an upload URL was issued; the object comes later). */
   reserve(input: BeginInput): Promise<SubmissionRecord>;
   markSubmitted(id: string, input: SubmittedInput): Promise<SubmissionRecord>;
-  markFailed(id: string, error: SubmissionError, fields?: Partial<Pick<BeginInput, 'taskId' | 'kind' | 'name' | 'desc'>>): Promise<SubmissionRecord>;
+  markFailed(
+    id: string,
+    error: SubmissionError,
+    fields?: Partial<Pick<BeginInput, 'taskId' | 'kind' | 'name' | 'desc'>>,
+  ): Promise<SubmissionRecord>;
   /** A retryable failure: stays `pending`, keeps the error, releases the lease. */
   markRetrying(id: string, error: SubmissionError): Promise<SubmissionRecord>;
   recordResult(input: ResultInput): Promise<ResultOutcome>;

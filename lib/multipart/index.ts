@@ -61,10 +61,16 @@ export function isMultipartFormData(contentType: string | undefined): boolean {
 export function checkBoundary(contentType: string): string {
   const boundary = boundaryOf(contentType);
   if (boundary === undefined || boundary === '') {
-    throw new MultipartError('MissingBoundary', 'The Content-Type multipart/form-data has no boundary parameter; send "multipart/form-data; boundary=…" as your multipart encoder writes it');
+    throw new MultipartError(
+      'MissingBoundary',
+      'The Content-Type multipart/form-data has no boundary parameter; send "multipart/form-data; boundary=…" as your multipart encoder writes it',
+    );
   }
   if (!BCHARS.test(boundary) || boundary.endsWith(' ')) {
-    throw new MultipartError('InvalidBoundary', 'The multipart boundary must be 1-70 characters of letters, digits and \'()+_,-./:=? (RFC 2046), not ending with a space');
+    throw new MultipartError(
+      'InvalidBoundary',
+      "The multipart boundary must be 1-70 characters of letters, digits and '()+_,-./:=? (RFC 2046), not ending with a space",
+    );
   }
   return boundary;
 }
@@ -73,13 +79,23 @@ function translate(error: unknown): MultipartError {
   if (error instanceof MultipartError) return error;
   const message = (error as Error)?.message ?? String(error);
   if (/Unexpected end of (form|file)/i.test(message)) {
-    return new MultipartError('TruncatedMultipart', 'The multipart body ends before its closing boundary: it was truncated, or the boundary in Content-Type does not match the body', { cause: error });
+    return new MultipartError(
+      'TruncatedMultipart',
+      'The multipart body ends before its closing boundary: it was truncated, or the boundary in Content-Type does not match the body',
+      { cause: error },
+    );
   }
   if (/Malformed part header/i.test(message)) {
-    return new MultipartError('MalformedPartHeader', 'A multipart part has malformed headers (each part needs "Content-Disposition: form-data; name=…" followed by an empty line)', { cause: error });
+    return new MultipartError(
+      'MalformedPartHeader',
+      'A multipart part has malformed headers (each part needs "Content-Disposition: form-data; name=…" followed by an empty line)',
+      { cause: error },
+    );
   }
   if (/content type/i.test(message)) {
-    return new MultipartError('InvalidContentType', `The Content-Type header cannot be parsed: ${message}`, { cause: error });
+    return new MultipartError('InvalidContentType', `The Content-Type header cannot be parsed: ${message}`, {
+      cause: error,
+    });
   }
   return new MultipartError('MalformedMultipart', `The multipart body cannot be parsed: ${message}`, { cause: error });
 }
@@ -131,7 +147,13 @@ export function parseMultipart(body: Buffer, contentType: string, options: Parse
       fields.push({ name, value, truncated: info.valueTruncated });
     });
     parser.on('file', (field, stream, info) => {
-      const part: FilePart = { field, mimeType: info.mimeType, chunks: [], size: 0, ...(info.filename !== undefined ? { filename: info.filename } : {}) };
+      const part: FilePart = {
+        field,
+        mimeType: info.mimeType,
+        chunks: [],
+        size: 0,
+        ...(info.filename !== undefined ? { filename: info.filename } : {}),
+      };
       files.push(part);
       open.add(stream);
       stream.on('data', (chunk: Buffer) => {
@@ -145,7 +167,14 @@ export function parseMultipart(body: Buffer, contentType: string, options: Parse
         maybeDone();
       });
     });
-    parser.on('partsLimit', () => fail(new MultipartError('TooManyParts', `The multipart body has more than ${maxParts} parts; send the Request field and one file part`)));
+    parser.on('partsLimit', () =>
+      fail(
+        new MultipartError(
+          'TooManyParts',
+          `The multipart body has more than ${maxParts} parts; send the Request field and one file part`,
+        ),
+      ),
+    );
     parser.on('error', fail);
     parser.on('close', () => {
       finished = true;

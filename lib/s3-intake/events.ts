@@ -42,7 +42,8 @@ export function parseMessageBody(body: string): ParsedMessage {
   }
   if (!isObject(parsed)) throw new MalformedMessageError('The message body is not a JSON object');
   if (parsed.Event === 's3:TestEvent') return { type: 'test' };
-  if (!Array.isArray(parsed.Records)) throw new MalformedMessageError('The message body has no Records array (not an S3 event notification)');
+  if (!Array.isArray(parsed.Records))
+    throw new MalformedMessageError('The message body has no Records array (not an S3 event notification)');
 
   const records: ObjectCreatedRecord[] = [];
   const ignored: { eventName: string; key?: string }[] = [];

@@ -10,7 +10,8 @@ export interface Limiter {
 }
 
 export function createLimiter(limit: number): Limiter {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`The concurrency limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`The concurrency limit must be a positive integer, got ${limit}`);
   let active = 0;
   const queue: (() => void)[] = [];
 

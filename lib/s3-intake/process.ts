@@ -109,21 +109,40 @@ class RecordLog {
 
 function errorFields(error: unknown): Attrs {
   // IVA's message may quote the presigned Url it was given: never log its signature.
-  if (error instanceof IvaError) return { errorCode: error.code, errorMessage: redactSignedUrls(error.message), requestId: error.requestId, retryable: error.retryable };
+  if (error instanceof IvaError)
+    return {
+      errorCode: error.code,
+      errorMessage: redactSignedUrls(error.message),
+      requestId: error.requestId,
+      retryable: error.retryable,
+    };
   const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  return { errorCode: e?.code ?? e?.name ?? 'Error', errorMessage: e?.message ?? String(error), httpStatus: e?.$metadata?.httpStatusCode };
+  return {
+    errorCode: e?.code ?? e?.name ?? 'Error',
+    errorMessage: e?.message ?? String(error),
+    httpStatus: e?.$metadata?.httpStatusCode,
+  };
 }
 
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.name === 'NoSuchVersion' || e?.$metadata?.httpStatusCode === 404;
+  return (
+    e?.name === 'NotFound' ||
+    e?.name === 'NoSuchKey' ||
+    e?.name === 'NoSuchVersion' ||
+    e?.$metadata?.httpStatusCode === 404
+  );
 }
 
 /**
  * Whether the ledger record named by an object's `iva-submission-id` was already used by
  * another upload (the upload URL used twice, or the metadata copied to another object).
  */
-export function belongsToOtherUpload(existing: SubmissionRecord, current: ObjectCreatedRecord, headETag?: string): boolean {
+export function belongsToOtherUpload(
+  existing: SubmissionRecord,
+  current: ObjectCreatedRecord,
+  headETag?: string,
+): boolean {
   const o = existing.object;
   if (o?.bucket && o.bucket !== current.bucket) return true;
   if (o?.key && o.key !== current.key) return true;
@@ -156,7 +175,11 @@ export function createIntake(deps: IntakeDeps) {
   async function head(record: ObjectCreatedRecord): Promise<HeadObjectCommandOutput | undefined> {
     try {
       return await deps.s3.send(
-        new HeadObjectCommand({ Bucket: record.bucket, Key: record.key, ...(record.versionId ? { VersionId: record.versionId } : {}) }),
+        new HeadObjectCommand({
+          Bucket: record.bucket,
+          Key: record.key,
+          ...(record.versionId ? { VersionId: record.versionId } : {}),
+        }),
       );
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -170,7 +193,9 @@ export function createIntake(deps: IntakeDeps) {
     headETag: string | undefined,
     log: RecordLog,
   ): Promise<{ id: string; source: SubmissionSource }> {
-    const identity = objectIdentity({ versionId: record.versionId, sequencer: record.sequencer, eTag: record.eTag ?? headETag }) ?? 'unknown';
+    const identity =
+      objectIdentity({ versionId: record.versionId, sequencer: record.sequencer, eTag: record.eTag ?? headETag }) ??
+      'unknown';
     const derived = { id: derivedSubmissionId(record.bucket, record.key, identity), source: 's3' as const };
     const raw = metadata[META.submissionId];
     if (raw === undefined) return derived;
@@ -182,17 +207,26 @@ export function createIntake(deps: IntakeDeps) {
     const existing = await deps.ledger.get(claimed);
     if (!existing) {
       // Only the upload route sets it, after reserving it: an unknown one was set by hand.
-      log.warn('iva-submission-id names no reserved submission; using the derived id', { claimedSubmissionId: claimed });
+      log.warn('iva-submission-id names no reserved submission; using the derived id', {
+        claimedSubmissionId: claimed,
+      });
       return derived;
     }
     if (belongsToOtherUpload(existing, record, headETag)) {
-      log.info('iva-submission-id already used by another upload; this upload is a new submission', { claimedSubmissionId: claimed });
+      log.info('iva-submission-id already used by another upload; this upload is a new submission', {
+        claimedSubmissionId: claimed,
+      });
       return derived;
     }
     return { id: claimed, source: 'upload' };
   }
 
-  async function processRecord(record: ObjectCreatedRecord, budgetMs: () => number, remainingMs: () => number, log: RecordLog): Promise<RecordOutcome> {
+  async function processRecord(
+    record: ObjectCreatedRecord,
+    budgetMs: () => number,
+    remainingMs: () => number,
+    log: RecordLog,
+  ): Promise<RecordOutcome> {
     if (!isSubmittableKey(record.key)) {
       log.info('Ignored: only objects under incoming/ are submitted');
       return 'ignored';
@@ -204,7 +238,13 @@ export function createIntake(deps: IntakeDeps) {
     const eTag = record.eTag ?? (object?.ETag ? stripQuotes(object.ETag) : undefined);
     if (eTag) objectRef.eTag = eTag;
 
-    if (object && !record.versionId && record.eTag && object.ETag && stripQuotes(object.ETag) !== stripQuotes(record.eTag)) {
+    if (
+      object &&
+      !record.versionId &&
+      record.eTag &&
+      object.ETag &&
+      stripQuotes(object.ETag) !== stripQuotes(record.eTag)
+    ) {
       // Overwritten since (unversioned bucket): the newer upload has its own event, and
       // a URL signed now would serve its bytes under this upload's id.
       log.info('Ignored: the object was overwritten since this event; the newer upload is submitted by its own event');
@@ -219,31 +259,54 @@ export function createIntake(deps: IntakeDeps) {
     if (object) {
       if (object.ContentLength !== undefined) objectRef.size = object.ContentLength;
       if (object.ContentType) objectRef.contentType = object.ContentType;
-      decision = decide({ key: record.key, metadata, contentType: object.ContentType, size: object.ContentLength }, { defaultTaskId: deps.defaultTaskId, imageMaxBytes });
+      decision = decide(
+        { key: record.key, metadata, contentType: object.ContentType, size: object.ContentLength },
+        { defaultTaskId: deps.defaultTaskId, imageMaxBytes },
+      );
     }
     const fields: PartialPlan = decision ? (decision.ok ? decision.plan : decision.partial) : {};
     log.set({ taskId: fields.taskId });
 
     const budget = budgetMs();
-    if (budget < minBudget) throw new NoTimeLeftError(`Only ${budget} ms left for IVA; leaving this record to a redelivery`);
+    if (budget < minBudget)
+      throw new NoTimeLeftError(`Only ${budget} ms left for IVA; leaving this record to a redelivery`);
 
     const beginFor = (submissionId: string, submissionSource: SubmissionSource) =>
       deps.ledger.begin(
-        { id: submissionId, source: submissionSource, taskId: fields.taskId, kind: fields.kind, name: fields.name, desc: fields.desc, object: objectRef },
+        {
+          id: submissionId,
+          source: submissionSource,
+          taskId: fields.taskId,
+          kind: fields.kind,
+          name: fields.name,
+          desc: fields.desc,
+          object: objectRef,
+        },
         { leaseMs: remainingMs() + leaseMargin },
       );
     let begun = await beginFor(id, source);
     if (source === 'upload' && begun.action !== 'proceed' && belongsToOtherUpload(begun.record, record, object?.ETag)) {
       // Two uploads through one upload URL raced for its reserved id and the other won.
-      const identity = objectIdentity({ versionId: record.versionId, sequencer: record.sequencer, eTag: record.eTag ?? object?.ETag }) ?? 'unknown';
+      const identity =
+        objectIdentity({
+          versionId: record.versionId,
+          sequencer: record.sequencer,
+          eTag: record.eTag ?? object?.ETag,
+        }) ?? 'unknown';
       const derivedId = derivedSubmissionId(record.bucket, record.key, identity);
-      log.info('Reserved submission taken by another upload; this upload is a new submission', { claimedSubmissionId: id });
+      log.info('Reserved submission taken by another upload; this upload is a new submission', {
+        claimedSubmissionId: id,
+      });
       log.set({ submissionId: derivedId });
       begun = await beginFor(derivedId, 's3');
     }
     if (begun.action === 'duplicate') {
       count(METRIC.duplicate);
-      log.info('Duplicate delivery: already handled', { status: begun.record.status, dataId: begun.record.dataId, requestId: begun.record.requestId });
+      log.info('Duplicate delivery: already handled', {
+        status: begun.record.status,
+        dataId: begun.record.dataId,
+        requestId: begun.record.requestId,
+      });
       return 'duplicate';
     }
     if (begun.action === 'busy') {
@@ -256,34 +319,69 @@ export function createIntake(deps: IntakeDeps) {
     let ivaCalled = false;
     try {
       if (!object || !decision) {
-        const error = new IntakeRuleError('ObjectNotFound', 'The object (or this version of it) no longer exists; nothing to submit');
+        const error = new IntakeRuleError(
+          'ObjectNotFound',
+          'The object (or this version of it) no longer exists; nothing to submit',
+        );
         await deps.ledger.markFailed(id, { code: error.code, message: error.message });
         count(METRIC.failed);
         log.warn('Recorded as failed', { errorCode: error.code, errorMessage: error.message });
         return 'failed';
       }
       if (!decision.ok) {
-        await deps.ledger.markFailed(id, { code: decision.error.code, message: decision.error.message }, decision.partial);
+        await deps.ledger.markFailed(
+          id,
+          { code: decision.error.code, message: decision.error.message },
+          decision.partial,
+        );
         count(METRIC.failed);
         log.warn('Recorded as failed', { errorCode: decision.error.code, errorMessage: decision.error.message });
         return 'failed';
       }
       const plan = decision.plan;
-      const presigned = await deps.presigner.presignGet({ bucket: record.bucket, key: record.key, versionId: record.versionId });
+      const presigned = await deps.presigner.presignGet({
+        bucket: record.bucket,
+        key: record.key,
+        versionId: record.versionId,
+      });
       for (const warning of presigned.warnings) log.warn(warning, { presignTtlSeconds: presigned.expiresInSeconds });
-      log.info('Submitting to IVA', { kind: plan.kind, url: redactPresignedUrl(presigned.url), expiresInSeconds: presigned.expiresInSeconds, signedWith: presigned.signedWith });
+      log.info('Submitting to IVA', {
+        kind: plan.kind,
+        url: redactPresignedUrl(presigned.url),
+        expiresInSeconds: presigned.expiresInSeconds,
+        signedWith: presigned.signedWith,
+      });
 
       ivaCalled = true;
       let result;
       try {
         result = await deps.iva.submit(
-          { kind: plan.kind, taskId: plan.taskId, name: plan.name, desc: plan.desc, algoParamConf: plan.algoParamConf, source: { type: 'url', url: presigned.url } },
-          { budgetMs: budgetMs(), onRetry: (info) => log.warn('IVA call retried', { attempt: info.attempt, delayMs: info.delayMs, ...errorFields(info.error) }) },
+          {
+            kind: plan.kind,
+            taskId: plan.taskId,
+            name: plan.name,
+            desc: plan.desc,
+            algoParamConf: plan.algoParamConf,
+            source: { type: 'url', url: presigned.url },
+          },
+          {
+            budgetMs: budgetMs(),
+            onRetry: (info) =>
+              log.warn('IVA call retried', {
+                attempt: info.attempt,
+                delayMs: info.delayMs,
+                ...errorFields(info.error),
+              }),
+          },
         );
       } catch (error) {
         if (!(error instanceof IvaError)) throw error;
         // Recorded in the ledger, which GET /v1/submissions shows: no usable URL in it.
-        const failure = { code: error.code, message: redactSignedUrls(error.message), ...(error.requestId ? { requestId: error.requestId } : {}) };
+        const failure = {
+          code: error.code,
+          message: redactSignedUrls(error.message),
+          ...(error.requestId ? { requestId: error.requestId } : {}),
+        };
         if (isCredentialProblem(error)) {
           // Our Volcengine keys were refused (or could not even be read from Secrets
           // Manager), not this upload: keep it pending and let SQS (then the DLQ, with
@@ -316,7 +414,12 @@ export function createIntake(deps: IntakeDeps) {
       // Infrastructure (S3, Secrets Manager, DynamoDB): free the lease so the redelivery
       // proceeds at once, unless IVA may already have it (then the lease must run out).
       if (!ivaCalled) {
-        await deps.ledger.markRetrying(id, { code: 'InternalError', message: String((error as Error)?.message ?? error).slice(0, 500) }).catch(() => undefined);
+        await deps.ledger
+          .markRetrying(id, {
+            code: 'InternalError',
+            message: String((error as Error)?.message ?? error).slice(0, 500),
+          })
+          .catch(() => undefined);
       }
       throw error;
     }
@@ -326,7 +429,10 @@ export function createIntake(deps: IntakeDeps) {
    * Processes one SQS batch; returns the messages SQS must redeliver. `remainingMs` is
    * the invocation's remaining time (Lambda's context.getRemainingTimeInMillis).
    */
-  async function processBatch(messages: readonly IntakeMessage[], remainingMs: () => number): Promise<MessageOutcome[]> {
+  async function processBatch(
+    messages: readonly IntakeMessage[],
+    remainingMs: () => number,
+  ): Promise<MessageOutcome[]> {
     type Job = { message: IntakeMessage; record: ObjectCreatedRecord };
     const jobs: Job[] = [];
     const outcomes = new Map<string, MessageOutcome>();
@@ -339,13 +445,18 @@ export function createIntake(deps: IntakeDeps) {
           deps.logger.info('S3 test event acknowledged', { messageId: message.messageId });
           continue;
         }
-        for (const skipped of parsed.ignored) deps.logger.info('Ignored: not an ObjectCreated event', { messageId: message.messageId, ...skipped });
+        for (const skipped of parsed.ignored)
+          deps.logger.info('Ignored: not an ObjectCreated event', { messageId: message.messageId, ...skipped });
         for (const record of parsed.records) jobs.push({ message, record });
       } catch (error) {
         if (!(error instanceof MalformedMessageError)) throw error;
         // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
         outcome.retry = true;
-        deps.logger.error('Malformed message; left for the dead-letter queue', { messageId: message.messageId, errorCode: error.code, errorMessage: error.message });
+        deps.logger.error('Malformed message; left for the dead-letter queue', {
+          messageId: message.messageId,
+          errorCode: error.code,
+          errorMessage: error.message,
+        });
       }
     }
 
@@ -359,7 +470,12 @@ export function createIntake(deps: IntakeDeps) {
           notStarted--;
           const share = Math.floor((remainingMs() - safety) / waves);
           const budgetMs = () => Math.min(share, remainingMs() - safety);
-          const log = new RecordLog(deps.logger, { messageId: message.messageId, bucket: record.bucket, key: record.key, versionId: record.versionId });
+          const log = new RecordLog(deps.logger, {
+            messageId: message.messageId,
+            bucket: record.bucket,
+            key: record.key,
+            versionId: record.versionId,
+          });
           const outcome = outcomes.get(message.messageId)!;
           try {
             const result = await processRecord(record, budgetMs, remainingMs, log);

@@ -56,9 +56,43 @@ export type PartialPlan = Partial<Pick<SubmissionPlan, 'taskId' | 'kind' | 'name
 
 export type Decision = { ok: true; plan: SubmissionPlan } | { ok: false; error: IntakeRuleError; partial: PartialPlan };
 
-const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'jpe', 'png', 'gif', 'bmp', 'webp', 'tif', 'tiff', 'heic', 'heif', 'avif', 'ico']);
+const IMAGE_EXTENSIONS = new Set([
+  'jpg',
+  'jpeg',
+  'jpe',
+  'png',
+  'gif',
+  'bmp',
+  'webp',
+  'tif',
+  'tiff',
+  'heic',
+  'heif',
+  'avif',
+  'ico',
+]);
 const VIDEO_EXTENSIONS = new Set([
-  'mp4', 'm4v', 'mov', 'avi', 'mkv', 'flv', 'f4v', 'wmv', 'webm', 'mpeg', 'mpg', 'ts', 'mts', 'm2ts', '3gp', '3g2', 'ogv', 'rm', 'rmvb', 'asf', 'vob',
+  'mp4',
+  'm4v',
+  'mov',
+  'avi',
+  'mkv',
+  'flv',
+  'f4v',
+  'wmv',
+  'webm',
+  'mpeg',
+  'mpg',
+  'ts',
+  'mts',
+  'm2ts',
+  '3gp',
+  '3g2',
+  'ogv',
+  'rm',
+  'rmvb',
+  'asf',
+  'vob',
 ]);
 
 function meta(facts: ObjectFacts, name: string): string | undefined {
@@ -110,7 +144,10 @@ export function resolveKind(facts: ObjectFacts): MediaKind {
   if (declared !== undefined) {
     const lower = declared.toLowerCase();
     if (lower === 'image' || lower === 'video') return lower;
-    throw new IntakeRuleError('UnsupportedMediaType', `Metadata ${META.kind} must be "image" or "video", got "${declared.slice(0, 40)}"`);
+    throw new IntakeRuleError(
+      'UnsupportedMediaType',
+      `Metadata ${META.kind} must be "image" or "video", got "${declared.slice(0, 40)}"`,
+    );
   }
   const kind = kindFromContentType(facts.contentType) ?? kindFromExtension(facts.key);
   if (kind) return kind;
@@ -126,7 +163,10 @@ export function parseAlgoParamConf(raw: string | undefined): Record<string, unkn
   try {
     value = JSON.parse(raw);
   } catch (error) {
-    throw new IntakeRuleError('InvalidAlgoParamConf', `Metadata ${META.algoParamConf} is not valid JSON: ${(error as Error).message}`);
+    throw new IntakeRuleError(
+      'InvalidAlgoParamConf',
+      `Metadata ${META.algoParamConf} is not valid JSON: ${(error as Error).message}`,
+    );
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new IntakeRuleError('InvalidAlgoParamConf', `Metadata ${META.algoParamConf} must be a JSON object`);
@@ -153,7 +193,10 @@ export function decide(facts: ObjectFacts, config: RuleConfig): Decision {
     partial.kind = kind;
     const algoParamConf = parseAlgoParamConf(meta(facts, META.algoParamConf));
     if (kind === 'image' && facts.size !== undefined && facts.size > config.imageMaxBytes) {
-      throw new IntakeRuleError('ImageTooLarge', `The image is ${facts.size} bytes; IVA accepts at most ${config.imageMaxBytes} bytes per image`);
+      throw new IntakeRuleError(
+        'ImageTooLarge',
+        `The image is ${facts.size} bytes; IVA accepts at most ${config.imageMaxBytes} bytes per image`,
+      );
     }
     const plan: SubmissionPlan = { taskId, kind, name: partial.name ?? taskId };
     if (partial.desc !== undefined) plan.desc = partial.desc;

@@ -30,7 +30,11 @@ const DEFAULT_TTL_MS = 5 * 60 * 1000;
 const STALE_RETRY_MS = 30 * 1000;
 
 /** A Secrets Manager secret, parsed by `parse`, cached per container. */
-export function cachedSecret<T>(secretId: string, parse: (raw: string) => T, options: SecretSourceOptions = {}): CachedSecret<T> {
+export function cachedSecret<T>(
+  secretId: string,
+  parse: (raw: string) => T,
+  options: SecretSourceOptions = {},
+): CachedSecret<T> {
   const client = options.client ?? new SecretsManagerClient({ requestHandler: sdkRequestHandler() });
   const ttl = options.ttlMs ?? DEFAULT_TTL_MS;
   const now = options.now ?? Date.now;
@@ -88,10 +92,12 @@ function parseJsonObject(raw: string, what: string): Record<string, unknown> {
 /** `{"accessKeyId":"…","secretAccessKey":"…","sessionToken"?:"…"}`; the SDKs' AK/SK spellings are accepted too. */
 export function parseKeyPair(raw: string, what = 'The credentials secret'): VolcCredentials {
   const obj = parseJsonObject(raw, what);
-  const pick = (...names: string[]) => names.map((n) => obj[n]).find((v): v is string => typeof v === 'string' && v.length > 0);
+  const pick = (...names: string[]) =>
+    names.map((n) => obj[n]).find((v): v is string => typeof v === 'string' && v.length > 0);
   const accessKeyId = pick('accessKeyId', 'AccessKeyId', 'AK', 'ak', 'VOLC_ACCESSKEY');
   const secretAccessKey = pick('secretAccessKey', 'SecretAccessKey', 'SecretKey', 'SK', 'sk', 'VOLC_SECRETKEY');
-  if (!accessKeyId || !secretAccessKey) throw new SecretFormatError(`${what} needs "accessKeyId" and "secretAccessKey"`);
+  if (!accessKeyId || !secretAccessKey)
+    throw new SecretFormatError(`${what} needs "accessKeyId" and "secretAccessKey"`);
   const sessionToken = pick('sessionToken', 'SessionToken');
   return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
 }
@@ -100,7 +106,10 @@ export function parseKeyPair(raw: string, what = 'The credentials secret'): Volc
  * Volcengine credentials: from Secrets Manager (VOLC_SECRET_ARN) when deployed; from
  * VOLC_ACCESSKEY/VOLC_SECRETKEY only when no ARN is configured (local runs).
  */
-export function volcCredentialsFrom(env: Env = process.env, options?: SecretSourceOptions): CachedSecret<VolcCredentials> {
+export function volcCredentialsFrom(
+  env: Env = process.env,
+  options?: SecretSourceOptions,
+): CachedSecret<VolcCredentials> {
   const arn = env[ENV.volcSecretArn];
   if (arn) return cachedSecret(arn, (raw) => parseKeyPair(raw, 'The Volcengine credentials secret'), options);
   const accessKeyId = env[ENV.volcAccessKey];
@@ -108,7 +117,9 @@ export function volcCredentialsFrom(env: Env = process.env, options?: SecretSour
   const sessionToken = env[ENV.volcSessionToken];
   const fixed = async (): Promise<VolcCredentials> => {
     if (!accessKeyId || !secretAccessKey) {
-      throw new SecretFormatError(`No Volcengine credentials: set ${ENV.volcSecretArn}, or ${ENV.volcAccessKey} and ${ENV.volcSecretKey}`);
+      throw new SecretFormatError(
+        `No Volcengine credentials: set ${ENV.volcSecretArn}, or ${ENV.volcAccessKey} and ${ENV.volcSecretKey}`,
+      );
     }
     return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
   };
@@ -124,7 +135,9 @@ export function parseCallbackSecrets(raw: string): string[] {
   const trimmed = raw.trim();
   if (trimmed.startsWith('{')) {
     const obj = parseJsonObject(trimmed, 'The callback secret');
-    const values = ['current', 'previous'].map((k) => obj[k]).filter((v): v is string => typeof v === 'string' && v.length > 0);
+    const values = ['current', 'previous']
+      .map((k) => obj[k])
+      .filter((v): v is string => typeof v === 'string' && v.length > 0);
     if (values.length === 0) throw new SecretFormatError('The callback secret JSON needs a "current" value');
     return values;
   }
@@ -135,9 +148,13 @@ export function parseCallbackSecrets(raw: string): string[] {
 export function callbackSecretsFrom(env: Env = process.env, options?: SecretSourceOptions): CachedSecret<string[]> {
   const arn = env[ENV.callbackSecretArn];
   if (arn) return cachedSecret(arn, parseCallbackSecrets, options);
-  const direct = (env[ENV.callbackSecrets] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const direct = (env[ENV.callbackSecrets] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const fixed = async () => {
-    if (direct.length === 0) throw new SecretFormatError(`No callback secret: set ${ENV.callbackSecretArn} or ${ENV.callbackSecrets}`);
+    if (direct.length === 0)
+      throw new SecretFormatError(`No callback secret: set ${ENV.callbackSecretArn} or ${ENV.callbackSecrets}`);
     return direct;
   };
   return { get: fixed, refresh: fixed };

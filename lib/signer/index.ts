@@ -52,7 +52,14 @@ export interface SignedRequest {
 export const ALGORITHM = 'HMAC-SHA256';
 
 /** Headers the official signers never sign: they are rewritten by proxies and clients. */
-const UNSIGNABLE = new Set(['authorization', 'content-type', 'content-length', 'user-agent', 'presigned-expires', 'expect']);
+const UNSIGNABLE = new Set([
+  'authorization',
+  'content-type',
+  'content-length',
+  'user-agent',
+  'presigned-expires',
+  'expect',
+]);
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -115,12 +122,32 @@ export interface CanonicalInput {
 export function canonicalRequest(input: CanonicalInput): string {
   const names = [...input.signedHeaders].sort();
   const headerLines = names.map((name) => `${name}:${canonicalHeaderValue(input.headers[name] ?? '')}`).join('\n');
-  return [input.method.toUpperCase(), input.path, input.queryString, `${headerLines}\n`, names.join(';'), input.bodySha256].join('\n');
+  return [
+    input.method.toUpperCase(),
+    input.path,
+    input.queryString,
+    `${headerLines}\n`,
+    names.join(';'),
+    input.bodySha256,
+  ].join('\n');
 }
 
-export function signatureFor(canonical: string, xDate: string, secretAccessKey: string, region: string, service: string): string {
-  const stringToSign = [ALGORITHM, xDate, credentialScope(xDate, region, service), createHash('sha256').update(canonical).digest('hex')].join('\n');
-  return createHmac('sha256', signingKey(secretAccessKey, xDate.slice(0, 8), region, service)).update(stringToSign).digest('hex');
+export function signatureFor(
+  canonical: string,
+  xDate: string,
+  secretAccessKey: string,
+  region: string,
+  service: string,
+): string {
+  const stringToSign = [
+    ALGORITHM,
+    xDate,
+    credentialScope(xDate, region, service),
+    createHash('sha256').update(canonical).digest('hex'),
+  ].join('\n');
+  return createHmac('sha256', signingKey(secretAccessKey, xDate.slice(0, 8), region, service))
+    .update(stringToSign)
+    .digest('hex');
 }
 
 export function sign(input: SignInput): SignedRequest {
@@ -173,7 +200,12 @@ export interface ReceivedRequest {
  * The signature a server expects for a received request: the canonical request rebuilt
  * from exactly the headers the client listed in SignedHeaders, with the scope it named.
  */
-export function expectedSignature(request: ReceivedRequest, auth: ParsedAuthorization, secretAccessKey: string, xDate: string): string {
+export function expectedSignature(
+  request: ReceivedRequest,
+  auth: ParsedAuthorization,
+  secretAccessKey: string,
+  xDate: string,
+): string {
   const headers: Record<string, string> = {};
   for (const name of auth.signedHeaders) headers[name] = request.header(name) ?? '';
   const canonical = canonicalRequest({
@@ -199,9 +231,10 @@ export interface ParsedAuthorization {
 /** Parses an `Authorization: HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` header. */
 export function parseAuthorization(value: string | undefined): ParsedAuthorization | undefined {
   if (!value) return undefined;
-  const match = /^HMAC-SHA256\s+Credential=([^/,\s]+)\/(\d{8})\/([^/,\s]+)\/([^/,\s]+)\/request,\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(
-    value.trim(),
-  );
+  const match =
+    /^HMAC-SHA256\s+Credential=([^/,\s]+)\/(\d{8})\/([^/,\s]+)\/([^/,\s]+)\/request,\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(
+      value.trim(),
+    );
   if (!match) return undefined;
   return {
     accessKeyId: match[1]!,

@@ -65,10 +65,15 @@ export function createPresigner(options: PresignerOptions): Presigner {
   // One signing client per access key: a rotated secret gets a new client.
   let signer: { accessKeyId: string; client: S3Client } | undefined;
 
-  async function signingClientFor(): Promise<{ client: S3Client; signedWith: PresignedGet['signedWith']; expiration?: Date }> {
+  async function signingClientFor(): Promise<{
+    client: S3Client;
+    signedWith: PresignedGet['signedWith'];
+    expiration?: Date;
+  }> {
     if (options.longLived) {
       const keys = await options.longLived.get();
-      if (signer?.accessKeyId !== keys.accessKeyId) signer = { accessKeyId: keys.accessKeyId, client: makeClient(keys) };
+      if (signer?.accessKeyId !== keys.accessKeyId)
+        signer = { accessKeyId: keys.accessKeyId, client: makeClient(keys) };
       // Keys from a secret may still be temporary (a session token): they say nothing of expiry.
       return { client: signer.client, signedWith: 'long-lived' };
     }
@@ -80,7 +85,8 @@ export function createPresigner(options: PresignerOptions): Presigner {
     async presignGet(ref) {
       const warnings: string[] = [];
       let ttl = Math.floor(options.ttlSeconds);
-      if (!Number.isFinite(ttl) || ttl < 1) throw new RangeError(`The presign TTL must be at least 1 second, got ${options.ttlSeconds}`);
+      if (!Number.isFinite(ttl) || ttl < 1)
+        throw new RangeError(`The presign TTL must be at least 1 second, got ${options.ttlSeconds}`);
       if (ttl > PRESIGN_MAX_SECONDS) {
         warnings.push(`Presign TTL ${ttl} s exceeds the SigV4 maximum; capped to ${PRESIGN_MAX_SECONDS} s (7 days)`);
         ttl = PRESIGN_MAX_SECONDS;
@@ -97,7 +103,11 @@ export function createPresigner(options: PresignerOptions): Presigner {
           );
         }
       }
-      const command = new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, ...(ref.versionId ? { VersionId: ref.versionId } : {}) });
+      const command = new GetObjectCommand({
+        Bucket: ref.bucket,
+        Key: ref.key,
+        ...(ref.versionId ? { VersionId: ref.versionId } : {}),
+      });
       result.url = await getSignedUrl(client, command, { expiresIn: ttl });
       return result;
     },
@@ -133,6 +143,8 @@ export function presignerFromEnv(s3: S3Client, options: PresignerEnvOptions = {}
   return createPresigner({
     s3,
     ttlSeconds: number(env, ENV.presignTtlSeconds, DEFAULTS.presignTtlSeconds),
-    longLived: arn ? cachedSecret(arn, (raw) => parseKeyPair(raw, 'The presign credentials secret'), options.secrets) : undefined,
+    longLived: arn
+      ? cachedSecret(arn, (raw) => parseKeyPair(raw, 'The presign credentials secret'), options.secrets)
+      : undefined,
   });
 }

@@ -38,7 +38,8 @@ export function parseXDate(value: string): number | undefined {
 /** Returns the verified access key id, or throws the gateway's error. */
 export function verifySignature(input: VerifyInput): string {
   const authorization = headerValue(input.headers, 'authorization');
-  if (!authorization) throw new SandboxError('MissingAuthenticationToken', 401, 'The request has no Authorization header.');
+  if (!authorization)
+    throw new SandboxError('MissingAuthenticationToken', 401, 'The request has no Authorization header.');
   const auth = parseAuthorization(authorization);
   if (!auth) {
     throw new SandboxError(
@@ -48,12 +49,14 @@ export function verifySignature(input: VerifyInput): string {
     );
   }
   const credentials = input.credentials.get(auth.accessKeyId);
-  if (!credentials) throw new SandboxError('InvalidAccessKey', 401, 'The access key id in the Authorization header is not known.');
+  if (!credentials)
+    throw new SandboxError('InvalidAccessKey', 401, 'The access key id in the Authorization header is not known.');
 
   const xDate = headerValue(input.headers, 'x-date');
   if (!xDate) throw new SandboxError('InvalidTimestamp', 400, 'The X-Date header is missing.');
   const signedAt = parseXDate(xDate);
-  if (signedAt === undefined) throw new SandboxError('InvalidTimestamp', 400, `X-Date "${xDate}" is not in the YYYYMMDDTHHMMSSZ format.`);
+  if (signedAt === undefined)
+    throw new SandboxError('InvalidTimestamp', 400, `X-Date "${xDate}" is not in the YYYYMMDDTHHMMSSZ format.`);
   const skew = Math.abs(input.now - signedAt);
   if (skew > input.maxSkewMs) {
     throw new SandboxError(
@@ -63,7 +66,11 @@ export function verifySignature(input: VerifyInput): string {
     );
   }
   if (auth.shortDate !== xDate.slice(0, 8)) {
-    throw new SandboxError('InvalidCredential', 400, `The credential scope date ${auth.shortDate} does not match X-Date ${xDate}.`);
+    throw new SandboxError(
+      'InvalidCredential',
+      400,
+      `The credential scope date ${auth.shortDate} does not match X-Date ${xDate}.`,
+    );
   }
   if (auth.region !== input.region || auth.service !== input.service) {
     throw new SandboxError(
@@ -76,7 +83,11 @@ export function verifySignature(input: VerifyInput): string {
   if (credentials.sessionToken) {
     const token = headerValue(input.headers, 'x-security-token');
     if (!token || !safeEqual(token, credentials.sessionToken)) {
-      throw new SandboxError('InvalidSecretToken', 401, 'X-Security-Token is missing or does not match the session token of these credentials.');
+      throw new SandboxError(
+        'InvalidSecretToken',
+        401,
+        'X-Security-Token is missing or does not match the session token of these credentials.',
+      );
     }
     if (!auth.signedHeaders.includes('x-security-token')) {
       throw new SandboxError('InvalidSecretToken', 401, 'X-Security-Token must be listed in SignedHeaders.');
@@ -85,17 +96,31 @@ export function verifySignature(input: VerifyInput): string {
 
   const declaredSha = headerValue(input.headers, 'x-content-sha256');
   if (declaredSha !== undefined && declaredSha.toLowerCase() !== input.bodySha256) {
-    throw new SandboxError('SignatureDoesNotMatch', 401, 'X-Content-Sha256 does not match the SHA-256 of the body received.');
+    throw new SandboxError(
+      'SignatureDoesNotMatch',
+      401,
+      'X-Content-Sha256 does not match the SHA-256 of the body received.',
+    );
   }
 
   const expected = expectedSignature(
-    { method: input.method, path: input.path, query: input.query, header: (name) => headerValue(input.headers, name), bodySha256: input.bodySha256 },
+    {
+      method: input.method,
+      path: input.path,
+      query: input.query,
+      header: (name) => headerValue(input.headers, name),
+      bodySha256: input.bodySha256,
+    },
     auth,
     credentials.secretAccessKey,
     xDate,
   );
   if (!safeEqual(expected, auth.signature)) {
-    throw new SandboxError('SignatureDoesNotMatch', 401, 'The request signature does not match the signature computed by the server.');
+    throw new SandboxError(
+      'SignatureDoesNotMatch',
+      401,
+      'The request signature does not match the signature computed by the server.',
+    );
   }
   return auth.accessKeyId;
 }

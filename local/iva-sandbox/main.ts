@@ -26,8 +26,12 @@ const sandbox = await startIvaSandbox({
 
 // The access key id is not secret; the secret key is never printed.
 console.log(`IVA sandbox listening on ${sandbox.url}`);
-console.log(`  access key id: ${credentials.accessKeyId}${credentials === DEFAULT_SANDBOX_CREDENTIALS ? ' (built-in sandbox key; secret in local/iva-sandbox/server.ts)' : ' (from VOLC_ACCESSKEY)'}`);
-console.log(`  set ${ENV.ivaEndpoint}=${sandbox.url}; control: ${sandbox.url}/__sandbox/{submissions,callbacks,requests,faults,reset,config}`);
+console.log(
+  `  access key id: ${credentials.accessKeyId}${credentials === DEFAULT_SANDBOX_CREDENTIALS ? ' (built-in sandbox key; secret in local/iva-sandbox/server.ts)' : ' (from VOLC_ACCESSKEY)'}`,
+);
+console.log(
+  `  set ${ENV.ivaEndpoint}=${sandbox.url}; control: ${sandbox.url}/__sandbox/{submissions,callbacks,requests,faults,reset,config}`,
+);
 
 const stop = (): void => {
   void sandbox.close().then(() => process.exit(0));

@@ -5,7 +5,7 @@
  */
 import busboy from 'busboy';
 import type { IncomingHttpHeaders } from 'node:http';
-import { SandboxError, invalidParameter, missingParameter } from './errors';
+import { type SandboxError, invalidParameter, missingParameter } from './errors';
 
 export type SandboxKind = 'image' | 'video';
 
@@ -40,13 +40,18 @@ export async function parseSubmission(
 function readParts(headers: IncomingHttpHeaders, body: Buffer, maxFileBytes: number): Promise<RawParts> {
   const contentType = headers['content-type'] ?? '';
   if (!/^multipart\/form-data\s*;/i.test(contentType)) {
-    return Promise.reject(invalidParameter(`Content-Type must be multipart/form-data with a boundary; got "${contentType || '(none)'}".`));
+    return Promise.reject(
+      invalidParameter(`Content-Type must be multipart/form-data with a boundary; got "${contentType || '(none)'}".`),
+    );
   }
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
       // One more byte than allowed, so "exactly the limit" passes and "one over" is seen.
-      parser = busboy({ headers, limits: { fileSize: Number.isFinite(maxFileBytes) ? maxFileBytes + 1 : undefined, fieldSize: 1024 * 1024 } });
+      parser = busboy({
+        headers,
+        limits: { fileSize: Number.isFinite(maxFileBytes) ? maxFileBytes + 1 : undefined, fieldSize: 1024 * 1024 },
+      });
     } catch (err) {
       reject(invalidParameter(`The multipart body cannot be parsed: ${(err as Error).message}.`));
       return;
@@ -69,7 +74,13 @@ function readParts(headers: IncomingHttpHeaders, body: Buffer, maxFileBytes: num
           parts.request = bytes.toString('utf8');
           return;
         }
-        parts.files.push({ field: name, bytes, fileName: info.filename, contentType: info.mimeType, truncated: stream.truncated === true });
+        parts.files.push({
+          field: name,
+          bytes,
+          fileName: info.filename,
+          contentType: info.mimeType,
+          truncated: stream.truncated === true,
+        });
       });
     });
     parser.on('error', (err: Error) => reject(invalidParameter(`The multipart body is malformed: ${err.message}.`)));
@@ -87,7 +98,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function requiredString(obj: Record<string, unknown>, key: string, path: string): string {
   const value = obj[key];
-  if (value === undefined || value === null || value === '') throw missingParameter(`${path} is required and must not be empty.`);
+  if (value === undefined || value === null || value === '')
+    throw missingParameter(`${path} is required and must not be empty.`);
   if (typeof value !== 'string') throw invalidParameter(`${path} must be a string.`);
   if (value.trim() === '') throw missingParameter(`${path} is required and must not be blank.`);
   return value;
@@ -111,14 +123,20 @@ function validate(parts: RawParts, kind: SandboxKind, maxFileBytes: number): Par
   if (!isObject(data)) throw invalidParameter(`Request.${dataKey} must be a JSON object.`);
   const name = requiredString(data, 'Name', `Request.${dataKey}.Name`);
   const source = requiredString(data, 'Source', `Request.${dataKey}.Source`);
-  if (source !== 'url' && source !== 'file') throw invalidParameter(`Request.${dataKey}.Source must be "url" or "file", got "${source}".`);
+  if (source !== 'url' && source !== 'file')
+    throw invalidParameter(`Request.${dataKey}.Source must be "url" or "file", got "${source}".`);
   const desc = data.Desc;
-  if (desc !== undefined && desc !== null && typeof desc !== 'string') throw invalidParameter(`Request.${dataKey}.Desc must be a string.`);
+  if (desc !== undefined && desc !== null && typeof desc !== 'string')
+    throw invalidParameter(`Request.${dataKey}.Desc must be a string.`);
   const algo = request.AlgoParamConf;
-  if (algo !== undefined && algo !== null && !isObject(algo)) throw invalidParameter('Request.AlgoParamConf must be a JSON object.');
+  if (algo !== undefined && algo !== null && !isObject(algo))
+    throw invalidParameter('Request.AlgoParamConf must be a JSON object.');
 
   const wrong = parts.files.find((f) => f.field !== filePart);
-  if (wrong) throw invalidParameter(`Unexpected file part "${wrong.field}": this action takes its file in a part named "${filePart}".`);
+  if (wrong)
+    throw invalidParameter(
+      `Unexpected file part "${wrong.field}": this action takes its file in a part named "${filePart}".`,
+    );
   if (parts.files.length > 1) throw invalidParameter(`Only one "${filePart}" part is accepted.`);
   const file = parts.files[0];
 
@@ -137,7 +155,8 @@ function validate(parts: RawParts, kind: SandboxKind, maxFileBytes: number): Par
     } catch {
       throw invalidParameter(`Request.${dataKey}.Url is not a valid URL.`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw invalidParameter(`Request.${dataKey}.Url must be an http or https URL.`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw invalidParameter(`Request.${dataKey}.Url must be an http or https URL.`);
     if (file) throw invalidParameter(`A "${filePart}" part must not be sent when Source is "url".`);
     return { ...result, url };
   }

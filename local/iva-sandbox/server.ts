@@ -164,7 +164,13 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
 
     const requestId = newRequestId();
     const action = url.searchParams.get('Action') ?? undefined;
-    const record: SandboxRequest = { method: req.method ?? 'GET', path: url.pathname, action, requestId, receivedAt: new Date().toISOString() };
+    const record: SandboxRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      action,
+      requestId,
+      receivedAt: new Date().toISOString(),
+    };
     this.requests.push(record);
     this.emit('request', record);
 
@@ -208,10 +214,16 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
         req.socket.destroy();
         return;
       }
-      const error = err instanceof SandboxError ? err : new SandboxError('InternalError', 500, 'The sandbox failed to process the request.');
+      const error =
+        err instanceof SandboxError
+          ? err
+          : new SandboxError('InternalError', 500, 'The sandbox failed to process the request.');
       if (!(err instanceof SandboxError)) this.log(`internal error on ${requestId}: ${(err as Error).message}`);
       record.code = error.code;
-      outcome = { status: error.httpStatus, body: { ResponseMetadata: { ...meta, Error: { Code: error.code, Message: error.message } } } };
+      outcome = {
+        status: error.httpStatus,
+        body: { ResponseMetadata: { ...meta, Error: { Code: error.code, Message: error.message } } },
+      };
     }
     record.httpStatus = outcome.status;
     if (outcome.drop) {
@@ -241,9 +253,14 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     const version = url.searchParams.get('Version') ?? '';
     const route = Object.hasOwn(ACTIONS, action) ? ACTIONS[action as SandboxAction] : undefined;
     if (!route || version !== IVA_VERSION) {
-      throw new SandboxError('InvalidActionOrVersion', 404, `Action "${action}" with Version "${version}" is not served here.`);
+      throw new SandboxError(
+        'InvalidActionOrVersion',
+        404,
+        `Action "${action}" with Version "${version}" is not served here.`,
+      );
     }
-    if (req.method !== 'POST') throw new SandboxError('MethodNotAllowed', 405, `${action} accepts POST only, not ${req.method}.`);
+    if (req.method !== 'POST')
+      throw new SandboxError('MethodNotAllowed', 405, `${action} accepts POST only, not ${req.method}.`);
     if (body.overLimit) throw invalidParameter('The request body is larger than this endpoint accepts.');
 
     const accessKeyId = verifySignature({
@@ -259,7 +276,8 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
       now: (this.options.now ?? Date.now)(),
     });
 
-    const maxFileBytes = route.kind === 'image' ? (this.options.imageMaxBytes ?? IMAGE_MAX_BYTES) : Number.POSITIVE_INFINITY;
+    const maxFileBytes =
+      route.kind === 'image' ? (this.options.imageMaxBytes ?? IMAGE_MAX_BYTES) : Number.POSITIVE_INFINITY;
     const parsed = await parseSubmission(req.headers, body.bytes, route.kind, maxFileBytes);
     let file = parsed.file;
     if (parsed.source === 'url') file = await this.download(parsed.url!, route.kind, maxFileBytes);
@@ -285,14 +303,20 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
       receivedAt: new Date().toISOString(),
     };
     this.submissions.push(submission);
-    this.log(`accepted ${action} task=${submission.taskId} ${route.idKey}=${submission.dataId} size=${submission.size} RequestId=${requestId}`);
+    this.log(
+      `accepted ${action} task=${submission.taskId} ${route.idKey}=${submission.dataId} size=${submission.size} RequestId=${requestId}`,
+    );
     this.emit('submission', submission);
     this.scheduleCallback(submission);
     return { [route.idKey]: submission.dataId };
   }
 
   /** Fetches a Source=url object the way IVA would: a plain GET, no credentials. */
-  private async download(url: string, kind: SandboxKind, maxBytes: number): Promise<{ bytes: Buffer; contentType?: string }> {
+  private async download(
+    url: string,
+    kind: SandboxKind,
+    maxBytes: number,
+  ): Promise<{ bytes: Buffer; contentType?: string }> {
     const timeoutMs = this.options.downloadTimeoutMs ?? 30_000;
     let res: Response;
     try {
@@ -331,13 +355,16 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
    */
   private callbackBody(s: Submission, status: CallbackStatus): string {
     const idKey = s.kind === 'image' ? 'ImageID' : 'VideoID';
-    const labels: CallbackLabel[] = status === 'success' ? (this.options.labels?.(s) ?? [{ Name: 'sandbox', Confidence: 0.99 }]) : [];
+    const labels: CallbackLabel[] =
+      status === 'success' ? (this.options.labels?.(s) ?? [{ Name: 'sandbox', Confidence: 0.99 }]) : [];
     return JSON.stringify({
       TaskID: s.taskId,
       [idKey]: s.dataId,
       Status: status,
       Result: { Labels: labels, Size: s.size, Sha256: s.sha256 },
-      ...(status === 'failed' ? { Error: { Code: 'AnalysisFailed', Message: 'The sandbox was told to fail this analysis.' } } : {}),
+      ...(status === 'failed'
+        ? { Error: { Code: 'AnalysisFailed', Message: 'The sandbox was told to fail this analysis.' } }
+        : {}),
       RequestId: s.requestId,
     });
   }
@@ -360,7 +387,15 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
 
   private async deliver(url: string, body: string, s: Submission, attempt: number): Promise<void> {
     if (this.shutdown.signal.aborted) return;
-    const delivery: CallbackDelivery = { taskId: s.taskId, dataId: s.dataId, attempt, url, ok: false, body, at: new Date().toISOString() };
+    const delivery: CallbackDelivery = {
+      taskId: s.taskId,
+      dataId: s.dataId,
+      attempt,
+      url,
+      ok: false,
+      body,
+      at: new Date().toISOString(),
+    };
     try {
       const res = await fetch(url, {
         method: 'POST',
@@ -378,7 +413,9 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     }
     this.callbacks.push(delivery);
     // The callback URL carries the receiver's secret: log its origin only.
-    this.log(`callback ${s.dataId} attempt ${attempt} to ${new URL(url).origin}: ${delivery.ok ? 'delivered' : delivery.error}`);
+    this.log(
+      `callback ${s.dataId} attempt ${attempt} to ${new URL(url).origin}: ${delivery.ok ? 'delivered' : delivery.error}`,
+    );
     this.emit('callback', delivery);
     const attempts = this.options.callbackAttempts ?? 4;
     if (!delivery.ok && attempt < attempts) {
@@ -404,7 +441,11 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
           return sendJson(res, 200, this.submissionSummaries());
         case 'GET /__sandbox/callbacks':
           // Origins only: the full callback URL holds the receiver's secret.
-          return sendJson(res, 200, this.callbacks.map((c) => ({ ...c, url: new URL(c.url).origin })));
+          return sendJson(
+            res,
+            200,
+            this.callbacks.map((c) => ({ ...c, url: new URL(c.url).origin })),
+          );
         case 'GET /__sandbox/requests':
           return sendJson(res, 200, this.requests);
         case 'GET /__sandbox/faults':
@@ -427,10 +468,14 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
             this.setCallbackUrl(value ?? undefined);
           }
           if ('callbackStatus' in config) {
-            if (config.callbackStatus !== 'success' && config.callbackStatus !== 'failed') throw new Error('callbackStatus must be "success" or "failed"');
+            if (config.callbackStatus !== 'success' && config.callbackStatus !== 'failed')
+              throw new Error('callbackStatus must be "success" or "failed"');
             this.setCallbackStatus(config.callbackStatus);
           }
-          return sendJson(res, 200, { callbackUrl: this.callbackUrl ? new URL(this.callbackUrl).origin : null, callbackStatus: this.callbackStatus });
+          return sendJson(res, 200, {
+            callbackUrl: this.callbackUrl ? new URL(this.callbackUrl).origin : null,
+            callbackStatus: this.callbackStatus,
+          });
         }
         default:
           return sendJson(res, 404, { error: 'NotFound', message: `No sandbox control route ${route}.` });
@@ -463,13 +508,19 @@ export function parseFaults(value: unknown): Fault[] {
   return list.map((item: unknown, i): Fault => {
     if (!isRecord(item)) throw new Error(`fault ${i} must be an object`);
     const count = item.count ?? 1;
-    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new Error(`fault ${i}: count must be a positive integer`);
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1)
+      throw new Error(`fault ${i}: count must be a positive integer`);
     if (typeof item.code === 'string') {
       const status = item.httpStatus;
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
         throw new Error(`fault ${i}: httpStatus must be an HTTP error status (400-599)`);
       }
-      return { count, code: item.code, httpStatus: status, ...(typeof item.message === 'string' ? { message: item.message } : {}) };
+      return {
+        count,
+        code: item.code,
+        httpStatus: status,
+        ...(typeof item.message === 'string' ? { message: item.message } : {}),
+      };
     }
     if (typeof item.delayMs === 'number' && item.delayMs >= 0) return { count, delayMs: item.delayMs };
     if (item.drop === true) return { count, drop: true, afterAccept: item.afterAccept === true };
@@ -507,7 +558,10 @@ function readBody(req: IncomingMessage, max: number): Promise<{ bytes: Buffer; o
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

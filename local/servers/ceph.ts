@@ -13,11 +13,7 @@ import { createHash, createHmac, randomBytes, type Hash, type Hmac } from 'node:
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import {
-  CreateBucketCommand,
-  PutBucketNotificationConfigurationCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
 // A dependency of every @aws-sdk client (via @aws-sdk/core), so always installed.
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createS3Client } from '../../lib/storage/s3-client';
@@ -53,8 +49,14 @@ export function cephFromEnv(env: Env = process.env, jsonPath: string = CEPH_JSON
   }
   if (!existsSync(jsonPath)) return undefined;
   const raw: unknown = JSON.parse(readFileSync(jsonPath, 'utf8'));
-  if (!isS3Endpoint(raw)) throw new Error(`${jsonPath} does not hold endpoint, region, accessKeyId and secretAccessKey`);
-  return { endpoint: raw.endpoint, region: raw.region, accessKeyId: raw.accessKeyId, secretAccessKey: raw.secretAccessKey };
+  if (!isS3Endpoint(raw))
+    throw new Error(`${jsonPath} does not hold endpoint, region, accessKeyId and secretAccessKey`);
+  return {
+    endpoint: raw.endpoint,
+    region: raw.region,
+    accessKeyId: raw.accessKeyId,
+    secretAccessKey: raw.secretAccessKey,
+  };
 }
 
 function isS3Endpoint(value: unknown): value is S3Endpoint {
@@ -212,9 +214,7 @@ class NodeSha256 {
 }
 
 function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
-  return ArrayBuffer.isView(data)
-    ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    : Buffer.from(data);
+  return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
 }
 
 export interface ReceivedPost {

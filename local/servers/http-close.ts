@@ -17,7 +17,10 @@ export function listen(server: Server, port = 0, host = '127.0.0.1'): Promise<Ad
  * Closes a server without waiting for clients' keep-alive sockets (the AWS SDK and
  * fetch keep them open for seconds): stop accepting, then destroy every connection.
  */
-export function closeServer(server: Server, close: (cb: (err?: Error | null) => void) => void = (cb) => server.close(cb)): Promise<void> {
+export function closeServer(
+  server: Server,
+  close: (cb: (err?: Error | null) => void) => void = (cb) => server.close(cb),
+): Promise<void> {
   if (!server.listening) return Promise.resolve();
   return new Promise((resolve, reject) => {
     close((err) => (err && (err as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING' ? reject(err) : resolve()));

@@ -88,7 +88,11 @@ interface ProxyResult {
 }
 
 /** Matches a raw (still percent-encoded) path against the routes' templates. */
-export function matchRoute(method: string, rawPath: string, routes: readonly Route[] = ROUTES): { route: Route; pathParameters: Record<string, string> } | undefined {
+export function matchRoute(
+  method: string,
+  rawPath: string,
+  routes: readonly Route[] = ROUTES,
+): { route: Route; pathParameters: Record<string, string> } | undefined {
   const segments = splitPath(rawPath);
   for (const route of routes) {
     if (route.method !== method) continue;
@@ -259,14 +263,23 @@ function gatewayError(res: ServerResponse, status: number, requestId: string, co
 function isProxyResult(value: unknown): value is ProxyResult {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Record<string, unknown>;
-  return typeof r.statusCode === 'number' && Number.isInteger(r.statusCode) && (r.body === undefined || r.body === null || typeof r.body === 'string');
+  return (
+    typeof r.statusCode === 'number' &&
+    Number.isInteger(r.statusCode) &&
+    (r.body === undefined || r.body === null || typeof r.body === 'string')
+  );
 }
 
 function sendProxyResult(res: ServerResponse, result: ProxyResult, requestId: string): void {
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
-  for (const [k, values] of Object.entries(result.multiValueHeaders ?? {})) headers[k.toLowerCase()] = values.map(String);
-  const body = result.body ? (result.isBase64Encoded ? Buffer.from(result.body, 'base64') : Buffer.from(result.body, 'utf8')) : Buffer.alloc(0);
+  for (const [k, values] of Object.entries(result.multiValueHeaders ?? {}))
+    headers[k.toLowerCase()] = values.map(String);
+  const body = result.body
+    ? result.isBase64Encoded
+      ? Buffer.from(result.body, 'base64')
+      : Buffer.from(result.body, 'utf8')
+    : Buffer.alloc(0);
   headers['content-length'] = String(body.length);
   headers['x-amzn-requestid'] = requestId;
   headers['content-type'] ??= 'application/json';
@@ -328,7 +341,8 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     const { bytes, size } = await readBody(req, API_GATEWAY_MAX_PAYLOAD_BYTES);
     // Logs name the route template, never the raw path: callback paths hold a secret.
     const label = matched ? `${method} ${matched.route.resource}` : `${method} (no route)`;
-    const done = (status: number, extra = ''): void => log(`api: ${label} → ${status} in ${Date.now() - started} ms${extra ? ` ${extra}` : ''}`);
+    const done = (status: number, extra = ''): void =>
+      log(`api: ${label} → ${status} in ${Date.now() - started} ms${extra ? ` ${extra}` : ''}`);
 
     if (!matched) {
       gatewayError(res, 404, requestId, 'RouteNotFound', 'No such route. See the README for the routes of this API.');
@@ -345,7 +359,9 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     }
     if (matched.route.sizeGuarded) {
       // The deployed size-guard authorizer: the same decision on the same header.
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
+      );
       const decision = checkDirectBodySize(headers, directMaxBytesFromEnv());
       if (decision.kind === 'deny-too-large') {
         gatewayError(res, 413, requestId, 'PayloadTooLarge', REQUEST_TOO_LARGE_MESSAGE);
@@ -393,14 +409,19 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       return done(502);
     }
     sendProxyResult(res, result, requestId);
-    const body = result.body ? (result.isBase64Encoded ? Buffer.from(result.body, 'base64') : Buffer.from(result.body)) : Buffer.alloc(0);
+    const body = result.body
+      ? result.isBase64Encoded
+        ? Buffer.from(result.body, 'base64')
+        : Buffer.from(result.body)
+      : Buffer.alloc(0);
     done(result.statusCode, idsIn(body));
   };
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log(`api: unexpected error: ${(err as Error)?.message ?? String(err)}`);
-      if (!res.headersSent && !res.destroyed) gatewayError(res, 500, randomUUID(), 'InternalError', 'Internal server error');
+      if (!res.headersSent && !res.destroyed)
+        gatewayError(res, 500, randomUUID(), 'InternalError', 'Internal server error');
     });
   });
   // Large multipart bodies take a while on a shared machine; API Gateway itself allows 29 s.

@@ -14,7 +14,10 @@ export interface NotificationReceiver {
 }
 
 /** An HTTP endpoint RGW pushes records to; `onNotification` gets each parsed body. */
-export async function startNotificationReceiver(onNotification: (body: unknown) => void, log?: (line: string) => void): Promise<NotificationReceiver> {
+export async function startNotificationReceiver(
+  onNotification: (body: unknown) => void,
+  log?: (line: string) => void,
+): Promise<NotificationReceiver> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

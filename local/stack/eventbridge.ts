@@ -38,22 +38,35 @@ interface Entry {
   Time?: unknown;
 }
 
-export async function startEventBridge(options: { port?: number; log?: (line: string) => void } = {}): Promise<LocalEventBridge> {
+export async function startEventBridge(
+  options: { port?: number; log?: (line: string) => void } = {},
+): Promise<LocalEventBridge> {
   const events: RecordedEvent[] = [];
   const emitter = new EventEmitter<{ event: [RecordedEvent] }>();
 
   const reply = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': randomUUID() });
+    res.writeHead(status, {
+      'content-type': 'application/x-amz-json-1.1',
+      'content-length': Buffer.byteLength(text),
+      'x-amzn-requestid': randomUUID(),
+    });
     res.end(text);
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void => {
     const target = String(req.headers['x-amz-target'] ?? '');
     if (req.method !== 'POST' || target !== 'AWSEvents.PutEvents') {
-      return reply(res, 400, { __type: 'UnknownOperationException', message: `This local EventBridge serves AWSEvents.PutEvents only, not "${target}".` });
+      return reply(res, 400, {
+        __type: 'UnknownOperationException',
+        message: `This local EventBridge serves AWSEvents.PutEvents only, not "${target}".`,
+      });
     }
-    if (raw.length > MAX_REQUEST_BYTES) return reply(res, 400, { __type: 'ValidationException', message: 'Total size of the entries in the request is over the limit.' });
+    if (raw.length > MAX_REQUEST_BYTES)
+      return reply(res, 400, {
+        __type: 'ValidationException',
+        message: 'Total size of the entries in the request is over the limit.',
+      });
     let body: { Entries?: unknown };
     try {
       body = JSON.parse(raw.toString('utf8')) as { Entries?: unknown };
@@ -62,7 +75,10 @@ export async function startEventBridge(options: { port?: number; log?: (line: st
     }
     const entries = body.Entries;
     if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_ENTRIES) {
-      return reply(res, 400, { __type: 'ValidationException', message: `Entries must hold 1 to ${MAX_ENTRIES} items.` });
+      return reply(res, 400, {
+        __type: 'ValidationException',
+        message: `Entries must hold 1 to ${MAX_ENTRIES} items.`,
+      });
     }
     let failed = 0;
     const results = (entries as Entry[]).map((entry) => {
@@ -77,11 +93,15 @@ export async function startEventBridge(options: { port?: number; log?: (line: st
         detailType: entry.DetailType as string,
         detail: JSON.parse(entry.Detail as string) as Record<string, unknown>,
         eventBusName: typeof entry.EventBusName === 'string' && entry.EventBusName ? entry.EventBusName : 'default',
-        resources: Array.isArray(entry.Resources) ? entry.Resources.filter((r): r is string => typeof r === 'string') : [],
+        resources: Array.isArray(entry.Resources)
+          ? entry.Resources.filter((r): r is string => typeof r === 'string')
+          : [],
         time: typeof entry.Time === 'number' ? new Date(entry.Time * 1000).toISOString() : new Date().toISOString(),
       };
       events.push(event);
-      options.log?.(`eventbridge: ${event.source} "${event.detailType}" on bus ${event.eventBusName}: ${describe(event.detail)}`);
+      options.log?.(
+        `eventbridge: ${event.source} "${event.detailType}" on bus ${event.eventBusName}: ${describe(event.detail)}`,
+      );
       emitter.emit('event', event);
       return { EventId: event.id };
     });
@@ -113,8 +133,22 @@ function invalid(entry: Entry): string | undefined {
 
 /** The fields a person looks for, whatever the detail's exact spelling. */
 function describe(detail: Record<string, unknown>): string {
-  const wanted = ['taskId', 'TaskID', 'dataId', 'DataID', 'ImageID', 'VideoID', 'submissionId', 'status', 'Status', 'location', 'resultLocation'];
-  const parts = wanted.filter((k) => typeof detail[k] === 'string' || typeof detail[k] === 'number').map((k) => `${k}=${String(detail[k])}`);
+  const wanted = [
+    'taskId',
+    'TaskID',
+    'dataId',
+    'DataID',
+    'ImageID',
+    'VideoID',
+    'submissionId',
+    'status',
+    'Status',
+    'location',
+    'resultLocation',
+  ];
+  const parts = wanted
+    .filter((k) => typeof detail[k] === 'string' || typeof detail[k] === 'number')
+    .map((k) => `${k}=${String(detail[k])}`);
   if (detail.result && typeof detail.result === 'object') {
     const loc = (detail.result as Record<string, unknown>).location;
     if (typeof loc === 'string') parts.push(`location=${loc}`);

@@ -29,7 +29,15 @@ import { invoke, type LocalFunction, type LocalHandler } from './lambda';
 import { awsRecord, factsFrom, passesFilter, type ObjectCreatedFact } from './s3-events';
 import { LocalQueue, type BatchOutcome, type DeadLetter } from './sqs';
 
-export { ROUTES, REQUEST_TOO_LARGE_MESSAGE, INTEGRATION_FAILURE_MESSAGE, matchRoute, buildProxyEvent, type Route, type RestProxyEvent } from './api-gateway';
+export {
+  ROUTES,
+  REQUEST_TOO_LARGE_MESSAGE,
+  INTEGRATION_FAILURE_MESSAGE,
+  matchRoute,
+  buildProxyEvent,
+  type Route,
+  type RestProxyEvent,
+} from './api-gateway';
 export { LocalQueue, type DeadLetter, type SqsBatchEvent, type SqsRecord } from './sqs';
 export { awsRecord, type AwsS3EventRecord } from './s3-events';
 export { lambdaContext, type LocalHandler, type LocalLambdaContext } from './lambda';
@@ -80,7 +88,13 @@ export interface LocalStackOptions {
   sandboxCredentials?: VolcCredentials;
   /** Sandbox settings (callback delay, status...); the callback URL is always the stack's. */
   sandbox?: Omit<IvaSandboxOptions, 'port' | 'callbackUrl' | 'credentials' | 'log'>;
-  sqs?: { visibilityTimeoutMs?: number; maxReceiveCount?: number; maxConcurrency?: number; batchSize?: number; batchingWindowMs?: number };
+  sqs?: {
+    visibilityTimeoutMs?: number;
+    maxReceiveCount?: number;
+    maxConcurrency?: number;
+    batchSize?: number;
+    batchingWindowMs?: number;
+  };
   /** Stand-ins for the real handler modules (tests of the stack itself). */
   handlers?: Partial<Record<FunctionKey, LocalHandler>>;
   /** Extra environment for the functions (e.g. DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL). */
@@ -126,7 +140,8 @@ async function loadHandler(key: FunctionKey, gen: number): Promise<LocalHandler>
   // previous stack's clients: a distinct query string is a distinct ESM module.
   const spec = gen > 1 ? `${file.href}?stack=${gen}` : file.href;
   const mod = (await import(spec)) as { handler?: unknown };
-  if (typeof mod.handler !== 'function') throw new Error(`functions/${FUNCTIONS[key].dir}/handler.ts does not export a handler function`);
+  if (typeof mod.handler !== 'function')
+    throw new Error(`functions/${FUNCTIONS[key].dir}/handler.ts does not export a handler function`);
   return mod.handler as LocalHandler;
 }
 
@@ -135,7 +150,10 @@ function defaultLog(line: string): void {
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  if (active) throw new Error('A local stack is already running in this process: the functions read process.env, so only one can run at a time.');
+  if (active)
+    throw new Error(
+      'A local stack is already running in this process: the functions read process.env, so only one can run at a time.',
+    );
   active = true;
   const gen = ++generation;
   const log = options.log ?? defaultLog;
@@ -152,7 +170,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     else process.env[name] = value;
   };
   const cleanup = async (): Promise<void> => {
-    for (const fn of cleanups.reverse().splice(0)) await fn().catch((err: unknown) => log(`close: ${(err as Error).message}`));
+    for (const fn of cleanups.reverse().splice(0))
+      await fn().catch((err: unknown) => log(`close: ${(err as Error).message}`));
     for (const [name, value] of savedEnv) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
@@ -164,7 +183,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // ------------------------------------------------------------------ DynamoDB
     const dynalite = await startDynalite({ port: ports.dynamodb ?? 0 });
     cleanups.push(() => dynalite.close());
-    const ddb = new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials });
+    const ddb = new DynamoDBClient({
+      endpoint: dynalite.endpoint,
+      region: dynalite.region,
+      credentials: dynalite.credentials,
+    });
     await createLedgerTable(ddb, tableName);
     ddb.destroy();
     log(`dynamodb (dynalite) on ${dynalite.endpoint}, table ${tableName}`);
@@ -184,9 +207,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       consume: async (event): Promise<BatchOutcome> => {
         if (!objectCreated) return { kind: 'error', error: new Error('object-created is not loaded yet') };
         const counts = event.Records.map((r) => r.attributes.ApproximateReceiveCount).join(',');
-        const result = (await invoke(objectCreated, event, region)) as { batchItemFailures?: { itemIdentifier?: unknown }[] } | undefined | null;
-        const failedIds = (result?.batchItemFailures ?? []).map((f) => (typeof f?.itemIdentifier === 'string' ? f.itemIdentifier : ''));
-        log(`object-created: batch of ${event.Records.length} (receive counts ${counts}): ${event.Records.length - failedIds.length} done, ${failedIds.length} to retry`);
+        const result = (await invoke(objectCreated, event, region)) as
+          | { batchItemFailures?: { itemIdentifier?: unknown }[] }
+          | undefined
+          | null;
+        const failedIds = (result?.batchItemFailures ?? []).map((f) =>
+          typeof f?.itemIdentifier === 'string' ? f.itemIdentifier : '',
+        );
+        log(
+          `object-created: batch of ${event.Records.length} (receive counts ${counts}): ${event.Records.length - failedIds.length} done, ${failedIds.length} to retry`,
+        );
         return { kind: 'partial', failedIds };
       },
     });
@@ -195,7 +225,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const onFact = (fact: ObjectCreatedFact): void => {
       const where = `s3://${fact.bucket}/${fact.key}`;
       if (!passesFilter(fact, bucket, INCOMING_PREFIX)) {
-        if (fact.eventName.includes('ObjectCreated')) log(`s3: ${where} written (${fact.size ?? '?'} bytes; not under ${INCOMING_PREFIX}, no notification)`);
+        if (fact.eventName.includes('ObjectCreated'))
+          log(`s3: ${where} written (${fact.size ?? '?'} bytes; not under ${INCOMING_PREFIX}, no notification)`);
         return;
       }
       const body = JSON.stringify({ Records: [awsRecord(fact, region)] });
@@ -215,7 +246,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       } catch (err) {
         if ((err as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw err;
       }
-      const receiver: NotificationReceiver = await startNotificationReceiver((body) => factsFrom(body, false).forEach(onFact), log);
+      const receiver: NotificationReceiver = await startNotificationReceiver(
+        (body) => factsFrom(body, false).forEach(onFact),
+        log,
+      );
       cleanups.push(() => receiver.close());
       // Deterministic per bucket: a restart replaces the topic instead of adding one.
       await enableBucketNotifications({
@@ -245,11 +279,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     let sandbox: IvaSandbox | undefined;
     let iva: { endpoint: string; credentials: VolcCredentials; region: string; service: string };
     if (options.iva) {
-      iva = { endpoint: options.iva.endpoint, credentials: options.iva.credentials, region: options.iva.region ?? DEFAULTS.ivaRegion, service: options.iva.service ?? DEFAULTS.ivaService };
-      log(`iva: REAL endpoint ${iva.endpoint} (access key id ${iva.credentials.accessKeyId}); submissions are billed and processed for real`);
+      iva = {
+        endpoint: options.iva.endpoint,
+        credentials: options.iva.credentials,
+        region: options.iva.region ?? DEFAULTS.ivaRegion,
+        service: options.iva.service ?? DEFAULTS.ivaService,
+      };
+      log(
+        `iva: REAL endpoint ${iva.endpoint} (access key id ${iva.credentials.accessKeyId}); submissions are billed and processed for real`,
+      );
     } else {
       const credentials = options.sandboxCredentials ?? DEFAULT_SANDBOX_CREDENTIALS;
-      sandbox = await startIvaSandbox({ ...options.sandbox, port: ports.iva ?? 0, credentials, log: (line) => log(`iva-sandbox: ${line}`) });
+      sandbox = await startIvaSandbox({
+        ...options.sandbox,
+        port: ports.iva ?? 0,
+        credentials,
+        log: (line) => log(`iva-sandbox: ${line}`),
+      });
       const sb = sandbox;
       cleanups.push(() => sb.close());
       iva = { endpoint: sandbox.url, credentials, region: sandbox.region, service: sandbox.service };
@@ -297,7 +343,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       handler: options.handlers?.[key] ?? (await loadHandler(key, gen)),
     });
     objectCreated = await fn('objectCreated');
-    const functions: Record<RouteTarget, LocalFunction> = { directSubmit: await fn('directSubmit'), resultCallback: await fn('resultCallback') };
+    const functions: Record<RouteTarget, LocalFunction> = {
+      directSubmit: await fn('directSubmit'),
+      resultCallback: await fn('resultCallback'),
+    };
 
     // ------------------------------------------------------------------ API
     const control = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {

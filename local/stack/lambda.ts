@@ -35,7 +35,10 @@ export class LambdaTimeoutError extends Error {
   override readonly name = 'LambdaTimeoutError';
 }
 
-export function lambdaContext(fn: Pick<LocalFunction, 'name' | 'timeoutMs' | 'memoryMb'>, region = 'us-east-1'): LocalLambdaContext {
+export function lambdaContext(
+  fn: Pick<LocalFunction, 'name' | 'timeoutMs' | 'memoryMb'>,
+  region = 'us-east-1',
+): LocalLambdaContext {
   const deadline = Date.now() + fn.timeoutMs;
   const day = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
   const noop = (): void => undefined;
@@ -60,7 +63,10 @@ export async function invoke(fn: LocalFunction, event: unknown, region?: string)
   const context = lambdaContext(fn, region);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LambdaTimeoutError(`${fn.name} timed out after ${fn.timeoutMs} ms`)), fn.timeoutMs);
+    timer = setTimeout(
+      () => reject(new LambdaTimeoutError(`${fn.name} timed out after ${fn.timeoutMs} ms`)),
+      fn.timeoutMs,
+    );
   });
   try {
     return await Promise.race([fn.handler(event as never, context), timeout]);

@@ -66,11 +66,18 @@ export function awsRecord(fact: ObjectCreatedFact, region = 'us-east-1'): AwsS3E
     eventName: normalizeEventName(fact.eventName),
     userIdentity: { principalId: 'AWS:AIDALOCALSTACKUSER' },
     requestParameters: { sourceIPAddress: fact.sourceIp || '127.0.0.1' },
-    responseElements: { 'x-amz-request-id': randomBytes(8).toString('hex').toUpperCase(), 'x-amz-id-2': randomBytes(32).toString('base64') },
+    responseElements: {
+      'x-amz-request-id': randomBytes(8).toString('hex').toUpperCase(),
+      'x-amz-id-2': randomBytes(32).toString('base64'),
+    },
     s3: {
       s3SchemaVersion: '1.0',
       configurationId: 'iva-bridge-incoming',
-      bucket: { name: fact.bucket, ownerIdentity: { principalId: 'LOCALSTACKOWNER' }, arn: `arn:aws:s3:::${fact.bucket}` },
+      bucket: {
+        name: fact.bucket,
+        ownerIdentity: { principalId: 'LOCALSTACKOWNER' },
+        arn: `arn:aws:s3:::${fact.bucket}`,
+      },
       object: {
         key: encodeS3EventKey(fact.key),
         size: fact.size ?? 0,
@@ -83,14 +90,21 @@ export function awsRecord(fact: ObjectCreatedFact, region = 'us-east-1'): AwsS3E
 }
 
 export function passesFilter(fact: ObjectCreatedFact, bucket: string, prefix: string): boolean {
-  return fact.bucket === bucket && normalizeEventName(fact.eventName).startsWith('ObjectCreated:') && fact.key.startsWith(prefix);
+  return (
+    fact.bucket === bucket &&
+    normalizeEventName(fact.eventName).startsWith('ObjectCreated:') &&
+    fact.key.startsWith(prefix)
+  );
 }
 
 interface RawRecord {
   eventName?: unknown;
   eventTime?: unknown;
   requestParameters?: { sourceIPAddress?: unknown };
-  s3?: { bucket?: { name?: unknown }; object?: { key?: unknown; size?: unknown; eTag?: unknown; etag?: unknown; versionId?: unknown } };
+  s3?: {
+    bucket?: { name?: unknown };
+    object?: { key?: unknown; size?: unknown; eTag?: unknown; etag?: unknown; versionId?: unknown };
+  };
 }
 
 /**
@@ -106,16 +120,23 @@ export function factsFrom(notification: unknown, keysEncoded: boolean): ObjectCr
     const rawKey = r?.s3?.object?.key;
     if (typeof name !== 'string' || typeof rawKey !== 'string' || typeof r.eventName !== 'string') continue;
     const object = r.s3!.object!;
-    const eTag = typeof object.eTag === 'string' ? object.eTag : typeof object.etag === 'string' ? object.etag : undefined;
+    const eTag =
+      typeof object.eTag === 'string' ? object.eTag : typeof object.etag === 'string' ? object.etag : undefined;
     facts.push({
       bucket: name,
       key: keysEncoded ? decodeS3EventKey(rawKey) : rawKey,
       eventName: r.eventName,
-      ...(typeof object.size === 'number' ? { size: object.size } : typeof object.size === 'string' ? { size: Number(object.size) } : {}),
+      ...(typeof object.size === 'number'
+        ? { size: object.size }
+        : typeof object.size === 'string'
+          ? { size: Number(object.size) }
+          : {}),
       ...(eTag ? { eTag } : {}),
       ...(typeof object.versionId === 'string' && object.versionId ? { versionId: object.versionId } : {}),
       ...(typeof r.eventTime === 'string' && r.eventTime ? { eventTime: r.eventTime } : {}),
-      ...(typeof r.requestParameters?.sourceIPAddress === 'string' ? { sourceIp: r.requestParameters.sourceIPAddress } : {}),
+      ...(typeof r.requestParameters?.sourceIPAddress === 'string'
+        ? { sourceIp: r.requestParameters.sourceIPAddress }
+        : {}),
     });
   }
   return facts;

@@ -141,11 +141,14 @@ export class LocalQueue {
     if (this.stopped || at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Number.POSITIVE_INFINITY;
-      this.poll();
-    }, Math.max(0, at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.poll();
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   private poll(): void {
@@ -179,7 +182,9 @@ export class LocalQueue {
           deadAt: new Date(now).toISOString(),
         };
         this.deadLetters.push(letter);
-        this.log(`sqs: message ${m.messageId} moved to the dead-letter queue after ${m.receiveCount} receives (${summarize(m.body)})`);
+        this.log(
+          `sqs: message ${m.messageId} moved to the dead-letter queue after ${m.receiveCount} receives (${summarize(m.body)})`,
+        );
         continue;
       }
       m.receiveCount += 1;
@@ -196,7 +201,12 @@ export class LocalQueue {
     const event: SqsBatchEvent = { Records: batch.map((m) => this.record(m)) };
     const task = this.options
       .consume(event)
-      .catch((error: unknown): BatchOutcome => ({ kind: 'error', error: error instanceof Error ? error : new Error(String(error)) }))
+      .catch(
+        (error: unknown): BatchOutcome => ({
+          kind: 'error',
+          error: error instanceof Error ? error : new Error(String(error)),
+        }),
+      )
       .then((outcome) => this.settle(batch, outcome))
       .finally(() => {
         this.running -= 1;
@@ -211,7 +221,9 @@ export class LocalQueue {
     let failed: Set<string>;
     if (outcome.kind === 'error') {
       failed = ids;
-      this.log(`sqs: batch of ${batch.length} failed as a whole (${outcome.error.message}); retry after the visibility timeout`);
+      this.log(
+        `sqs: batch of ${batch.length} failed as a whole (${outcome.error.message}); retry after the visibility timeout`,
+      );
     } else if (outcome.failedIds.some((id) => !ids.has(id))) {
       // Lambda treats an unknown or empty itemIdentifier as a failure of the whole batch.
       failed = ids;
@@ -228,7 +240,9 @@ export class LocalQueue {
       }
     }
     if (failed.size > 0 && outcome.kind === 'partial') {
-      this.log(`sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`);
+      this.log(
+        `sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`,
+      );
     }
   }
 
@@ -263,7 +277,9 @@ function clamp(value: number, min: number, max: number): number {
 /** The object a dead letter was about, without the whole body. */
 function summarize(body: string): string {
   try {
-    const parsed = JSON.parse(body) as { Records?: { s3?: { bucket?: { name?: string }; object?: { key?: string } } }[] };
+    const parsed = JSON.parse(body) as {
+      Records?: { s3?: { bucket?: { name?: string }; object?: { key?: string } } }[];
+    };
     const s3 = parsed.Records?.[0]?.s3;
     if (s3?.object?.key) return `s3://${s3.bucket?.name ?? '?'}/${s3.object.key}`;
   } catch {

@@ -22,9 +22,17 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const task = (label: string): string => `acc-${label}-${randomBytes(4).toString('hex')}`;
 const KEY = { accessKeyId: 'AKLTACCEPTANCE', secretAccessKey: randomBytes(20).toString('base64') };
-const STS_KEY = { accessKeyId: 'AKTPACCEPTANCESTS', secretAccessKey: randomBytes(20).toString('base64'), sessionToken: `STS2${randomBytes(40).toString('base64')}` };
+const STS_KEY = {
+  accessKeyId: 'AKTPACCEPTANCESTS',
+  secretAccessKey: randomBytes(20).toString('base64'),
+  sessionToken: `STS2${randomBytes(40).toString('base64')}`,
+};
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -45,7 +53,11 @@ function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
   for (const name of Object.keys(childEnv)) if (/^(IVA_|VOLC_)/.test(name)) delete childEnv[name];
   Object.assign(childEnv, env);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/iva-bridge.mjs', 'submit', ...args], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/iva-bridge.mjs', 'submit', ...args], {
+      cwd: REPO_ROOT,
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -79,7 +91,18 @@ describe('the independent gateway itself (so its verdicts mean something)', () =
   /** A request signed by the vendor's signer alone, none of the product's code. */
   async function officialRequest(tamper: boolean): Promise<Response> {
     const require = createRequire(import.meta.url);
-    type Official = new (r: { region: string; method: string; pathname: string; params: Record<string, string>; headers: Record<string, string>; body?: unknown }, s: string, o?: { bodySha256?: string }) => {
+    type Official = new (
+      r: {
+        region: string;
+        method: string;
+        pathname: string;
+        params: Record<string, string>;
+        headers: Record<string, string>;
+        body?: unknown;
+      },
+      s: string,
+      o?: { bodySha256?: string },
+    ) => {
       addAuthorization(c: { accessKeyId: string; secretKey: string }): void;
       request: { headers: Record<string, string> };
     };
@@ -87,13 +110,21 @@ describe('the independent gateway itself (so its verdicts mean something)', () =
     const boundary = randomBytes(8).toString('hex');
     const file = randomBytes(300);
     const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="ImageFile"; filename="x.jpg"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="ImageFile"; filename="x.jpg"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      ),
       file,
-      Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="Request"\r\n\r\n${JSON.stringify({ TaskID: 't', Image: { Name: 'x.jpg', Source: 'file' } })}\r\n--${boundary}--\r\n`),
+      Buffer.from(
+        `\r\n--${boundary}\r\nContent-Disposition: form-data; name="Request"\r\n\r\n${JSON.stringify({ TaskID: 't', Image: { Name: 'x.jpg', Source: 'file' } })}\r\n--${boundary}--\r\n`,
+      ),
     ]);
     const host = new URL(gw.url).host;
     const params = { Action: 'AddAsyncTaskImageData', Version: '2022-05-13' };
-    const signer = new Signer({ region: 'cn-north-1', method: 'POST', pathname: '/', params, headers: { Host: host }, body: 'x' }, 'iva', { bodySha256: sha(body) });
+    const signer = new Signer(
+      { region: 'cn-north-1', method: 'POST', pathname: '/', params, headers: { Host: host }, body: 'x' },
+      'iva',
+      { bodySha256: sha(body) },
+    );
     signer.addAuthorization({ accessKeyId: KEY.accessKeyId, secretKey: KEY.secretAccessKey });
     const { Host: _host, ...headers } = signer.request.headers;
     if (tamper) body.writeUInt8(body.readUInt8(body.length - 10) ^ 1, body.length - 10);
@@ -110,7 +141,9 @@ describe('the independent gateway itself (so its verdicts mean something)', () =
     expect(((await ok.json()) as { Result: { ImageID: string } }).Result.ImageID).toMatch(/^img-/);
     const bad = await officialRequest(true);
     expect(bad.status).toBe(401);
-    expect(((await bad.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe('SignatureDoesNotMatch');
+    expect(((await bad.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe(
+      'SignatureDoesNotMatch',
+    );
   });
 });
 
@@ -122,7 +155,11 @@ describe('iva-bridge submit (the CLI) against the independent gateway', () => {
   const video = randomBytes(120_000);
   const remoteImage = randomBytes(33_333);
   const remoteVideo = randomBytes(44_444);
-  const env = (): Record<string, string> => ({ VOLC_ACCESSKEY: KEY.accessKeyId, VOLC_SECRETKEY: KEY.secretAccessKey, IVA_ENDPOINT: gw.url });
+  const env = (): Record<string, string> => ({
+    VOLC_ACCESSKEY: KEY.accessKeyId,
+    VOLC_SECRETKEY: KEY.secretAccessKey,
+    IVA_ENDPOINT: gw.url,
+  });
   const DESC = 'a "desc" with ü, 猫 and\ttab';
   const ALGO = { threshold: 0.5, labels: ['cat', 'dog'], nested: { on: true } };
 
@@ -143,10 +180,38 @@ describe('iva-bridge submit (the CLI) against the independent gateway', () => {
     const id = task('cli');
     const common = ['--task-id', id, '--desc', DESC, '--algo-param-conf', JSON.stringify(ALGO)];
     const cases = [
-      { args: ['--image', join(dir, 'my cat.jpg')], kind: 'image', source: 'file', name: 'my cat.jpg', bytes: image, url: undefined },
-      { args: ['--image-url', `${media.url}/media/remote%20cat.jpg`], kind: 'image', source: 'url', name: 'remote cat.jpg', bytes: remoteImage, url: `${media.url}/media/remote%20cat.jpg` },
-      { args: ['--video', join(dir, 'clip.mp4')], kind: 'video', source: 'file', name: 'clip.mp4', bytes: video, url: undefined },
-      { args: ['--video-url', `${media.url}/media/clip.mp4`, '--name', 'named clip'], kind: 'video', source: 'url', name: 'named clip', bytes: remoteVideo, url: `${media.url}/media/clip.mp4` },
+      {
+        args: ['--image', join(dir, 'my cat.jpg')],
+        kind: 'image',
+        source: 'file',
+        name: 'my cat.jpg',
+        bytes: image,
+        url: undefined,
+      },
+      {
+        args: ['--image-url', `${media.url}/media/remote%20cat.jpg`],
+        kind: 'image',
+        source: 'url',
+        name: 'remote cat.jpg',
+        bytes: remoteImage,
+        url: `${media.url}/media/remote%20cat.jpg`,
+      },
+      {
+        args: ['--video', join(dir, 'clip.mp4')],
+        kind: 'video',
+        source: 'file',
+        name: 'clip.mp4',
+        bytes: video,
+        url: undefined,
+      },
+      {
+        args: ['--video-url', `${media.url}/media/clip.mp4`, '--name', 'named clip'],
+        kind: 'video',
+        source: 'url',
+        name: 'named clip',
+        bytes: remoteVideo,
+        url: `${media.url}/media/clip.mp4`,
+      },
     ] as const;
     const runs = await Promise.all(cases.map((c) => runCli([...common, ...c.args], env())));
 
@@ -215,7 +280,10 @@ describe('iva-bridge submit (the CLI) against the independent gateway', () => {
   it('a wrong secret is refused by the official verifier itself (not an injected fault)', async () => {
     const before = gw.requests.length;
     const wrong = randomBytes(20).toString('base64');
-    const run = await runCli(['--task-id', task('wrong'), '--image-url', `${media.url}/media/clip.mp4`], { ...env(), VOLC_SECRETKEY: wrong });
+    const run = await runCli(['--task-id', task('wrong'), '--image-url', `${media.url}/media/clip.mp4`], {
+      ...env(),
+      VOLC_SECRETKEY: wrong,
+    });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('SignatureDoesNotMatch');
     expect(run.stderr).not.toContain(wrong);
@@ -223,7 +291,12 @@ describe('iva-bridge submit (the CLI) against the independent gateway', () => {
   });
 
   it('signs and sends VOLC_SESSION_TOKEN as X-Security-Token for temporary credentials', async () => {
-    const stsEnv = { VOLC_ACCESSKEY: STS_KEY.accessKeyId, VOLC_SECRETKEY: STS_KEY.secretAccessKey, VOLC_SESSION_TOKEN: STS_KEY.sessionToken, IVA_ENDPOINT: gw.url };
+    const stsEnv = {
+      VOLC_ACCESSKEY: STS_KEY.accessKeyId,
+      VOLC_SECRETKEY: STS_KEY.secretAccessKey,
+      VOLC_SESSION_TOKEN: STS_KEY.sessionToken,
+      IVA_ENDPOINT: gw.url,
+    };
     const run = await runCli(['--task-id', task('sts'), '--video', join(dir, 'clip.mp4')], stsEnv);
     expect(run.code, run.stderr).toBe(0);
     const sub = gw.submissions.find((s) => s.dataId === (JSON.parse(run.stdout) as { VideoID: string }).VideoID)!;
@@ -244,7 +317,10 @@ describe('the local stack with the independent gateway as the real IVA', () => {
   let stack: LocalStack;
   let s3: S3Client;
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${stack.apiUrl}${path}`, { ...init, headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) } });
+    fetch(`${stack.apiUrl}${path}`, {
+      ...init,
+      headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },
+    });
 
   interface View {
     SubmissionId: string;
@@ -292,11 +368,18 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     expect(stack.ivaEndpoint).toBe(gw.url);
   });
 
-  it('an S3 upload reaches the gateway as Source=url with the rules\' TaskID and Name, the URL gives the same bytes, the callback completes it', async () => {
+  it("an S3 upload reaches the gateway as Source=url with the rules' TaskID and Name, the URL gives the same bytes, the callback completes it", async () => {
     const id = task('s3');
     const name = 'my cat+1 ü %.jpg';
     const bytes = randomBytes(60_000);
-    await s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: `incoming/${id}/${name}`, Body: bytes, ContentType: 'image/jpeg' }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: stack.bucket,
+        Key: `incoming/${id}/${name}`,
+        Body: bytes,
+        ContentType: 'image/jpeg',
+      }),
+    );
 
     const sub = await until('the gateway submission', () => gw.submissions.find((s) => s.taskId === id));
     expect(sub.source).toBe('url');
@@ -315,7 +398,9 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     expect(view.ImageID).toBe(sub.dataId);
     expect(view.Result?.Location).toMatch(new RegExp(`^s3://${stack.bucket}/results/`));
     // The stack answered our callback 2xx (its answer can land just after the ledger write).
-    const answered = await until('the callback answer', () => gw.callbacks.find((c) => c.body.ImageID === sub.dataId && c.status !== undefined));
+    const answered = await until('the callback answer', () =>
+      gw.callbacks.find((c) => c.body.ImageID === sub.dataId && c.status !== undefined),
+    );
     expect(answered.status).toBeGreaterThanOrEqual(200);
     expect(answered.status).toBeLessThan(300);
     expect(gw.submissions.filter((s) => s.taskId === id)).toHaveLength(1);
@@ -325,13 +410,27 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     const id = task('direct');
     const bytes = randomBytes(25_000);
     const form = new FormData();
-    form.set('Request', JSON.stringify({ TaskID: id, Image: { Name: 'cat.jpg', Source: 'file', Desc: 'from curl' }, AlgoParamConf: { k: 'v' } }));
+    form.set(
+      'Request',
+      JSON.stringify({
+        TaskID: id,
+        Image: { Name: 'cat.jpg', Source: 'file', Desc: 'from curl' },
+        AlgoParamConf: { k: 'v' },
+      }),
+    );
     form.set('ImageFile', new Blob([bytes], { type: 'image/jpeg' }), 'cat.jpg');
     const res = await api('/v1/images', { method: 'POST', body: form });
     const body = (await res.json()) as { Result?: { ImageID: string; SubmissionId: string } };
     expect(res.status, JSON.stringify(body)).toBe(200);
     const sub = gw.submissions.find((s) => s.taskId === id)!;
-    expect(sub).toMatchObject({ source: 'file', name: 'cat.jpg', desc: 'from curl', algoParamConf: { k: 'v' }, sha256: sha(bytes), dataId: body.Result!.ImageID });
+    expect(sub).toMatchObject({
+      source: 'file',
+      name: 'cat.jpg',
+      desc: 'from curl',
+      algoParamConf: { k: 'v' },
+      sha256: sha(bytes),
+      dataId: body.Result!.ImageID,
+    });
     expect(sub.parts.find((p) => p.isFile)?.name).toBe('ImageFile');
     const view = await completed(body.Result!.SubmissionId);
     expect(view.Result?.Location).toMatch(/^s3:\/\//);
@@ -344,7 +443,11 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     const vres = await api('/?Action=AddAsyncTaskVideoData&Version=2022-05-13', { method: 'POST', body: vform });
     const vbody = (await vres.json()) as { Result?: { VideoID: string } };
     expect(vres.status, JSON.stringify(vbody)).toBe(200);
-    expect(gw.submissions.find((s) => s.dataId === vbody.Result!.VideoID)).toMatchObject({ kind: 'video', sha256: sha(clip), parts: expect.arrayContaining([expect.objectContaining({ name: 'VideoFile', isFile: true })]) });
+    expect(gw.submissions.find((s) => s.dataId === vbody.Result!.VideoID)).toMatchObject({
+      kind: 'video',
+      sha256: sha(clip),
+      parts: expect.arrayContaining([expect.objectContaining({ name: 'VideoFile', isFile: true })]),
+    });
   });
 
   it('malformed direct requests get a 4xx with a stable code and never reach the gateway', async () => {
@@ -360,19 +463,84 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     };
     const ok = JSON.stringify({ TaskID: id, Image: { Name: 'cat.jpg', Source: 'file' } });
     const cases: { label: string; init: RequestInit; codes: string[] }[] = [
-      { label: 'not multipart', init: { body: JSON.stringify({ TaskID: id }), headers: { 'content-type': 'application/json' } }, codes: ['UnsupportedMediaType', 'InvalidContentType'] },
+      {
+        label: 'not multipart',
+        init: { body: JSON.stringify({ TaskID: id }), headers: { 'content-type': 'application/json' } },
+        codes: ['UnsupportedMediaType', 'InvalidContentType'],
+      },
       { label: 'no Request', init: { body: form([['ImageFile', file()]]) }, codes: ['MissingRequest'] },
-      { label: 'bad JSON', init: { body: form([['Request', '{"TaskID": '], ['ImageFile', file()]]) }, codes: ['InvalidRequestJson'] },
-      { label: 'missing TaskID', init: { body: form([['Request', JSON.stringify({ Image: { Name: 'a.jpg', Source: 'file' } })], ['ImageFile', file()]]) }, codes: ['MissingTaskID'] },
-      { label: 'wrong part name', init: { body: form([['Request', ok], ['VideoFile', file()]]) }, codes: ['WrongFilePart', 'UnknownFilePart'] },
-      { label: 'Source=url with a file', init: { body: form([['Request', JSON.stringify({ TaskID: id, Image: { Name: 'a.jpg', Source: 'url', Url: 'https://example.com/a.jpg' } })], ['ImageFile', file()]]) }, codes: ['UnexpectedFile'] },
-      { label: 'missing Name', init: { body: form([['Request', JSON.stringify({ TaskID: id, Image: { Source: 'file' } })], ['ImageFile', file()]]) }, codes: ['MissingName'] },
-      { label: 'bad Source', init: { body: form([['Request', JSON.stringify({ TaskID: id, Image: { Name: 'a.jpg', Source: 'ftp' } })], ['ImageFile', file()]]) }, codes: ['InvalidSource'] },
+      {
+        label: 'bad JSON',
+        init: {
+          body: form([
+            ['Request', '{"TaskID": '],
+            ['ImageFile', file()],
+          ]),
+        },
+        codes: ['InvalidRequestJson'],
+      },
+      {
+        label: 'missing TaskID',
+        init: {
+          body: form([
+            ['Request', JSON.stringify({ Image: { Name: 'a.jpg', Source: 'file' } })],
+            ['ImageFile', file()],
+          ]),
+        },
+        codes: ['MissingTaskID'],
+      },
+      {
+        label: 'wrong part name',
+        init: {
+          body: form([
+            ['Request', ok],
+            ['VideoFile', file()],
+          ]),
+        },
+        codes: ['WrongFilePart', 'UnknownFilePart'],
+      },
+      {
+        label: 'Source=url with a file',
+        init: {
+          body: form([
+            [
+              'Request',
+              JSON.stringify({ TaskID: id, Image: { Name: 'a.jpg', Source: 'url', Url: 'https://example.com/a.jpg' } }),
+            ],
+            ['ImageFile', file()],
+          ]),
+        },
+        codes: ['UnexpectedFile'],
+      },
+      {
+        label: 'missing Name',
+        init: {
+          body: form([
+            ['Request', JSON.stringify({ TaskID: id, Image: { Source: 'file' } })],
+            ['ImageFile', file()],
+          ]),
+        },
+        codes: ['MissingName'],
+      },
+      {
+        label: 'bad Source',
+        init: {
+          body: form([
+            ['Request', JSON.stringify({ TaskID: id, Image: { Name: 'a.jpg', Source: 'ftp' } })],
+            ['ImageFile', file()],
+          ]),
+        },
+        codes: ['InvalidSource'],
+      },
       { label: 'file missing', init: { body: form([['Request', ok]]) }, codes: ['MissingFile'] },
     ];
     const before = gw.requests.length;
     for (const c of cases) {
-      const res = await api('/v1/images', { method: 'POST', ...c.init, headers: { ...(c.init.headers as Record<string, string> | undefined) } });
+      const res = await api('/v1/images', {
+        method: 'POST',
+        ...c.init,
+        headers: { ...(c.init.headers as Record<string, string> | undefined) },
+      });
       const doc = (await res.json()) as { ResponseMetadata?: { Error?: { Code: string; Message: string } } };
       expect(res.status, `${c.label}: ${JSON.stringify(doc)}`).toBeGreaterThanOrEqual(400);
       expect(res.status, c.label).toBeLessThan(500);

@@ -27,9 +27,16 @@ interface OfficialRequest {
 }
 interface OfficialSigner {
   canonicalString(): string;
-  signature(credentials: { accessKeyId: string; secretKey: string; sessionToken?: string }, datetime: string): { toString(): string };
+  signature(
+    credentials: { accessKeyId: string; secretKey: string; sessionToken?: string },
+    datetime: string,
+  ): { toString(): string };
 }
-type OfficialSignerClass = new (request: OfficialRequest, service: string, options?: { bodySha256?: string }) => OfficialSigner;
+type OfficialSignerClass = new (
+  request: OfficialRequest,
+  service: string,
+  options?: { bodySha256?: string },
+) => OfficialSigner;
 
 /** The vendor's signer, loaded as the CommonJS module it is. */
 const Signer = (require('@volcengine/openapi/lib/base/sign.js') as { default: OfficialSignerClass }).default;
@@ -37,7 +44,14 @@ const Signer = (require('@volcengine/openapi/lib/base/sign.js') as { default: Of
 export const IVA_VERSION = '2022-05-13';
 export const IMAGE_MAX_BYTES = 50 * 1024 * 1024;
 /** The vendor's signer refuses to sign these: a SignedHeaders list naming one cannot be verified with it. */
-const OFFICIAL_UNSIGNABLE = new Set(['authorization', 'content-type', 'content-length', 'user-agent', 'presigned-expires', 'expect']);
+const OFFICIAL_UNSIGNABLE = new Set([
+  'authorization',
+  'content-type',
+  'content-length',
+  'user-agent',
+  'presigned-expires',
+  'expect',
+]);
 const MAX_SKEW_MS = 15 * 60 * 1000;
 
 const ACTIONS = {
@@ -142,7 +156,8 @@ function wireHeaders(req: IncomingMessage): Map<string, string> {
   return out;
 }
 
-const AUTH_RE = /^HMAC-SHA256 Credential=([^/\s,]+)\/(\d{8})\/([^/\s,]+)\/([^/\s,]+)\/request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
+const AUTH_RE =
+  /^HMAC-SHA256 Credential=([^/\s,]+)\/(\d{8})\/([^/\s,]+)\/([^/\s,]+)\/request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
 
 interface MultipartResult {
   fields: Map<string, string[]>;
@@ -166,19 +181,31 @@ function parseMultipart(headers: IncomingMessage['headers'], body: Buffer): Prom
       result.fields.set(name, [...(result.fields.get(name) ?? []), value]);
     });
     bb.on('file', (name, stream, info) => {
-      result.parts.push({ name, ...(info.filename !== undefined ? { filename: info.filename } : {}), mimeType: info.mimeType, isFile: true });
+      result.parts.push({
+        name,
+        ...(info.filename !== undefined ? { filename: info.filename } : {}),
+        mimeType: info.mimeType,
+        isFile: true,
+      });
       const chunks: Buffer[] = [];
       pending.push(
         new Promise((done) => {
           stream.on('data', (chunk: Buffer) => chunks.push(chunk));
           stream.on('end', () => {
-            result.files.push({ field: name, filename: info.filename, mimeType: info.mimeType, bytes: Buffer.concat(chunks) });
+            result.files.push({
+              field: name,
+              filename: info.filename,
+              mimeType: info.mimeType,
+              bytes: Buffer.concat(chunks),
+            });
             done();
           });
         }),
       );
     });
-    bb.on('error', (error) => reject(new GatewayError(400, 'InvalidParameter', `malformed multipart body: ${(error as Error).message}`)));
+    bb.on('error', (error) =>
+      reject(new GatewayError(400, 'InvalidParameter', `malformed multipart body: ${(error as Error).message}`)),
+    );
     bb.on('close', () => {
       void Promise.all(pending).then(() => resolve(result));
     });
@@ -186,7 +213,8 @@ function parseMultipart(headers: IncomingMessage['headers'], body: Buffer): Prom
   });
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => !!value && typeof value === 'object' && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  !!value && typeof value === 'object' && !Array.isArray(value);
 
 export class IndependentGateway {
   readonly submissions: AcceptedSubmission[] = [];
@@ -233,7 +261,13 @@ export class IndependentGateway {
     await Promise.allSettled([...this.inflight]);
   }
 
-  private answer(res: ServerResponse, status: number, requestId: string, action: string, extra: { error?: { Code: string; Message: string }; result?: Record<string, string> }): void {
+  private answer(
+    res: ServerResponse,
+    status: number,
+    requestId: string,
+    action: string,
+    extra: { error?: { Code: string; Message: string }; result?: Record<string, string> },
+  ): void {
     const doc = {
       ResponseMetadata: {
         RequestId: requestId,
@@ -267,7 +301,11 @@ export class IndependentGateway {
       }
       if (req.method !== 'POST') throw new GatewayError(405, 'MethodNotAllowed', `method ${req.method} is not allowed`);
       if (!(action in ACTIONS) || url.searchParams.get('Version') !== IVA_VERSION) {
-        throw new GatewayError(404, 'InvalidActionOrVersion', `unknown Action/Version ${action}/${url.searchParams.get('Version')}`);
+        throw new GatewayError(
+          404,
+          'InvalidActionOrVersion',
+          `unknown Action/Version ${action}/${url.searchParams.get('Version')}`,
+        );
       }
       const spec = ACTIONS[action as Action];
       const auth = this.verify(req, url, body);
@@ -279,49 +317,89 @@ export class IndependentGateway {
       this.answer(res, 200, requestId, action, { result: { [spec.id]: dataId } });
       this.scheduleCallback({ TaskID: accepted.taskId, [spec.id]: dataId, Status: 'success' });
     } catch (error) {
-      const e = error instanceof GatewayError ? error : new GatewayError(500, 'InternalError', (error as Error).message);
+      const e =
+        error instanceof GatewayError ? error : new GatewayError(500, 'InternalError', (error as Error).message);
       seen.status = e.status;
       seen.code = e.code;
-      if (!res.headersSent) this.answer(res, e.status, requestId, action, { error: { Code: e.code, Message: e.message } });
+      if (!res.headersSent)
+        this.answer(res, e.status, requestId, action, { error: { Code: e.code, Message: e.message } });
     }
   }
 
   /** Recomputes the signature with the vendor's signer over exactly the headers the client listed. */
-  private verify(req: IncomingMessage, url: URL, body: Buffer): { accessKeyId: string; signedHeaders: string[]; sessionToken?: string } {
+  private verify(
+    req: IncomingMessage,
+    url: URL,
+    body: Buffer,
+  ): { accessKeyId: string; signedHeaders: string[]; sessionToken?: string } {
     const headers = wireHeaders(req);
     const authorization = headers.get('authorization');
     if (!authorization) throw new GatewayError(401, 'MissingAuthenticationToken', 'no Authorization header');
     const match = AUTH_RE.exec(authorization.trim());
-    if (!match) throw new GatewayError(400, 'InvalidAuthorization', 'Authorization is not "HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…"');
-    const [, accessKeyId, shortDate, region, service, signedList, signature] = match as unknown as [string, string, string, string, string, string, string];
+    if (!match)
+      throw new GatewayError(
+        400,
+        'InvalidAuthorization',
+        'Authorization is not "HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…"',
+      );
+    const [, accessKeyId, shortDate, region, service, signedList, signature] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const key = this.keys.get(accessKeyId);
     if (!key) throw new GatewayError(401, 'InvalidAccessKey', 'unknown access key id');
-    if (region !== this.region || service !== this.service) throw new GatewayError(400, 'InvalidCredential', `credential scope ${region}/${service} is not ${this.region}/${this.service}`);
+    if (region !== this.region || service !== this.service)
+      throw new GatewayError(
+        400,
+        'InvalidCredential',
+        `credential scope ${region}/${service} is not ${this.region}/${this.service}`,
+      );
 
     const xDate = headers.get('x-date');
-    if (!xDate || !/^\d{8}T\d{6}Z$/.test(xDate)) throw new GatewayError(400, 'MissingRequestInfo', 'X-Date missing or not YYYYMMDDTHHMMSSZ');
-    const when = Date.parse(`${xDate.slice(0, 4)}-${xDate.slice(4, 6)}-${xDate.slice(6, 8)}T${xDate.slice(9, 11)}:${xDate.slice(11, 13)}:${xDate.slice(13, 15)}Z`);
-    if (!Number.isFinite(when) || Math.abs(Date.now() - when) > MAX_SKEW_MS) throw new GatewayError(400, 'InvalidTimestamp', 'X-Date too far from the gateway clock');
-    if (shortDate !== xDate.slice(0, 8)) throw new GatewayError(401, 'SignatureDoesNotMatch', 'credential date differs from X-Date');
+    if (!xDate || !/^\d{8}T\d{6}Z$/.test(xDate))
+      throw new GatewayError(400, 'MissingRequestInfo', 'X-Date missing or not YYYYMMDDTHHMMSSZ');
+    const when = Date.parse(
+      `${xDate.slice(0, 4)}-${xDate.slice(4, 6)}-${xDate.slice(6, 8)}T${xDate.slice(9, 11)}:${xDate.slice(11, 13)}:${xDate.slice(13, 15)}Z`,
+    );
+    if (!Number.isFinite(when) || Math.abs(Date.now() - when) > MAX_SKEW_MS)
+      throw new GatewayError(400, 'InvalidTimestamp', 'X-Date too far from the gateway clock');
+    if (shortDate !== xDate.slice(0, 8))
+      throw new GatewayError(401, 'SignatureDoesNotMatch', 'credential date differs from X-Date');
 
     const contentSha = headers.get('x-content-sha256');
-    if (!contentSha || contentSha !== sha256(body)) throw new GatewayError(401, 'SignatureDoesNotMatch', 'X-Content-Sha256 is not the SHA-256 of the body received');
+    if (!contentSha || contentSha !== sha256(body))
+      throw new GatewayError(401, 'SignatureDoesNotMatch', 'X-Content-Sha256 is not the SHA-256 of the body received');
 
     const signedHeaders = signedList.split(';');
     for (const required of ['host', 'x-date', 'x-content-sha256']) {
-      if (!signedHeaders.includes(required)) throw new GatewayError(401, 'SignatureDoesNotMatch', `${required} is not signed`);
+      if (!signedHeaders.includes(required))
+        throw new GatewayError(401, 'SignatureDoesNotMatch', `${required} is not signed`);
     }
     const token = headers.get('x-security-token');
     if (key.sessionToken !== undefined || token !== undefined) {
-      if (token === undefined) throw new GatewayError(401, 'MissingAuthenticationToken', 'this key needs X-Security-Token');
-      if (token !== key.sessionToken) throw new GatewayError(401, 'InvalidSecretToken', 'X-Security-Token does not belong to this key');
-      if (!signedHeaders.includes('x-security-token')) throw new GatewayError(401, 'SignatureDoesNotMatch', 'x-security-token is not signed');
+      if (token === undefined)
+        throw new GatewayError(401, 'MissingAuthenticationToken', 'this key needs X-Security-Token');
+      if (token !== key.sessionToken)
+        throw new GatewayError(401, 'InvalidSecretToken', 'X-Security-Token does not belong to this key');
+      if (!signedHeaders.includes('x-security-token'))
+        throw new GatewayError(401, 'SignatureDoesNotMatch', 'x-security-token is not signed');
     }
     const signedValues: Record<string, string> = {};
     for (const name of signedHeaders) {
       const value = headers.get(name);
-      if (value === undefined) throw new GatewayError(401, 'SignatureDoesNotMatch', `signed header ${name} was not sent`);
-      if (OFFICIAL_UNSIGNABLE.has(name)) throw new GatewayError(401, 'SignatureDoesNotMatch', `signed header ${name} cannot be verified with the official Node signer`);
+      if (value === undefined)
+        throw new GatewayError(401, 'SignatureDoesNotMatch', `signed header ${name} was not sent`);
+      if (OFFICIAL_UNSIGNABLE.has(name))
+        throw new GatewayError(
+          401,
+          'SignatureDoesNotMatch',
+          `signed header ${name} cannot be verified with the official Node signer`,
+        );
       // The vendor's signer reads the body hash from exactly `X-Content-Sha256` (case-sensitive
       // key); every other header it lower-cases itself.
       signedValues[name === 'x-content-sha256' ? 'X-Content-Sha256' : name] = value;
@@ -331,9 +409,20 @@ export class IndependentGateway {
       const values = url.searchParams.getAll(name);
       params[name] = values.length === 1 ? values[0]! : values;
     }
-    const signer = new Signer({ region, method: req.method ?? 'POST', pathname: url.pathname, params, headers: signedValues }, service, { bodySha256: contentSha });
-    const expected = signer.signature({ accessKeyId, secretKey: key.secretAccessKey, ...(token ? { sessionToken: token } : {}) }, xDate).toString();
-    if (expected !== signature) throw new GatewayError(401, 'SignatureDoesNotMatch', 'the request signature we calculated does not match the signature you provided');
+    const signer = new Signer(
+      { region, method: req.method ?? 'POST', pathname: url.pathname, params, headers: signedValues },
+      service,
+      { bodySha256: contentSha },
+    );
+    const expected = signer
+      .signature({ accessKeyId, secretKey: key.secretAccessKey, ...(token ? { sessionToken: token } : {}) }, xDate)
+      .toString();
+    if (expected !== signature)
+      throw new GatewayError(
+        401,
+        'SignatureDoesNotMatch',
+        'the request signature we calculated does not match the signature you provided',
+      );
     return { accessKeyId, signedHeaders, ...(token ? { sessionToken: token } : {}) };
   }
 
@@ -344,11 +433,13 @@ export class IndependentGateway {
     body: Buffer,
   ): Promise<Omit<AcceptedSubmission, 'accessKeyId' | 'signedHeaders' | 'sessionToken' | 'dataId' | 'requestId'>> {
     const bad = (message: string): GatewayError => new GatewayError(400, 'InvalidParameter', message);
-    if (!/^multipart\/form-data\s*;/i.test(req.headers['content-type'] ?? '')) throw bad(`Content-Type must be multipart/form-data, got ${req.headers['content-type']}`);
+    if (!/^multipart\/form-data\s*;/i.test(req.headers['content-type'] ?? ''))
+      throw bad(`Content-Type must be multipart/form-data, got ${req.headers['content-type']}`);
     const form = await parseMultipart(req.headers, body);
     const requestFields = form.fields.get('Request') ?? [];
     if (form.files.some((f) => f.field === 'Request')) throw bad('Request must be a text field, not a file part');
-    if (requestFields.length !== 1) throw new GatewayError(400, 'MissingParameter', `expected one Request field, got ${requestFields.length}`);
+    if (requestFields.length !== 1)
+      throw new GatewayError(400, 'MissingParameter', `expected one Request field, got ${requestFields.length}`);
     const unknownFields = [...form.fields.keys()].filter((k) => k !== 'Request');
     if (unknownFields.length) throw bad(`unexpected fields: ${unknownFields.join(', ')}`);
     const requestJson = requestFields[0]!;
@@ -361,12 +452,14 @@ export class IndependentGateway {
     if (!isObject(doc)) throw bad('Request is not a JSON object');
     const extra = Object.keys(doc).filter((k) => !['TaskID', spec.key, 'AlgoParamConf'].includes(k));
     if (extra.length) throw bad(`unexpected Request keys: ${extra.join(', ')}`);
-    if (typeof doc.TaskID !== 'string' || doc.TaskID === '') throw new GatewayError(400, 'MissingParameter', 'TaskID is required');
+    if (typeof doc.TaskID !== 'string' || doc.TaskID === '')
+      throw new GatewayError(400, 'MissingParameter', 'TaskID is required');
     const media = doc[spec.key];
     if (!isObject(media)) throw new GatewayError(400, 'MissingParameter', `${spec.key} is required`);
     const extraMedia = Object.keys(media).filter((k) => !['Name', 'Source', 'Url', 'Desc'].includes(k));
     if (extraMedia.length) throw bad(`unexpected ${spec.key} keys: ${extraMedia.join(', ')}`);
-    if (typeof media.Name !== 'string' || media.Name === '') throw new GatewayError(400, 'MissingParameter', `${spec.key}.Name is required`);
+    if (typeof media.Name !== 'string' || media.Name === '')
+      throw new GatewayError(400, 'MissingParameter', `${spec.key}.Name is required`);
     if (media.Desc !== undefined && typeof media.Desc !== 'string') throw bad('Desc must be a string');
     if (doc.AlgoParamConf !== undefined && !isObject(doc.AlgoParamConf)) throw bad('AlgoParamConf must be an object');
 
@@ -382,7 +475,8 @@ export class IndependentGateway {
     };
     if (media.Source === 'url') {
       if (form.files.length) throw bad('Source is url: no file part expected');
-      if (typeof media.Url !== 'string' || !/^https?:\/\//.test(media.Url)) throw new GatewayError(400, 'MissingParameter', 'Url (http or https) is required when Source is url');
+      if (typeof media.Url !== 'string' || !/^https?:\/\//.test(media.Url))
+        throw new GatewayError(400, 'MissingParameter', 'Url (http or https) is required when Source is url');
       let response: Response;
       try {
         response = await fetch(media.Url, { signal: AbortSignal.timeout(10_000) });
@@ -391,16 +485,32 @@ export class IndependentGateway {
       }
       const bytes = Buffer.from(await response.arrayBuffer());
       if (!response.ok) throw bad(`Url answered HTTP ${response.status}`);
-      return { ...common, source: 'url', url: media.Url, bytes, sha256: sha256(bytes), downloadStatus: response.status };
+      return {
+        ...common,
+        source: 'url',
+        url: media.Url,
+        bytes,
+        sha256: sha256(bytes),
+        downloadStatus: response.status,
+      };
     }
     if (media.Source === 'file') {
       if (media.Url !== undefined) throw bad('Source is file: Url not expected');
       const wrong = form.files.filter((f) => f.field !== spec.part);
-      if (wrong.length) throw bad(`unexpected file part ${wrong.map((f) => f.field).join(', ')}; expected ${spec.part}`);
-      if (form.files.length !== 1) throw new GatewayError(400, 'MissingParameter', `expected one ${spec.part} part, got ${form.files.length}`);
+      if (wrong.length)
+        throw bad(`unexpected file part ${wrong.map((f) => f.field).join(', ')}; expected ${spec.part}`);
+      if (form.files.length !== 1)
+        throw new GatewayError(400, 'MissingParameter', `expected one ${spec.part} part, got ${form.files.length}`);
       const file = form.files[0]!;
       if (spec.kind === 'image' && file.bytes.length > IMAGE_MAX_BYTES) throw bad('image over 50 MB');
-      return { ...common, source: 'file', bytes: file.bytes, sha256: sha256(file.bytes), ...(file.filename !== undefined ? { fileName: file.filename } : {}), fileContentType: file.mimeType };
+      return {
+        ...common,
+        source: 'file',
+        bytes: file.bytes,
+        sha256: sha256(file.bytes),
+        ...(file.filename !== undefined ? { fileName: file.filename } : {}),
+        fileContentType: file.mimeType,
+      };
     }
     throw bad(`Source must be "url" or "file", got ${JSON.stringify(media.Source)}`);
   }
@@ -419,7 +529,12 @@ export class IndependentGateway {
     const attempt: CallbackAttempt = { url: target, body };
     this.callbacks.push(attempt);
     try {
-      const res = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(target, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
       attempt.status = res.status;
       await res.arrayBuffer();
       if (res.ok || triesLeft <= 1) return;

@@ -6,13 +6,25 @@ const MAX = 4_500_000;
 
 describe('checkDirectBodySize', () => {
   it('allows a body up to and including the limit', () => {
-    expect(checkDirectBodySize({ 'content-length': '1234' }, MAX)).toEqual({ kind: 'allow', contentLength: 1234, maxBytes: MAX });
-    expect(checkDirectBodySize({ 'content-length': String(MAX) }, MAX)).toEqual({ kind: 'allow', contentLength: MAX, maxBytes: MAX });
+    expect(checkDirectBodySize({ 'content-length': '1234' }, MAX)).toEqual({
+      kind: 'allow',
+      contentLength: 1234,
+      maxBytes: MAX,
+    });
+    expect(checkDirectBodySize({ 'content-length': String(MAX) }, MAX)).toEqual({
+      kind: 'allow',
+      contentLength: MAX,
+      maxBytes: MAX,
+    });
     expect(checkDirectBodySize({ 'content-length': '0' }, MAX).kind).toBe('allow');
   });
 
   it('denies one byte over the limit, and bodies API Gateway itself would still pass (up to 10 MB)', () => {
-    expect(checkDirectBodySize({ 'content-length': String(MAX + 1) }, MAX)).toEqual({ kind: 'deny-too-large', contentLength: MAX + 1, maxBytes: MAX });
+    expect(checkDirectBodySize({ 'content-length': String(MAX + 1) }, MAX)).toEqual({
+      kind: 'deny-too-large',
+      contentLength: MAX + 1,
+      maxBytes: MAX,
+    });
     expect(checkDirectBodySize({ 'content-length': String(10 * 1024 * 1024) }, MAX).kind).toBe('deny-too-large');
   });
 
@@ -23,28 +35,46 @@ describe('checkDirectBodySize', () => {
 
   it('finds Content-Length whatever its case', () => {
     for (const name of ['Content-Length', 'content-length', 'CONTENT-LENGTH', 'cOnTeNt-LeNgTh']) {
-      expect(checkDirectBodySize({ 'x-api-key': 'k', [name]: String(MAX + 10) }, MAX).kind, name).toBe('deny-too-large');
+      expect(checkDirectBodySize({ 'x-api-key': 'k', [name]: String(MAX + 10) }, MAX).kind, name).toBe(
+        'deny-too-large',
+      );
     }
   });
 
   it('lets a request without Content-Length through (chunked: the function measures the decoded body)', () => {
-    expect(checkDirectBodySize({ 'transfer-encoding': 'chunked' }, MAX)).toEqual({ kind: 'allow-unknown', reason: 'missing', maxBytes: MAX });
+    expect(checkDirectBodySize({ 'transfer-encoding': 'chunked' }, MAX)).toEqual({
+      kind: 'allow-unknown',
+      reason: 'missing',
+      maxBytes: MAX,
+    });
     expect(checkDirectBodySize({}, MAX).kind).toBe('allow-unknown');
     expect(checkDirectBodySize(null, MAX).kind).toBe('allow-unknown');
     expect(checkDirectBodySize(undefined, MAX).kind).toBe('allow-unknown');
     expect(checkDirectBodySize({ 'content-length': undefined }, MAX).kind).toBe('allow-unknown');
-    expect(checkDirectBodySize({ 'content-length': '  ' }, MAX)).toEqual({ kind: 'allow-unknown', reason: 'missing', maxBytes: MAX });
+    expect(checkDirectBodySize({ 'content-length': '  ' }, MAX)).toEqual({
+      kind: 'allow-unknown',
+      reason: 'missing',
+      maxBytes: MAX,
+    });
   });
 
   it('treats a malformed value as unknown rather than answering a misleading 413', () => {
     for (const raw of ['abc', '-1', '1.5', '1e9', '0x10', '12 34', '5000000, 1']) {
-      expect(checkDirectBodySize({ 'content-length': raw }, MAX), raw).toEqual({ kind: 'allow-unknown', reason: 'malformed', maxBytes: MAX });
+      expect(checkDirectBodySize({ 'content-length': raw }, MAX), raw).toEqual({
+        kind: 'allow-unknown',
+        reason: 'malformed',
+        maxBytes: MAX,
+      });
     }
   });
 
   it('reads a header repeated with the same value as one value', () => {
     expect(checkDirectBodySize({ 'content-length': `${MAX + 5}, ${MAX + 5}` }, MAX).kind).toBe('deny-too-large');
-    expect(checkDirectBodySize({ 'content-length': ' 42 ' }, MAX)).toEqual({ kind: 'allow', contentLength: 42, maxBytes: MAX });
+    expect(checkDirectBodySize({ 'content-length': ' 42 ' }, MAX)).toEqual({
+      kind: 'allow',
+      contentLength: 42,
+      maxBytes: MAX,
+    });
   });
 
   it('denies absurdly long lengths instead of overflowing into a pass', () => {

@@ -15,7 +15,15 @@ describe('headerSafe: S3 metadata values', () => {
   it('keeps printable ASCII, encodes the rest as one RFC 2047 word, and round-trips', () => {
     expect(headerSafe('cat.jpg')).toBe('cat.jpg');
     expect(headerSafe('a b')).toBe('a b');
-    for (const v of ['été.mp4', '猫 🐈', ' leading', 'trailing ', 'line\nbreak', '=?UTF-8?B?looks-encoded?=', 'tab\there']) {
+    for (const v of [
+      'été.mp4',
+      '猫 🐈',
+      ' leading',
+      'trailing ',
+      'line\nbreak',
+      '=?UTF-8?B?looks-encoded?=',
+      'tab\there',
+    ]) {
       const encoded = headerSafe(v);
       expect(encoded).toMatch(/^=\?UTF-8\?B\?[A-Za-z0-9+/=]*\?=$/);
       expect(decodeMetadataValue(encoded)).toBe(v);
@@ -36,10 +44,18 @@ describe('upload keys', () => {
 describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
   it('an image part over 50 MB → 413 ImageTooLarge (when DIRECT_MAX_BYTES is raised)', () => {
     const form = {
-      fields: [{ name: 'Request', value: JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'file' } }), truncated: false }],
+      fields: [
+        {
+          name: 'Request',
+          value: JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'file' } }),
+          truncated: false,
+        },
+      ],
       files: [{ field: 'ImageFile', filename: 'a', mimeType: 'image/jpeg', chunks: [], size: 50 * 1024 * 1024 + 1 }],
     };
-    expect(() => validateDirect(form, 'image')).toThrow(expect.objectContaining({ code: 'ImageTooLarge', status: 413 }));
+    expect(() => validateDirect(form, 'image')).toThrow(
+      expect.objectContaining({ code: 'ImageTooLarge', status: 413 }),
+    );
     form.files[0]!.field = 'VideoFile';
     form.fields[0]!.value = JSON.stringify({ TaskID: 't', Video: { Name: 'a', Source: 'file' } });
     expect(validateDirect(form, 'video').source).toMatchObject({ type: 'file', size: 50 * 1024 * 1024 + 1 });
@@ -48,11 +64,19 @@ describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
 
 describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () => {
   it('a Request field starting with a BOM is read, as a text field and as a file part', () => {
-    const json = '\uFEFF' + JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } });
-    expect(validateDirect({ fields: [{ name: 'Request', value: json, truncated: false }], files: [] }, 'image')).toMatchObject({ taskId: 't', name: 'a' });
+    const json =
+      '\uFEFF' + JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } });
+    expect(
+      validateDirect({ fields: [{ name: 'Request', value: json, truncated: false }], files: [] }, 'image'),
+    ).toMatchObject({ taskId: 't', name: 'a' });
     const bytes = Buffer.from(json, 'utf8');
     expect(bytes.subarray(0, 3)).toEqual(Buffer.from([0xef, 0xbb, 0xbf]));
-    const asFile = { fields: [], files: [{ field: 'Request', filename: 'req.json', mimeType: 'application/json', chunks: [bytes], size: bytes.length }] };
+    const asFile = {
+      fields: [],
+      files: [
+        { field: 'Request', filename: 'req.json', mimeType: 'application/json', chunks: [bytes], size: bytes.length },
+      ],
+    };
     expect(validateDirect(asFile, 'image').source).toEqual({ type: 'url', url: 'https://example.com/a.jpg' });
   });
 
@@ -63,11 +87,17 @@ describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () =
       ledger,
       iva: {} as IvaClient,
       // Presigning is local: the endpoint is never called.
-      s3: createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKID', secretAccessKey: 'SECRET' } }),
+      s3: createS3Client({
+        endpoint: 'http://127.0.0.1:9',
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'AKID', secretAccessKey: 'SECRET' },
+      }),
       bucket: 'uploads',
       config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' },
     });
-    const body = '\uFEFF' + JSON.stringify({ TaskID: 't', Kind: 'video', Name: 'clip.mp4', Size: 10, ContentType: 'video/mp4' });
+    const body =
+      '\uFEFF' + JSON.stringify({ TaskID: 't', Kind: 'video', Name: 'clip.mp4', Size: 10, ContentType: 'video/mp4' });
     const request: ApiRequest = {
       method: 'POST',
       path: '/v1/uploads',
@@ -95,7 +125,13 @@ describe('POST /v1/uploads never leaves a reservation behind a failed answer', (
         throw new Error('credentials endpoint down');
       },
     });
-    const api = createApi({ ledger, iva: {} as IvaClient, s3, bucket: 'uploads', config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' } });
+    const api = createApi({
+      ledger,
+      iva: {} as IvaClient,
+      s3,
+      bucket: 'uploads',
+      config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' },
+    });
     const response = await api.handle({
       method: 'POST',
       path: '/v1/uploads',
@@ -114,13 +150,36 @@ describe('POST /v1/uploads never leaves a reservation behind a failed answer', (
 describe('mapIvaError: who is at fault', () => {
   it('maps IVA outcomes to statuses and codes', () => {
     const cases: Array<[IvaError, number, string]> = [
-      [new IvaError({ code: 'InvalidParameter', message: 'bad', requestId: 'r1', httpStatus: 400 }), 400, 'InvalidParameter'],
-      [new IvaError({ code: 'InvalidParameter', message: 'bad', requestId: 'r1', httpStatus: 200 }), 400, 'InvalidParameter'],
-      [new IvaError({ code: 'SignatureDoesNotMatch', message: 'x', requestId: 'r2', httpStatus: 401 }), 502, 'UpstreamCredentialsRejected'],
+      [
+        new IvaError({ code: 'InvalidParameter', message: 'bad', requestId: 'r1', httpStatus: 400 }),
+        400,
+        'InvalidParameter',
+      ],
+      [
+        new IvaError({ code: 'InvalidParameter', message: 'bad', requestId: 'r1', httpStatus: 200 }),
+        400,
+        'InvalidParameter',
+      ],
+      [
+        new IvaError({ code: 'SignatureDoesNotMatch', message: 'x', requestId: 'r2', httpStatus: 401 }),
+        502,
+        'UpstreamCredentialsRejected',
+      ],
       [new IvaError({ code: 'AccessDenied', message: 'x', httpStatus: 403 }), 502, 'UpstreamCredentialsRejected'],
-      [new IvaBudgetExceededError(new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', requestId: 'r3', httpStatus: 429 }), 4), 503, 'FlowLimitExceeded'],
+      [
+        new IvaBudgetExceededError(
+          new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', requestId: 'r3', httpStatus: 429 }),
+          4,
+        ),
+        503,
+        'FlowLimitExceeded',
+      ],
       [new IvaNetworkError('ECONNRESET'), 503, 'UpstreamUnavailable'],
-      [new IvaError({ code: 'SomethingPermanent', message: 'x', requestId: 'r4', httpStatus: 500, retryable: false }), 502, 'SomethingPermanent'],
+      [
+        new IvaError({ code: 'SomethingPermanent', message: 'x', requestId: 'r4', httpStatus: 500, retryable: false }),
+        502,
+        'SomethingPermanent',
+      ],
     ];
     for (const [error, status, code] of cases) {
       const out = mapIvaError(error);
@@ -128,7 +187,12 @@ describe('mapIvaError: who is at fault', () => {
       expect([out.status, out.code], error.code).toEqual([status, code]);
       if (error.requestId) expect(out.requestId).toBe(error.requestId);
     }
-    const throttled = mapIvaError(new IvaBudgetExceededError(new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', requestId: 'r3', httpStatus: 429 }), 4));
+    const throttled = mapIvaError(
+      new IvaBudgetExceededError(
+        new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', requestId: 'r3', httpStatus: 429 }),
+        4,
+      ),
+    );
     expect(throttled.retryAfterSeconds).toBeGreaterThan(0);
     expect(throttled.message).toBe('slow down (gave up after 4 attempts within the time budget); retry later');
   });

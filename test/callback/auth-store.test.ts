@@ -10,9 +10,12 @@ describe('secretMatches', () => {
     expect(secretMatches('old-previous-secret', accepted)).toBe(true);
   });
 
-  it.each([undefined, null, '', 's3cret-current-012345678', 's3cret-current-01234567890', 'S3CRET-CURRENT-0123456789'])('refuses %j', (candidate) => {
-    expect(secretMatches(candidate, accepted)).toBe(false);
-  });
+  it.each([undefined, null, '', 's3cret-current-012345678', 's3cret-current-01234567890', 'S3CRET-CURRENT-0123456789'])(
+    'refuses %j',
+    (candidate) => {
+      expect(secretMatches(candidate, accepted)).toBe(false);
+    },
+  );
 
   it('refuses everything when no secret is configured, even an empty one', () => {
     expect(secretMatches('', [''])).toBe(false);

@@ -7,7 +7,13 @@ import type { AddressInfo } from 'node:net';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventPublishError } from '../../lib/callback/errors';
-import { createEventBridgePublisher, createMemoryPublisher, EVENT_SOURCE, RESULT_STORED_DETAIL_TYPE, type ResultStoredDetail } from '../../lib/callback/events';
+import {
+  createEventBridgePublisher,
+  createMemoryPublisher,
+  EVENT_SOURCE,
+  RESULT_STORED_DETAIL_TYPE,
+  type ResultStoredDetail,
+} from '../../lib/callback/events';
 
 interface Seen {
   target: string | undefined;
@@ -24,7 +30,10 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      seen.push({ target: req.headers['x-amz-target'] as string | undefined, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+      seen.push({
+        target: req.headers['x-amz-target'] as string | undefined,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+      });
       res.writeHead(reply.status, { 'content-type': 'application/x-amz-json-1.1' });
       res.end(JSON.stringify(reply.body));
     });
@@ -41,7 +50,13 @@ beforeEach(() => {
   seen.length = 0;
 });
 
-const client = () => new EventBridgeClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+const client = () =>
+  new EventBridgeClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    maxAttempts: 1,
+  });
 
 const detail: ResultStoredDetail = {
   taskId: 't',
@@ -61,7 +76,11 @@ describe('EventBridge publisher', () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]?.target).toBe('AWSEvents.PutEvents');
     const entry = seen[0]?.body.Entries[0];
-    expect(entry).toMatchObject({ Source: EVENT_SOURCE, DetailType: RESULT_STORED_DETAIL_TYPE, EventBusName: 'results-bus' });
+    expect(entry).toMatchObject({
+      Source: EVENT_SOURCE,
+      DetailType: RESULT_STORED_DETAIL_TYPE,
+      EventBusName: 'results-bus',
+    });
     expect(JSON.parse(entry?.Detail ?? '')).toEqual(detail);
   });
 
@@ -72,15 +91,22 @@ describe('EventBridge publisher', () => {
   });
 
   it('fails when PutEvents answers 200 but refuses the entry', async () => {
-    reply = { status: 200, body: { FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure', ErrorMessage: 'try again' }] } };
-    const error = await createEventBridgePublisher({ client: client() }).publishResultStored(detail).catch((e: unknown) => e);
+    reply = {
+      status: 200,
+      body: { FailedEntryCount: 1, Entries: [{ ErrorCode: 'InternalFailure', ErrorMessage: 'try again' }] },
+    };
+    const error = await createEventBridgePublisher({ client: client() })
+      .publishResultStored(detail)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EventPublishError);
     expect((error as EventPublishError).reason).toContain('InternalFailure');
   });
 
   it('fails with EventPublishError when the call itself fails', async () => {
     reply = { status: 400, body: { __type: 'ResourceNotFoundException', message: 'no bus' } };
-    await expect(createEventBridgePublisher({ client: client() }).publishResultStored(detail)).rejects.toBeInstanceOf(EventPublishError);
+    await expect(createEventBridgePublisher({ client: client() }).publishResultStored(detail)).rejects.toBeInstanceOf(
+      EventPublishError,
+    );
   });
 
   it('memory publisher keeps events in order', async () => {

@@ -30,12 +30,21 @@ describe('identify: tolerant identifiers', () => {
   });
 
   it('looks one level down, preferring Result/Data containers', () => {
-    const id = identify({ Code: 0, Other: { ImageID: 'wrong' }, Result: { TaskID: 't', ImageID: 'img', Status: 'running' } });
+    const id = identify({
+      Code: 0,
+      Other: { ImageID: 'wrong' },
+      Result: { TaskID: 't', ImageID: 'img', Status: 'running' },
+    });
     expect(id).toMatchObject({ taskId: 't', dataId: 'img', kind: 'image', status: 'progress', rawStatus: 'running' });
   });
 
   it('mixes levels: task at the top, data id under data', () => {
-    expect(identify({ TaskID: 't', data: { video_id: 'v', state: 'failed' } })).toMatchObject({ taskId: 't', dataId: 'v', kind: 'video', status: 'failed' });
+    expect(identify({ TaskID: 't', data: { video_id: 'v', state: 'failed' } })).toMatchObject({
+      taskId: 't',
+      dataId: 'v',
+      kind: 'video',
+      status: 'failed',
+    });
   });
 
   it('does not look two levels down', () => {
@@ -43,7 +52,10 @@ describe('identify: tolerant identifiers', () => {
   });
 
   it('parses a nested field holding a JSON string', () => {
-    expect(identify({ TaskID: 't', Result: JSON.stringify({ ImageID: 'i', Status: 'done' }) })).toMatchObject({ dataId: 'i', status: 'completed' });
+    expect(identify({ TaskID: 't', Result: JSON.stringify({ ImageID: 'i', Status: 'done' }) })).toMatchObject({
+      dataId: 'i',
+      status: 'completed',
+    });
   });
 
   it('prefers ImageID/VideoID over DataID at the same level', () => {
@@ -81,9 +93,18 @@ describe('identify: tolerant identifiers', () => {
   });
 
   it('reads identifiers from form bodies, including a JSON-valued field', () => {
-    const form = parseBody(Buffer.from(`TaskID=t-9&Result=${encodeURIComponent(JSON.stringify({ VideoID: 'v-9', Status: 'Failed' }))}`), 'application/x-www-form-urlencoded');
+    const form = parseBody(
+      Buffer.from(`TaskID=t-9&Result=${encodeURIComponent(JSON.stringify({ VideoID: 'v-9', Status: 'Failed' }))}`),
+      'application/x-www-form-urlencoded',
+    );
     expect(form.format).toBe('form');
-    expect(identify(form.value)).toMatchObject({ taskId: 't-9', dataId: 'v-9', kind: 'video', status: 'failed', rawStatus: 'Failed' });
+    expect(identify(form.value)).toMatchObject({
+      taskId: 't-9',
+      dataId: 'v-9',
+      kind: 'video',
+      status: 'failed',
+      rawStatus: 'Failed',
+    });
   });
 });
 

@@ -32,21 +32,35 @@ describe('parseBody', () => {
   });
 
   it('sniffs JSON without a content type or with text/plain', () => {
-    expect(parseBody(Buffer.from('{"ImageID":"i"}'), undefined)).toMatchObject({ format: 'json', value: { ImageID: 'i' } });
+    expect(parseBody(Buffer.from('{"ImageID":"i"}'), undefined)).toMatchObject({
+      format: 'json',
+      value: { ImageID: 'i' },
+    });
     expect(parseBody(Buffer.from('{"ImageID":"i"}'), 'text/plain')).toMatchObject({ format: 'json' });
   });
 
   it('sniffs a form body without a content type', () => {
-    expect(parseBody(Buffer.from('TaskID=t&ImageID=i'), undefined)).toMatchObject({ format: 'form', value: { TaskID: 't', ImageID: 'i' } });
+    expect(parseBody(Buffer.from('TaskID=t&ImageID=i'), undefined)).toMatchObject({
+      format: 'form',
+      value: { TaskID: 't', ImageID: 'i' },
+    });
   });
 
   it('keeps anything else as text, never refusing it', () => {
-    expect(parseBody(Buffer.from('hello there'), 'application/octet-stream')).toEqual({ format: 'text', value: undefined, malformed: false, extension: 'txt' });
+    expect(parseBody(Buffer.from('hello there'), 'application/octet-stream')).toEqual({
+      format: 'text',
+      value: undefined,
+      malformed: false,
+      extension: 'txt',
+    });
     expect(parseBody(Buffer.from('{not json'), undefined)).toMatchObject({ format: 'text', malformed: false });
   });
 
   it('decodes form fields (+ as space, first occurrence wins, JSON fields parsed)', () => {
-    const parsed = parseBody(Buffer.from('Name=a+b&Name=second&data=%7B%22x%22%3A1%7D&bad=%7Bno'), 'application/x-www-form-urlencoded');
+    const parsed = parseBody(
+      Buffer.from('Name=a+b&Name=second&data=%7B%22x%22%3A1%7D&bad=%7Bno'),
+      'application/x-www-form-urlencoded',
+    );
     expect(parsed.value).toEqual({ Name: 'a b', data: { x: 1 }, bad: '{no' });
   });
 });

@@ -30,11 +30,24 @@ describe.skipIf(!ceph)('putOnce on Ceph', () => {
     await createBucket(ceph!, bucket);
     const client = cephS3Client(ceph!);
     headMisses(client, 2);
-    const input = { bucket, key: 'results/t/d/abc.json', body: Buffer.from('{"a":1}'), contentType: 'application/json' };
+    const input = {
+      bucket,
+      key: 'results/t/d/abc.json',
+      body: Buffer.from('{"a":1}'),
+      contentType: 'application/json',
+    };
     const first = await putOnce(client, { ...input, receivedAt: '2026-11-30T12:00:00.000Z' });
-    const second = await putOnce(client, { ...input, body: Buffer.from('{"a":2}'), receivedAt: '2026-11-30T12:00:09.000Z' });
+    const second = await putOnce(client, {
+      ...input,
+      body: Buffer.from('{"a":2}'),
+      receivedAt: '2026-11-30T12:00:09.000Z',
+    });
     expect(first).toMatchObject({ duplicate: false, receivedAt: '2026-11-30T12:00:00.000Z' });
-    expect(second).toMatchObject({ duplicate: true, receivedAt: '2026-11-30T12:00:00.000Z', uri: `s3://${bucket}/results/t/d/abc.json` });
+    expect(second).toMatchObject({
+      duplicate: true,
+      receivedAt: '2026-11-30T12:00:00.000Z',
+      uri: `s3://${bucket}/results/t/d/abc.json`,
+    });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
     expect(listed.Contents?.map((o) => o.Key)).toEqual(['results/t/d/abc.json']);
     const body = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'results/t/d/abc.json' }));

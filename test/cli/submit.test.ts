@@ -40,8 +40,17 @@ interface Run {
 }
 
 function run(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const base: Record<string, string | undefined> = { PATH: process.env['PATH'], HOME: process.env['HOME'], VOLC_ACCESSKEY: AK, VOLC_SECRETKEY: SK, IVA_ENDPOINT: gw.url };
-  const merged = Object.fromEntries(Object.entries({ ...base, ...env }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  const base: Record<string, string | undefined> = {
+    PATH: process.env['PATH'],
+    HOME: process.env['HOME'],
+    VOLC_ACCESSKEY: AK,
+    VOLC_SECRETKEY: SK,
+    IVA_ENDPOINT: gw.url,
+  };
+  const merged = Object.fromEntries(Object.entries({ ...base, ...env }).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
   return new Promise((resolve) => {
     // cwd outside the repository: the bin must not depend on where it is run from.
     execFile(process.execPath, [BIN, ...args], { cwd: dir, env: merged, timeout: 20_000 }, (error, stdout, stderr) => {
@@ -72,13 +81,31 @@ describe('iva-bridge submit: the four input forms', () => {
   });
 
   it('--video PATH with --name, --desc, --algo-param-conf and --content-type', async () => {
-    const r = await run(['submit', '--task-id', 't2', '--video', videoPath, '--name', 'My clip', '--desc', 'a desc', '--algo-param-conf', '{"fps":5,"labels":["a"]}', '--content-type', 'video/mp4']);
+    const r = await run([
+      'submit',
+      '--task-id',
+      't2',
+      '--video',
+      videoPath,
+      '--name',
+      'My clip',
+      '--desc',
+      'a desc',
+      '--algo-param-conf',
+      '{"fps":5,"labels":["a"]}',
+      '--content-type',
+      'video/mp4',
+    ]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ VideoID: `video-${gw.calls[0]!.n}`, RequestId: `req-${gw.calls[0]!.n}` });
     const call = gw.calls[0]!;
     expect(call.parts[0]).toMatchObject({ name: 'VideoFile', filename: 'clip.mp4', contentType: 'video/mp4' });
     expect(sha(call.parts[0]!.data)).toBe(sha(video));
-    expect(call.request).toEqual({ TaskID: 't2', Video: { Name: 'My clip', Source: 'file', Desc: 'a desc' }, AlgoParamConf: { fps: 5, labels: ['a'] } });
+    expect(call.request).toEqual({
+      TaskID: 't2',
+      Video: { Name: 'My clip', Source: 'file', Desc: 'a desc' },
+      AlgoParamConf: { fps: 5, labels: ['a'] },
+    });
   });
 
   it('--image-url: name defaults to the URL last path segment, decoded', async () => {
@@ -91,18 +118,23 @@ describe('iva-bridge submit: the four input forms', () => {
   });
 
   it('--video-url with a session token from the environment', async () => {
-    const r = await run(['submit', '--task-id', 't4', '--video-url', 'https://x.example.com/v/clip.mp4'], { VOLC_SESSION_TOKEN: 'sts-token' });
+    const r = await run(['submit', '--task-id', 't4', '--video-url', 'https://x.example.com/v/clip.mp4'], {
+      VOLC_SESSION_TOKEN: 'sts-token',
+    });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toHaveProperty('VideoID');
     const call = gw.calls[0]!;
     expect(call.headers['x-security-token']).toBe('sts-token');
     expect(call.signature.ok).toBe(true);
-    expect(call.request).toEqual({ TaskID: 't4', Video: { Name: 'clip.mp4', Source: 'url', Url: 'https://x.example.com/v/clip.mp4' } });
+    expect(call.request).toEqual({
+      TaskID: 't4',
+      Video: { Name: 'clip.mp4', Source: 'url', Url: 'https://x.example.com/v/clip.mp4' },
+    });
   });
 });
 
 describe('iva-bridge submit: failures', () => {
-  it("an IVA error: one stderr line with Code, Message and RequestId, exit 1", async () => {
+  it('an IVA error: one stderr line with Code, Message and RequestId, exit 1', async () => {
     gw.queue(ivaError('InvalidParameter', 'TaskID does not exist', 400, 'rid-cli-1'));
     const r = await run(['submit', '--task-id', 'nope', '--image', imagePath]);
     expect(r.code).toBe(1);
@@ -114,7 +146,9 @@ describe('iva-bridge submit: failures', () => {
   });
 
   it('a wrong secret: SignatureDoesNotMatch, one attempt, exit 1, secret not printed', async () => {
-    const r = await run(['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'], { VOLC_SECRETKEY: `${SK}-wrong` });
+    const r = await run(['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'], {
+      VOLC_SECRETKEY: `${SK}-wrong`,
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('SignatureDoesNotMatch');
     expect(r.stderr).not.toContain(`${SK}-wrong`);
@@ -130,16 +164,51 @@ describe('iva-bridge submit: failures', () => {
   });
 
   const usage: Array<[string, string[], Record<string, string | undefined>, RegExp]> = [
-    ['missing file', ['submit', '--task-id', 't', '--image', '/no/such/file.jpg'], {}, /cannot read \/no\/such\/file\.jpg: ENOENT/],
+    [
+      'missing file',
+      ['submit', '--task-id', 't', '--image', '/no/such/file.jpg'],
+      {},
+      /cannot read \/no\/such\/file\.jpg: ENOENT/,
+    ],
     ['a directory as file', ['submit', '--task-id', 't', '--video', '.'], {}, /cannot read \.: /],
-    ['missing credentials', ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'], { VOLC_SECRETKEY: undefined }, /missing credentials: set VOLC_ACCESSKEY and VOLC_SECRETKEY/],
-    ['bad JSON', ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--algo-param-conf', '{nope'], {}, /--algo-param-conf is not valid JSON/],
-    ['JSON that is not an object', ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--algo-param-conf', '[1]'], {}, /must be a JSON object/],
-    ['conflicting options', ['submit', '--task-id', 't', '--image', imagePathLazy(), '--video-url', 'https://x/y.mp4'], {}, /conflicting options: --image, --video-url/],
+    [
+      'missing credentials',
+      ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'],
+      { VOLC_SECRETKEY: undefined },
+      /missing credentials: set VOLC_ACCESSKEY and VOLC_SECRETKEY/,
+    ],
+    [
+      'bad JSON',
+      ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--algo-param-conf', '{nope'],
+      {},
+      /--algo-param-conf is not valid JSON/,
+    ],
+    [
+      'JSON that is not an object',
+      ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--algo-param-conf', '[1]'],
+      {},
+      /must be a JSON object/,
+    ],
+    [
+      'conflicting options',
+      ['submit', '--task-id', 't', '--image', imagePathLazy(), '--video-url', 'https://x/y.mp4'],
+      {},
+      /conflicting options: --image, --video-url/,
+    ],
     ['no input', ['submit', '--task-id', 't'], {}, /one of --image, --image-url, --video, --video-url is required/],
     ['missing task id', ['submit', '--image-url', 'https://x/y.jpg'], {}, /--task-id is required/],
-    ['unknown option', ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--bogus'], {}, /Unknown option '--bogus'/],
-    ['URL without a name', ['submit', '--task-id', 't', '--image-url', 'https://x.example.com/'], {}, /--name is required/],
+    [
+      'unknown option',
+      ['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--bogus'],
+      {},
+      /Unknown option '--bogus'/,
+    ],
+    [
+      'URL without a name',
+      ['submit', '--task-id', 't', '--image-url', 'https://x.example.com/'],
+      {},
+      /--name is required/,
+    ],
     ['not a URL', ['submit', '--task-id', 't', '--video-url', 'not a url'], {}, /not a valid URL/],
     ['unknown command', ['frobnicate'], {}, /unknown command "frobnicate"/],
   ];
@@ -157,7 +226,23 @@ describe('iva-bridge submit: failures', () => {
   it('--help documents every option and variable', async () => {
     const r = await run(['submit', '--help']);
     expect(r.code).toBe(0);
-    for (const word of ['--task-id', '--image', '--image-url', '--video', '--video-url', '--name', '--desc', '--algo-param-conf', 'VOLC_ACCESSKEY', 'VOLC_SECRETKEY', 'VOLC_SESSION_TOKEN', 'IVA_ENDPOINT', 'IVA_REGION', 'IVA_SERVICE', 'exit 2']) {
+    for (const word of [
+      '--task-id',
+      '--image',
+      '--image-url',
+      '--video',
+      '--video-url',
+      '--name',
+      '--desc',
+      '--algo-param-conf',
+      'VOLC_ACCESSKEY',
+      'VOLC_SECRETKEY',
+      'VOLC_SESSION_TOKEN',
+      'IVA_ENDPOINT',
+      'IVA_REGION',
+      'IVA_SERVICE',
+      'exit 2',
+    ]) {
       expect(r.stdout).toContain(word);
     }
     const top = await run(['--help']);

@@ -47,7 +47,12 @@ interface SubmissionView {
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const taskId = (label: string): string => `e2e-${label}-${randomBytes(4).toString('hex')}`;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -60,21 +65,30 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 /** HTTP helpers against one running stack's printed endpoints. */
 function client(info: StackInfo) {
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${info.apiUrl}${path}`, { ...init, headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) } });
+    fetch(`${info.apiUrl}${path}`, {
+      ...init,
+      headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) },
+    });
   return {
     api,
     async sandboxSubmissions(): Promise<SandboxSubmission[]> {
       return (await (await fetch(`${info.ivaEndpoint}/__sandbox/submissions`)).json()) as SandboxSubmission[];
     },
     async injectFaults(faults: unknown[]): Promise<void> {
-      const res = await fetch(`${info.ivaEndpoint}/__sandbox/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+      const res = await fetch(`${info.ivaEndpoint}/__sandbox/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(faults),
+      });
       expect(res.status).toBe(200);
     },
     async listTask(task: string): Promise<SubmissionView[]> {
       const items: SubmissionView[] = [];
       let cursor: string | undefined;
       do {
-        const res = await api(`/v1/tasks/${encodeURIComponent(task)}/submissions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        const res = await api(
+          `/v1/tasks/${encodeURIComponent(task)}/submissions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
         expect(res.status).toBe(200);
         const page = (await res.json()) as { Items: SubmissionView[]; NextCursor?: string };
         items.push(...page.Items);
@@ -88,7 +102,12 @@ function client(info: StackInfo) {
       return (await res.json()) as SubmissionView;
     },
     s3(): S3Client {
-      return createS3Client({ endpoint: info.s3Endpoint, region: info.s3Region, forcePathStyle: true, credentials: { accessKeyId: info.s3AccessKeyId, secretAccessKey: info.s3SecretAccessKey } });
+      return createS3Client({
+        endpoint: info.s3Endpoint,
+        region: info.s3Region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: info.s3AccessKeyId, secretAccessKey: info.s3SecretAccessKey },
+      });
     },
   };
 }
@@ -107,7 +126,13 @@ const backends: { name: string; s3?: () => ExternalS3; enabled: boolean }[] = [
   {
     name: 'ceph',
     enabled: ceph !== undefined,
-    s3: () => ({ endpoint: ceph!.endpoint, region: ceph!.region, accessKeyId: ceph!.accessKeyId, secretAccessKey: ceph!.secretAccessKey, notifications: 'ceph' }),
+    s3: () => ({
+      endpoint: ceph!.endpoint,
+      region: ceph!.region,
+      accessKeyId: ceph!.accessKeyId,
+      secretAccessKey: ceph!.secretAccessKey,
+      notifications: 'ceph',
+    }),
   },
 ];
 
@@ -144,13 +169,17 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       const bytes = randomBytes(50_000);
       await s3c.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: bytes, ContentType: 'image/jpeg' }));
 
-      const submitted = await until('the sandbox submission', async () => (await http.sandboxSubmissions()).find((s) => s.taskId === task));
+      const submitted = await until('the sandbox submission', async () =>
+        (await http.sandboxSubmissions()).find((s) => s.taskId === task),
+      );
       expect(submitted.source).toBe('url');
       expect(submitted.name).toBe('my cat+1 ü.jpg');
       expect(submitted.sha256).toBe(sha(bytes));
       expect(new URL(submitted.url!).origin).toBe(new URL(stack.s3Endpoint).origin);
 
-      const done = await until('the completed status', async () => (await http.listTask(task)).find((s) => s.Status === 'completed'));
+      const done = await until('the completed status', async () =>
+        (await http.listTask(task)).find((s) => s.Status === 'completed'),
+      );
       expect(done.Object?.Key).toBe(key);
       expect(done.ImageID).toBe(submitted.dataId);
       const view = await http.submission(done.SubmissionId);
@@ -159,17 +188,30 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
 
       // The stored result is the callback body, and an event names it.
       const location = new URL(view.Result!.Location.replace(/^s3:/, 'http:'));
-      const stored = await s3c.send(new GetObjectCommand({ Bucket: stack.bucket, Key: decodeURIComponent(location.pathname.slice(1)) }));
-      expect(JSON.parse(await stored.Body!.transformToString())).toMatchObject({ TaskID: task, ImageID: submitted.dataId });
-      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as { source: string; detail: Record<string, unknown> }[];
-      expect(events.some((e) => e.source === 'iva-bridge' && JSON.stringify(e.detail).includes(submitted.dataId))).toBe(true);
+      const stored = await s3c.send(
+        new GetObjectCommand({ Bucket: stack.bucket, Key: decodeURIComponent(location.pathname.slice(1)) }),
+      );
+      expect(JSON.parse(await stored.Body!.transformToString())).toMatchObject({
+        TaskID: task,
+        ImageID: submitted.dataId,
+      });
+      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
+        source: string;
+        detail: Record<string, unknown>;
+      }[];
+      expect(events.some((e) => e.source === 'iva-bridge' && JSON.stringify(e.detail).includes(submitted.dataId))).toBe(
+        true,
+      );
       expect(lines.some((l) => l.startsWith('s3: upload seen') && l.includes(task))).toBe(true);
     });
 
     it('a direct multipart submission (and the vendor-compatible form) becomes a completed result', async () => {
       const task = taskId('direct');
       const bytes = randomBytes(30_000);
-      const res = await http.api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, bytes) });
+      const res = await http.api('/v1/images', {
+        method: 'POST',
+        body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, bytes),
+      });
       const body = (await res.json()) as { Result?: { ImageID: string; SubmissionId: string } };
       expect(res.status, JSON.stringify(body)).toBe(200);
       const sandbox = (await http.sandboxSubmissions()).find((s) => s.taskId === task)!;
@@ -194,9 +236,20 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       const res = await http.api('/v1/uploads', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ TaskID: task, Kind: 'image', Name: 'big.jpg', ContentType: 'image/jpeg', Size: bytes.length }),
+        body: JSON.stringify({
+          TaskID: task,
+          Kind: 'image',
+          Name: 'big.jpg',
+          ContentType: 'image/jpeg',
+          Size: bytes.length,
+        }),
       });
-      const ticket = (await res.json()) as { SubmissionId: string; Url: string; Method: string; Headers: Record<string, string> };
+      const ticket = (await res.json()) as {
+        SubmissionId: string;
+        Url: string;
+        Method: string;
+        Headers: Record<string, string>;
+      };
       expect(res.status, JSON.stringify(ticket)).toBe(200);
       const put = await fetch(ticket.Url, { method: ticket.Method, headers: ticket.Headers, body: bytes });
       expect(put.status, await put.text()).toBe(200);
@@ -215,7 +268,10 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       // 4.6 MB reaches the function (6.1 MB of base64 fits Lambda) and is refused there;
       // 5.5 MB is refused by the gateway (7.3 MB of base64 does not).
       for (const size of [4_600_000, 5_500_000]) {
-        const res = await http.api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'big.jpg', Source: 'file' } }, randomBytes(size)) });
+        const res = await http.api('/v1/images', {
+          method: 'POST',
+          body: imageForm({ TaskID: task, Image: { Name: 'big.jpg', Source: 'file' } }, randomBytes(size)),
+        });
         const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
         expect(res.status, JSON.stringify(body)).toBe(413);
         expect(body.ResponseMetadata.Error.Message).toContain('/v1/uploads');
@@ -232,14 +288,25 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       ]);
       const names = Array.from({ length: 50 }, (_, i) => `obj-${i}.jpg`);
       await Promise.all(
-        names.map((n, i) => s3c.send(new PutObjectCommand({ Bucket: stack.bucket, Key: `incoming/${task}/${n}`, Body: Buffer.from(`image ${i}`), ContentType: 'image/jpeg' }))),
+        names.map((n, i) =>
+          s3c.send(
+            new PutObjectCommand({
+              Bucket: stack.bucket,
+              Key: `incoming/${task}/${n}`,
+              Body: Buffer.from(`image ${i}`),
+              ContentType: 'image/jpeg',
+            }),
+          ),
+        ),
       );
 
       const final = await until(
         'every object settled',
         async () => {
           const items = await http.listTask(task);
-          return items.length === 50 && items.every((s) => s.Status === 'completed' || s.Status === 'failed') ? items : undefined;
+          return items.length === 50 && items.every((s) => s.Status === 'completed' || s.Status === 'failed')
+            ? items
+            : undefined;
         },
         60_000,
         250,
@@ -253,7 +320,9 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
         else expect(count, name).toBe(0);
       }
       // Retryable faults are retried: every object ends completed, and the faults were all used.
-      expect(final.filter((v) => v.Status !== 'completed').map((v) => `${v.Object?.Key}: ${v.Error?.Code}`)).toEqual([]);
+      expect(final.filter((v) => v.Status !== 'completed').map((v) => `${v.Object?.Key}: ${v.Error?.Code}`)).toEqual(
+        [],
+      );
       expect(await (await fetch(`${stack.ivaEndpoint}/__sandbox/faults`)).json()).toEqual([]);
       const requests = (await (await fetch(`${stack.ivaEndpoint}/__sandbox/requests`)).json()) as { fault?: string }[];
       expect(requests.filter((r) => r.fault).length).toBe(9);
@@ -268,13 +337,20 @@ describe('pointed at another IVA endpoint (the real-IVA mode)', () => {
     const credentials = { accessKeyId: 'AKLTREMOTEE2E', secretAccessKey: randomBytes(16).toString('hex') };
     const remote = await startIvaSandbox({ credentials });
     const callerEndpoint = process.env.IVA_ENDPOINT;
-    const stack = await startLocalStack({ iva: { endpoint: remote.url, credentials }, log: () => undefined, functionEnv: { POWERTOOLS_LOG_LEVEL: 'ERROR' } });
+    const stack = await startLocalStack({
+      iva: { endpoint: remote.url, credentials },
+      log: () => undefined,
+      functionEnv: { POWERTOOLS_LOG_LEVEL: 'ERROR' },
+    });
     try {
       expect(stack.sandbox).toBeUndefined();
       expect(stack.ivaMode).toBe('remote');
       expect(stack.ivaEndpoint).toBe(remote.url);
       const task = taskId('remote');
-      const res = await client(stack.info).api('/v1/images', { method: 'POST', body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, randomBytes(500)) });
+      const res = await client(stack.info).api('/v1/images', {
+        method: 'POST',
+        body: imageForm({ TaskID: task, Image: { Name: 'cat.jpg', Source: 'file' } }, randomBytes(500)),
+      });
       expect(res.status, await res.text()).toBe(200);
       expect(remote.submissions.map((s) => [s.taskId, s.accessKeyId])).toEqual([[task, credentials.accessKeyId]]);
     } finally {
@@ -292,7 +368,8 @@ describe('npm start', () => {
     const jsonPath = join(dir, 'stack.json');
     const env: NodeJS.ProcessEnv = { ...process.env };
     // Only what the child is told here: no real IVA, no external S3 from the caller's shell.
-    for (const name of Object.keys(env)) if (/^(IVA_|VOLC_|AWS_|CEPH_|LEDGER_TABLE|BUCKET_NAME|CALLBACK_)/.test(name)) delete env[name];
+    for (const name of Object.keys(env))
+      if (/^(IVA_|VOLC_|AWS_|CEPH_|LEDGER_TABLE|BUCKET_NAME|CALLBACK_)/.test(name)) delete env[name];
     Object.assign(env, {
       IVA_BRIDGE_API_PORT: '0',
       IVA_BRIDGE_S3_PORT: '0',
@@ -310,16 +387,40 @@ describe('npm start', () => {
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      const info = await until('stack.json', async () => (existsSync(jsonPath) ? (JSON.parse(await readFile(jsonPath, 'utf8')) as StackInfo) : undefined), 30_000, 100);
-      for (const k of ['s3Endpoint', 's3AccessKeyId', 's3SecretAccessKey', 'bucket', 'apiUrl', 'apiKey', 'callbackUrl', 'ivaEndpoint'] as const) expect(info[k], k).toBeTruthy();
+      const info = await until(
+        'stack.json',
+        async () => (existsSync(jsonPath) ? (JSON.parse(await readFile(jsonPath, 'utf8')) as StackInfo) : undefined),
+        30_000,
+        100,
+      );
+      for (const k of [
+        's3Endpoint',
+        's3AccessKeyId',
+        's3SecretAccessKey',
+        'bucket',
+        'apiUrl',
+        'apiKey',
+        'callbackUrl',
+        'ivaEndpoint',
+      ] as const)
+        expect(info[k], k).toBeTruthy();
       expect(output).toContain(`s3://${info.bucket}/incoming/`);
 
       const http = client(info);
       const s3c = http.s3();
       const task = taskId('npm');
-      await s3c.send(new PutObjectCommand({ Bucket: info.bucket, Key: `incoming/${task}/cat.jpg`, Body: randomBytes(2000), ContentType: 'image/jpeg' }));
+      await s3c.send(
+        new PutObjectCommand({
+          Bucket: info.bucket,
+          Key: `incoming/${task}/cat.jpg`,
+          Body: randomBytes(2000),
+          ContentType: 'image/jpeg',
+        }),
+      );
       s3c.destroy();
-      const done = await until('the upload completed', async () => (await http.listTask(task)).find((s) => s.Status === 'completed'));
+      const done = await until('the upload completed', async () =>
+        (await http.listTask(task)).find((s) => s.Status === 'completed'),
+      );
       expect(done.Source).toBe('s3');
       const missing = await http.api('/v1/submissions/does-not-exist');
       expect(missing.status).toBe(404);

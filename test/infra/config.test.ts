@@ -5,14 +5,26 @@ const ctx = (values: Record<string, unknown>) => ({ tryGetContext: (key: string)
 
 describe('configFromContext', () => {
   it('returns the documented defaults for an empty context', () => {
-    expect(configFromContext(ctx({}))).toEqual({ ...DEFAULT_CONFIG, defaultTaskId: undefined, existingBucketName: undefined, alarmEmail: undefined, presignSecretArn: undefined });
+    expect(configFromContext(ctx({}))).toEqual({
+      ...DEFAULT_CONFIG,
+      defaultTaskId: undefined,
+      existingBucketName: undefined,
+      alarmEmail: undefined,
+      presignSecretArn: undefined,
+    });
     expect(DEFAULT_CONFIG.ivaConcurrency).toBeGreaterThanOrEqual(2);
     expect(DEFAULT_CONFIG.maxReceiveCount).toBe(5);
   });
 
   it('parses the strings that `cdk -c key=value` passes', () => {
     const config = configFromContext(
-      ctx({ ivaConcurrency: '8', presignTtlSeconds: '3600', logLevel: 'warn', apiGatewayCloudWatchRole: 'false', ivaEndpoint: 'https://iva.example.com/' }),
+      ctx({
+        ivaConcurrency: '8',
+        presignTtlSeconds: '3600',
+        logLevel: 'warn',
+        apiGatewayCloudWatchRole: 'false',
+        ivaEndpoint: 'https://iva.example.com/',
+      }),
     );
     expect(config.ivaConcurrency).toBe(8);
     expect(config.presignTtlSeconds).toBe(3600);

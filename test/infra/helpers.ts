@@ -2,7 +2,7 @@
  * Template-walking helpers for the stack tests: which IAM statements reach a function's
  * role, the full path of an API Gateway method, and the cdk-nag findings of a stack.
  */
-import { App, Stack } from 'aws-cdk-lib';
+import { App, type Stack } from 'aws-cdk-lib';
 import type { CfnResource } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -32,7 +32,8 @@ export function logicalId(stack: Stack, construct: IConstruct): string {
 }
 
 export const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
-export const resourcesOf = (s: Statement): unknown[] => (Array.isArray(s.Resource) ? s.Resource : s.Resource === undefined ? [] : [s.Resource]);
+export const resourcesOf = (s: Statement): unknown[] =>
+  Array.isArray(s.Resource) ? s.Resource : s.Resource === undefined ? [] : [s.Resource];
 
 /** Every statement of every AWS::IAM::Policy attached to the role with this logical id. */
 export function roleStatements(resources: Record<string, CfnResourceJson>, roleLogicalId: string): Statement[] {
@@ -97,7 +98,11 @@ export function acknowledgements(scope: IConstruct): Array<{ path: string; id: s
     for (const entry of c.node.metadata) {
       if (entry.type !== 'aws:cdk:acknowledged-rules' || !entry.data) continue;
       for (const [id, reason] of Object.entries(entry.data as Record<string, unknown>)) {
-        out.push({ path: c.node.path, id: id.replace(/^annotation::/i, ''), reason: typeof reason === 'string' ? reason : JSON.stringify(reason) });
+        out.push({
+          path: c.node.path,
+          id: id.replace(/^annotation::/i, ''),
+          reason: typeof reason === 'string' ? reason : JSON.stringify(reason),
+        });
       }
     }
   }

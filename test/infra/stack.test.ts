@@ -35,12 +35,23 @@ let app: ReturnType<typeof buildStack>['app'];
 let stack: IvaBridgeStack;
 let template: Template;
 let resources: Record<string, CfnResourceJson>;
-let ids: { objectCreated: string; directSubmit: string; resultCallback: string; sizeGuard: string; bucket: string; queue: string; dlq: string };
+let ids: {
+  objectCreated: string;
+  directSubmit: string;
+  resultCallback: string;
+  sizeGuard: string;
+  bucket: string;
+  queue: string;
+  dlq: string;
+};
 
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
-const roleOf = (fnLogicalId: string) => ((resources[fnLogicalId]?.Properties as Json).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'sizeGuard') => roleStatements(resources, roleOf(ids[fn]));
-const s3Statements = (statements: Statement[]) => statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+const roleOf = (fnLogicalId: string) =>
+  ((resources[fnLogicalId]?.Properties as Json).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'sizeGuard') =>
+  roleStatements(resources, roleOf(ids[fn]));
+const s3Statements = (statements: Statement[]) =>
+  statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
 const json = (value: unknown) => JSON.stringify(value);
 
 beforeAll(() => {
@@ -70,7 +81,9 @@ describe('bucket', () => {
     expect(json(props.BucketEncryption)).toMatch(/"SSEAlgorithm":"(AES256|aws:kms)"/);
     expect(props.VersioningConfiguration).toEqual({ Status: 'Enabled' });
     const rules = (props.LifecycleConfiguration as { Rules: Json[] }).Rules;
-    expect(rules).toContainEqual(expect.objectContaining({ Prefix: 'incoming/', ExpirationInDays: 9, Status: 'Enabled' }));
+    expect(rules).toContainEqual(
+      expect.objectContaining({ Prefix: 'incoming/', ExpirationInDays: 9, Status: 'Enabled' }),
+    );
     expect(rules.some((r) => (r.NoncurrentVersionExpiration as Json | undefined)?.NoncurrentDays === 9)).toBe(true);
     expect(props.LoggingConfiguration).toEqual(expect.objectContaining({ DestinationBucketName: expect.anything() }));
   });
@@ -104,7 +117,10 @@ describe('bucket', () => {
 describe('queue', () => {
   it('redrives to an encrypted DLQ after maxReceiveCount receives', () => {
     const queue = resources[ids.queue]?.Properties as Json;
-    expect(queue.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [ids.dlq, 'Arn'] }, maxReceiveCount: 4 });
+    expect(queue.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [ids.dlq, 'Arn'] },
+      maxReceiveCount: 4,
+    });
     expect(queue.SqsManagedSseEnabled).toBe(true);
     expect((resources[ids.dlq]?.Properties as Json).SqsManagedSseEnabled).toBe(true);
   });
@@ -114,7 +130,9 @@ describe('queue', () => {
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
         Queues: [{ Ref: id }],
         PolicyDocument: {
-          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
         },
       });
     }
@@ -138,8 +156,9 @@ describe('queue', () => {
       // ivaConcurrency 3 with 2 calls per invocation: 2 invocations × 1 call ≤ 3.
       ScalingConfig: { MaximumConcurrency: 2 },
     });
-    const window = (Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties as Json)
-      .MaximumBatchingWindowInSeconds as number;
+    const window = (
+      Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties as Json
+    ).MaximumBatchingWindowInSeconds as number;
     expect(window).toBeGreaterThanOrEqual(1);
     expect(window).toBeLessThanOrEqual(5);
   });
@@ -174,7 +193,12 @@ describe('secrets', () => {
     const secrets = Object.values(resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret');
     expect(secrets).toHaveLength(2);
     const generated = secrets.map((s) => s.Properties?.GenerateSecretString as Json);
-    expect(generated).toContainEqual(expect.objectContaining({ GenerateStringKey: 'secretAccessKey', SecretStringTemplate: expect.stringContaining('accessKeyId') }));
+    expect(generated).toContainEqual(
+      expect.objectContaining({
+        GenerateStringKey: 'secretAccessKey',
+        SecretStringTemplate: expect.stringContaining('accessKeyId'),
+      }),
+    );
     const callback = generated.find((g) => g.GenerateStringKey === undefined) as Json;
     expect(callback.PasswordLength as number).toBeGreaterThanOrEqual(48);
     expect(callback.ExcludePunctuation).toBe(true);
@@ -206,7 +230,8 @@ describe('functions', () => {
     const envOf = (name: (typeof names)[number]) => (fnProps(name).Environment as { Variables: Json }).Variables;
     for (const name of names) {
       const env = envOf(name);
-      for (const forbidden of [ENV.volcAccessKey, ENV.volcSecretKey, ENV.volcSessionToken, ENV.callbackSecrets]) expect(env).not.toHaveProperty(forbidden);
+      for (const forbidden of [ENV.volcAccessKey, ENV.volcSecretKey, ENV.volcSessionToken, ENV.callbackSecrets])
+        expect(env).not.toHaveProperty(forbidden);
       expect(env[ENV.ledgerTable]).toEqual({ Ref: expect.stringMatching(/^Ledger/) });
       expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('IvaBridge');
       expect(env.POWERTOOLS_LOG_LEVEL).toBe('DEBUG');
@@ -227,7 +252,9 @@ describe('functions', () => {
     expect([props.MemorySize, props.Timeout]).toEqual([128, 3]);
     const logGroup = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
     expect(resources[logGroup]?.Type).toBe('AWS::Logs::LogGroup');
-    expect((props.Environment as { Variables: Json }).Variables).toEqual({ [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes) });
+    expect((props.Environment as { Variables: Json }).Variables).toEqual({
+      [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
+    });
   });
 });
 
@@ -268,7 +295,11 @@ describe('IAM', () => {
 
   it('lets each function read exactly its secrets', () => {
     const secretResources = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback') =>
-      json(statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:'))).flatMap(resourcesOf));
+      json(
+        statementsOf(fn)
+          .filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')))
+          .flatMap(resourcesOf),
+      );
     expect(secretResources('objectCreated')).toMatch(/VolcCredentials/);
     expect(secretResources('objectCreated')).toContain('iva-bridge/presign');
     expect(secretResources('objectCreated')).not.toMatch(/CallbackSecret/);
@@ -281,7 +312,7 @@ describe('IAM', () => {
   it('lets size-guard write its own log group and nothing else', () => {
     const statements = statementsOf('sizeGuard');
     expect(statements.flatMap(actionsOf).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
-    const logGroup = ((fnProps('sizeGuard').LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref);
+    const logGroup = (fnProps('sizeGuard').LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
     expect(statements.flatMap(resourcesOf)).toEqual([{ 'Fn::GetAtt': [logGroup, 'Arn'] }]);
     const role = resources[roleOf(ids.sizeGuard)]?.Properties as Json;
     expect(role.ManagedPolicyArns).toBeUndefined();
@@ -293,7 +324,9 @@ describe('IAM', () => {
       statementsOf(fn).some((s) => actionsOf(s).includes('events:PutEvents')),
     );
     expect(putters).toEqual(['resultCallback']);
-    const statement = statementsOf('resultCallback').find((s) => actionsOf(s).includes('events:PutEvents')) as Statement;
+    const statement = statementsOf('resultCallback').find((s) =>
+      actionsOf(s).includes('events:PutEvents'),
+    ) as Statement;
     expect(json(statement.Resource)).toContain(':event-bus/default');
   });
 
@@ -351,8 +384,16 @@ describe('API', () => {
     expect(format).toContain('$context.resourcePath');
     expect(format).not.toMatch(/\$context\.path\b/);
     const settings = stage.MethodSettings as Json[];
-    expect(settings).toContainEqual(expect.objectContaining({ ResourcePath: '/*', HttpMethod: '*', ThrottlingRateLimit: expect.any(Number) }));
-    expect(settings).toContainEqual(expect.objectContaining({ ResourcePath: '/~1callbacks~1{secret}', HttpMethod: 'POST', ThrottlingRateLimit: expect.any(Number) }));
+    expect(settings).toContainEqual(
+      expect.objectContaining({ ResourcePath: '/*', HttpMethod: '*', ThrottlingRateLimit: expect.any(Number) }),
+    );
+    expect(settings).toContainEqual(
+      expect.objectContaining({
+        ResourcePath: '/~1callbacks~1{secret}',
+        HttpMethod: 'POST',
+        ThrottlingRateLimit: expect.any(Number),
+      }),
+    );
     expect(settings.every((s) => s.DataTraceEnabled !== true)).toBe(true);
   });
 
@@ -369,7 +410,9 @@ describe('API', () => {
   it("answers API Gateway's own errors in IVA's error shape", () => {
     const responses = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::GatewayResponse');
     const types = responses.map((r) => r.Properties?.ResponseType);
-    expect(types).toEqual(expect.arrayContaining(['REQUEST_TOO_LARGE', 'INVALID_API_KEY', 'THROTTLED', 'DEFAULT_4XX', 'DEFAULT_5XX']));
+    expect(types).toEqual(
+      expect.arrayContaining(['REQUEST_TOO_LARGE', 'INVALID_API_KEY', 'THROTTLED', 'DEFAULT_4XX', 'DEFAULT_5XX']),
+    );
     for (const r of responses) {
       for (const body of Object.values(r.Properties?.ResponseTemplates as Record<string, string>)) {
         // What API Gateway substitutes: plain ids, and messageString as a quoted JSON string.
@@ -377,7 +420,9 @@ describe('API', () => {
           .replaceAll('$context.error.messageString', '"Forbidden"')
           .replaceAll('$context.error.responseType', 'ACCESS_DENIED')
           .replaceAll('$context.requestId', 'req-1');
-        const parsed = JSON.parse(rendered) as { ResponseMetadata: { RequestId: string; Error: { Code: string; Message: string } } };
+        const parsed = JSON.parse(rendered) as {
+          ResponseMetadata: { RequestId: string; Error: { Code: string; Message: string } };
+        };
         expect(parsed.ResponseMetadata.Error.Code).toMatch(/^[A-Za-z_]+$/);
         expect(parsed.ResponseMetadata.Error.Message.length).toBeGreaterThan(0);
         expect(parsed.ResponseMetadata.RequestId).toBe('req-1');
@@ -386,12 +431,15 @@ describe('API', () => {
   });
 
   it('answers a too-large body with 413 naming POST /v1/uploads, multipart requests included', () => {
-    const tooLarge = Object.values(resources).find((r) => r.Properties?.ResponseType === 'REQUEST_TOO_LARGE')?.Properties as Json;
+    const tooLarge = Object.values(resources).find((r) => r.Properties?.ResponseType === 'REQUEST_TOO_LARGE')
+      ?.Properties as Json;
     expect(tooLarge.StatusCode).toBe('413');
     const templates = tooLarge.ResponseTemplates as Record<string, string>;
     expect(Object.keys(templates)).toEqual(expect.arrayContaining(['application/json', 'multipart/form-data']));
     for (const body of Object.values(templates)) {
-      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as {
+        ResponseMetadata: { Error: { Code: string; Message: string } };
+      };
       expect(parsed.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
       expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
     }
@@ -432,7 +480,8 @@ describe('API', () => {
   });
 
   it('turns the size-guard deny (ACCESS_DENIED) into a 413 PayloadTooLarge naming POST /v1/uploads', () => {
-    const denied = Object.values(resources).find((r) => r.Properties?.ResponseType === 'ACCESS_DENIED')?.Properties as Json;
+    const denied = Object.values(resources).find((r) => r.Properties?.ResponseType === 'ACCESS_DENIED')
+      ?.Properties as Json;
     expect(denied.StatusCode).toBe('413');
     const templates = denied.ResponseTemplates as Record<string, string>;
     expect(Object.keys(templates)).toEqual(expect.arrayContaining(['application/json', 'multipart/form-data']));
@@ -447,10 +496,13 @@ describe('API', () => {
   });
 
   it('answers a failed Lambda invoke with an IVA-shaped 502 that points at POST /v1/uploads', () => {
-    const failure = Object.values(resources).find((r) => r.Properties?.ResponseType === 'INTEGRATION_FAILURE')?.Properties as Json;
+    const failure = Object.values(resources).find((r) => r.Properties?.ResponseType === 'INTEGRATION_FAILURE')
+      ?.Properties as Json;
     expect(failure.StatusCode).toBe('502');
     for (const body of Object.values(failure.ResponseTemplates as Record<string, string>)) {
-      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
+      const parsed = JSON.parse(body.replaceAll('$context.requestId', 'r')) as {
+        ResponseMetadata: { Error: { Code: string; Message: string } };
+      };
       expect(parsed.ResponseMetadata.Error.Code).toBe('IntegrationFailure');
       expect(parsed.ResponseMetadata.Error.Message).toMatch(/over 4\.5 MB/);
       expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
@@ -488,12 +540,20 @@ describe('alarms', () => {
       });
     }
     const topic = Object.entries(resources).find(([, r]) => r.Type === 'AWS::SNS::Topic')?.[0] as string;
-    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topic } });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: topic },
+    });
     const alarms = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
     expect(alarms).toHaveLength(5);
     for (const a of alarms) expect(a.Properties?.AlarmActions).toEqual([{ Ref: topic }]);
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
     });
   });
 });
@@ -501,7 +561,17 @@ describe('alarms', () => {
 describe('outputs', () => {
   it('tell the operator how to read the key, build the callback URL and fill the Volcengine secret', () => {
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-    for (const name of ['BucketName', 'ApiUrl', 'ApiKeyId', 'ApiKeyValueCommand', 'CallbackUrlCommand', 'VolcSecretArn', 'VolcSecretPutCommand', 'DlqUrl', 'LedgerTableName']) {
+    for (const name of [
+      'BucketName',
+      'ApiUrl',
+      'ApiKeyId',
+      'ApiKeyValueCommand',
+      'CallbackUrlCommand',
+      'VolcSecretArn',
+      'VolcSecretPutCommand',
+      'DlqUrl',
+      'LedgerTableName',
+    ]) {
       expect(outputs, name).toHaveProperty(name);
     }
     expect(json(outputs.ApiKeyValueCommand?.Value)).toContain('aws apigateway get-api-key --api-key ');

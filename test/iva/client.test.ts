@@ -35,7 +35,14 @@ afterEach(() => {
 });
 
 function client(overrides: Partial<IvaClientConfig> = {}): IvaClient {
-  const c = createIvaClient({ credentials: { accessKeyId: AK, secretAccessKey: SK }, endpoint: gw.url, timeoutMs: 2_000, baseDelayMs: 5, maxDelayMs: 20, ...overrides });
+  const c = createIvaClient({
+    credentials: { accessKeyId: AK, secretAccessKey: SK },
+    endpoint: gw.url,
+    timeoutMs: 2_000,
+    baseDelayMs: 5,
+    maxDelayMs: 20,
+    ...overrides,
+  });
   clients.push(c);
   return c;
 }
@@ -68,10 +75,18 @@ describe('IVA client: bodies arrive intact and signed', () => {
   const cases: Array<{ label: string; kind: 'image' | 'video'; data: () => FileData }> = [
     { label: 'image, one buffer', kind: 'image', data: () => file },
     { label: 'video, one buffer', kind: 'video', data: () => file },
-    { label: 'image, buffer pieces', kind: 'image', data: () => [file.subarray(0, 5), file.subarray(5, 100_000), file.subarray(100_000)] },
+    {
+      label: 'image, buffer pieces',
+      kind: 'image',
+      data: () => [file.subarray(0, 5), file.subarray(5, 100_000), file.subarray(100_000)],
+    },
     { label: 'video, buffer pieces', kind: 'video', data: () => [file.subarray(0, 150_000), file.subarray(150_000)] },
     { label: 'image, stream', kind: 'image', data: () => streamOf(file) },
-    { label: 'video, stream with its sha256', kind: 'video', data: () => ({ ...(streamOf(file) as object as { size: number; open: () => Readable }), sha256: sha(file) }) },
+    {
+      label: 'video, stream with its sha256',
+      kind: 'video',
+      data: () => ({ ...(streamOf(file) as object as { size: number; open: () => Readable }), sha256: sha(file) }),
+    },
   ];
 
   for (const c of cases) {
@@ -85,7 +100,12 @@ describe('IVA client: bodies arrive intact and signed', () => {
         source: { type: 'file', data: c.data() },
       });
       const key = c.kind === 'image' ? 'Image' : 'Video';
-      expect(result).toEqual({ kind: c.kind, dataId: `${c.kind}-${gw.calls[0]!.n}`, requestId: `req-${gw.calls[0]!.n}`, attempts: 1 });
+      expect(result).toEqual({
+        kind: c.kind,
+        dataId: `${c.kind}-${gw.calls[0]!.n}`,
+        requestId: `req-${gw.calls[0]!.n}`,
+        attempts: 1,
+      });
       expect(gw.calls).toHaveLength(1);
       const call = gw.calls[0]!;
       expect(call.signature).toMatchObject({ ok: true, bodyHashOk: true });
@@ -100,7 +120,11 @@ describe('IVA client: bodies arrive intact and signed', () => {
       expect(filePart.filename).toBe('café photo "1".bin');
       expect(filePart.contentType).toBe('application/octet-stream');
       expect(sha(filePart.data)).toBe(sha(file));
-      expect(call.request).toEqual({ TaskID: 'task-1', [key]: { Name: 'café photo "1".bin', Source: 'file', Desc: 'line one\nline two' }, AlgoParamConf: algo });
+      expect(call.request).toEqual({
+        TaskID: 'task-1',
+        [key]: { Name: 'café photo "1".bin', Source: 'file', Desc: 'line one\nline two' },
+        AlgoParamConf: algo,
+      });
     });
   }
 
@@ -118,7 +142,12 @@ describe('IVA client: bodies arrive intact and signed', () => {
   }
 
   it('uses the given filename and content type', async () => {
-    await client().submit({ kind: 'image', taskId: 't', name: 'n', source: { type: 'file', data: Buffer.from('x'), filename: 'f.png', contentType: 'image/png' } });
+    await client().submit({
+      kind: 'image',
+      taskId: 't',
+      name: 'n',
+      source: { type: 'file', data: Buffer.from('x'), filename: 'f.png', contentType: 'image/png' },
+    });
     expect(gw.calls[0]!.parts[0]).toMatchObject({ name: 'ImageFile', filename: 'f.png', contentType: 'image/png' });
   });
 
@@ -137,22 +166,41 @@ describe('IVA client: bodies arrive intact and signed', () => {
 
   it('rejects bad input locally without calling IVA', async () => {
     const c = client();
-    await expect(c.submit({ kind: 'image', taskId: ' ', name: 'n', source: { type: 'url', url: 'u' } })).rejects.toBeInstanceOf(IvaInputError);
-    await expect(c.submit({ kind: 'image', taskId: 't', name: '', source: { type: 'url', url: 'u' } })).rejects.toMatchObject({ code: 'MissingName' });
+    await expect(
+      c.submit({ kind: 'image', taskId: ' ', name: 'n', source: { type: 'url', url: 'u' } }),
+    ).rejects.toBeInstanceOf(IvaInputError);
+    await expect(
+      c.submit({ kind: 'image', taskId: 't', name: '', source: { type: 'url', url: 'u' } }),
+    ).rejects.toMatchObject({ code: 'MissingName' });
     const short: FileData = { size: 10, open: () => Readable.from([Buffer.from('abc')]) };
-    await expect(c.submit({ kind: 'image', taskId: 't', name: 'n', source: { type: 'file', data: short } })).rejects.toMatchObject({ code: 'FileSizeMismatch', retryable: false });
-    const wrongHash: FileData = { size: 3, open: () => Readable.from([Buffer.from('abc')]), sha256: sha(Buffer.from('abd')) };
-    await expect(c.submit({ kind: 'image', taskId: 't', name: 'n', source: { type: 'file', data: wrongHash } })).rejects.toMatchObject({ code: 'FileChecksumMismatch' });
+    await expect(
+      c.submit({ kind: 'image', taskId: 't', name: 'n', source: { type: 'file', data: short } }),
+    ).rejects.toMatchObject({ code: 'FileSizeMismatch', retryable: false });
+    const wrongHash: FileData = {
+      size: 3,
+      open: () => Readable.from([Buffer.from('abc')]),
+      sha256: sha(Buffer.from('abd')),
+    };
+    await expect(
+      c.submit({ kind: 'image', taskId: 't', name: 'n', source: { type: 'file', data: wrongHash } }),
+    ).rejects.toMatchObject({ code: 'FileChecksumMismatch' });
     expect(gw.calls).toHaveLength(0);
   });
 });
 
 describe('IVA client: answers and retries', () => {
-  const input: SubmitInput = { kind: 'image', taskId: 't', name: 'n.jpg', source: { type: 'file', data: fileBytes(50_000) } };
+  const input: SubmitInput = {
+    kind: 'image',
+    taskId: 't',
+    name: 'n.jpg',
+    source: { type: 'file', data: fileBytes(50_000) },
+  };
 
   it('an Error inside a 200 answer is an error, with code, message and RequestId', async () => {
     gw.queue(ivaError('InvalidParameter', 'TaskID not found', 200, 'rid-200'));
-    const error = await client().submit(input).catch((e: unknown) => e);
+    const error = await client()
+      .submit(input)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IvaError);
     expect(error).toMatchObject({ code: 'InvalidParameter', requestId: 'rid-200', httpStatus: 200, retryable: false });
     expect((error as Error).message).toContain('TaskID not found');
@@ -205,7 +253,11 @@ describe('IVA client: answers and retries', () => {
   it('a skewed clock is corrected from the gateway Date header after InvalidTimestamp', async () => {
     const skewed = await startFakeGateway({ secrets: { [AK]: SK }, maxSkewMs: 60_000 });
     try {
-      const c = createIvaClient({ credentials: { accessKeyId: AK, secretAccessKey: SK }, endpoint: skewed.url, clock: () => Date.now() - 30 * 60_000 });
+      const c = createIvaClient({
+        credentials: { accessKeyId: AK, secretAccessKey: SK },
+        endpoint: skewed.url,
+        clock: () => Date.now() - 30 * 60_000,
+      });
       clients.push(c);
       const first = await c.submit(input);
       expect(first.attempts).toBe(2);
@@ -220,7 +272,10 @@ describe('IVA client: answers and retries', () => {
   it('retries a dropped connection (after the body, and before reading it)', async () => {
     gw.queue({ drop: 'after-body' }, { drop: 'before-body' });
     const retries: string[] = [];
-    const result = await client().submit({ ...input, source: { type: 'file', data: fileBytes(2_000_000) } }, { onRetry: (r) => retries.push(r.error.code) });
+    const result = await client().submit(
+      { ...input, source: { type: 'file', data: fileBytes(2_000_000) } },
+      { onRetry: (r) => retries.push(r.error.code) },
+    );
     expect(result.attempts).toBe(3);
     expect(retries).toEqual(['NetworkError', 'NetworkError']);
   });
@@ -278,7 +333,9 @@ describe('IVA client: answers and retries', () => {
   it('a non-JSON answer is a protocol error (retryable only for 5xx)', async () => {
     gw.queue({ status: 502, raw: '<html>Bad Gateway</html>' }, { status: 200, raw: 'OK' });
     const retries: string[] = [];
-    const error = await client().submit(input, { onRetry: (r) => retries.push(r.error.code) }).catch((e: unknown) => e);
+    const error = await client()
+      .submit(input, { onRetry: (r) => retries.push(r.error.code) })
+      .catch((e: unknown) => e);
     expect(retries).toEqual(['InvalidResponse']);
     expect(error).toBeInstanceOf(IvaProtocolError);
     expect(error).toMatchObject({ httpStatus: 200, retryable: false });
@@ -321,14 +378,19 @@ describe('IVA client: answers and retries', () => {
   it('respects an AbortSignal during a backoff wait and during an attempt', async () => {
     gw.respond = () => ivaError('FlowLimitExceeded', 'slow', 429);
     const controller = new AbortController();
-    const waiting = client({ baseDelayMs: 5_000, maxDelayMs: 5_000 }).submit(input, { signal: controller.signal, onRetry: () => setTimeout(() => controller.abort(), 20) });
+    const waiting = client({ baseDelayMs: 5_000, maxDelayMs: 5_000 }).submit(input, {
+      signal: controller.signal,
+      onRetry: () => setTimeout(() => controller.abort(), 20),
+    });
     await expect(waiting).rejects.toBeInstanceOf(IvaAbortedError);
 
     gw.respond = () => ({ delayMs: 2_000 });
     const second = new AbortController();
     setTimeout(() => second.abort(), 100);
     const started = Date.now();
-    await expect(client({ timeoutMs: 5_000 }).submit(input, { signal: second.signal })).rejects.toMatchObject({ code: 'Aborted' });
+    await expect(client({ timeoutMs: 5_000 }).submit(input, { signal: second.signal })).rejects.toMatchObject({
+      code: 'Aborted',
+    });
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 

@@ -2,7 +2,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynalite } from '../../local/servers/dynalite';
-import { createDynamoLedger, InvalidCursorError, createLedgerTable, SubmissionNotFoundError, type Ledger } from '../../lib/ledger/index';
+import {
+  createDynamoLedger,
+  InvalidCursorError,
+  createLedgerTable,
+  SubmissionNotFoundError,
+  type Ledger,
+} from '../../lib/ledger/index';
 
 let stop: () => Promise<void>;
 let doc: DynamoDBDocumentClient;
@@ -39,7 +45,12 @@ describe('begin: exactly one submitter per submission', () => {
     const { ledger } = await freshLedger();
     const first = await ledger.begin({ id: 'a', ...base, object: { bucket: 'b', key: 'incoming/x', versionId: 'v1' } });
     expect(first.action).toBe('proceed');
-    expect(first.record).toMatchObject({ id: 'a', status: 'pending', attempts: 1, object: { key: 'incoming/x', versionId: 'v1' } });
+    expect(first.record).toMatchObject({
+      id: 'a',
+      status: 'pending',
+      attempts: 1,
+      object: { key: 'incoming/x', versionId: 'v1' },
+    });
     expect((await ledger.begin({ id: 'a', ...base })).action).toBe('busy');
   });
 
@@ -58,7 +69,10 @@ describe('begin: exactly one submitter per submission', () => {
     await ledger.begin({ id: 'f', ...base });
     await ledger.markFailed('f', { code: 'UnsupportedMediaType', message: 'no' });
     const dup = await ledger.begin({ id: 'f', ...base });
-    expect(dup).toMatchObject({ action: 'duplicate', record: { status: 'failed', error: { code: 'UnsupportedMediaType' } } });
+    expect(dup).toMatchObject({
+      action: 'duplicate',
+      record: { status: 'failed', error: { code: 'UnsupportedMediaType' } },
+    });
   });
 
   it('takes over an expired lease (a crashed container) and counts the attempt', async () => {
@@ -74,7 +88,11 @@ describe('begin: exactly one submitter per submission', () => {
   it('releases the lease on a retryable failure and keeps the error visible', async () => {
     const { ledger } = await freshLedger();
     await ledger.begin({ id: 'r', ...base });
-    const retrying = await ledger.markRetrying('r', { code: 'FlowLimitExceeded', message: 'slow down', requestId: 'rq' });
+    const retrying = await ledger.markRetrying('r', {
+      code: 'FlowLimitExceeded',
+      message: 'slow down',
+      requestId: 'rq',
+    });
     expect(retrying).toMatchObject({ status: 'pending', error: { code: 'FlowLimitExceeded', requestId: 'rq' } });
     expect(retrying.leaseUntil).toBeUndefined();
     const next = await ledger.begin({ id: 'r', ...base });
@@ -88,28 +106,53 @@ describe('begin: exactly one submitter per submission', () => {
     const { ledger } = await freshLedger();
     const reserved = await ledger.reserve({ id: 'u', ...base, source: 'upload' });
     expect(reserved).toMatchObject({ status: 'pending', attempts: 0, source: 'upload' });
-    const first = await ledger.begin({ id: 'u', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u/cat.jpg', eTag: '"e"' } });
+    const first = await ledger.begin({
+      id: 'u',
+      ...base,
+      source: 'upload',
+      object: { bucket: 'b', key: 'incoming/u/cat.jpg', eTag: '"e"' },
+    });
     expect(first).toMatchObject({ action: 'proceed', record: { attempts: 1, object: { key: 'incoming/u/cat.jpg' } } });
   });
 
-  it('records the lease holder\'s full object identity over a reserved one', async () => {
+  it("records the lease holder's full object identity over a reserved one", async () => {
     const { ledger } = await freshLedger();
     await ledger.reserve({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg' } });
-    const a = await ledger.begin({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vA' } });
+    const a = await ledger.begin({
+      id: 'u2',
+      ...base,
+      source: 'upload',
+      object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vA' },
+    });
     expect(a).toMatchObject({ action: 'proceed', record: { object: { versionId: 'vA' } } });
     // A second upload through the same URL loses the race and sees whose lease it is.
-    const b = await ledger.begin({ id: 'u2', ...base, source: 'upload', object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vB' } });
+    const b = await ledger.begin({
+      id: 'u2',
+      ...base,
+      source: 'upload',
+      object: { bucket: 'b', key: 'incoming/u2/a.jpg', versionId: 'vB' },
+    });
     expect(b).toMatchObject({ action: 'busy', record: { object: { versionId: 'vA' } } });
   });
 
   it('refuses updates to a submission that does not exist', async () => {
     const { ledger } = await freshLedger();
-    await expect(ledger.markFailed('nope', { code: 'X', message: 'y' })).rejects.toBeInstanceOf(SubmissionNotFoundError);
+    await expect(ledger.markFailed('nope', { code: 'X', message: 'y' })).rejects.toBeInstanceOf(
+      SubmissionNotFoundError,
+    );
   });
 });
 
 describe('results: the submission write and the callback write commute', () => {
-  const result = { dataId: 'img-9', taskId: 'task-1', kind: 'image' as const, status: 'completed' as const, rawStatus: 'success', location: 's3://b/results/task-1/img-9/x.json', receivedAt: '2026-11-30T12:00:05.000Z' };
+  const result = {
+    dataId: 'img-9',
+    taskId: 'task-1',
+    kind: 'image' as const,
+    status: 'completed' as const,
+    rawStatus: 'success',
+    location: 's3://b/results/task-1/img-9/x.json',
+    receivedAt: '2026-11-30T12:00:05.000Z',
+  };
 
   async function scenario(order: 'submission-first' | 'callback-first') {
     const { ledger } = await freshLedger();
@@ -130,7 +173,13 @@ describe('results: the submission write and the callback write commute', () => {
     const a = await scenario('submission-first');
     const b = await scenario('callback-first');
     expect(a).toEqual(b);
-    expect(a).toMatchObject({ status: 'completed', dataId: 'img-9', requestId: 'req-9', submitStatus: 'submitted', result: { location: result.location, rawStatus: 'success' } });
+    expect(a).toMatchObject({
+      status: 'completed',
+      dataId: 'img-9',
+      requestId: 'req-9',
+      submitStatus: 'submitted',
+      result: { location: result.location, rawStatus: 'success' },
+    });
   });
 
   it('never loses the result when both writes race', async () => {
@@ -142,7 +191,12 @@ describe('results: the submission write and the callback write commute', () => {
         ledger.markSubmitted(`s${i}`, { dataId: `d${i}`, requestId: 'rq', kind: 'image' }),
       ]);
       const record = await ledger.get(`s${i}`);
-      expect(record).toMatchObject({ status: 'completed', dataId: `d${i}`, requestId: 'rq', result: { location: result.location } });
+      expect(record).toMatchObject({
+        status: 'completed',
+        dataId: `d${i}`,
+        requestId: 'rq',
+        result: { location: result.location },
+      });
       expect((await ledger.getByDataId(`d${i}`))?.id).toBe(`s${i}`);
     }
   });
@@ -151,11 +205,29 @@ describe('results: the submission write and the callback write commute', () => {
     const { ledger } = await freshLedger();
     await ledger.begin({ id: 'p', ...base });
     await ledger.markSubmitted('p', { dataId: 'img-p', requestId: 'rq', kind: 'image' });
-    const progress = await ledger.recordResult({ ...result, dataId: 'img-p', status: 'progress', rawStatus: 'running', location: 's3://b/1', receivedAt: '2026-11-30T12:00:01.000Z' });
+    const progress = await ledger.recordResult({
+      ...result,
+      dataId: 'img-p',
+      status: 'progress',
+      rawStatus: 'running',
+      location: 's3://b/1',
+      receivedAt: '2026-11-30T12:00:01.000Z',
+    });
     expect(progress.submission).toMatchObject({ status: 'submitted', result: { status: 'progress' } });
-    const final = await ledger.recordResult({ ...result, dataId: 'img-p', location: 's3://b/2', receivedAt: '2026-11-30T12:00:03.000Z' });
+    const final = await ledger.recordResult({
+      ...result,
+      dataId: 'img-p',
+      location: 's3://b/2',
+      receivedAt: '2026-11-30T12:00:03.000Z',
+    });
     expect(final.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/2' } });
-    const late = await ledger.recordResult({ ...result, dataId: 'img-p', status: 'progress', location: 's3://b/0', receivedAt: '2026-11-30T12:00:00.000Z' });
+    const late = await ledger.recordResult({
+      ...result,
+      dataId: 'img-p',
+      status: 'progress',
+      location: 's3://b/0',
+      receivedAt: '2026-11-30T12:00:00.000Z',
+    });
     expect(late.applied).toBe(false);
     expect(late.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/2' } });
   });

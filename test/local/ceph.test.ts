@@ -3,7 +3,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   cephFromEnv,
@@ -49,7 +55,12 @@ describe('cephFromEnv / requireCeph', () => {
   it('is undefined locally but an error in CI when nothing is configured', () => {
     expect(requireCeph({}, NO_FILE)).toBeUndefined();
     expect(() => requireCeph({ CI: 'true' }, NO_FILE)).toThrow(/ceph-rgw\.sh start/);
-    expect(requireCeph({ CI: 'true', CEPH_S3_ENDPOINT: FAKE.endpoint, CEPH_S3_ACCESS_KEY_ID: 'ak', CEPH_S3_SECRET_ACCESS_KEY: 'sk' }, NO_FILE)).toEqual(FAKE);
+    expect(
+      requireCeph(
+        { CI: 'true', CEPH_S3_ENDPOINT: FAKE.endpoint, CEPH_S3_ACCESS_KEY_ID: 'ak', CEPH_S3_SECRET_ACCESS_KEY: 'sk' },
+        NO_FILE,
+      ),
+    ).toEqual(FAKE);
   });
 });
 
@@ -133,7 +144,12 @@ describe.skipIf(!ceph)('Ceph RGW as a real S3', () => {
     const key = 'incoming/upload-with-meta.jpg';
     const url = await getSignedUrl(
       s3,
-      new PutObjectCommand({ Bucket: bucket, Key: key, ContentType: 'image/jpeg', Metadata: { 'task-id': 'task-42', source: 'camera 7' } }),
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        ContentType: 'image/jpeg',
+        Metadata: { 'task-id': 'task-42', source: 'camera 7' },
+      }),
       // Signed headers rather than query parameters, so the uploader must send exactly these.
       // (RGW also accepts the presigner's default, x-amz-meta-* hoisted into the query string.)
       { expiresIn: 60, unhoistableHeaders: new Set(['x-amz-meta-task-id', 'x-amz-meta-source']) },
@@ -163,7 +179,12 @@ describe.skipIf(!ceph)('Ceph RGW as a real S3', () => {
       if (!ceph) return;
       receiver = await startEventReceiver();
       await createBucket(ceph, events);
-      await enableBucketNotifications({ ceph, bucket: events, pushEndpoint: `${receiver.url}/s3-events`, prefix: 'incoming/' });
+      await enableBucketNotifications({
+        ceph,
+        bucket: events,
+        pushEndpoint: `${receiver.url}/s3-events`,
+        prefix: 'incoming/',
+      });
     });
     afterAll(async () => {
       await receiver?.close();

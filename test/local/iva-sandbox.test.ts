@@ -1,14 +1,33 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { canonicalQuery, canonicalRequest, formatXDate, sha256Hex, signatureFor, type VolcCredentials } from '../../lib/signer/index';
+import {
+  canonicalQuery,
+  canonicalRequest,
+  formatXDate,
+  sha256Hex,
+  signatureFor,
+  type VolcCredentials,
+} from '../../lib/signer/index';
 import { startIvaSandbox, type IvaSandbox, type Submission } from '../../local/iva-sandbox/index';
-import { imageFile, multipart, requestField, send, signedSubmit, startTestServer, type FormPart, type TestServer } from './sandbox-helpers';
+import {
+  imageFile,
+  multipart,
+  requestField,
+  send,
+  signedSubmit,
+  startTestServer,
+  type FormPart,
+  type TestServer,
+} from './sandbox-helpers';
 
 const creds: VolcCredentials = { accessKeyId: 'AKTEST', secretAccessKey: 'test-secret-do-not-print' };
 const IMAGE_LIMIT = 64 * 1024;
 
-const fileRequest = (over: Record<string, unknown> = {}): unknown => ({ TaskID: 'task-1', Image: { Name: 'a.jpg', Source: 'file', ...over } });
+const fileRequest = (over: Record<string, unknown> = {}): unknown => ({
+  TaskID: 'task-1',
+  Image: { Name: 'a.jpg', Source: 'file', ...over },
+});
 
 describe('IVA sandbox', () => {
   let sandbox: IvaSandbox;
@@ -18,7 +37,8 @@ describe('IVA sandbox', () => {
   beforeAll(async () => {
     sandbox = await startIvaSandbox({ credentials: [creds], imageMaxBytes: IMAGE_LIMIT, callbackBackoffMs: 10 });
     media = await startTestServer((req) => {
-      if (req.url?.startsWith('/ok.jpg')) return { status: 200, body: mediaBytes, headers: { 'content-type': 'image/jpeg' } };
+      if (req.url?.startsWith('/ok.jpg'))
+        return { status: 200, body: mediaBytes, headers: { 'content-type': 'image/jpeg' } };
       return { status: 403, body: 'AccessDenied' };
     });
   });
@@ -42,11 +62,20 @@ describe('IVA sandbox', () => {
       sandbox.once('submission', (s) => seen.push(s));
       const res = await submit([
         imageFile(bytes),
-        requestField({ TaskID: 'task-1', Image: { Name: 'a.jpg', Source: 'file', Desc: 'd' }, AlgoParamConf: { k: 'v' } }),
+        requestField({
+          TaskID: 'task-1',
+          Image: { Name: 'a.jpg', Source: 'file', Desc: 'd' },
+          AlgoParamConf: { k: 'v' },
+        }),
       ]);
       expect(res.status).toBe(200);
       expect(res.json.ResponseMetadata.Error).toBeUndefined();
-      expect(res.json.ResponseMetadata).toMatchObject({ Action: 'AddAsyncTaskImageData', Version: '2022-05-13', Service: 'iva', Region: 'cn-north-1' });
+      expect(res.json.ResponseMetadata).toMatchObject({
+        Action: 'AddAsyncTaskImageData',
+        Version: '2022-05-13',
+        Service: 'iva',
+        Region: 'cn-north-1',
+      });
       expect(res.json.ResponseMetadata.RequestId).toMatch(/^\d{14}[0-9A-F]{20}$/);
       const imageId = res.json.Result?.ImageID;
       expect(imageId).toMatch(/^img-/);
@@ -76,12 +105,20 @@ describe('IVA sandbox', () => {
     it('accepts a video with the Request field first, and no size limit of its own', async () => {
       const bytes = randomBytes(IMAGE_LIMIT + 10);
       const res = await submit(
-        [requestField({ TaskID: 't', Video: { Name: 'v.mp4', Source: 'file' } }), { name: 'VideoFile', value: bytes, filename: 'v.mp4', contentType: 'video/mp4' }],
+        [
+          requestField({ TaskID: 't', Video: { Name: 'v.mp4', Source: 'file' } }),
+          { name: 'VideoFile', value: bytes, filename: 'v.mp4', contentType: 'video/mp4' },
+        ],
         { action: 'AddAsyncTaskVideoData' },
       );
       expect(res.status).toBe(200);
       expect(res.json.Result?.VideoID).toMatch(/^vid-/);
-      expect(sandbox.submissions[0]).toMatchObject({ kind: 'video', action: 'AddAsyncTaskVideoData', size: bytes.length, fileContentType: 'video/mp4' });
+      expect(sandbox.submissions[0]).toMatchObject({
+        kind: 'video',
+        action: 'AddAsyncTaskVideoData',
+        size: bytes.length,
+        fileContentType: 'video/mp4',
+      });
     });
 
     it('accepts an image exactly at the limit', async () => {
@@ -89,7 +126,7 @@ describe('IVA sandbox', () => {
       expect(res.status).toBe(200);
     });
 
-    it('accepts signatures that also sign content-type (the Go SDK choice): SignedHeaders are the client\'s', async () => {
+    it("accepts signatures that also sign content-type (the Go SDK choice): SignedHeaders are the client's", async () => {
       const { body, contentType } = multipart([requestField(fileRequest()), imageFile(randomBytes(100))]);
       const host = new URL(sandbox.url).host;
       const xDate = formatXDate(new Date());
@@ -97,7 +134,14 @@ describe('IVA sandbox', () => {
       const headers = { 'content-type': contentType, host, 'x-content-sha256': bodySha, 'x-date': xDate };
       const signedHeaders = Object.keys(headers).sort();
       const queryString = canonicalQuery({ Action: 'AddAsyncTaskImageData', Version: '2022-05-13' });
-      const canonical = canonicalRequest({ method: 'POST', path: '/', queryString, headers, signedHeaders, bodySha256: bodySha });
+      const canonical = canonicalRequest({
+        method: 'POST',
+        path: '/',
+        queryString,
+        headers,
+        signedHeaders,
+        bodySha256: bodySha,
+      });
       const signature = signatureFor(canonical, xDate, creds.secretAccessKey, 'cn-north-1', 'iva');
       const authorization = `HMAC-SHA256 Credential=${creds.accessKeyId}/${xDate.slice(0, 8)}/cn-north-1/iva/request, SignedHeaders=${signedHeaders.join(';')}, Signature=${signature}`;
       const res = await send(sandbox.url, 'POST', `/?${queryString}`, { ...headers, authorization }, body);
@@ -111,18 +155,58 @@ describe('IVA sandbox', () => {
       ['no Request field', [imageFile(randomBytes(10))], 'MissingParameter', 'Request'],
       ['Request not JSON', [requestField('{nope'), imageFile(randomBytes(10))], 'InvalidParameter', 'JSON'],
       ['Request a JSON array', [requestField('[1]'), imageFile(randomBytes(10))], 'InvalidParameter', 'object'],
-      ['empty TaskID', [requestField({ TaskID: '', Image: { Name: 'a', Source: 'file' } }), imageFile(randomBytes(10))], 'MissingParameter', 'TaskID'],
+      [
+        'empty TaskID',
+        [requestField({ TaskID: '', Image: { Name: 'a', Source: 'file' } }), imageFile(randomBytes(10))],
+        'MissingParameter',
+        'TaskID',
+      ],
       ['no Image object', [requestField({ TaskID: 't' }), imageFile(randomBytes(10))], 'MissingParameter', 'Image'],
-      ['Image not an object', [requestField({ TaskID: 't', Image: 'x' }), imageFile(randomBytes(10))], 'InvalidParameter', 'Image'],
+      [
+        'Image not an object',
+        [requestField({ TaskID: 't', Image: 'x' }), imageFile(randomBytes(10))],
+        'InvalidParameter',
+        'Image',
+      ],
       ['empty Name', [requestField(fileRequest({ Name: '' })), imageFile(randomBytes(10))], 'MissingParameter', 'Name'],
-      ['unknown Source', [requestField(fileRequest({ Source: 'ftp' })), imageFile(randomBytes(10))], 'InvalidParameter', 'Source'],
+      [
+        'unknown Source',
+        [requestField(fileRequest({ Source: 'ftp' })), imageFile(randomBytes(10))],
+        'InvalidParameter',
+        'Source',
+      ],
       ['url without Url', [requestField(fileRequest({ Source: 'url' }))], 'MissingParameter', 'Url'],
-      ['Url not http(s)', [requestField(fileRequest({ Source: 'url', Url: 'ftp://x/y.jpg' }))], 'InvalidParameter', 'http'],
+      [
+        'Url not http(s)',
+        [requestField(fileRequest({ Source: 'url', Url: 'ftp://x/y.jpg' }))],
+        'InvalidParameter',
+        'http',
+      ],
       ['Source=file without file part', [requestField(fileRequest())], 'MissingParameter', 'ImageFile'],
-      ['wrong file part name', [requestField(fileRequest()), imageFile(randomBytes(10), 'File')], 'InvalidParameter', 'ImageFile'],
-      ['file part with Source=url', [requestField(fileRequest({ Source: 'url', Url: 'http://127.0.0.1:1/x' })), imageFile(randomBytes(10))], 'InvalidParameter', 'must not'],
-      ['image over the limit', [requestField(fileRequest()), imageFile(randomBytes(IMAGE_LIMIT + 1))], 'InvalidParameter', 'limit'],
-      ['AlgoParamConf not an object', [requestField({ ...(fileRequest() as object), AlgoParamConf: 'x' }), imageFile(randomBytes(10))], 'InvalidParameter', 'AlgoParamConf'],
+      [
+        'wrong file part name',
+        [requestField(fileRequest()), imageFile(randomBytes(10), 'File')],
+        'InvalidParameter',
+        'ImageFile',
+      ],
+      [
+        'file part with Source=url',
+        [requestField(fileRequest({ Source: 'url', Url: 'http://127.0.0.1:1/x' })), imageFile(randomBytes(10))],
+        'InvalidParameter',
+        'must not',
+      ],
+      [
+        'image over the limit',
+        [requestField(fileRequest()), imageFile(randomBytes(IMAGE_LIMIT + 1))],
+        'InvalidParameter',
+        'limit',
+      ],
+      [
+        'AlgoParamConf not an object',
+        [requestField({ ...(fileRequest() as object), AlgoParamConf: 'x' }), imageFile(randomBytes(10))],
+        'InvalidParameter',
+        'AlgoParamConf',
+      ],
     ];
     it.each(cases)('%s → %s', async (_label, parts, code, inMessage) => {
       const res = await submit(parts);
@@ -134,7 +218,10 @@ describe('IVA sandbox', () => {
     });
 
     it('rejects an ImageFile part on the video action', async () => {
-      const res = await submit([requestField({ TaskID: 't', Video: { Name: 'v', Source: 'file' } }), imageFile(randomBytes(10))], { action: 'AddAsyncTaskVideoData' });
+      const res = await submit(
+        [requestField({ TaskID: 't', Video: { Name: 'v', Source: 'file' } }), imageFile(randomBytes(10))],
+        { action: 'AddAsyncTaskVideoData' },
+      );
       expect(res.json.ResponseMetadata.Error).toMatchObject({ Code: 'InvalidParameter' });
       expect(res.json.ResponseMetadata.Error?.Message).toContain('VideoFile');
     });
@@ -153,10 +240,14 @@ describe('IVA sandbox', () => {
   });
 
   describe('routing', () => {
-    it('unknown action or version → InvalidActionOrVersion 404, in IVA\'s shape', async () => {
+    it("unknown action or version → InvalidActionOrVersion 404, in IVA's shape", async () => {
       const a = await submit([requestField(fileRequest())], { action: 'DeleteEverything' });
       expect(a.status).toBe(404);
-      expect(a.json.ResponseMetadata).toMatchObject({ Action: 'DeleteEverything', Service: 'iva', Error: { Code: 'InvalidActionOrVersion' } });
+      expect(a.json.ResponseMetadata).toMatchObject({
+        Action: 'DeleteEverything',
+        Service: 'iva',
+        Error: { Code: 'InvalidActionOrVersion' },
+      });
       const v = await submit([requestField(fileRequest())], { version: '2020-01-01' });
       expect(v.status).toBe(404);
       expect(v.json.ResponseMetadata.Error?.Code).toBe('InvalidActionOrVersion');
@@ -194,7 +285,9 @@ describe('IVA sandbox', () => {
     });
 
     it('unknown access key → InvalidAccessKey 401', async () => {
-      const res = await submit(parts(), { credentials: { accessKeyId: 'AKOTHER', secretAccessKey: creds.secretAccessKey } });
+      const res = await submit(parts(), {
+        credentials: { accessKeyId: 'AKOTHER', secretAccessKey: creds.secretAccessKey },
+      });
       expect(res.status).toBe(401);
       expect(res.json.ResponseMetadata.Error?.Code).toBe('InvalidAccessKey');
     });
@@ -344,9 +437,15 @@ describe('IVA sandbox', () => {
     it('can report a failed analysis', async () => {
       sandbox.setCallbackUrl(`${receiver.url}/cb`);
       sandbox.setCallbackStatus('failed');
-      await submit([requestField({ TaskID: 'tv', Video: { Name: 'v', Source: 'file' } }), { name: 'VideoFile', value: randomBytes(20), filename: 'v.mp4' }], {
-        action: 'AddAsyncTaskVideoData',
-      });
+      await submit(
+        [
+          requestField({ TaskID: 'tv', Video: { Name: 'v', Source: 'file' } }),
+          { name: 'VideoFile', value: randomBytes(20), filename: 'v.mp4' },
+        ],
+        {
+          action: 'AddAsyncTaskVideoData',
+        },
+      );
       await sandbox.callbacksSettled();
       const body = JSON.parse(receiver.hits[0]!.body.toString()) as Record<string, unknown>;
       expect(body).toMatchObject({ TaskID: 'tv', Status: 'failed', Error: { Code: 'AnalysisFailed' } });
@@ -389,7 +488,11 @@ describe('IVA sandbox', () => {
 
     it('the HTTP control endpoint queues faults, lists submissions without bytes, and resets', async () => {
       const post = (path: string, body: unknown) =>
-        fetch(`${sandbox.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        fetch(`${sandbox.url}${path}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+        });
       const queued = await post('/__sandbox/faults', [{ code: 'InternalError', httpStatus: 500 }]);
       expect(queued.status).toBe(200);
       expect(((await queued.json()) as { queued: number }).queued).toBe(1);
@@ -402,7 +505,11 @@ describe('IVA sandbox', () => {
 
       const list = (await (await fetch(`${sandbox.url}/__sandbox/submissions`)).json()) as Record<string, unknown>[];
       expect(list).toHaveLength(1);
-      expect(list[0]).toMatchObject({ taskId: 'task-1', size: 1234, sha256: createHash('sha256').update(bytes).digest('hex') });
+      expect(list[0]).toMatchObject({
+        taskId: 'task-1',
+        size: 1234,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
       expect(list[0]).not.toHaveProperty('file');
 
       expect((await post('/__sandbox/reset', {})).status).toBe(200);
@@ -429,7 +536,9 @@ describe('IVA sandbox with session credentials', () => {
   });
 
   it('a missing or wrong X-Security-Token → InvalidSecretToken 401', async () => {
-    const missing = await signedSubmit(sandbox.url, parts(), { credentials: { accessKeyId: 'AKSTS', secretAccessKey: 'sts-secret' } });
+    const missing = await signedSubmit(sandbox.url, parts(), {
+      credentials: { accessKeyId: 'AKSTS', secretAccessKey: 'sts-secret' },
+    });
     expect(missing.status).toBe(401);
     expect(missing.json.ResponseMetadata.Error?.Code).toBe('InvalidSecretToken');
     const wrong = await signedSubmit(sandbox.url, parts(), { credentials: { ...sts, sessionToken: 'token-xyz' } });
@@ -440,8 +549,14 @@ describe('IVA sandbox with session credentials', () => {
 describe('IVA sandbox close()', () => {
   it('cancels pending callbacks and stops answering', async () => {
     const receiver = await startTestServer(() => ({ status: 200 }));
-    const sandbox = await startIvaSandbox({ credentials: creds, callbackUrl: `${receiver.url}/cb`, callbackDelayMs: 500 });
-    const res = await signedSubmit(sandbox.url, [requestField(fileRequest()), imageFile(randomBytes(10))], { credentials: creds });
+    const sandbox = await startIvaSandbox({
+      credentials: creds,
+      callbackUrl: `${receiver.url}/cb`,
+      callbackDelayMs: 500,
+    });
+    const res = await signedSubmit(sandbox.url, [requestField(fileRequest()), imageFile(randomBytes(10))], {
+      credentials: creds,
+    });
     expect(res.status).toBe(200);
     const started = Date.now();
     await sandbox.close();

@@ -10,14 +10,21 @@ export interface FormPart {
   contentType?: string;
 }
 
-export function multipart(parts: FormPart[], boundary = `----sandboxtest${Date.now().toString(16)}`): { body: Buffer; contentType: string } {
+export function multipart(
+  parts: FormPart[],
+  boundary = `----sandboxtest${Date.now().toString(16)}`,
+): { body: Buffer; contentType: string } {
   const chunks: Buffer[] = [];
   for (const part of parts) {
     let head = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"`;
     if (part.filename !== undefined) head += `; filename="${part.filename}"`;
     head += '\r\n';
     if (part.contentType) head += `Content-Type: ${part.contentType}\r\n`;
-    chunks.push(Buffer.from(`${head}\r\n`), Buffer.isBuffer(part.value) ? part.value : Buffer.from(part.value), Buffer.from('\r\n'));
+    chunks.push(
+      Buffer.from(`${head}\r\n`),
+      Buffer.isBuffer(part.value) ? part.value : Buffer.from(part.value),
+      Buffer.from('\r\n'),
+    );
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
@@ -30,12 +37,25 @@ export interface RawResponse {
 }
 
 export interface IvaResponse {
-  ResponseMetadata: { RequestId: string; Action: string; Version: string; Service: string; Region: string; Error?: { Code: string; Message: string } };
+  ResponseMetadata: {
+    RequestId: string;
+    Action: string;
+    Version: string;
+    Service: string;
+    Region: string;
+    Error?: { Code: string; Message: string };
+  };
   Result?: { ImageID?: string; VideoID?: string };
 }
 
 /** Sends exactly the given bytes and headers over node:http (fetch would not let a test set Host). */
-export function send(baseUrl: string, method: string, pathAndQuery: string, headers: Record<string, string>, body?: Buffer): Promise<RawResponse> {
+export function send(
+  baseUrl: string,
+  method: string,
+  pathAndQuery: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<RawResponse> {
   const url = new URL(pathAndQuery, baseUrl);
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -88,9 +108,17 @@ export function signedSubmit(baseUrl: string, parts: FormPart[], options: Submit
   return send(baseUrl, method, `/?${sent.query}`, sent.headers, method === 'GET' ? undefined : sent.body);
 }
 
-export const requestField = (request: unknown): FormPart => ({ name: 'Request', value: typeof request === 'string' ? request : JSON.stringify(request) });
+export const requestField = (request: unknown): FormPart => ({
+  name: 'Request',
+  value: typeof request === 'string' ? request : JSON.stringify(request),
+});
 
-export const imageFile = (bytes: Buffer, name = 'ImageFile'): FormPart => ({ name, value: bytes, filename: 'photo.jpg', contentType: 'application/octet-stream' });
+export const imageFile = (bytes: Buffer, name = 'ImageFile'): FormPart => ({
+  name,
+  value: bytes,
+  filename: 'photo.jpg',
+  contentType: 'application/octet-stream',
+});
 
 /** A local HTTP server for the sandbox to download from or post callbacks to. */
 export interface TestServer {
@@ -100,7 +128,10 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  handler: (req: IncomingMessage, body: Buffer) => { status: number; body?: Buffer | string; headers?: Record<string, string> },
+  handler: (
+    req: IncomingMessage,
+    body: Buffer,
+  ) => { status: number; body?: Buffer | string; headers?: Record<string, string> },
 ): Promise<TestServer> {
   const hits: TestServer['hits'] = [];
   const server: Server = createServer((req, res) => {

@@ -16,7 +16,10 @@ describe('parseMultipart: zero-copy file parts', () => {
   for (const size of [1, 4096, 65_537, 3_000_000]) {
     it(`a ${size}-byte file comes back as views of the decoded body, never copied`, async () => {
       const file = Buffer.concat([Buffer.from('\r\n--\r\n-- not a boundary'), randomBytes(size)]);
-      const { body, contentType } = await encode([['ImageFile', file, 'a.bin'], ['Request', '{"TaskID":"t"}']]);
+      const { body, contentType } = await encode([
+        ['ImageFile', file, 'a.bin'],
+        ['Request', '{"TaskID":"t"}'],
+      ]);
       // As the function holds it: decoded once from the event's base64.
       const decoded = Buffer.from(body.toString('base64'), 'base64');
       const form = await parseMultipart(decoded, contentType);
@@ -36,9 +39,15 @@ describe('parseMultipart: zero-copy file parts', () => {
 
 describe('parseMultipart: every bad body is a MultipartError with a stable code', () => {
   it('truncation anywhere → TruncatedMultipart (or a part header error)', async () => {
-    const { body, contentType } = await encode([['ImageFile', randomBytes(500), 'a.bin'], ['Request', '{}']]);
+    const { body, contentType } = await encode([
+      ['ImageFile', randomBytes(500), 'a.bin'],
+      ['Request', '{}'],
+    ]);
     for (let cut = 0; cut < body.length - 2; cut += 7) {
-      const error = await parseMultipart(body.subarray(0, cut), contentType).then(() => undefined, (e: unknown) => e);
+      const error = await parseMultipart(body.subarray(0, cut), contentType).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, `cut at ${cut}`).toBeInstanceOf(MultipartError);
       expect(['TruncatedMultipart', 'MalformedPartHeader']).toContain((error as MultipartError).code);
     }
@@ -46,15 +55,23 @@ describe('parseMultipart: every bad body is a MultipartError with a stable code'
 
   it('boundary checks', () => {
     expect(() => checkBoundary('multipart/form-data')).toThrow(expect.objectContaining({ code: 'MissingBoundary' }));
-    expect(() => checkBoundary('multipart/form-data; boundary=')).toThrow(expect.objectContaining({ code: 'MissingBoundary' }));
-    expect(() => checkBoundary(`multipart/form-data; boundary=${'a'.repeat(71)}`)).toThrow(expect.objectContaining({ code: 'InvalidBoundary' }));
-    expect(() => checkBoundary('multipart/form-data; boundary="a\u0001b"')).toThrow(expect.objectContaining({ code: 'InvalidBoundary' }));
+    expect(() => checkBoundary('multipart/form-data; boundary=')).toThrow(
+      expect.objectContaining({ code: 'MissingBoundary' }),
+    );
+    expect(() => checkBoundary(`multipart/form-data; boundary=${'a'.repeat(71)}`)).toThrow(
+      expect.objectContaining({ code: 'InvalidBoundary' }),
+    );
+    expect(() => checkBoundary('multipart/form-data; boundary="a\u0001b"')).toThrow(
+      expect.objectContaining({ code: 'InvalidBoundary' }),
+    );
     expect(checkBoundary('multipart/form-data; boundary="with space"')).toBe('with space');
     expect(checkBoundary('Multipart/Form-Data;Boundary=abc; charset=utf-8')).toBe('abc');
   });
 
   it('too many parts → TooManyParts', async () => {
-    const { body, contentType } = await encode(Array.from({ length: 20 }, (_, i) => [`f${i}`, 'x'] as [string, string]));
+    const { body, contentType } = await encode(
+      Array.from({ length: 20 }, (_, i) => [`f${i}`, 'x'] as [string, string]),
+    );
     await expect(parseMultipart(body, contentType)).rejects.toMatchObject({ code: 'TooManyParts' });
   });
 

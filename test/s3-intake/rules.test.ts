@@ -66,7 +66,9 @@ describe('decodeMetadataValue (RFC 2047)', () => {
 
 describe('TaskID', () => {
   it('metadata, then path segment, then default', () => {
-    expect(resolveTaskId({ key: 'incoming/path-task/a.jpg', metadata: { 'iva-task-id': 'meta-task' } })).toBe('meta-task');
+    expect(resolveTaskId({ key: 'incoming/path-task/a.jpg', metadata: { 'iva-task-id': 'meta-task' } })).toBe(
+      'meta-task',
+    );
     expect(resolveTaskId({ key: 'incoming/path-task/a.jpg', metadata: {} }, 'dflt')).toBe('path-task');
     expect(resolveTaskId({ key: 'incoming/a.jpg', metadata: {} }, 'dflt')).toBe('dflt');
     expect(resolveTaskId({ key: 'incoming/a.jpg', metadata: {} })).toBeUndefined();
@@ -81,19 +83,29 @@ describe('TaskID', () => {
 
 describe('kind', () => {
   it('metadata, then Content-Type, then extension', () => {
-    expect(resolveKind({ key: 'incoming/t/a.jpg', metadata: { 'iva-kind': 'Video' }, contentType: 'image/jpeg' })).toBe('video');
+    expect(resolveKind({ key: 'incoming/t/a.jpg', metadata: { 'iva-kind': 'Video' }, contentType: 'image/jpeg' })).toBe(
+      'video',
+    );
     expect(resolveKind({ key: 'incoming/t/a.jpg', metadata: {}, contentType: 'video/mp4' })).toBe('video');
-    expect(resolveKind({ key: 'incoming/t/a.MOV', metadata: {}, contentType: 'application/octet-stream' })).toBe('video');
+    expect(resolveKind({ key: 'incoming/t/a.MOV', metadata: {}, contentType: 'application/octet-stream' })).toBe(
+      'video',
+    );
     expect(resolveKind({ key: 'incoming/t/a.webp', metadata: {}, contentType: 'image/webp; q=1' })).toBe('image');
   });
   it('knows common extensions', () => {
-    for (const ext of ['jpg', 'jpeg', 'png', 'gif', 'bmp', 'webp', 'tiff', 'heic']) expect(kindFromExtension(`a.${ext}`)).toBe('image');
-    for (const ext of ['mp4', 'mov', 'avi', 'mkv', 'flv', 'webm', 'mpg', 'ts', '3gp']) expect(kindFromExtension(`a.${ext}`)).toBe('video');
+    for (const ext of ['jpg', 'jpeg', 'png', 'gif', 'bmp', 'webp', 'tiff', 'heic'])
+      expect(kindFromExtension(`a.${ext}`)).toBe('image');
+    for (const ext of ['mp4', 'mov', 'avi', 'mkv', 'flv', 'webm', 'mpg', 'ts', '3gp'])
+      expect(kindFromExtension(`a.${ext}`)).toBe('video');
     expect(kindFromExtension('README')).toBeUndefined();
   });
   it('refuses unknown media and a bad iva-kind', () => {
-    expect(() => resolveKind({ key: 'incoming/t/a.pdf', metadata: {}, contentType: 'application/pdf' })).toThrow(/Cannot tell image from video/);
-    expect(() => resolveKind({ key: 'incoming/t/a.jpg', metadata: { 'iva-kind': 'audio' } })).toThrow(/image" or "video/);
+    expect(() => resolveKind({ key: 'incoming/t/a.pdf', metadata: {}, contentType: 'application/pdf' })).toThrow(
+      /Cannot tell image from video/,
+    );
+    expect(() => resolveKind({ key: 'incoming/t/a.jpg', metadata: { 'iva-kind': 'audio' } })).toThrow(
+      /image" or "video/,
+    );
   });
 });
 
@@ -112,13 +124,22 @@ describe('decide', () => {
     const d = decide(
       {
         key: 'incoming/path-task/x.bin',
-        metadata: { 'iva-task-id': 'T9', 'iva-kind': 'image', 'iva-name': b64('猫.jpg'), 'iva-desc': b64('描述'), 'iva-algo-param-conf': b64('{"a":"é"}') },
+        metadata: {
+          'iva-task-id': 'T9',
+          'iva-kind': 'image',
+          'iva-name': b64('猫.jpg'),
+          'iva-desc': b64('描述'),
+          'iva-algo-param-conf': b64('{"a":"é"}'),
+        },
         contentType: 'application/octet-stream',
         size: 10,
       },
       cfg,
     );
-    expect(d).toEqual({ ok: true, plan: { taskId: 'T9', kind: 'image', name: '猫.jpg', desc: '描述', algoParamConf: { a: 'é' } } });
+    expect(d).toEqual({
+      ok: true,
+      plan: { taskId: 'T9', kind: 'image', name: '猫.jpg', desc: '描述', algoParamConf: { a: 'é' } },
+    });
   });
   it('defaults Name to the file name', () => {
     const d = decide({ key: 'incoming/t/deep/my photo+1.png', metadata: {}, contentType: 'image/png', size: 1 }, cfg);

@@ -37,7 +37,9 @@ type OracleSigner = new (
   request: OracleRequest,
   service: string,
   options?: { bodySha256?: string },
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string; sessionToken?: string }, date?: Date): void };
+) => {
+  addAuthorization(credentials: { accessKeyId: string; secretKey: string; sessionToken?: string }, date?: Date): void;
+};
 
 const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
 const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
@@ -83,9 +85,19 @@ function signBoth(c: Case): { ours: Record<string, string>; oracle: Record<strin
     ...(c.ours !== undefined ? { body: c.ours } : {}),
   };
   const ours = sign(input).headers;
-  const req: OracleRequest = { region: REGION, method: 'POST', params: { ...c.query }, headers: { Host: HOST, ...c.headers }, body: c.oracleBody };
+  const req: OracleRequest = {
+    region: REGION,
+    method: 'POST',
+    params: { ...c.query },
+    headers: { Host: HOST, ...c.headers },
+    body: c.oracleBody,
+  };
   new Signer(req, SERVICE, c.oracleOptions).addAuthorization(
-    { accessKeyId: CREDS.accessKeyId, secretKey: CREDS.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) },
+    {
+      accessKeyId: CREDS.accessKeyId,
+      secretKey: CREDS.secretAccessKey,
+      ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+    },
     DATE,
   );
   return { ours, oracle: req.headers };
@@ -93,7 +105,9 @@ function signBoth(c: Case): { ours: Record<string, string>; oracle: Record<strin
 
 function expectSame(c: Case): Record<string, string> {
   const { ours, oracle } = signBoth(c);
-  expect(ours['Authorization']).toMatch(/^HMAC-SHA256 Credential=AKLTexampleAccessKey\/20240305\/cn-north-1\/iva\/request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/);
+  expect(ours['Authorization']).toMatch(
+    /^HMAC-SHA256 Credential=AKLTexampleAccessKey\/20240305\/cn-north-1\/iva\/request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$/,
+  );
   expect(ours['Authorization']).toBe(oracle['Authorization']);
   expect(ours).toEqual(oracle);
   return ours;
@@ -110,14 +124,24 @@ describe('sign() equals the official Volcengine signer', () => {
     const at = joined.indexOf(file);
     expect(at).toBeGreaterThan(0);
     const pieces = [joined.subarray(0, at), file, joined.subarray(at + file.length)];
-    const headers = expectSame({ query: IVA_QUERY, headers: { 'Content-Type': form.getHeaders()['content-type'] as string }, ours: pieces, oracleBody: form });
+    const headers = expectSame({
+      query: IVA_QUERY,
+      headers: { 'Content-Type': form.getHeaders()['content-type'] as string },
+      ours: pieces,
+      oracleBody: form,
+    });
     expect(headers['X-Content-Sha256']).toBe(oracleSha256(joined));
   });
 
   it("our own multipart framing, hashed in pieces, equals the oracle's hash of the joined body", () => {
     const file = randomBytes(100_003);
     const boundary = randomBoundary();
-    const { prefix, suffix } = frameWithFile({ boundary, fieldName: 'VideoFile', filename: 'clip.mp4', requestJson: '{"TaskID":"t"}' });
+    const { prefix, suffix } = frameWithFile({
+      boundary,
+      fieldName: 'VideoFile',
+      filename: 'clip.mp4',
+      requestJson: '{"TaskID":"t"}',
+    });
     const joined = Buffer.concat([prefix, file, suffix]);
     expectSame({
       query: { ...IVA_QUERY, Action: 'AddAsyncTaskVideoData' },
@@ -130,7 +154,16 @@ describe('sign() equals the official Volcengine signer', () => {
 
   it('query values with spaces, unicode, RFC 3986 reserved marks and empty strings', () => {
     expectSame({
-      query: { ...IVA_QUERY, q: 'a b+c', u: 'ü 日本 😀', marks: "!'()*", safe: '~-._', slash: 'a/b?c=d&e', empty: '', 'key with space': 'v' },
+      query: {
+        ...IVA_QUERY,
+        q: 'a b+c',
+        u: 'ü 日本 😀',
+        marks: "!'()*",
+        safe: '~-._',
+        slash: 'a/b?c=d&e',
+        empty: '',
+        'key with space': 'v',
+      },
       headers: {},
       ours: 'x',
       oracleBody: 'x',
@@ -138,7 +171,12 @@ describe('sign() equals the official Volcengine signer', () => {
   });
 
   it('repeated (array) query values are sorted after encoding', () => {
-    expectSame({ query: { ...IVA_QUERY, Tag: ['b', 'a c', 'a', 'A', '*'], One: ['only'] }, headers: {}, ours: 'x', oracleBody: 'x' });
+    expectSame({
+      query: { ...IVA_QUERY, Tag: ['b', 'a c', 'a', 'A', '*'], One: ['only'] },
+      headers: {},
+      ours: 'x',
+      oracleBody: 'x',
+    });
   });
 
   it('undefined and null query values are left out on both sides', () => {
@@ -156,11 +194,22 @@ describe('sign() equals the official Volcengine signer', () => {
   });
 
   it('a UTF-8 string body is hashed as UTF-8 by both', () => {
-    expectSame({ query: IVA_QUERY, headers: { 'Content-Type': 'application/json' }, ours: '{"Name":"café 日本"}', oracleBody: '{"Name":"café 日本"}' });
+    expectSame({
+      query: IVA_QUERY,
+      headers: { 'Content-Type': 'application/json' },
+      ours: '{"Name":"café 日本"}',
+      oracleBody: '{"Name":"café 日本"}',
+    });
   });
 
   it('a session token is sent and signed as X-Security-Token', () => {
-    const headers = expectSame({ query: IVA_QUERY, headers: {}, ours: 'body', oracleBody: 'body', sessionToken: 'STS2eyJhbGciOi.token/with+chars==' });
+    const headers = expectSame({
+      query: IVA_QUERY,
+      headers: {},
+      ours: 'body',
+      oracleBody: 'body',
+      sessionToken: 'STS2eyJhbGciOi.token/with+chars==',
+    });
     expect(headers['X-Security-Token']).toBe('STS2eyJhbGciOi.token/with+chars==');
     expect(parseAuthorization(headers['Authorization'])!.signedHeaders).toContain('x-security-token');
   });
@@ -168,11 +217,22 @@ describe('sign() equals the official Volcengine signer', () => {
   it('extra X- headers are signed, with values whitespace-normalised; Content-Type and User-Agent are not', () => {
     const headers = expectSame({
       query: IVA_QUERY,
-      headers: { 'X-Custom-Id': '  a   b\tc ', 'X-Top-Region': 'cn-north-1', 'Content-Type': 'text/plain', 'User-Agent': 'iva-bridge/0.1' },
+      headers: {
+        'X-Custom-Id': '  a   b\tc ',
+        'X-Top-Region': 'cn-north-1',
+        'Content-Type': 'text/plain',
+        'User-Agent': 'iva-bridge/0.1',
+      },
       ours: 'body',
       oracleBody: 'body',
     });
-    expect(parseAuthorization(headers['Authorization'])!.signedHeaders).toEqual(['host', 'x-content-sha256', 'x-custom-id', 'x-date', 'x-top-region']);
+    expect(parseAuthorization(headers['Authorization'])!.signedHeaders).toEqual([
+      'host',
+      'x-content-sha256',
+      'x-custom-id',
+      'x-date',
+      'x-top-region',
+    ]);
   });
 });
 
@@ -183,13 +243,24 @@ function verify(req: { query: Query; headers: Record<string, string>; body: Buff
   if (!auth) return false;
   const declared = lower['x-content-sha256'];
   if (declared !== sha256Hex(req.body)) return false;
-  const received = { method: 'POST', path: '/', query: req.query, header: (name: string) => lower[name], bodySha256: declared };
+  const received = {
+    method: 'POST',
+    path: '/',
+    query: req.query,
+    header: (name: string) => lower[name],
+    bodySha256: declared,
+  };
   return expectedSignature(received, auth, secret, lower['x-date']!) === auth.signature;
 }
 
 describe('a server verifying the signature', () => {
   const file = randomBytes(10_000);
-  const { prefix, suffix } = frameWithFile({ boundary: 'b0undary', fieldName: 'ImageFile', filename: 'f.jpg', requestJson: '{"TaskID":"t"}' });
+  const { prefix, suffix } = frameWithFile({
+    boundary: 'b0undary',
+    fieldName: 'ImageFile',
+    filename: 'f.jpg',
+    requestJson: '{"TaskID":"t"}',
+  });
   const query: Query = { ...IVA_QUERY, Extra: 'a b' };
   const signed = sign({
     method: 'POST',
@@ -218,12 +289,19 @@ describe('a server verifying the signature', () => {
   it('rejects a body byte changed with X-Content-Sha256 recomputed to match', () => {
     const changed = Buffer.from(body);
     changed[0]! ^= 0x01;
-    expect(verify({ ...untouched, body: changed, headers: { ...signed.headers, 'X-Content-Sha256': sha256Hex(changed) } }, CREDS.secretAccessKey)).toBe(false);
+    expect(
+      verify(
+        { ...untouched, body: changed, headers: { ...signed.headers, 'X-Content-Sha256': sha256Hex(changed) } },
+        CREDS.secretAccessKey,
+      ),
+    ).toBe(false);
   });
 
   it('rejects a changed query value', () => {
     expect(verify({ ...untouched, query: { ...query, Extra: 'a c' } }, CREDS.secretAccessKey)).toBe(false);
-    expect(verify({ ...untouched, query: { ...query, Action: 'AddAsyncTaskVideoData' } }, CREDS.secretAccessKey)).toBe(false);
+    expect(verify({ ...untouched, query: { ...query, Action: 'AddAsyncTaskVideoData' } }, CREDS.secretAccessKey)).toBe(
+      false,
+    );
   });
 
   it('rejects a changed signed header value (X- header, session token, host)', () => {
@@ -232,12 +310,16 @@ describe('a server verifying the signature', () => {
       ['X-Security-Token', 'tok2'],
       ['Host', 'evil.example.com'],
     ] as const) {
-      expect(verify({ ...untouched, headers: { ...signed.headers, [name]: value } }, CREDS.secretAccessKey)).toBe(false);
+      expect(verify({ ...untouched, headers: { ...signed.headers, [name]: value } }, CREDS.secretAccessKey)).toBe(
+        false,
+      );
     }
   });
 
   it('rejects a changed X-Date', () => {
-    expect(verify({ ...untouched, headers: { ...signed.headers, 'X-Date': '20240305T070810Z' } }, CREDS.secretAccessKey)).toBe(false);
+    expect(
+      verify({ ...untouched, headers: { ...signed.headers, 'X-Date': '20240305T070810Z' } }, CREDS.secretAccessKey),
+    ).toBe(false);
   });
 
   it('rejects the wrong secret', () => {
@@ -245,6 +327,8 @@ describe('a server verifying the signature', () => {
   });
 
   it('ignores unsigned headers (Content-Type), as the official signer does', () => {
-    expect(verify({ ...untouched, headers: { ...signed.headers, 'Content-Type': 'text/plain' } }, CREDS.secretAccessKey)).toBe(true);
+    expect(
+      verify({ ...untouched, headers: { ...signed.headers, 'Content-Type': 'text/plain' } }, CREDS.secretAccessKey),
+    ).toBe(true);
   });
 });

@@ -1,12 +1,24 @@
 import { PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPresigner, PRESIGN_MAX_SECONDS, redactPresignedUrl, redactSignedUrls, type AwsKeyPair } from '../../lib/storage/presign';
+import {
+  createPresigner,
+  PRESIGN_MAX_SECONDS,
+  redactPresignedUrl,
+  redactSignedUrls,
+  type AwsKeyPair,
+} from '../../lib/storage/presign';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../../local/servers/ceph';
 import { startS3rver, type LocalS3 } from '../../local/servers/s3rver';
 
 const BUCKET = 'presign-bucket';
-const KEYS = ['incoming/t1/plain.jpg', 'incoming/t 1/my photo+1 (2).jpg', 'incoming/t1/猫 ü.png', 'incoming/t1/100%.png', 'incoming/a/b/c/d/e.mp4'];
+const KEYS = [
+  'incoming/t1/plain.jpg',
+  'incoming/t 1/my photo+1 (2).jpg',
+  'incoming/t1/猫 ü.png',
+  'incoming/t1/100%.png',
+  'incoming/a/b/c/d/e.mp4',
+];
 
 const fixed = (keys: AwsKeyPair) => ({ get: async () => keys, refresh: async () => keys });
 
@@ -22,7 +34,11 @@ describe('presignGet on s3rver', () => {
 
   beforeAll(async () => {
     s3 = await startS3rver({ buckets: [BUCKET] });
-    client = createS3Client({ endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    client = createS3Client({
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
   });
   afterAll(async () => {
     await s3?.close();
@@ -44,7 +60,10 @@ describe('presignGet on s3rver', () => {
   });
 
   it('caps the TTL at 7 days with a warning', async () => {
-    const signed = await createPresigner({ s3: client, ttlSeconds: PRESIGN_MAX_SECONDS + 1 }).presignGet({ bucket: BUCKET, key: KEYS[0]! });
+    const signed = await createPresigner({ s3: client, ttlSeconds: PRESIGN_MAX_SECONDS + 1 }).presignGet({
+      bucket: BUCKET,
+      key: KEYS[0]!,
+    });
     expect(signed.expiresInSeconds).toBe(PRESIGN_MAX_SECONDS);
     expect(new URL(signed.url).searchParams.get('X-Amz-Expires')).toBe(String(PRESIGN_MAX_SECONDS));
     expect(signed.warnings.join()).toMatch(/SigV4 maximum/);
@@ -59,14 +78,25 @@ describe('presignGet on s3rver', () => {
         forcePathStyle: true,
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        credentials: async () => ({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', sessionToken: 'tok', expiration: new Date(now + inSeconds * 1000) }),
+        credentials: async () => ({
+          accessKeyId: 'S3RVER',
+          secretAccessKey: 'S3RVER',
+          sessionToken: 'tok',
+          expiration: new Date(now + inSeconds * 1000),
+        }),
       });
-    const short = await createPresigner({ s3: expiring(3600), ttlSeconds: 6 * 3600, now: () => now }).presignGet({ bucket: BUCKET, key: KEYS[0]! });
+    const short = await createPresigner({ s3: expiring(3600), ttlSeconds: 6 * 3600, now: () => now }).presignGet({
+      bucket: BUCKET,
+      key: KEYS[0]!,
+    });
     expect(short.warnings).toHaveLength(1);
     expect(short.warnings[0]).toMatch(/expire in 3600 s.*PRESIGN_SECRET_ARN/);
     expect(short.credentialsExpireAt).toBe('2026-11-30T13:00:00.000Z');
     expect(short.warnings[0]).not.toContain('S3RVER');
-    const long = await createPresigner({ s3: expiring(12 * 3600), ttlSeconds: 6 * 3600, now: () => now }).presignGet({ bucket: BUCKET, key: KEYS[0]! });
+    const long = await createPresigner({ s3: expiring(12 * 3600), ttlSeconds: 6 * 3600, now: () => now }).presignGet({
+      bucket: BUCKET,
+      key: KEYS[0]!,
+    });
     expect(long.warnings).toEqual([]);
   });
 
@@ -103,7 +133,9 @@ describe.skipIf(!ceph)('presignGet verified by a real S3 (Ceph RGW)', () => {
   beforeAll(async () => {
     await createBucket(ceph!, bucket);
     client = cephS3Client(ceph!);
-    await client.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    await client.send(
+      new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
   });
 
   it('serves exactly the signed version, for awkward keys', async () => {
@@ -132,14 +164,16 @@ describe.skipIf(!ceph)('presignGet verified by a real S3 (Ceph RGW)', () => {
       s3: client,
       ttlSeconds: 600,
       longLived: fixed({ accessKeyId: ceph!.accessKeyId, secretAccessKey: 'not-the-secret' }),
-      signingClient: (keys) => createS3Client({ endpoint: ceph!.endpoint, region: ceph!.region, forcePathStyle: true, credentials: keys }),
+      signingClient: (keys) =>
+        createS3Client({ endpoint: ceph!.endpoint, region: ceph!.region, forcePathStyle: true, credentials: keys }),
     });
     expect((await fetch((await wrong.presignGet({ bucket, key })).url)).status).toBe(403);
     const right = createPresigner({
       s3: client,
       ttlSeconds: 600,
       longLived: fixed({ accessKeyId: ceph!.accessKeyId, secretAccessKey: ceph!.secretAccessKey }),
-      signingClient: (keys) => createS3Client({ endpoint: ceph!.endpoint, region: ceph!.region, forcePathStyle: true, credentials: keys }),
+      signingClient: (keys) =>
+        createS3Client({ endpoint: ceph!.endpoint, region: ceph!.region, forcePathStyle: true, credentials: keys }),
     });
     const ok = await fetch((await right.presignGet({ bucket, key })).url);
     expect(ok.status).toBe(200);

@@ -47,7 +47,13 @@ describe('SDK clients give up on a hung endpoint', () => {
 
   it('S3 (createS3Client): a silent server fails each attempt, the SDK retries, then the call rejects', async () => {
     requests = 0;
-    const s3 = createS3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: creds, timeouts: { socketTimeoutMs: 250, requestTimeoutMs: 2_000 } });
+    const s3 = createS3Client({
+      endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: creds,
+      timeouts: { socketTimeoutMs: 250, requestTimeoutMs: 2_000 },
+    });
     const started = Date.now();
     const error = await s3.send(new HeadObjectCommand({ Bucket: 'b', Key: 'k' })).catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(Error);
@@ -60,7 +66,13 @@ describe('SDK clients give up on a hung endpoint', () => {
 
   it('S3: a server silent past the request timeout is cut off even with a long idle timeout', async () => {
     requests = 0;
-    const s3 = createS3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: creds, timeouts: { socketTimeoutMs: 60_000, requestTimeoutMs: 250 } });
+    const s3 = createS3Client({
+      endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: creds,
+      timeouts: { socketTimeoutMs: 60_000, requestTimeoutMs: 250 },
+    });
     const error = await s3.send(new HeadObjectCommand({ Bucket: 'b', Key: 'k' })).catch((e: unknown) => e as Error);
     expect((error as Error).name).toBe('TimeoutError');
     expect(requests).toBe(3);
@@ -69,8 +81,16 @@ describe('SDK clients give up on a hung endpoint', () => {
 
   it('DynamoDB with sdkRequestHandler: rejects instead of waiting for the 5-minute SDK default', async () => {
     requests = 0;
-    const ddb = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: creds, maxAttempts: 2, requestHandler: sdkRequestHandler({ socketTimeoutMs: 250 }) });
-    const error = await ddb.send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'x' } } })).catch((e: unknown) => e as Error);
+    const ddb = new DynamoDBClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: creds,
+      maxAttempts: 2,
+      requestHandler: sdkRequestHandler({ socketTimeoutMs: 250 }),
+    });
+    const error = await ddb
+      .send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'x' } } }))
+      .catch((e: unknown) => e as Error);
     expect((error as Error).name).toBe('TimeoutError');
     expect(requests).toBe(2);
     ddb.destroy();

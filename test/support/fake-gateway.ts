@@ -4,7 +4,13 @@
  * parses the multipart body with busboy, records every call, and can be scripted to
  * answer errors, delay, or drop the connection. Not the IVA sandbox (local/iva-sandbox).
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
 import { expectedSignature, parseAuthorization, sha256Hex, type Query } from '../../lib/signer/index';
@@ -121,14 +127,22 @@ export function verifySignature(
   const xDate = header(headers, 'x-date');
   if (!auth) return { ok: false, reason: 'malformed Authorization', signedHeaders: [], xDate, bodyHashOk };
   const base = { accessKeyId: auth.accessKeyId, signedHeaders: auth.signedHeaders, xDate, bodyHashOk };
-  if (!xDate || xDate.slice(0, 8) !== auth.shortDate) return { ok: false, reason: 'X-Date does not match the credential scope', ...base };
-  if (auth.region !== region || auth.service !== service) return { ok: false, reason: 'wrong region or service', ...base };
-  if (!auth.signedHeaders.includes('x-date') || !auth.signedHeaders.includes('host')) return { ok: false, reason: 'host and x-date must be signed', ...base };
+  if (!xDate || xDate.slice(0, 8) !== auth.shortDate)
+    return { ok: false, reason: 'X-Date does not match the credential scope', ...base };
+  if (auth.region !== region || auth.service !== service)
+    return { ok: false, reason: 'wrong region or service', ...base };
+  if (!auth.signedHeaders.includes('x-date') || !auth.signedHeaders.includes('host'))
+    return { ok: false, reason: 'host and x-date must be signed', ...base };
   const secret = lookup(auth.accessKeyId);
   if (secret === undefined) return { ok: false, reason: 'unknown access key', ...base };
   const missing = auth.signedHeaders.find((name) => header(headers, name) === undefined);
   if (missing) return { ok: false, reason: `signed header ${missing} missing`, ...base };
-  const expected = expectedSignature({ method, path, query, header: (name) => header(headers, name), bodySha256: declared ?? sha256Hex('') }, auth, secret, xDate);
+  const expected = expectedSignature(
+    { method, path, query, header: (name) => header(headers, name), bodySha256: declared ?? sha256Hex('') },
+    auth,
+    secret,
+    xDate,
+  );
   return expected === auth.signature ? { ok: true, ...base } : { ok: false, reason: 'signature mismatch', ...base };
 }
 
@@ -161,7 +175,10 @@ function parseMultipart(headers: IncomingHttpHeaders, body: Buffer): Promise<{ p
 export async function startFakeGateway(options: FakeGatewayOptions): Promise<FakeGateway> {
   const region = options.region ?? 'cn-north-1';
   const service = options.service ?? 'iva';
-  const lookup = typeof options.secrets === 'function' ? options.secrets : (ak: string) => (options.secrets as Record<string, string>)[ak];
+  const lookup =
+    typeof options.secrets === 'function'
+      ? options.secrets
+      : (ak: string) => (options.secrets as Record<string, string>)[ak];
   const calls: GatewayCall[] = [];
   const queued: Reply[] = [];
   let count = 0;
@@ -189,15 +206,44 @@ export async function startFakeGateway(options: FakeGatewayOptions): Promise<Fak
     const peek = queued[0];
     if (peek?.drop === 'before-body') {
       queued.shift();
-      calls.push({ n, method: req.method ?? '', path: url.pathname, query: toQuery(url.searchParams), headers: req.headers, body: Buffer.alloc(0), signature: { ok: false, reason: 'dropped', signedHeaders: [], bodyHashOk: false }, parts: [], remotePort: req.socket.remotePort ?? 0 });
+      calls.push({
+        n,
+        method: req.method ?? '',
+        path: url.pathname,
+        query: toQuery(url.searchParams),
+        headers: req.headers,
+        body: Buffer.alloc(0),
+        signature: { ok: false, reason: 'dropped', signedHeaders: [], bodyHashOk: false },
+        parts: [],
+        remotePort: req.socket.remotePort ?? 0,
+      });
       req.socket.destroy();
       return;
     }
     const body = await readBody(req);
     const query = toQuery(url.searchParams);
-    const signature = verifySignature(req.method ?? '', url.pathname, query, req.headers, body, lookup, region, service);
+    const signature = verifySignature(
+      req.method ?? '',
+      url.pathname,
+      query,
+      req.headers,
+      body,
+      lookup,
+      region,
+      service,
+    );
     const { parts, error } = await parseMultipart(req.headers, body);
-    const call: GatewayCall = { n, method: req.method ?? '', path: url.pathname, query, headers: req.headers, body, signature, parts, remotePort: req.socket.remotePort ?? 0 };
+    const call: GatewayCall = {
+      n,
+      method: req.method ?? '',
+      path: url.pathname,
+      query,
+      headers: req.headers,
+      body,
+      signature,
+      parts,
+      remotePort: req.socket.remotePort ?? 0,
+    };
     if (error) call.multipartError = error;
     const requestField = parts.find((part) => part.name === 'Request' && part.filename === undefined);
     if (requestField) {
@@ -224,18 +270,31 @@ export async function startFakeGateway(options: FakeGatewayOptions): Promise<Fak
     const action = typeof call.query['Action'] === 'string' ? call.query['Action'] : '';
     if (options.maxSkewMs !== undefined && call.signature.xDate) {
       const x = call.signature.xDate;
-      const sent = Date.parse(`${x.slice(0, 4)}-${x.slice(4, 6)}-${x.slice(6, 8)}T${x.slice(9, 11)}:${x.slice(11, 13)}:${x.slice(13, 15)}Z`);
-      if (!(Math.abs(sent - Date.now()) <= options.maxSkewMs)) return ivaError('InvalidTimestamp', 'X-Date is too far from the server time', 403);
+      const sent = Date.parse(
+        `${x.slice(0, 4)}-${x.slice(4, 6)}-${x.slice(6, 8)}T${x.slice(9, 11)}:${x.slice(11, 13)}:${x.slice(13, 15)}Z`,
+      );
+      if (!(Math.abs(sent - Date.now()) <= options.maxSkewMs))
+        return ivaError('InvalidTimestamp', 'X-Date is too far from the server time', 403);
     }
-    if (!call.signature.ok) return ivaError('SignatureDoesNotMatch', `signature check failed: ${call.signature.reason}`, 401);
-    if (!call.signature.bodyHashOk) return ivaError('InvalidParameter', 'X-Content-Sha256 does not match the body', 400);
-    if (call.multipartError || !call.request) return ivaError('InvalidParameter', 'Request field missing or not JSON', 400);
-    const kind = action === 'AddAsyncTaskImageData' ? 'Image' : action === 'AddAsyncTaskVideoData' ? 'Video' : undefined;
+    if (!call.signature.ok)
+      return ivaError('SignatureDoesNotMatch', `signature check failed: ${call.signature.reason}`, 401);
+    if (!call.signature.bodyHashOk)
+      return ivaError('InvalidParameter', 'X-Content-Sha256 does not match the body', 400);
+    if (call.multipartError || !call.request)
+      return ivaError('InvalidParameter', 'Request field missing or not JSON', 400);
+    const kind =
+      action === 'AddAsyncTaskImageData' ? 'Image' : action === 'AddAsyncTaskVideoData' ? 'Video' : undefined;
     if (!kind) return ivaError('InvalidActionOrVersion', `unknown action ${action}`, 404);
     return {
       status: 200,
       json: {
-        ResponseMetadata: { RequestId: `req-${call.n}`, Action: action, Version: call.query['Version'], Service: service, Region: region },
+        ResponseMetadata: {
+          RequestId: `req-${call.n}`,
+          Action: action,
+          Version: call.query['Version'],
+          Service: service,
+          Region: region,
+        },
         Result: { [`${kind}ID`]: `${kind.toLowerCase()}-${call.n}` },
       },
     };
@@ -244,7 +303,11 @@ export async function startFakeGateway(options: FakeGatewayOptions): Promise<Fak
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       res.writeHead(500, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ ResponseMetadata: { RequestId: 'fake-crash', Error: { Code: 'InternalError', Message: String(error) } } }));
+      res.end(
+        JSON.stringify({
+          ResponseMetadata: { RequestId: 'fake-crash', Error: { Code: 'InternalError', Message: String(error) } },
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -18,11 +18,22 @@ export interface EventInput {
 export function restEvent(input: EventInput): APIGatewayProxyEvent {
   const headers = input.headers ?? {};
   const multiValueHeaders = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]]));
-  const multi = input.query ? Object.fromEntries(Object.entries(input.query).map(([k, v]) => [k, Array.isArray(v) ? v : [v]])) : null;
+  const multi = input.query
+    ? Object.fromEntries(Object.entries(input.query).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]))
+    : null;
   // API Gateway's single-value map holds the LAST value of each parameter.
   const single = multi ? Object.fromEntries(Object.entries(multi).map(([k, v]) => [k, v[v.length - 1]!])) : null;
   const base64 = input.base64 ?? Buffer.isBuffer(input.body);
-  const body = input.body === undefined ? null : Buffer.isBuffer(input.body) ? (base64 ? input.body.toString('base64') : input.body.toString('utf8')) : base64 ? Buffer.from(input.body).toString('base64') : input.body;
+  const body =
+    input.body === undefined
+      ? null
+      : Buffer.isBuffer(input.body)
+        ? base64
+          ? input.body.toString('base64')
+          : input.body.toString('utf8')
+        : base64
+          ? Buffer.from(input.body).toString('base64')
+          : input.body;
   const requestId = randomUUID();
   return {
     resource: input.resource ?? '/{proxy+}',
@@ -41,7 +52,11 @@ export function restEvent(input: EventInput): APIGatewayProxyEvent {
       apiId: 'abcdef1234',
       authorizer: null,
       httpMethod: input.method,
-      identity: { sourceIp: '127.0.0.1', userAgent: 'vitest', apiKey: 'test-key' } as APIGatewayProxyEvent['requestContext']['identity'],
+      identity: {
+        sourceIp: '127.0.0.1',
+        userAgent: 'vitest',
+        apiKey: 'test-key',
+      } as APIGatewayProxyEvent['requestContext']['identity'],
       path: `/prod${input.path}`,
       protocol: 'HTTP/1.1',
       requestId,
@@ -58,7 +73,9 @@ export function lambdaContext(remainingMs = 30_000): Context {
 }
 
 /** A multipart body as a real encoder (undici's FormData) writes it. */
-export async function encodeForm(parts: Array<[string, string] | [string, Uint8Array, string, string?]>): Promise<{ body: Buffer; contentType: string }> {
+export async function encodeForm(
+  parts: Array<[string, string] | [string, Uint8Array, string, string?]>,
+): Promise<{ body: Buffer; contentType: string }> {
   const form = new FormData();
   for (const part of parts) {
     if (typeof part[1] === 'string') form.append(part[0], part[1]);

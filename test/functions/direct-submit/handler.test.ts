@@ -71,7 +71,11 @@ function deps(overrides: Partial<DirectSubmitDeps> = {}): DirectSubmitDeps {
 
 const handler = createHandler(() => deps());
 
-async function call(input: EventInput, remainingMs = 30_000, h = handler): Promise<APIGatewayProxyResult & { json: Record<string, any> }> {
+async function call(
+  input: EventInput,
+  remainingMs = 30_000,
+  h = handler,
+): Promise<APIGatewayProxyResult & { json: Record<string, any> }> {
   const result = (await h(restEvent(input), lambdaContext(remainingMs))) as APIGatewayProxyResult;
   return { ...result, json: JSON.parse(result.body) as Record<string, any> };
 }
@@ -83,7 +87,9 @@ function header(result: APIGatewayProxyResult, name: string): string | undefined
 
 /** File bytes that a naive multipart parser would cut: CRLF, dashes, a fake part header. */
 function trickyFile(size: number): Buffer {
-  const tricky = Buffer.from('\r\n------formdata-undici-0\r\nContent-Disposition: form-data; name="Request"\r\n\r\n{"TaskID":"evil"}\r\n--');
+  const tricky = Buffer.from(
+    '\r\n------formdata-undici-0\r\nContent-Disposition: form-data; name="Request"\r\n\r\n{"TaskID":"evil"}\r\n--',
+  );
   return Buffer.concat([tricky, randomBytes(size - tricky.length)]);
 }
 
@@ -95,19 +101,44 @@ async function imageForm(request: unknown, file?: Buffer, fileField = 'ImageFile
 }
 
 function post(path: string, form: { body: Buffer; contentType: string }, extra: Partial<EventInput> = {}): EventInput {
-  return { method: 'POST', path, headers: { 'Content-Type': form.contentType, ...(extra.headers ?? {}) }, body: form.body, ...extra, ...(extra.headers ? { headers: { 'Content-Type': form.contentType, ...extra.headers } } : {}) };
+  return {
+    method: 'POST',
+    path,
+    headers: { 'Content-Type': form.contentType, ...(extra.headers ?? {}) },
+    body: form.body,
+    ...extra,
+    ...(extra.headers ? { headers: { 'Content-Type': form.contentType, ...extra.headers } } : {}),
+  };
 }
 
 beforeAll(async () => {
   logger.setLogLevel('SILENT');
-  [dynalite, sandbox, s3local] = await Promise.all([startDynalite(), startIvaSandbox(), startS3rver({ buckets: [BUCKET] })]);
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }), {
-    marshallOptions: { removeUndefinedValues: true },
-  });
+  [dynalite, sandbox, s3local] = await Promise.all([
+    startDynalite(),
+    startIvaSandbox(),
+    startS3rver({ buckets: [BUCKET] }),
+  ]);
+  const doc = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }),
+    {
+      marshallOptions: { removeUndefinedValues: true },
+    },
+  );
   await createLedgerTable(doc, 'ledger');
   ledger = createDynamoLedger({ tableName: 'ledger', client: doc });
-  s3 = createS3Client({ endpoint: s3local.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-  iva = createIvaClient({ endpoint: sandbox.url, credentials: async () => currentKeys, timeoutMs: 20_000, baseDelayMs: 5, maxDelayMs: 40 });
+  s3 = createS3Client({
+    endpoint: s3local.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  iva = createIvaClient({
+    endpoint: sandbox.url,
+    credentials: async () => currentKeys,
+    timeoutMs: 20_000,
+    baseDelayMs: 5,
+    maxDelayMs: 40,
+  });
   fileServer = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': servedFile.length });
     res.end(servedFile);
@@ -133,7 +164,14 @@ afterEach(() => {
 describe('direct submissions arrive at IVA byte-identical', () => {
   it('POST /v1/images, Source=file: 200 in IVA shape, same bytes at the sandbox, ledger submitted', async () => {
     const file = trickyFile(300_000);
-    const form = await imageForm({ TaskID: 'task-img', Image: { Name: 'cat.jpg', Source: 'file', Desc: 'a cat' }, AlgoParamConf: { threshold: 0.5 } }, file);
+    const form = await imageForm(
+      {
+        TaskID: 'task-img',
+        Image: { Name: 'cat.jpg', Source: 'file', Desc: 'a cat' },
+        AlgoParamConf: { threshold: 0.5 },
+      },
+      file,
+    );
     const res = await call(post('/v1/images', form, { headers: { 'CONTENT-TYPE': form.contentType } }));
     expect(res.statusCode).toBe(200);
     const submissionId = res.json.Result.SubmissionId as string;
@@ -142,12 +180,34 @@ describe('direct submissions arrive at IVA byte-identical', () => {
     expect(sandbox.submissions).toHaveLength(1);
     const got = sandbox.submissions[0]!;
     expect(Buffer.compare(got.file!, file)).toBe(0);
-    expect(got).toMatchObject({ kind: 'image', taskId: 'task-img', name: 'cat.jpg', desc: 'a cat', source: 'file', algoParamConf: { threshold: 0.5 }, fileName: 'cat.jpg' });
-    expect(res.json.ResponseMetadata).toEqual({ RequestId: got.requestId, Action: 'AddAsyncTaskImageData', Version: VERSION, Service: 'iva', Region: 'cn-north-1' });
+    expect(got).toMatchObject({
+      kind: 'image',
+      taskId: 'task-img',
+      name: 'cat.jpg',
+      desc: 'a cat',
+      source: 'file',
+      algoParamConf: { threshold: 0.5 },
+      fileName: 'cat.jpg',
+    });
+    expect(res.json.ResponseMetadata).toEqual({
+      RequestId: got.requestId,
+      Action: 'AddAsyncTaskImageData',
+      Version: VERSION,
+      Service: 'iva',
+      Region: 'cn-north-1',
+    });
     expect(res.json.Result.ImageID).toBe(got.dataId);
 
     const record = await ledger.get(submissionId);
-    expect(record).toMatchObject({ status: 'submitted', source: 'api', taskId: 'task-img', kind: 'image', name: 'cat.jpg', dataId: got.dataId, requestId: got.requestId });
+    expect(record).toMatchObject({
+      status: 'submitted',
+      source: 'api',
+      taskId: 'task-img',
+      kind: 'image',
+      name: 'cat.jpg',
+      dataId: got.dataId,
+      requestId: got.requestId,
+    });
     expect(counted).toContain('Submitted');
   });
 
@@ -157,16 +217,25 @@ describe('direct submissions arrive at IVA byte-identical', () => {
       ['VideoFile', file, 'clip.mp4', 'video/mp4'],
       ['Request', JSON.stringify({ TaskID: 'task-vid', Video: { Name: 'clip.mp4', Source: 'file' } })],
     ]);
-    const res = await call(post('/', form, { query: { Action: 'AddAsyncTaskVideoData', Version: VERSION }, resource: '/' }));
+    const res = await call(
+      post('/', form, { query: { Action: 'AddAsyncTaskVideoData', Version: VERSION }, resource: '/' }),
+    );
     expect(res.statusCode).toBe(200);
     expect(sandbox.submissions).toHaveLength(1);
-    expect(createHash('sha256').update(sandbox.submissions[0]!.file!).digest('hex')).toBe(createHash('sha256').update(file).digest('hex'));
+    expect(createHash('sha256').update(sandbox.submissions[0]!.file!).digest('hex')).toBe(
+      createHash('sha256').update(file).digest('hex'),
+    );
     expect(res.json.Result.VideoID).toBe(sandbox.submissions[0]!.dataId);
     expect(res.json.ResponseMetadata.Action).toBe('AddAsyncTaskVideoData');
   });
 
   it('Source=url: no file part, IVA downloads the URL', async () => {
-    const form = await encodeForm([['Request', JSON.stringify({ TaskID: 'task-url', Video: { Name: 'clip.mp4', Source: 'url', Url: fileServerUrl } })]]);
+    const form = await encodeForm([
+      [
+        'Request',
+        JSON.stringify({ TaskID: 'task-url', Video: { Name: 'clip.mp4', Source: 'url', Url: fileServerUrl } }),
+      ],
+    ]);
     const res = await call(post('/v1/videos', form));
     expect(res.statusCode).toBe(200);
     expect(sandbox.submissions[0]).toMatchObject({ source: 'url', url: fileServerUrl, taskId: 'task-url' });
@@ -177,7 +246,12 @@ describe('direct submissions arrive at IVA byte-identical', () => {
     const file = randomBytes(1000);
     const form = await encodeForm([
       ['ImageFile', file, 'a.png', 'image/png'],
-      ['Request', Buffer.from(JSON.stringify({ TaskID: 't', Image: { Name: 'a.png', Source: 'file' } })), 'req.json', 'application/json'],
+      [
+        'Request',
+        Buffer.from(JSON.stringify({ TaskID: 't', Image: { Name: 'a.png', Source: 'file' } })),
+        'req.json',
+        'application/json',
+      ],
     ]);
     const res = await call(post('/v1/images', form));
     expect(res.statusCode).toBe(200);
@@ -188,40 +262,251 @@ describe('direct submissions arrive at IVA byte-identical', () => {
 describe('every bad request gets a 4xx with a stable code', () => {
   const goodRequest = { TaskID: 't1', Image: { Name: 'cat.jpg', Source: 'file' } };
   const file = randomBytes(2000);
-  const cases: Array<{ name: string; status: number; code: string; event: () => Promise<EventInput>; message?: RegExp }> = [
-    { name: 'not multipart', status: 415, code: 'UnsupportedMediaType', event: async () => ({ method: 'POST', path: '/v1/images', headers: { 'content-type': 'application/json' }, body: '{}' }) },
-    { name: 'no content type', status: 415, code: 'UnsupportedMediaType', event: async () => ({ method: 'POST', path: '/v1/images', body: Buffer.from('x') }) },
-    { name: 'missing boundary', status: 400, code: 'MissingBoundary', event: async () => { const f = await imageForm(goodRequest, file); return { method: 'POST', path: '/v1/images', headers: { 'Content-Type': 'multipart/form-data' }, body: f.body }; } },
-    { name: 'invalid boundary', status: 400, code: 'InvalidBoundary', event: async () => ({ method: 'POST', path: '/v1/images', headers: { 'Content-Type': `multipart/form-data; boundary=${'x'.repeat(80)}` }, body: Buffer.from('--') }) },
-    { name: 'boundary not in body', status: 400, code: 'TruncatedMultipart', event: async () => { const f = await imageForm(goodRequest, file); return { method: 'POST', path: '/v1/images', headers: { 'Content-Type': 'multipart/form-data; boundary=nothere' }, body: f.body }; } },
-    { name: 'truncated body', status: 400, code: 'TruncatedMultipart', event: async () => { const f = await imageForm(goodRequest, file); return post('/v1/images', { ...f, body: f.body.subarray(0, f.body.length - 200) }); } },
-    { name: 'malformed part header', status: 400, code: 'MalformedPartHeader', event: async () => ({ method: 'POST', path: '/v1/images', headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, body: Buffer.from('--b\r\nContent-Disposition form-data name\r\n\u0000\u0001broken\r\n--b--\r\n') }) },
-    { name: 'empty body', status: 400, code: 'MissingBody', event: async () => ({ method: 'POST', path: '/v1/images', headers: { 'Content-Type': 'multipart/form-data; boundary=b' } }) },
-    { name: 'missing Request', status: 400, code: 'MissingRequest', event: async () => post('/v1/images', await encodeForm([['ImageFile', file, 'a.jpg']])) },
-    { name: 'Request not JSON', status: 400, code: 'InvalidRequestJson', event: async () => post('/v1/images', await imageForm('{"TaskID": ', file)) },
-    { name: 'Request not an object', status: 400, code: 'InvalidRequest', event: async () => post('/v1/images', await imageForm('[1,2]', file)) },
-    { name: 'missing TaskID', status: 400, code: 'MissingTaskID', event: async () => post('/v1/images', await imageForm({ Image: { Name: 'a', Source: 'file' } }, file)) },
-    { name: 'TaskID not a string', status: 400, code: 'InvalidTaskID', event: async () => post('/v1/images', await imageForm({ TaskID: 42, Image: { Name: 'a', Source: 'file' } }, file)) },
-    { name: 'missing Image object', status: 400, code: 'MissingImage', event: async () => post('/v1/images', await imageForm({ TaskID: 't' }, file)) },
-    { name: 'missing Video object', status: 400, code: 'MissingVideo', event: async () => post('/v1/videos', await encodeForm([['VideoFile', file, 'v.mp4'], ['Request', JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'file' } })]])) },
-    { name: 'missing Name', status: 400, code: 'MissingName', event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: ' ', Source: 'file' } }, file)) },
-    { name: 'Source not url|file', status: 400, code: 'InvalidSource', event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 's3' } }, file)) },
-    { name: 'Url missing', status: 400, code: 'MissingUrl', event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url' } })) },
-    { name: 'Url invalid', status: 400, code: 'InvalidUrl', event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'ftp://x/y' } })) },
-    { name: 'AlgoParamConf not an object', status: 400, code: 'InvalidAlgoParamConf', event: async () => post('/v1/images', await imageForm({ ...goodRequest, AlgoParamConf: 'x' }, file)) },
-    { name: 'file missing for Source=file', status: 400, code: 'MissingFile', event: async () => post('/v1/images', await imageForm(goodRequest)) },
-    { name: 'file present for Source=url', status: 400, code: 'UnexpectedFile', event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } }, file)) },
-    { name: 'VideoFile on the image route', status: 400, code: 'WrongFilePart', event: async () => post('/v1/images', await imageForm(goodRequest, file, 'VideoFile')) },
-    { name: 'unknown file field', status: 400, code: 'UnknownFilePart', event: async () => post('/v1/images', await imageForm(goodRequest, file, 'file')) },
-    { name: 'ImageFile as a text field', status: 400, code: 'FileNotAFile', event: async () => post('/v1/images', await encodeForm([['ImageFile', 'not a file'], ['Request', JSON.stringify(goodRequest)]])) },
+  const cases: Array<{
+    name: string;
+    status: number;
+    code: string;
+    event: () => Promise<EventInput>;
+    message?: RegExp;
+  }> = [
+    {
+      name: 'not multipart',
+      status: 415,
+      code: 'UnsupportedMediaType',
+      event: async () => ({
+        method: 'POST',
+        path: '/v1/images',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
+    },
+    {
+      name: 'no content type',
+      status: 415,
+      code: 'UnsupportedMediaType',
+      event: async () => ({ method: 'POST', path: '/v1/images', body: Buffer.from('x') }),
+    },
+    {
+      name: 'missing boundary',
+      status: 400,
+      code: 'MissingBoundary',
+      event: async () => {
+        const f = await imageForm(goodRequest, file);
+        return { method: 'POST', path: '/v1/images', headers: { 'Content-Type': 'multipart/form-data' }, body: f.body };
+      },
+    },
+    {
+      name: 'invalid boundary',
+      status: 400,
+      code: 'InvalidBoundary',
+      event: async () => ({
+        method: 'POST',
+        path: '/v1/images',
+        headers: { 'Content-Type': `multipart/form-data; boundary=${'x'.repeat(80)}` },
+        body: Buffer.from('--'),
+      }),
+    },
+    {
+      name: 'boundary not in body',
+      status: 400,
+      code: 'TruncatedMultipart',
+      event: async () => {
+        const f = await imageForm(goodRequest, file);
+        return {
+          method: 'POST',
+          path: '/v1/images',
+          headers: { 'Content-Type': 'multipart/form-data; boundary=nothere' },
+          body: f.body,
+        };
+      },
+    },
+    {
+      name: 'truncated body',
+      status: 400,
+      code: 'TruncatedMultipart',
+      event: async () => {
+        const f = await imageForm(goodRequest, file);
+        return post('/v1/images', { ...f, body: f.body.subarray(0, f.body.length - 200) });
+      },
+    },
+    {
+      name: 'malformed part header',
+      status: 400,
+      code: 'MalformedPartHeader',
+      event: async () => ({
+        method: 'POST',
+        path: '/v1/images',
+        headers: { 'Content-Type': 'multipart/form-data; boundary=b' },
+        body: Buffer.from('--b\r\nContent-Disposition form-data name\r\n\u0000\u0001broken\r\n--b--\r\n'),
+      }),
+    },
+    {
+      name: 'empty body',
+      status: 400,
+      code: 'MissingBody',
+      event: async () => ({
+        method: 'POST',
+        path: '/v1/images',
+        headers: { 'Content-Type': 'multipart/form-data; boundary=b' },
+      }),
+    },
+    {
+      name: 'missing Request',
+      status: 400,
+      code: 'MissingRequest',
+      event: async () => post('/v1/images', await encodeForm([['ImageFile', file, 'a.jpg']])),
+    },
+    {
+      name: 'Request not JSON',
+      status: 400,
+      code: 'InvalidRequestJson',
+      event: async () => post('/v1/images', await imageForm('{"TaskID": ', file)),
+    },
+    {
+      name: 'Request not an object',
+      status: 400,
+      code: 'InvalidRequest',
+      event: async () => post('/v1/images', await imageForm('[1,2]', file)),
+    },
+    {
+      name: 'missing TaskID',
+      status: 400,
+      code: 'MissingTaskID',
+      event: async () => post('/v1/images', await imageForm({ Image: { Name: 'a', Source: 'file' } }, file)),
+    },
+    {
+      name: 'TaskID not a string',
+      status: 400,
+      code: 'InvalidTaskID',
+      event: async () =>
+        post('/v1/images', await imageForm({ TaskID: 42, Image: { Name: 'a', Source: 'file' } }, file)),
+    },
+    {
+      name: 'missing Image object',
+      status: 400,
+      code: 'MissingImage',
+      event: async () => post('/v1/images', await imageForm({ TaskID: 't' }, file)),
+    },
+    {
+      name: 'missing Video object',
+      status: 400,
+      code: 'MissingVideo',
+      event: async () =>
+        post(
+          '/v1/videos',
+          await encodeForm([
+            ['VideoFile', file, 'v.mp4'],
+            ['Request', JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'file' } })],
+          ]),
+        ),
+    },
+    {
+      name: 'missing Name',
+      status: 400,
+      code: 'MissingName',
+      event: async () =>
+        post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: ' ', Source: 'file' } }, file)),
+    },
+    {
+      name: 'Source not url|file',
+      status: 400,
+      code: 'InvalidSource',
+      event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 's3' } }, file)),
+    },
+    {
+      name: 'Url missing',
+      status: 400,
+      code: 'MissingUrl',
+      event: async () => post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url' } })),
+    },
+    {
+      name: 'Url invalid',
+      status: 400,
+      code: 'InvalidUrl',
+      event: async () =>
+        post('/v1/images', await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'ftp://x/y' } })),
+    },
+    {
+      name: 'AlgoParamConf not an object',
+      status: 400,
+      code: 'InvalidAlgoParamConf',
+      event: async () => post('/v1/images', await imageForm({ ...goodRequest, AlgoParamConf: 'x' }, file)),
+    },
+    {
+      name: 'file missing for Source=file',
+      status: 400,
+      code: 'MissingFile',
+      event: async () => post('/v1/images', await imageForm(goodRequest)),
+    },
+    {
+      name: 'file present for Source=url',
+      status: 400,
+      code: 'UnexpectedFile',
+      event: async () =>
+        post(
+          '/v1/images',
+          await imageForm({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } }, file),
+        ),
+    },
+    {
+      name: 'VideoFile on the image route',
+      status: 400,
+      code: 'WrongFilePart',
+      event: async () => post('/v1/images', await imageForm(goodRequest, file, 'VideoFile')),
+    },
+    {
+      name: 'unknown file field',
+      status: 400,
+      code: 'UnknownFilePart',
+      event: async () => post('/v1/images', await imageForm(goodRequest, file, 'file')),
+    },
+    {
+      name: 'ImageFile as a text field',
+      status: 400,
+      code: 'FileNotAFile',
+      event: async () =>
+        post(
+          '/v1/images',
+          await encodeForm([
+            ['ImageFile', 'not a file'],
+            ['Request', JSON.stringify(goodRequest)],
+          ]),
+        ),
+    },
     {
       name: 'two files',
       status: 400,
       code: 'TooManyFiles',
-      event: async () => post('/v1/images', await encodeForm([['ImageFile', file, 'a.jpg'], ['ImageFile', file, 'b.jpg'], ['Request', JSON.stringify(goodRequest)]])),
+      event: async () =>
+        post(
+          '/v1/images',
+          await encodeForm([
+            ['ImageFile', file, 'a.jpg'],
+            ['ImageFile', file, 'b.jpg'],
+            ['Request', JSON.stringify(goodRequest)],
+          ]),
+        ),
     },
-    { name: 'empty file', status: 400, code: 'EmptyFile', event: async () => post('/v1/images', await imageForm(goodRequest, Buffer.alloc(0))) },
-    { name: 'two Request fields', status: 400, code: 'DuplicateRequest', event: async () => post('/v1/images', await encodeForm([['Request', JSON.stringify(goodRequest)], ['Request', JSON.stringify(goodRequest)], ['ImageFile', file, 'a.jpg']])) },
+    {
+      name: 'empty file',
+      status: 400,
+      code: 'EmptyFile',
+      event: async () => post('/v1/images', await imageForm(goodRequest, Buffer.alloc(0))),
+    },
+    {
+      name: 'two Request fields',
+      status: 400,
+      code: 'DuplicateRequest',
+      event: async () =>
+        post(
+          '/v1/images',
+          await encodeForm([
+            ['Request', JSON.stringify(goodRequest)],
+            ['Request', JSON.stringify(goodRequest)],
+            ['ImageFile', file, 'a.jpg'],
+          ]),
+        ),
+    },
     {
       name: 'body over DIRECT_MAX_BYTES',
       status: 413,
@@ -229,13 +514,52 @@ describe('every bad request gets a 4xx with a stable code', () => {
       message: /POST \/v1\/uploads/,
       event: async () => post('/v1/images', await imageForm(goodRequest, randomBytes(4_600_000))),
     },
-    { name: 'unknown route', status: 404, code: 'RouteNotFound', event: async () => ({ method: 'POST', path: '/v2/images', body: 'x' }) },
-    { name: 'callback route is not ours', status: 404, code: 'RouteNotFound', event: async () => ({ method: 'POST', path: '/callbacks/secret', body: 'x' }) },
-    { name: 'wrong method', status: 405, code: 'MethodNotAllowed', event: async () => ({ method: 'GET', path: '/v1/images' }) },
-    { name: 'vendor route without Action', status: 400, code: 'MissingAction', event: async () => post('/', await imageForm(goodRequest, file)) },
-    { name: 'vendor route, unknown Action', status: 404, code: 'InvalidActionOrVersion', event: async () => post('/', await imageForm(goodRequest, file), { query: { Action: 'DeleteEverything', Version: VERSION } }) },
-    { name: 'vendor route, wrong Version', status: 400, code: 'InvalidVersion', event: async () => post('/', await imageForm(goodRequest, file), { query: { Action: 'AddAsyncTaskImageData', Version: '2020-01-01' } }) },
-    { name: 'vendor route, missing Version', status: 400, code: 'InvalidVersion', event: async () => post('/', await imageForm(goodRequest, file), { query: { Action: 'AddAsyncTaskImageData' } }) },
+    {
+      name: 'unknown route',
+      status: 404,
+      code: 'RouteNotFound',
+      event: async () => ({ method: 'POST', path: '/v2/images', body: 'x' }),
+    },
+    {
+      name: 'callback route is not ours',
+      status: 404,
+      code: 'RouteNotFound',
+      event: async () => ({ method: 'POST', path: '/callbacks/secret', body: 'x' }),
+    },
+    {
+      name: 'wrong method',
+      status: 405,
+      code: 'MethodNotAllowed',
+      event: async () => ({ method: 'GET', path: '/v1/images' }),
+    },
+    {
+      name: 'vendor route without Action',
+      status: 400,
+      code: 'MissingAction',
+      event: async () => post('/', await imageForm(goodRequest, file)),
+    },
+    {
+      name: 'vendor route, unknown Action',
+      status: 404,
+      code: 'InvalidActionOrVersion',
+      event: async () =>
+        post('/', await imageForm(goodRequest, file), { query: { Action: 'DeleteEverything', Version: VERSION } }),
+    },
+    {
+      name: 'vendor route, wrong Version',
+      status: 400,
+      code: 'InvalidVersion',
+      event: async () =>
+        post('/', await imageForm(goodRequest, file), {
+          query: { Action: 'AddAsyncTaskImageData', Version: '2020-01-01' },
+        }),
+    },
+    {
+      name: 'vendor route, missing Version',
+      status: 400,
+      code: 'InvalidVersion',
+      event: async () => post('/', await imageForm(goodRequest, file), { query: { Action: 'AddAsyncTaskImageData' } }),
+    },
   ];
 
   for (const c of cases) {
@@ -274,7 +598,8 @@ describe('every bad request gets a 4xx with a stable code', () => {
         body = Buffer.from(form.body);
         for (let j = 0; j < 1 + rand(8); j++) body[rand(Math.min(body.length, 400))] = rand(256);
       } else body = randomBytes(rand(500));
-      const contentType = i % 10 === 9 ? `multipart/form-data; boundary="${randomBytes(4).toString('latin1')}"` : form.contentType;
+      const contentType =
+        i % 10 === 9 ? `multipart/form-data; boundary="${randomBytes(4).toString('latin1')}"` : form.contentType;
       const res = await call({ method: 'POST', path: '/v1/images', headers: { 'content-type': contentType }, body });
       statuses.add(res.statusCode);
       expect(res.statusCode, `case ${i}`).toBeLessThan(500);
@@ -292,9 +617,15 @@ describe('IVA failures', () => {
     const res = await call(post('/v1/images', await imageForm(request, randomBytes(100))));
     expect(res.statusCode, res.body).toBe(400);
     const ivaRequestId = sandbox.requests[0]!.requestId;
-    expect(res.json.ResponseMetadata).toMatchObject({ RequestId: ivaRequestId, Error: { Code: 'InvalidParameter', Message: 'The image format is not supported.' } });
+    expect(res.json.ResponseMetadata).toMatchObject({
+      RequestId: ivaRequestId,
+      Error: { Code: 'InvalidParameter', Message: 'The image format is not supported.' },
+    });
     const id = header(res, 'x-iva-bridge-submission-id')!;
-    expect(await ledger.get(id)).toMatchObject({ status: 'failed', error: { code: 'InvalidParameter', requestId: ivaRequestId } });
+    expect(await ledger.get(id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'InvalidParameter', requestId: ivaRequestId },
+    });
   });
 
   it('FlowLimitExceeded that outlasts the time budget → 503 with Retry-After; ledger failed with the retryable code (nothing redelivers it)', async () => {
@@ -313,7 +644,10 @@ describe('IVA failures', () => {
   });
 
   it('IVA refusing OUR keys is never the client fault: refresh the secret, then succeed', async () => {
-    currentKeys = { accessKeyId: DEFAULT_SANDBOX_CREDENTIALS.accessKeyId, secretAccessKey: 'stale-secret-before-rotation' };
+    currentKeys = {
+      accessKeyId: DEFAULT_SANDBOX_CREDENTIALS.accessKeyId,
+      secretAccessKey: 'stale-secret-before-rotation',
+    };
     refreshTo = DEFAULT_SANDBOX_CREDENTIALS;
     const res = await call(post('/v1/images', await imageForm(request, randomBytes(100))));
     expect(res.statusCode, res.body).toBe(200);
@@ -343,7 +677,17 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
   it('PUT with exactly the returned headers stores the object with its metadata; ledger reserved', async () => {
     const data = randomBytes(200_000);
     const algo = { threshold: 0.8, labels: ['猫'] };
-    const res = await call(uploadEvent({ TaskID: 'task-up', Kind: 'video', Name: 'été/clip 1.mp4', Desc: 'vidéo de test', AlgoParamConf: algo, ContentType: 'video/mp4', Size: data.length }));
+    const res = await call(
+      uploadEvent({
+        TaskID: 'task-up',
+        Kind: 'video',
+        Name: 'été/clip 1.mp4',
+        Desc: 'vidéo de test',
+        AlgoParamConf: algo,
+        ContentType: 'video/mp4',
+        Size: data.length,
+      }),
+    );
     expect(res.statusCode).toBe(200);
     const ticket = res.json;
     expect(ticket).toMatchObject({ Method: 'PUT', Bucket: BUCKET });
@@ -353,7 +697,8 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
     expect(new URL(ticket.Url).searchParams.get('X-Amz-SignedHeaders')).toContain('content-type');
     expect(new URL(ticket.Url).searchParams.get('X-Amz-SignedHeaders')).toContain('x-amz-meta-iva-task-id');
     expect(Date.parse(ticket.ExpiresAt) - Date.now()).toBeGreaterThan(800_000);
-    for (const value of Object.values(ticket.Headers as Record<string, string>)) expect(value).toMatch(/^[\x20-\x7e]*$/);
+    for (const value of Object.values(ticket.Headers as Record<string, string>))
+      expect(value).toMatch(/^[\x20-\x7e]*$/);
 
     const put = await fetch(ticket.Url, { method: 'PUT', headers: ticket.Headers, body: data });
     expect(put.status).toBe(200);
@@ -372,7 +717,13 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
     const stored = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: ticket.Key }));
     expect(Buffer.compare(Buffer.from(await stored.Body!.transformToByteArray()), data)).toBe(0);
 
-    expect(await ledger.get(ticket.SubmissionId)).toMatchObject({ status: 'pending', source: 'upload', taskId: 'task-up', kind: 'video', object: { bucket: BUCKET, key: ticket.Key } });
+    expect(await ledger.get(ticket.SubmissionId)).toMatchObject({
+      status: 'pending',
+      source: 'upload',
+      taskId: 'task-up',
+      kind: 'video',
+      object: { bucket: BUCKET, key: ticket.Key },
+    });
   });
 
   const bad: Array<[string, unknown, number, string, string?]> = [
@@ -382,9 +733,24 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
     ['bad Size', { TaskID: 't', Kind: 'image', Name: 'a', Size: -1 }, 400, 'InvalidSize'],
     ['image over 50 MB', { TaskID: 't', Kind: 'image', Name: 'a', Size: 50 * 1024 * 1024 + 1 }, 413, 'ImageTooLarge'],
     ['video over 5 GiB', { TaskID: 't', Kind: 'video', Name: 'a', Size: 5 * 1024 ** 3 + 1 }, 413, 'FileTooLarge'],
-    ['AlgoParamConf not an object', { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, AlgoParamConf: [1] }, 400, 'InvalidAlgoParamConf'],
-    ['bad ContentType', { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, ContentType: 'jpeg\r\nx: y' }, 400, 'InvalidContentTypeField'],
-    ['metadata over 2 KB', { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, Desc: 'd'.repeat(3000) }, 400, 'MetadataTooLarge'],
+    [
+      'AlgoParamConf not an object',
+      { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, AlgoParamConf: [1] },
+      400,
+      'InvalidAlgoParamConf',
+    ],
+    [
+      'bad ContentType',
+      { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, ContentType: 'jpeg\r\nx: y' },
+      400,
+      'InvalidContentTypeField',
+    ],
+    [
+      'metadata over 2 KB',
+      { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, Desc: 'd'.repeat(3000) },
+      400,
+      'MetadataTooLarge',
+    ],
     ['not JSON', '{"TaskID":', 400, 'InvalidJson'],
     ['multipart instead of JSON', 'x', 415, 'UnsupportedMediaType', 'multipart/form-data; boundary=x'],
   ];
@@ -402,20 +768,44 @@ describe('status', () => {
     const taskId = `task-list-${randomBytes(4).toString('hex')}`;
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const res = await call(post('/v1/images', await imageForm({ TaskID: taskId, Image: { Name: `n${i}.jpg`, Source: 'file' } }, randomBytes(64))));
+      const res = await call(
+        post(
+          '/v1/images',
+          await imageForm({ TaskID: taskId, Image: { Name: `n${i}.jpg`, Source: 'file' } }, randomBytes(64)),
+        ),
+      );
       expect(res.statusCode).toBe(200);
       ids.push(res.json.Result.SubmissionId);
     }
-    const one = await call({ method: 'GET', path: `/v1/submissions/${ids[0]}`, resource: '/v1/submissions/{id}', pathParameters: { id: ids[0]! } });
+    const one = await call({
+      method: 'GET',
+      path: `/v1/submissions/${ids[0]}`,
+      resource: '/v1/submissions/{id}',
+      pathParameters: { id: ids[0]! },
+    });
     expect(one.statusCode).toBe(200);
-    expect(one.json).toMatchObject({ SubmissionId: ids[0], Status: 'submitted', Source: 'api', TaskID: taskId, Kind: 'image', Name: 'n0.jpg', ImageID: sandbox.submissions[0]!.dataId, RequestId: sandbox.submissions[0]!.requestId, Attempts: 1 });
+    expect(one.json).toMatchObject({
+      SubmissionId: ids[0],
+      Status: 'submitted',
+      Source: 'api',
+      TaskID: taskId,
+      Kind: 'image',
+      Name: 'n0.jpg',
+      ImageID: sandbox.submissions[0]!.dataId,
+      RequestId: sandbox.submissions[0]!.requestId,
+      Attempts: 1,
+    });
     expect(one.json).not.toHaveProperty('leaseUntil');
 
     const page1 = await call({ method: 'GET', path: `/v1/tasks/${taskId}/submissions`, query: { limit: '2' } });
     expect(page1.statusCode).toBe(200);
     expect(page1.json.Items).toHaveLength(2);
     expect(page1.json.NextCursor).toEqual(expect.any(String));
-    const page2 = await call({ method: 'GET', path: `/v1/tasks/${taskId}/submissions`, query: { limit: '2', cursor: page1.json.NextCursor } });
+    const page2 = await call({
+      method: 'GET',
+      path: `/v1/tasks/${taskId}/submissions`,
+      query: { limit: '2', cursor: page1.json.NextCursor },
+    });
     expect(page2.json.Items).toHaveLength(1);
     expect(page2.json.NextCursor).toBeUndefined();
     const seen = [...page1.json.Items, ...page2.json.Items].map((r: { SubmissionId: string }) => r.SubmissionId).sort();

@@ -43,7 +43,12 @@ describe('direct-submit never logs the invocation event', () => {
       bucket: 'b',
       config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 60, ivaService: 'iva', ivaRegion: 'cn-north-1' },
     });
-    const event = restEvent({ method: 'GET', path: '/v1/submissions/api_x', headers: { 'x-api-key': API_KEY }, body: BODY_MARKER });
+    const event = restEvent({
+      method: 'GET',
+      path: '/v1/submissions/api_x',
+      headers: { 'x-api-key': API_KEY },
+      body: BODY_MARKER,
+    });
     event.requestContext.identity.apiKey = API_KEY;
     const lines = captureStdout();
     const result = await handler(event, lambdaContext());

@@ -15,7 +15,14 @@ import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import { createDynamoLedger, createLedgerTable } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
-import { cephS3Client, createBucket, requireCeph, startDynalite, uniqueBucketName, type LocalDynalite } from '../../../local/servers/index';
+import {
+  cephS3Client,
+  createBucket,
+  requireCeph,
+  startDynalite,
+  uniqueBucketName,
+  type LocalDynalite,
+} from '../../../local/servers/index';
 import { lambdaContext, restEvent } from './events';
 
 const ceph = requireCeph();
@@ -29,9 +36,12 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
   beforeAll(async () => {
     logger.setLogLevel('SILENT');
     dynalite = await startDynalite();
-    const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }), {
-      marshallOptions: { removeUndefinedValues: true },
-    });
+    const doc = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }),
+      {
+        marshallOptions: { removeUndefinedValues: true },
+      },
+    );
     await createLedgerTable(doc, 'ledger');
     s3 = cephS3Client(ceph!);
     await createBucket(ceph!, bucket);
@@ -53,7 +63,12 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
 
   async function ticket(body: unknown): Promise<Record<string, any>> {
     const res = (await handler(
-      restEvent({ method: 'POST', path: '/v1/uploads', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      restEvent({
+        method: 'POST',
+        path: '/v1/uploads',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }),
       lambdaContext(),
     )) as APIGatewayProxyResult;
     expect(res.statusCode, res.body).toBe(200);
@@ -62,20 +77,45 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
 
   it('a plain fetch PUT with the returned headers stores the object with the IVA metadata', async () => {
     const data = randomBytes(300_000);
-    const t = await ticket({ TaskID: 'task-ceph', Kind: 'image', Name: '猫 photo.jpg', Desc: 'größer', AlgoParamConf: { k: 'v' }, ContentType: 'image/jpeg', Size: data.length });
+    const t = await ticket({
+      TaskID: 'task-ceph',
+      Kind: 'image',
+      Name: '猫 photo.jpg',
+      Desc: 'größer',
+      AlgoParamConf: { k: 'v' },
+      ContentType: 'image/jpeg',
+      Size: data.length,
+    });
     const put = await fetch(t.Url, { method: 'PUT', headers: t.Headers, body: data });
     expect(put.status, await put.text()).toBe(200);
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: t.Key }));
     expect(head.ContentType).toBe('image/jpeg');
     expect(head.ContentLength).toBe(data.length);
     const meta = Object.fromEntries(Object.entries(head.Metadata ?? {}).map(([k, v]) => [k, decodeMetadataValue(v)]));
-    expect(meta).toMatchObject({ 'iva-task-id': 'task-ceph', 'iva-kind': 'image', 'iva-name': '猫 photo.jpg', 'iva-desc': 'größer', 'iva-algo-param-conf': '{"k":"v"}', 'iva-submission-id': t.SubmissionId });
+    expect(meta).toMatchObject({
+      'iva-task-id': 'task-ceph',
+      'iva-kind': 'image',
+      'iva-name': '猫 photo.jpg',
+      'iva-desc': 'größer',
+      'iva-algo-param-conf': '{"k":"v"}',
+      'iva-submission-id': t.SubmissionId,
+    });
   });
 
   it('the bound fields are enforced: another Content-Type or a dropped metadata header → 403', async () => {
     const data = randomBytes(1000);
-    const t = await ticket({ TaskID: 'task-ceph', Kind: 'video', Name: 'v.mp4', ContentType: 'video/mp4', Size: data.length });
-    const otherType = await fetch(t.Url, { method: 'PUT', headers: { ...t.Headers, 'Content-Type': 'text/plain' }, body: data });
+    const t = await ticket({
+      TaskID: 'task-ceph',
+      Kind: 'video',
+      Name: 'v.mp4',
+      ContentType: 'video/mp4',
+      Size: data.length,
+    });
+    const otherType = await fetch(t.Url, {
+      method: 'PUT',
+      headers: { ...t.Headers, 'Content-Type': 'text/plain' },
+      body: data,
+    });
     expect(otherType.status).toBe(403);
     const { 'x-amz-meta-iva-task-id': _dropped, ...withoutTask } = t.Headers as Record<string, string>;
     const missing = await fetch(t.Url, { method: 'PUT', headers: withoutTask, body: data });

@@ -35,10 +35,14 @@ type Line = { level: string; message: string; attrs: Record<string, unknown> };
 let lines: Line[] = [];
 let metricCounts: Record<string, number> = {};
 const captureLogger = {
-  debug: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'debug', message, attrs: Object.assign({}, ...extra) }),
-  info: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'info', message, attrs: Object.assign({}, ...extra) }),
-  warn: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'warn', message, attrs: Object.assign({}, ...extra) }),
-  error: (message: string, ...extra: Record<string, unknown>[]) => lines.push({ level: 'error', message, attrs: Object.assign({}, ...extra) }),
+  debug: (message: string, ...extra: Record<string, unknown>[]) =>
+    lines.push({ level: 'debug', message, attrs: Object.assign({}, ...extra) }),
+  info: (message: string, ...extra: Record<string, unknown>[]) =>
+    lines.push({ level: 'info', message, attrs: Object.assign({}, ...extra) }),
+  warn: (message: string, ...extra: Record<string, unknown>[]) =>
+    lines.push({ level: 'warn', message, attrs: Object.assign({}, ...extra) }),
+  error: (message: string, ...extra: Record<string, unknown>[]) =>
+    lines.push({ level: 'error', message, attrs: Object.assign({}, ...extra) }),
 };
 const captureMetrics = {
   addMetric: (name: string, _unit: unknown, value: number) => {
@@ -48,10 +52,21 @@ const captureMetrics = {
 
 beforeAll(async () => {
   [s3, dynalite, sandbox] = await Promise.all([startS3rver({ buckets: [BUCKET] }), startDynalite(), startIvaSandbox()]);
-  s3Client = createS3Client({ endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-  const ddb = new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'us-east-1', credentials: dynalite.credentials });
+  s3Client = createS3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  const ddb = new DynamoDBClient({
+    endpoint: dynalite.endpoint,
+    region: 'us-east-1',
+    credentials: dynalite.credentials,
+  });
   await createLedgerTable(ddb, 'ledger');
-  ledger = createDynamoLedger({ tableName: 'ledger', client: DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }) });
+  ledger = createDynamoLedger({
+    tableName: 'ledger',
+    client: DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+  });
 });
 
 afterAll(async () => {
@@ -68,7 +83,13 @@ function deps(overrides: Partial<ObjectCreatedDeps> = {}, client: S3Client = s3C
   return {
     s3: client,
     ledger,
-    iva: createIvaClient({ endpoint: sandbox.url, credentials: DEFAULT_SANDBOX_CREDENTIALS, baseDelayMs: 20, maxDelayMs: 100, timeoutMs: 5_000 }),
+    iva: createIvaClient({
+      endpoint: sandbox.url,
+      credentials: DEFAULT_SANDBOX_CREDENTIALS,
+      baseDelayMs: 20,
+      maxDelayMs: 100,
+      timeoutMs: 5_000,
+    }),
     presigner: createPresigner({ s3: client, ttlSeconds: 600 }),
     concurrency: 2,
     logger: captureLogger,
@@ -86,7 +107,12 @@ function sqsRecord(body: string, messageId: string = randomUUID()): SQSRecord {
     messageId,
     receiptHandle: `rh-${messageId}`,
     body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDA', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'AIDA',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
     messageAttributes: {},
     md5OfBody: '',
     eventSource: 'aws:sqs',
@@ -98,7 +124,11 @@ function sqsRecord(body: string, messageId: string = randomUUID()): SQSRecord {
 const sqsEvent = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
 
 /** Puts an object on s3rver and returns the S3 notification it emitted (keys URL-encoded like AWS). */
-async function upload(key: string, body: Buffer | string, options: { metadata?: Record<string, string>; contentType?: string } = {}): Promise<S3EventNotification> {
+async function upload(
+  key: string,
+  body: Buffer | string,
+  options: { metadata?: Record<string, string>; contentType?: string } = {},
+): Promise<S3EventNotification> {
   const event = new Promise<S3EventNotification>((resolve) => {
     const listener = (n: S3EventNotification) => {
       if (n.Records.some((r) => r.s3.object.key === encodeS3EventKey(key) && r.eventName.startsWith('ObjectCreated'))) {
@@ -108,19 +138,37 @@ async function upload(key: string, body: Buffer | string, options: { metadata?: 
     };
     s3.events.on('event', listener);
   });
-  await s3Client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, Metadata: options.metadata, ContentType: options.contentType }));
+  await s3Client.send(
+    new PutObjectCommand({
+      Bucket: BUCKET,
+      Key: key,
+      Body: body,
+      Metadata: options.metadata,
+      ContentType: options.contentType,
+    }),
+  );
   return event;
 }
 
 type Invoke = ReturnType<typeof createHandler>;
 const run = (handler: Invoke, event: SQSEvent, ctx = context()) => handler(event, ctx);
 const b64 = (s: string) => `=?UTF-8?B?${Buffer.from(s, 'utf8').toString('base64')}?=`;
-const idOf = (n: S3EventNotification) => derivedSubmissionId(BUCKET, decodeURIComponent(n.Records[0]!.s3.object.key.replace(/\+/g, ' ')), n.Records[0]!.s3.object.sequencer!);
+const idOf = (n: S3EventNotification) =>
+  derivedSubmissionId(
+    BUCKET,
+    decodeURIComponent(n.Records[0]!.s3.object.key.replace(/\+/g, ' ')),
+    n.Records[0]!.s3.object.sequencer!,
+  );
 
 describe('object-created: S3 upload → IVA Source=url', () => {
   it('submits awkward keys by a presigned URL whose bytes equal the object', async () => {
     const handler = createHandler(deps());
-    const keys = ['incoming/task A/my photo+1 (2).jpg', 'incoming/task-b/猫 ü é.png', 'incoming/task-c/100% done.mp4', 'incoming/task-d/x/y/z/deep.jpeg'];
+    const keys = [
+      'incoming/task A/my photo+1 (2).jpg',
+      'incoming/task-b/猫 ü é.png',
+      'incoming/task-c/100% done.mp4',
+      'incoming/task-d/x/y/z/deep.jpeg',
+    ];
     const bodies = keys.map((k, i) => Buffer.concat([Buffer.from(`${i}:${k}:`), Buffer.from([0, 255, 13, 10])]));
     const notes = await Promise.all(keys.map((k, i) => upload(k, bodies[i]!)));
     const result = await run(handler, sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))));
@@ -129,16 +177,29 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     for (const [i, key] of keys.entries()) {
       const name = key.slice(key.lastIndexOf('/') + 1);
       const sub = sandbox.submissions.find((s) => s.name === name)!;
-      expect(sub).toMatchObject({ source: 'url', taskId: key.split('/')[1], kind: key.endsWith('.mp4') ? 'video' : 'image' });
+      expect(sub).toMatchObject({
+        source: 'url',
+        taskId: key.split('/')[1],
+        kind: key.endsWith('.mp4') ? 'video' : 'image',
+      });
       expect(sub.url).not.toMatch(/checksum/i);
       expect(sub.file!.equals(bodies[i]!)).toBe(true);
       const record = await ledger.get(idOf(notes[i]!));
-      expect(record).toMatchObject({ status: 'submitted', source: 's3', dataId: sub.dataId, requestId: sub.requestId, object: { bucket: BUCKET, key } });
+      expect(record).toMatchObject({
+        status: 'submitted',
+        source: 's3',
+        dataId: sub.dataId,
+        requestId: sub.requestId,
+        object: { bucket: BUCKET, key },
+      });
     }
     expect(metricCounts).toEqual({ Submitted: 4 });
     const submitted = lines.filter((l) => l.message === 'Submitted');
     expect(submitted).toHaveLength(4);
-    for (const l of submitted) expect(Object.keys(l.attrs)).toEqual(expect.arrayContaining(['submissionId', 'bucket', 'key', 'taskId', 'dataId', 'requestId']));
+    for (const l of submitted)
+      expect(Object.keys(l.attrs)).toEqual(
+        expect.arrayContaining(['submissionId', 'bucket', 'key', 'taskId', 'dataId', 'requestId']),
+      );
     // The signature never reaches the logs.
     expect(JSON.stringify(lines)).not.toMatch(/X-Amz-Signature/i);
   });
@@ -147,7 +208,8 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const note = await upload('incoming/dup/once.jpg', 'once');
     const body = JSON.stringify(note);
     const handler = createHandler(deps());
-    for (let i = 0; i < 3; i++) expect(await run(handler, sqsEvent(sqsRecord(body)))).toEqual({ batchItemFailures: [] });
+    for (let i = 0; i < 3; i++)
+      expect(await run(handler, sqsEvent(sqsRecord(body)))).toEqual({ batchItemFailures: [] });
     expect(sandbox.submissions).toHaveLength(1);
     expect(metricCounts).toEqual({ Submitted: 1, Duplicate: 2 });
 
@@ -160,7 +222,9 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(a).toEqual({ batchItemFailures: [] });
     expect(b).toEqual({ batchItemFailures: [] });
     expect(sandbox.submissions.filter((s) => s.name === 'twice.jpg')).toHaveLength(1);
-    expect(lines.some((l) => l.message.startsWith('Concurrent delivery') || l.message.startsWith('Duplicate delivery'))).toBe(true);
+    expect(
+      lines.some((l) => l.message.startsWith('Concurrent delivery') || l.message.startsWith('Duplicate delivery')),
+    ).toBe(true);
   });
 
   it('fails a batch item only for the retryable failure; the permanent one is recorded', async () => {
@@ -170,10 +234,18 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100 }));
     const permanentId = 'msg-permanent';
     const retryId = 'msg-retry';
-    const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(noTask), permanentId), sqsRecord(JSON.stringify(limited), retryId)), context(2_000));
+    const result = await run(
+      handler,
+      sqsEvent(sqsRecord(JSON.stringify(noTask), permanentId), sqsRecord(JSON.stringify(limited), retryId)),
+      context(2_000),
+    );
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: retryId }] });
     expect(sandbox.submissions).toHaveLength(0);
-    expect(await ledger.get(idOf(noTask))).toMatchObject({ status: 'failed', error: { code: 'MissingTaskId' }, name: 'no-task.jpg' });
+    expect(await ledger.get(idOf(noTask))).toMatchObject({
+      status: 'failed',
+      error: { code: 'MissingTaskId' },
+      name: 'no-task.jpg',
+    });
     const pending = await ledger.get(idOf(limited));
     expect(pending).toMatchObject({ status: 'pending', taskId: 'limited', error: { code: 'FlowLimitExceeded' } });
     expect(pending!.leaseUntil).toBeUndefined();
@@ -187,7 +259,10 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const result = await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))));
     expect(result).toEqual({ batchItemFailures: [] });
     const record = await ledger.get(idOf(note));
-    expect(record).toMatchObject({ status: 'failed', error: { code: 'InvalidParameter', message: expect.stringContaining('Url is not reachable') } });
+    expect(record).toMatchObject({
+      status: 'failed',
+      error: { code: 'InvalidParameter', message: expect.stringContaining('Url is not reachable') },
+    });
     expect(record!.error!.requestId).toBe(sandbox.requests[0]!.requestId);
     expect(record!.requestId).toBe(sandbox.requests[0]!.requestId);
     expect(metricCounts).toEqual({ Failed: 1 });
@@ -198,15 +273,25 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const quoted =
       'https://uploads.s3.amazonaws.com/incoming/perm/quoted.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAEXAMPLE%2F20261130%2Fus-east-1%2Fs3%2Faws4_request' +
       '&X-Amz-Date=20261130T120000Z&X-Amz-Expires=600&X-Amz-Security-Token=SESSIONTOKENxyz&X-Amz-Signature=deadbeefcafe0123&X-Amz-SignedHeaders=host';
-    sandbox.injectFaults({ count: 1, code: 'InvalidParameter', httpStatus: 400, message: `Url ${quoted} could not be downloaded` });
-    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({ batchItemFailures: [] });
+    sandbox.injectFaults({
+      count: 1,
+      code: 'InvalidParameter',
+      httpStatus: 400,
+      message: `Url ${quoted} could not be downloaded`,
+    });
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({
+      batchItemFailures: [],
+    });
     const record = await ledger.get(idOf(note));
     expect(record).toMatchObject({ status: 'failed', error: { code: 'InvalidParameter' } });
     const everything = JSON.stringify(record) + JSON.stringify(lines);
-    for (const secret of ['deadbeefcafe0123', 'SESSIONTOKENxyz', 'ASIAEXAMPLE']) expect(everything).not.toContain(secret);
+    for (const secret of ['deadbeefcafe0123', 'SESSIONTOKENxyz', 'ASIAEXAMPLE'])
+      expect(everything).not.toContain(secret);
     // Still says what happened, and which object.
     expect(record!.error!.message).toContain('could not be downloaded');
-    expect(record!.error!.message).toContain('incoming/perm/quoted.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***');
+    expect(record!.error!.message).toContain(
+      'incoming/perm/quoted.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***',
+    );
   });
 
   it('keeps an upload pending and redelivered, never failed, when IVA refuses our own keys; refreshes the secret', async () => {
@@ -237,13 +322,20 @@ describe('object-created: S3 upload → IVA Source=url', () => {
       timeoutMs: 5_000,
     });
     const handler = createHandler(deps({ iva, refreshCredentials: async () => void refreshed++ }));
-    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-secret' }] });
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({
+      batchItemFailures: [{ itemIdentifier: 'm-secret' }],
+    });
     expect(sandbox.requests).toHaveLength(0);
     expect(refreshed).toBe(1);
-    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'CredentialsUnavailable' } });
+    expect(await ledger.get(idOf(note))).toMatchObject({
+      status: 'pending',
+      error: { code: 'CredentialsUnavailable' },
+    });
     expect(metricCounts.Failed).toBeUndefined();
     secretReadable = true;
-    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({ batchItemFailures: [] });
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-secret')))).toEqual({
+      batchItemFailures: [],
+    });
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted' });
   });
 
@@ -264,7 +356,11 @@ describe('object-created: S3 upload → IVA Source=url', () => {
 
   it('leaves a record to redelivery without calling IVA when too little time is left', async () => {
     const note = await upload('incoming/late/late.jpg', 'late');
-    const result = await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note), 'm-late')), context(5_500));
+    const result = await run(
+      createHandler(deps()),
+      sqsEvent(sqsRecord(JSON.stringify(note), 'm-late')),
+      context(5_500),
+    );
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-late' }] });
     expect(sandbox.requests).toHaveLength(0);
     expect(await ledger.get(idOf(note))).toBeUndefined();
@@ -273,11 +369,25 @@ describe('object-created: S3 upload → IVA Source=url', () => {
   it('lets metadata override the path (task, kind, unicode name, desc, AlgoParamConf)', async () => {
     const note = await upload('incoming/path-task/file.bin', 'meta', {
       contentType: 'application/octet-stream',
-      metadata: { 'iva-task-id': 'meta-task', 'iva-kind': 'video', 'iva-name': b64('猫の動画 1.mp4'), 'iva-desc': b64('説明 +%'), 'iva-algo-param-conf': '{"threshold":0.7}' },
+      metadata: {
+        'iva-task-id': 'meta-task',
+        'iva-kind': 'video',
+        'iva-name': b64('猫の動画 1.mp4'),
+        'iva-desc': b64('説明 +%'),
+        'iva-algo-param-conf': '{"threshold":0.7}',
+      },
     });
-    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({ batchItemFailures: [] });
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({
+      batchItemFailures: [],
+    });
     expect(sandbox.submissions).toHaveLength(1);
-    expect(sandbox.submissions[0]).toMatchObject({ kind: 'video', taskId: 'meta-task', name: '猫の動画 1.mp4', desc: '説明 +%', algoParamConf: { threshold: 0.7 } });
+    expect(sandbox.submissions[0]).toMatchObject({
+      kind: 'video',
+      taskId: 'meta-task',
+      name: '猫の動画 1.mp4',
+      desc: '説明 +%',
+      algoParamConf: { threshold: 0.7 },
+    });
     expect(await ledger.get(idOf(note))).toMatchObject({ taskId: 'meta-task', kind: 'video', name: '猫の動画 1.mp4' });
   });
 
@@ -294,20 +404,46 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const testEvent = { Service: 'Amazon S3', Event: 's3:TestEvent', Time: new Date().toISOString(), Bucket: BUCKET };
     const out = await run(
       handler,
-      sqsEvent(sqsRecord(JSON.stringify(result), 'r'), sqsRecord(JSON.stringify(removed), 'd'), sqsRecord(JSON.stringify(testEvent), 't'), sqsRecord('not json {', 'bad'), sqsRecord('{"Records":[{"s3":{}}]}', 'bad2')),
+      sqsEvent(
+        sqsRecord(JSON.stringify(result), 'r'),
+        sqsRecord(JSON.stringify(removed), 'd'),
+        sqsRecord(JSON.stringify(testEvent), 't'),
+        sqsRecord('not json {', 'bad'),
+        sqsRecord('{"Records":[{"s3":{}}]}', 'bad2'),
+      ),
     );
     expect(out).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }, { itemIdentifier: 'bad2' }] });
     expect(sandbox.requests).toHaveLength(0);
     expect(await ledger.get(idOf(result))).toBeUndefined();
-    expect(lines.filter((l) => l.level === 'error' && l.message.startsWith('Malformed message')).map((l) => l.attrs.messageId)).toEqual(['bad', 'bad2']);
-    expect(lines.some((l) => l.message.startsWith('Ignored: only objects under incoming/') && l.attrs.key === 'results/task/r.json')).toBe(true);
+    expect(
+      lines
+        .filter((l) => l.level === 'error' && l.message.startsWith('Malformed message'))
+        .map((l) => l.attrs.messageId),
+    ).toEqual(['bad', 'bad2']);
+    expect(
+      lines.some(
+        (l) => l.message.startsWith('Ignored: only objects under incoming/') && l.attrs.key === 'results/task/r.json',
+      ),
+    ).toBe(true);
     expect(lines.some((l) => l.message === 'S3 test event acknowledged')).toBe(true);
   });
 
   it('records an object deleted before its event was processed as failed (ObjectNotFound)', async () => {
     const note = await upload('incoming/gone/vanished.jpg', 'x');
-    const gone = { Records: [{ ...note.Records[0]!, s3: { ...note.Records[0]!.s3, object: { ...note.Records[0]!.s3.object, key: encodeS3EventKey('incoming/gone/never there.jpg') } } }] };
-    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(gone))))).toEqual({ batchItemFailures: [] });
+    const gone = {
+      Records: [
+        {
+          ...note.Records[0]!,
+          s3: {
+            ...note.Records[0]!.s3,
+            object: { ...note.Records[0]!.s3.object, key: encodeS3EventKey('incoming/gone/never there.jpg') },
+          },
+        },
+      ],
+    };
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(gone))))).toEqual({
+      batchItemFailures: [],
+    });
     expect(sandbox.requests).toHaveLength(0);
     expect(await ledger.get(idOf(gone))).toMatchObject({ status: 'failed', error: { code: 'ObjectNotFound' } });
   });
@@ -315,13 +451,29 @@ describe('object-created: S3 upload → IVA Source=url', () => {
   it('records bad AlgoParamConf, unknown media and a >50 MB image as failed without calling IVA', async () => {
     const badConf = await upload('incoming/t/conf.jpg', 'x', { metadata: { 'iva-algo-param-conf': '{not json' } });
     const unknown = await upload('incoming/t/doc.pdf', 'x', { contentType: 'application/pdf' });
-    const big = await upload('incoming/t/huge.jpg', Buffer.alloc(IMAGE_MAX_BYTES + 1024 * 1024, 7), { contentType: 'image/jpeg' });
-    const out = await run(createHandler(deps()), sqsEvent(...[badConf, unknown, big].map((n) => sqsRecord(JSON.stringify(n)))));
+    const big = await upload('incoming/t/huge.jpg', Buffer.alloc(IMAGE_MAX_BYTES + 1024 * 1024, 7), {
+      contentType: 'image/jpeg',
+    });
+    const out = await run(
+      createHandler(deps()),
+      sqsEvent(...[badConf, unknown, big].map((n) => sqsRecord(JSON.stringify(n)))),
+    );
     expect(out).toEqual({ batchItemFailures: [] });
     expect(sandbox.requests).toHaveLength(0);
-    expect(await ledger.get(idOf(badConf))).toMatchObject({ status: 'failed', error: { code: 'InvalidAlgoParamConf' } });
-    expect(await ledger.get(idOf(unknown))).toMatchObject({ status: 'failed', error: { code: 'UnsupportedMediaType' } });
-    expect(await ledger.get(idOf(big))).toMatchObject({ status: 'failed', kind: 'image', error: { code: 'ImageTooLarge' }, object: { size: IMAGE_MAX_BYTES + 1024 * 1024 } });
+    expect(await ledger.get(idOf(badConf))).toMatchObject({
+      status: 'failed',
+      error: { code: 'InvalidAlgoParamConf' },
+    });
+    expect(await ledger.get(idOf(unknown))).toMatchObject({
+      status: 'failed',
+      error: { code: 'UnsupportedMediaType' },
+    });
+    expect(await ledger.get(idOf(big))).toMatchObject({
+      status: 'failed',
+      kind: 'image',
+      error: { code: 'ImageTooLarge' },
+      object: { size: IMAGE_MAX_BYTES + 1024 * 1024 },
+    });
     expect(metricCounts).toEqual({ Failed: 3 });
   });
 
@@ -344,7 +496,14 @@ describe('object-created: S3 upload → IVA Source=url', () => {
   it('uses the upload route reserved submission id, and a derived one for a later upload to that key', async () => {
     const id = `up_${randomUUID().replace(/-/g, '')}`;
     const key = `incoming/upl/${id}/clip.mp4`;
-    await ledger.reserve({ id, source: 'upload', taskId: 'upl', kind: 'video', name: 'clip.mp4', object: { bucket: BUCKET, key } });
+    await ledger.reserve({
+      id,
+      source: 'upload',
+      taskId: 'upl',
+      kind: 'video',
+      name: 'clip.mp4',
+      object: { bucket: BUCKET, key },
+    });
     const metadata = { 'iva-task-id': 'upl', 'iva-kind': 'video', 'iva-name': 'clip.mp4', 'iva-submission-id': id };
     const handler = createHandler(deps());
     const first = await upload(key, 'clip one', { metadata, contentType: 'video/mp4' });
@@ -362,7 +521,9 @@ describe('object-created: S3 upload → IVA Source=url', () => {
   });
 
   it('never submits an unreserved or malformed iva-submission-id as given', async () => {
-    const note = await upload('incoming/forged/f.jpg', 'forged', { metadata: { 'iva-submission-id': 'not-reserved-1234' } });
+    const note = await upload('incoming/forged/f.jpg', 'forged', {
+      metadata: { 'iva-submission-id': 'not-reserved-1234' },
+    });
     await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))));
     expect(await ledger.get('not-reserved-1234')).toBeUndefined();
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', source: 's3' });
@@ -381,7 +542,10 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     sandbox.on('request', onRequest);
     sandbox.on('submission', onSubmission);
     try {
-      const out = await run(createHandler(deps({ concurrency: 2 })), sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))));
+      const out = await run(
+        createHandler(deps({ concurrency: 2 })),
+        sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))),
+      );
       expect(out).toEqual({ batchItemFailures: [] });
     } finally {
       sandbox.off('request', onRequest);
@@ -401,7 +565,9 @@ describe.skipIf(!ceph)('object-created against a real S3 (Ceph RGW): versioned o
   beforeAll(async () => {
     await createBucket(ceph!, bucket);
     client = cephS3Client(ceph!);
-    await client.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    await client.send(
+      new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
   });
 
   /** The event AWS would send for this PutObject (Ceph's own notifications need a push endpoint). */
@@ -414,7 +580,12 @@ describe.skipIf(!ceph)('object-created against a real S3 (Ceph RGW): versioned o
           awsRegion: 'us-east-1',
           eventTime: new Date().toISOString(),
           eventName: 'ObjectCreated:Put',
-          s3: { s3SchemaVersion: '1.0', configurationId: 'c', bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` }, object: { key: encodeS3EventKey(key), size, eTag: eTag.replace(/"/g, ''), versionId, sequencer: '0' } },
+          s3: {
+            s3SchemaVersion: '1.0',
+            configurationId: 'c',
+            bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
+            object: { key: encodeS3EventKey(key), size, eTag: eTag.replace(/"/g, ''), versionId, sequencer: '0' },
+          },
         },
       ],
     });
@@ -422,12 +593,18 @@ describe.skipIf(!ceph)('object-created against a real S3 (Ceph RGW): versioned o
 
   it('submits each version by a URL the gateway verifies, with that version bytes', async () => {
     const key = 'incoming/ceph task/v + 猫 100%.jpg';
-    const v1 = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version one', ContentType: 'image/jpeg' }));
-    const v2 = await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version two!', ContentType: 'image/jpeg' }));
+    const v1 = await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version one', ContentType: 'image/jpeg' }),
+    );
+    const v2 = await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'version two!', ContentType: 'image/jpeg' }),
+    );
     const handler = createHandler(deps({}, client));
     const e1 = eventFor(key, v1.VersionId!, v1.ETag!, 11);
     expect(await run(handler, sqsEvent(sqsRecord(e1), sqsRecord(e1)))).toEqual({ batchItemFailures: [] });
-    expect(await run(handler, sqsEvent(sqsRecord(eventFor(key, v2.VersionId!, v2.ETag!, 12))))).toEqual({ batchItemFailures: [] });
+    expect(await run(handler, sqsEvent(sqsRecord(eventFor(key, v2.VersionId!, v2.ETag!, 12))))).toEqual({
+      batchItemFailures: [],
+    });
     expect(sandbox.submissions.map((s) => s.file!.toString())).toEqual(['version one', 'version two!']);
     expect(sandbox.submissions[0]!.url).toContain(`versionId=${encodeURIComponent(v1.VersionId!)}`);
     expect(sandbox.submissions[0]).toMatchObject({ taskId: 'ceph task', name: 'v + 猫 100%.jpg' });

@@ -13,7 +13,12 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/result-callback/handler';
-import { createMemoryPublisher, type EventPublisher, type MemoryPublisher, type ResultStoredDetail } from '../../../lib/callback/events';
+import {
+  createMemoryPublisher,
+  type EventPublisher,
+  type MemoryPublisher,
+  type ResultStoredDetail,
+} from '../../../lib/callback/events';
 import { EventPublishError } from '../../../lib/callback/errors';
 import type { CallbackDeps } from '../../../lib/callback/handle';
 import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
@@ -43,16 +48,27 @@ beforeAll(async () => {
   const dynalite = await startDynalite();
   stopDynalite = dynalite.close;
   doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+    new DynamoDBClient({
+      endpoint: dynalite.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
   s3 = await startS3rver();
-  s3client = createS3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  s3client = createS3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
   smServer = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(JSON.stringify({ ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:cb', Name: 'cb', SecretString: smValue }));
+      res.end(
+        JSON.stringify({ ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:cb', Name: 'cb', SecretString: smValue }),
+      );
     });
   });
   await new Promise<void>((resolve) => smServer.listen(0, '127.0.0.1', resolve));
@@ -128,7 +144,10 @@ const context = {
 } as Context;
 
 /** A fresh bucket + table + publisher per test, all on the shared servers. */
-async function world(overrides: Partial<CallbackDeps> = {}, s3Override?: { client: S3Client; bucket: string }): Promise<World> {
+async function world(
+  overrides: Partial<CallbackDeps> = {},
+  s3Override?: { client: S3Client; bucket: string },
+): Promise<World> {
   const n = ++counter;
   const bucket = s3Override?.bucket ?? `cb-${n}`;
   const client = s3Override?.client ?? s3client;
@@ -137,10 +156,23 @@ async function world(overrides: Partial<CallbackDeps> = {}, s3Override?: { clien
   await createLedgerTable(doc, tableName);
   const ledger = createDynamoLedger({ tableName, client: doc });
   const events = createMemoryPublisher();
-  const deps: CallbackDeps = { s3: client, bucket, ledger, secrets: { get: async () => [SECRET] }, publisher: events, ...overrides };
+  const deps: CallbackDeps = {
+    s3: client,
+    bucket,
+    ledger,
+    secrets: { get: async () => [SECRET] },
+    publisher: events,
+    ...overrides,
+  };
   const handler = createHandler(deps);
   const call = async (e: Partial<EventInput>) => {
-    const input: EventInput = { secret: SECRET, body: null, contentType: 'application/json', isBase64Encoded: false, ...e };
+    const input: EventInput = {
+      secret: SECRET,
+      body: null,
+      contentType: 'application/json',
+      isBase64Encoded: false,
+      ...e,
+    };
     const out = (await handler(apiEvent(input), context)) as APIGatewayProxyResult;
     return { status: out.statusCode, body: JSON.parse(out.body) as Record<string, unknown> };
   };
@@ -151,9 +183,17 @@ async function world(overrides: Partial<CallbackDeps> = {}, s3Override?: { clien
   return { bucket, ledger, events, deps, call, keys };
 }
 
-async function read(client: S3Client, bucket: string, key: string): Promise<{ bytes: Buffer; metadata: Record<string, string>; contentType?: string }> {
+async function read(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ bytes: Buffer; metadata: Record<string, string>; contentType?: string }> {
   const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return { bytes: Buffer.from(await out.Body!.transformToByteArray()), metadata: out.Metadata ?? {}, contentType: out.ContentType };
+  return {
+    bytes: Buffer.from(await out.Body!.transformToByteArray()),
+    metadata: out.Metadata ?? {},
+    contentType: out.ContentType,
+  };
 }
 
 const resultKeys = (keys: string[]) => keys.filter((k) => !k.startsWith('results/_emitted/'));
@@ -179,9 +219,16 @@ describe('authentication', () => {
   });
 
   it('accepts the current and, while rotating, the previous secret read from Secrets Manager', async () => {
-    const sm = new SecretsManagerClient({ endpoint: smEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const sm = new SecretsManagerClient({
+      endpoint: smEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
     smValue = JSON.stringify({ current: SECRET, previous: PREVIOUS });
-    const secrets = callbackSecretsFrom({ CALLBACK_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:cb' }, { client: sm, ttlMs: 0 });
+    const secrets = callbackSecretsFrom(
+      { CALLBACK_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:1:secret:cb' },
+      { client: sm, ttlMs: 0 },
+    );
     const w = await world({ secrets });
     expect((await w.call({ secret: SECRET, body: JSON.stringify({ ImageID: 'rot-1' }) })).status).toBe(200);
     expect((await w.call({ secret: PREVIOUS, body: JSON.stringify({ ImageID: 'rot-2' }) })).status).toBe(200);
@@ -215,7 +262,10 @@ describe('storing and matching', () => {
     expect(stored.contentType).toBe('application/json');
     expect(stored.metadata['received-at']).toMatch(/^\d{4}-\d\d-\d\dT/);
     const record = await w.ledger.get('sub-1');
-    expect(record).toMatchObject({ status: 'completed', result: { status: 'completed', rawStatus: 'Success', location: `s3://${w.bucket}/${key}` } });
+    expect(record).toMatchObject({
+      status: 'completed',
+      result: { status: 'completed', rawStatus: 'Success', location: `s3://${w.bucket}/${key}` },
+    });
     expect(w.events.events).toEqual([
       {
         taskId: 'task-a',
@@ -232,7 +282,11 @@ describe('storing and matching', () => {
 
   it('stores a base64-encoded body byte for byte', async () => {
     const w = await world();
-    const raw = Buffer.concat([Buffer.from('{"VideoID":"v-b64","Blob":"'), Buffer.from([0xe2, 0x82, 0xac]), Buffer.from('"}')]);
+    const raw = Buffer.concat([
+      Buffer.from('{"VideoID":"v-b64","Blob":"'),
+      Buffer.from([0xe2, 0x82, 0xac]),
+      Buffer.from('"}'),
+    ]);
     const out = await w.call({ body: raw.toString('base64'), isBase64Encoded: true, contentType: 'application/json' });
     expect(out.status).toBe(200);
     const key = `results/_unknown-task/v-b64/${sha256Hex(raw)}.json`;
@@ -281,8 +335,15 @@ describe('storing and matching', () => {
     const early = await w.ledger.get('early');
     const late = await w.ledger.get('late');
     expect(shape(early)).toEqual(shape(late));
-    expect(shape(early)).toMatchObject({ status: 'completed', submitStatus: 'submitted', resultStatus: 'completed', rawStatus: 'Succeeded' });
-    expect(early?.result?.location).toBe(`s3://${w.bucket}/results/task-o/img-early/${sha256Hex(bodyOf('img-early'))}.json`);
+    expect(shape(early)).toMatchObject({
+      status: 'completed',
+      submitStatus: 'submitted',
+      resultStatus: 'completed',
+      rawStatus: 'Succeeded',
+    });
+    expect(early?.result?.location).toBe(
+      `s3://${w.bucket}/results/task-o/img-early/${sha256Hex(bodyOf('img-early'))}.json`,
+    );
   });
 
   it('keeps a callback without identifiers under results/_unmatched and answers 200 without an event', async () => {
@@ -309,7 +370,10 @@ describe('storing and matching', () => {
     const w = await world();
     const body = JSON.stringify({ TaskID: 't', ImageID: 'i'.repeat(5000), Status: 'success' });
     const out = await w.call({ body });
-    expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/results/_unmatched/${sha256Hex(body)}.json`, duplicate: false } });
+    expect(out).toEqual({
+      status: 200,
+      body: { ok: true, stored: `s3://${w.bucket}/results/_unmatched/${sha256Hex(body)}.json`, duplicate: false },
+    });
     expect(w.events.events).toEqual([]);
   });
 
@@ -329,8 +393,13 @@ describe('storing and matching', () => {
     const key = `results/task-f/vid-f/${sha256Hex(body)}.txt`;
     expect(out.body).toMatchObject({ ok: true, stored: `s3://${w.bucket}/${key}` });
     expect((await read(s3client, w.bucket, key)).bytes.toString('utf8')).toBe(body);
-    expect(await w.ledger.get('form-sub')).toMatchObject({ status: 'failed', result: { status: 'failed', rawStatus: 'FAILED' } });
-    expect(w.events.events).toMatchObject([{ taskId: 'task-f', dataId: 'vid-f', kind: 'video', status: 'failed', submissionId: 'form-sub' }]);
+    expect(await w.ledger.get('form-sub')).toMatchObject({
+      status: 'failed',
+      result: { status: 'failed', rawStatus: 'FAILED' },
+    });
+    expect(w.events.events).toMatchObject([
+      { taskId: 'task-f', dataId: 'vid-f', kind: 'video', status: 'failed', submissionId: 'form-sub' },
+    ]);
   });
 
   it('understands a JSON callback sent without a content type', async () => {
@@ -353,8 +422,13 @@ describe('storing and matching', () => {
 
   it('answers an empty body with 400 EmptyBody and an oversized one with 413', async () => {
     const w = await world({ maxBytes: 64 });
-    expect(await w.call({ body: '' })).toEqual({ status: 400, body: { error: { code: 'EmptyBody', message: expect.any(String) } } });
-    expect((await w.call({ body: JSON.stringify({ ImageID: 'x'.repeat(100) }) })).body).toMatchObject({ error: { code: 'PayloadTooLarge' } });
+    expect(await w.call({ body: '' })).toEqual({
+      status: 400,
+      body: { error: { code: 'EmptyBody', message: expect.any(String) } },
+    });
+    expect((await w.call({ body: JSON.stringify({ ImageID: 'x'.repeat(100) }) })).body).toMatchObject({
+      error: { code: 'PayloadTooLarge' },
+    });
     expect(await w.keys()).toEqual([]);
   });
 
@@ -371,15 +445,29 @@ describe('storing and matching', () => {
     // A late replay of the progress body changes nothing: it keeps its first receipt time.
     expect((await w.call({ body: progress })).body.duplicate).toBe(true);
     const record = await w.ledger.get('p');
-    expect(record).toMatchObject({ status: 'completed', result: { status: 'completed', rawStatus: 'success', location: `s3://${w.bucket}/results/tp/vp/${sha256Hex(final)}.json` } });
-    expect(resultKeys(await w.keys())).toEqual([`results/tp/vp/${sha256Hex(progress)}.json`, `results/tp/vp/${sha256Hex(final)}.json`].sort());
+    expect(record).toMatchObject({
+      status: 'completed',
+      result: {
+        status: 'completed',
+        rawStatus: 'success',
+        location: `s3://${w.bucket}/results/tp/vp/${sha256Hex(final)}.json`,
+      },
+    });
+    expect(resultKeys(await w.keys())).toEqual(
+      [`results/tp/vp/${sha256Hex(progress)}.json`, `results/tp/vp/${sha256Hex(final)}.json`].sort(),
+    );
     expect(w.events.events.map((e) => e.status)).toEqual(['progress', 'completed']);
   });
 });
 
 describe('failures and retries', () => {
   it('answers 503 when S3 is unreachable, with nothing recorded or emitted', async () => {
-    const dead = createS3Client({ endpoint: 'http://127.0.0.1:9', forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const dead = createS3Client({
+      endpoint: 'http://127.0.0.1:9',
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
     const w = await world({ s3: dead });
     const out = await w.call({ body: JSON.stringify({ TaskID: 't', ImageID: 'i-dead' }) });
     expect(out).toEqual({ status: 503, body: { error: { code: 'StorageUnavailable', message: expect.any(String) } } });
@@ -400,7 +488,10 @@ describe('failures and retries', () => {
     const w = await world({ publisher: flaky });
     const body = JSON.stringify({ TaskID: 't', ImageID: 'i-crash', Status: 'ok' });
     const first = await w.call({ body });
-    expect(first).toEqual({ status: 503, body: { error: { code: 'EventPublishFailed', message: expect.any(String) } } });
+    expect(first).toEqual({
+      status: 503,
+      body: { error: { code: 'EventPublishFailed', message: expect.any(String) } },
+    });
     expect(resultKeys(await w.keys())).toEqual([`results/t/i-crash/${sha256Hex(body)}.json`]);
     const second = await w.call({ body });
     expect(second).toMatchObject({ status: 200, body: { duplicate: true } });
@@ -428,7 +519,10 @@ describe('failures and retries', () => {
     const handler = createHandler(() => {
       throw new Error('Environment variable BUCKET_NAME is required');
     });
-    const out = (await handler(apiEvent({ secret: SECRET, body: '{}', contentType: 'application/json', isBase64Encoded: false }), context)) as APIGatewayProxyResult;
+    const out = (await handler(
+      apiEvent({ secret: SECRET, body: '{}', contentType: 'application/json', isBase64Encoded: false }),
+      context,
+    )) as APIGatewayProxyResult;
     expect(out.statusCode).toBe(503);
     expect(JSON.parse(out.body)).toEqual({ error: { code: 'ServiceUnavailable', message: expect.any(String) } });
   });

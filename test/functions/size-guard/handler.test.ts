@@ -6,7 +6,10 @@ import { DEFAULTS, ENV } from '../../../lib/config';
 const METHOD_ARN = 'arn:aws:execute-api:cn-north-1:123456789012:abc123def4/prod/POST/v1/images';
 
 /** A REQUEST authorizer event as API Gateway (REST) sends it. */
-function event(headers: Record<string, string>, overrides: Partial<APIGatewayRequestAuthorizerEvent> = {}): APIGatewayRequestAuthorizerEvent {
+function event(
+  headers: Record<string, string>,
+  overrides: Partial<APIGatewayRequestAuthorizerEvent> = {},
+): APIGatewayRequestAuthorizerEvent {
   return {
     type: 'REQUEST',
     methodArn: METHOD_ARN,
@@ -39,11 +42,18 @@ function event(headers: Record<string, string>, overrides: Partial<APIGatewayReq
 
 const allow = (arn: string) => ({
   principalId: PRINCIPAL_ID,
-  policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: arn }] },
+  policyDocument: {
+    Version: '2012-10-17',
+    Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: arn }],
+  },
 });
 
 describe('size-guard authorizer', () => {
-  const secretHeaders = { 'x-api-key': 'secret-key-value', authorization: 'Bearer secret-token', 'content-type': 'multipart/form-data; boundary=x' };
+  const secretHeaders = {
+    'x-api-key': 'secret-key-value',
+    authorization: 'Bearer secret-token',
+    'content-type': 'multipart/form-data; boundary=x',
+  };
 
   it('allows a body within the limit on exactly the invoked method', async () => {
     const logs: unknown[] = [];
@@ -56,16 +66,29 @@ describe('size-guard authorizer', () => {
     const logs: Array<Record<string, string | number>> = [];
     const handler = createHandler(DEFAULTS.directMaxBytes, (e) => logs.push(e));
     const arn = 'arn:aws:execute-api:cn-north-1:123456789012:abc123def4/prod/POST/';
-    const result = await handler(event({ ...secretHeaders, 'content-length': '6000000' }, { methodArn: arn, resource: '/', path: '/' }));
+    const result = await handler(
+      event({ ...secretHeaders, 'content-length': '6000000' }, { methodArn: arn, resource: '/', path: '/' }),
+    );
     expect(result).toEqual({
       principalId: PRINCIPAL_ID,
-      policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Deny', Resource: arn }] },
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Action: 'execute-api:Invoke', Effect: 'Deny', Resource: arn }],
+      },
       context: { reason: DENY_REASON, maxBytes: String(DEFAULTS.directMaxBytes) },
     });
     expect(DENY_REASON).toBe('PayloadTooLarge');
     // Context values must be strings, numbers or booleans for API Gateway.
     for (const value of Object.values(result.context ?? {})) expect(typeof value).toBe('string');
-    expect(logs).toEqual([{ decision: 'deny-too-large', contentLength: 6_000_000, maxBytes: DEFAULTS.directMaxBytes, route: 'POST /', requestId: 'req-123' }]);
+    expect(logs).toEqual([
+      {
+        decision: 'deny-too-large',
+        contentLength: 6_000_000,
+        maxBytes: DEFAULTS.directMaxBytes,
+        route: 'POST /',
+        requestId: 'req-123',
+      },
+    ]);
   });
 
   it('never logs a header other than the length', async () => {
@@ -111,7 +134,9 @@ describe('size-guard authorizer', () => {
       const result = await handler(event({ 'content-length': '11' }));
       expect(result.policyDocument.Statement[0]).toMatchObject({ Effect: 'Deny', Resource: METHOD_ARN });
       expect(result.context).toEqual({ reason: DENY_REASON, maxBytes: '10' });
-      expect((await handler(event({ 'content-length': '10' }))).policyDocument.Statement[0]).toMatchObject({ Effect: 'Allow' });
+      expect((await handler(event({ 'content-length': '10' }))).policyDocument.Statement[0]).toMatchObject({
+        Effect: 'Allow',
+      });
     } finally {
       spy.mockRestore();
     }

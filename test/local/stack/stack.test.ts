@@ -29,7 +29,9 @@ async function objectCreated(event: SqsBatchEvent): Promise<{ batchItemFailures:
   await new Promise((r) => setTimeout(r, 30));
   running -= 1;
   const failures = event.Records.filter((r) => {
-    const key = decodeS3EventKey((JSON.parse(r.body) as { Records: { s3: { object: { key: string } } }[] }).Records[0]!.s3.object.key);
+    const key = decodeS3EventKey(
+      (JSON.parse(r.body) as { Records: { s3: { object: { key: string } } }[] }).Records[0]!.s3.object.key,
+    );
     // "flaky" fails its first two receives, "poison" always.
     return key.includes('poison') || (key.includes('flaky') && Number(r.attributes.ApproximateReceiveCount) < 3);
   });
@@ -57,10 +59,21 @@ async function resultCallback(event: RestProxyEvent): Promise<unknown> {
   eventBridgeClient ??= new EventBridgeClient({});
   await eventBridgeClient.send(
     new PutEventsCommand({
-      Entries: [{ Source: 'iva-bridge', DetailType: 'IVA result', Detail: JSON.stringify({ taskId: 't', dataId: 'd', status: 'completed' }) }],
+      Entries: [
+        {
+          Source: 'iva-bridge',
+          DetailType: 'IVA result',
+          Detail: JSON.stringify({ taskId: 't', dataId: 'd', status: 'completed' }),
+        },
+      ],
     }),
   );
-  return { statusCode: 200, body: Buffer.from('binary-ok').toString('base64'), isBase64Encoded: true, headers: { 'content-type': 'application/octet-stream' } };
+  return {
+    statusCode: 200,
+    body: Buffer.from('binary-ok').toString('base64'),
+    isBase64Encoded: true,
+    headers: { 'content-type': 'application/octet-stream' },
+  };
 }
 
 let stack: LocalStack;
@@ -69,7 +82,11 @@ const lines: string[] = [];
 beforeAll(async () => {
   stack = await startLocalStack({
     apiKey: 'test-key',
-    handlers: { objectCreated: objectCreated as never, directSubmit: directSubmit as never, resultCallback: resultCallback as never },
+    handlers: {
+      objectCreated: objectCreated as never,
+      directSubmit: directSubmit as never,
+      resultCallback: resultCallback as never,
+    },
     sqs: { visibilityTimeoutMs: 150, maxReceiveCount: 3, maxConcurrency: 2, batchingWindowMs: 20 },
     log: (line) => lines.push(line),
   });
@@ -96,7 +113,11 @@ describe('API Gateway emulation', () => {
     const form = new FormData();
     form.set('Request', JSON.stringify({ TaskID: 't1', Image: { Name: 'a.jpg', Source: 'file' } }));
     form.set('ImageFile', new Blob([bytes], { type: 'image/jpeg' }), 'a.jpg');
-    const res = await fetch(`${stack.apiUrl}/v1/images?x=1&x=2&y=%20z`, { method: 'POST', headers: { 'x-api-key': 'test-key', 'X-Custom': 'v' }, body: form });
+    const res = await fetch(`${stack.apiUrl}/v1/images?x=1&x=2&y=%20z`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'test-key', 'X-Custom': 'v' },
+      body: form,
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-many')).toBe('1, 2');
     const e = lastEvent();
@@ -123,7 +144,11 @@ describe('API Gateway emulation', () => {
   });
 
   it('passes JSON as text, decodes path parameters but not the path', async () => {
-    await fetch(`${stack.apiUrl}/v1/uploads`, { method: 'POST', headers: { 'x-api-key': 'test-key', 'content-type': 'application/json' }, body: '{"TaskID":"é"}' });
+    await fetch(`${stack.apiUrl}/v1/uploads`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'test-key', 'content-type': 'application/json' },
+      body: '{"TaskID":"é"}',
+    });
     expect(lastEvent().isBase64Encoded).toBe(false);
     expect(lastEvent().body).toBe('{"TaskID":"é"}');
     await fetch(`${stack.apiUrl}/v1/tasks/my%20task%2Fx/submissions`, { headers: { 'x-api-key': 'test-key' } });
@@ -134,7 +159,11 @@ describe('API Gateway emulation', () => {
   });
 
   it('routes the vendor form POST /?Action=… with its query', async () => {
-    const res = await fetch(`${stack.apiUrl}/?Action=AddAsyncTaskImageData&Version=2022-05-13`, { method: 'POST', headers: { 'x-api-key': 'test-key' }, body: 'x' });
+    const res = await fetch(`${stack.apiUrl}/?Action=AddAsyncTaskImageData&Version=2022-05-13`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'test-key' },
+      body: 'x',
+    });
     expect(res.status).toBe(200);
     expect(lastEvent().resource).toBe('/');
     expect(lastEvent().queryStringParameters).toEqual({ Action: 'AddAsyncTaskImageData', Version: '2022-05-13' });
@@ -152,7 +181,11 @@ describe('API Gateway emulation', () => {
   });
 
   it('lets callbacks through without a key and maps a base64 proxy result back to bytes', async () => {
-    const res = await fetch(`${stack.apiUrl}/callbacks/s3cr3t`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    const res = await fetch(`${stack.apiUrl}/callbacks/s3cr3t`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+    });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('binary-ok');
     expect(lastEvent().pathParameters).toEqual({ secret: 's3cr3t' });
@@ -160,20 +193,30 @@ describe('API Gateway emulation', () => {
   });
 
   it('answers 404 for unknown routes and wrong methods', async () => {
-    for (const [method, path] of [['GET', '/nope'], ['GET', '/v1/images'], ['POST', '/v1/submissions/x']] as const) {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['GET', '/v1/images'],
+      ['POST', '/v1/submissions/x'],
+    ] as const) {
       const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { 'x-api-key': 'test-key' } });
       expect(res.status).toBe(404);
-      expect(((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe('RouteNotFound');
+      expect(
+        ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+      ).toBe('RouteNotFound');
     }
   });
 
-  it('answers 413 naming /v1/uploads over the direct limit (size guard) and API Gateway\'s 10 MB', async () => {
+  it("answers 413 naming /v1/uploads over the direct limit (size guard) and API Gateway's 10 MB", async () => {
     const before = apiEvents.length;
     for (const size of [5 * 1024 * 1024, 11 * 1024 * 1024]) {
       const form = new FormData();
       form.set('Request', '{}');
       form.set('ImageFile', new Blob([Buffer.alloc(size, 1)], { type: 'image/jpeg' }), 'big.jpg');
-      const res = await fetch(`${stack.apiUrl}/v1/images`, { method: 'POST', headers: { 'x-api-key': 'test-key' }, body: form });
+      const res = await fetch(`${stack.apiUrl}/v1/images`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'test-key' },
+        body: form,
+      });
       expect(res.status).toBe(413);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
       expect(body.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
@@ -183,7 +226,11 @@ describe('API Gateway emulation', () => {
     // 4 MB of binary is 5.3 MB of base64: under the limit, it reaches the function.
     const form = new FormData();
     form.set('ImageFile', new Blob([Buffer.alloc(4 * 1024 * 1024, 1)]), 'ok.jpg');
-    const ok = await fetch(`${stack.apiUrl}/v1/images`, { method: 'POST', headers: { 'x-api-key': 'test-key' }, body: form });
+    const ok = await fetch(`${stack.apiUrl}/v1/images`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'test-key' },
+      body: form,
+    });
     expect(ok.status).toBe(200);
   });
 
@@ -215,7 +262,9 @@ describe('API Gateway emulation', () => {
     for (const id of ['throw', 'malformed']) {
       const res = await fetch(`${stack.apiUrl}/v1/submissions/${id}`, { headers: { 'x-api-key': 'test-key' } });
       expect(res.status).toBe(502);
-      expect(((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code).toBe('InternalError');
+      expect(
+        ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+      ).toBe('InternalError');
     }
   });
 });
@@ -223,24 +272,57 @@ describe('API Gateway emulation', () => {
 describe('EventBridge endpoint', () => {
   it('records PutEvents sent by the real SDK client', () => {
     const event = stack.events.find((e) => e.detailType === 'IVA result');
-    expect(event).toMatchObject({ source: 'iva-bridge', eventBusName: 'default', detail: { taskId: 't', dataId: 'd', status: 'completed' } });
-    expect(lines.some((l) => l.startsWith('eventbridge: iva-bridge "IVA result"') && l.includes('dataId=d'))).toBe(true);
+    expect(event).toMatchObject({
+      source: 'iva-bridge',
+      eventBusName: 'default',
+      detail: { taskId: 't', dataId: 'd', status: 'completed' },
+    });
+    expect(lines.some((l) => l.startsWith('eventbridge: iva-bridge "IVA result"') && l.includes('dataId=d'))).toBe(
+      true,
+    );
   });
 });
 
 describe('S3 → SQS delivery', () => {
-  const s3 = () => createS3Client({ endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey } });
+  const s3 = () =>
+    createS3Client({
+      endpoint: stack.s3Endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey },
+    });
 
   it('delivers AWS-shaped, URL-encoded records for incoming/ only; retries failures; dead-letters poison', async () => {
     const client = s3();
-    const keys = ['incoming/t1/my cat+1 ü%.jpg', 'incoming/t1/flaky.jpg', 'incoming/t1/poison.jpg', 'results/t1/not-me.json'];
-    for (const [i, key] of keys.entries()) await client.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: `body-${i}` }));
-    for (let i = 0; i < 25; i++) await client.send(new PutObjectCommand({ Bucket: stack.bucket, Key: `incoming/burst/${i}.jpg`, Body: 'x' }));
+    const keys = [
+      'incoming/t1/my cat+1 ü%.jpg',
+      'incoming/t1/flaky.jpg',
+      'incoming/t1/poison.jpg',
+      'results/t1/not-me.json',
+    ];
+    for (const [i, key] of keys.entries())
+      await client.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: `body-${i}` }));
+    for (let i = 0; i < 25; i++)
+      await client.send(new PutObjectCommand({ Bucket: stack.bucket, Key: `incoming/burst/${i}.jpg`, Body: 'x' }));
     client.destroy();
 
     await until(() => stack.deadLetters.length === 1 && stack.queue.depth === 0);
     const records = batches.flatMap((b) => b.event.Records);
-    const bodies = records.map((r) => (JSON.parse(r.body) as { Records: { eventVersion: string; eventSource: string; eventName: string; s3: { bucket: { name: string; arn: string }; object: { key: string; size: number; eTag: string; sequencer: string } } }[] }).Records[0]!);
+    const bodies = records.map(
+      (r) =>
+        (
+          JSON.parse(r.body) as {
+            Records: {
+              eventVersion: string;
+              eventSource: string;
+              eventName: string;
+              s3: {
+                bucket: { name: string; arn: string };
+                object: { key: string; size: number; eTag: string; sequencer: string };
+              };
+            }[];
+          }
+        ).Records[0]!,
+    );
     const first = bodies.find((b) => b.s3.object.key.startsWith('incoming/t1/my'))!;
     expect(first).toMatchObject({ eventVersion: '2.1', eventSource: 'aws:s3', eventName: 'ObjectCreated:Put' });
     expect(first.s3.object.key).toBe('incoming/t1/my+cat%2B1+%C3%BC%25.jpg');
@@ -261,14 +343,17 @@ describe('S3 → SQS delivery', () => {
     expect(lines.some((l) => l.includes('dead-letter') && l.includes('poison.jpg'))).toBe(true);
 
     // Each burst object handled exactly once; batches ≤ 10; never more than 2 at once.
-    for (let i = 0; i < 25; i++) expect(records.filter((r) => r.body.includes(`incoming/burst/${i}.jpg`)).length).toBe(1);
+    for (let i = 0; i < 25; i++)
+      expect(records.filter((r) => r.body.includes(`incoming/burst/${i}.jpg`)).length).toBe(1);
     expect(Math.max(...batches.map((b) => b.event.Records.length))).toBeLessThanOrEqual(10);
     expect(maxRunning).toBe(2);
     expect(records[0]!.eventSourceARN).toMatch(/^arn:aws:sqs:us-east-1:000000000000:/);
 
     const listed = (await (await fetch(`${stack.apiUrl}/__local/dead-letters`)).json()) as { body: string }[];
     expect(listed).toHaveLength(1);
-    const redrive = (await (await fetch(`${stack.apiUrl}/__local/dead-letters/redrive`, { method: 'POST' })).json()) as { redriven: number };
+    const redrive = (await (
+      await fetch(`${stack.apiUrl}/__local/dead-letters/redrive`, { method: 'POST' })
+    ).json()) as { redriven: number };
     expect(redrive.redriven).toBe(1);
     await until(() => stack.deadLetters.length === 1 && stack.queue.depth === 0);
   });
