@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { IvaError } from '../iva/errors';
 import type { SubmitInput } from '../iva/types';
 import { METRIC } from '../observability';
-import { MultipartError, parseMultipart } from '../multipart/index';
+import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
 import { API_VERSION, errorResponse, json, SUBMISSION_ID_HEADER } from './responses';
@@ -79,7 +79,7 @@ export async function readDirectSubmission(
         `The body is ${size} bytes; direct submissions take at most ${maxBytes} bytes (API Gateway and Lambda payload limits). For larger files call POST /v1/uploads for a presigned PUT URL, then PUT the file there.`,
       ),
   );
-  let form;
+  let form: ParsedForm;
   try {
     form = await parseMultipart(body, contentType, { maxFieldBytes: MAX_REQUEST_FIELD_BYTES });
   } catch (error) {

@@ -2,7 +2,7 @@
  * The one event consumers subscribe to: source `iva-bridge`, detail-type
  * `IVA Result Stored`, one per newly stored result (README.md in this folder).
  */
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import type { MediaKind } from '../iva/types';
 import { sdkRequestHandler } from '../storage/sdk-http';
 import type { ResultStatus } from '../ledger/types';
@@ -40,7 +40,7 @@ export function createEventBridgePublisher(options: EventBridgePublisherOptions 
   const eventBusName = options.eventBusName || 'default';
   return {
     async publishResultStored(detail) {
-      let out;
+      let out: PutEventsCommandOutput;
       try {
         out = await client.send(
           new PutEventsCommand({

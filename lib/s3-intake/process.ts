@@ -10,7 +10,7 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
 import { isCredentialProblem, IvaError } from '../iva/errors';
-import type { IvaClient } from '../iva/types';
+import type { IvaClient, SubmitResult } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
 import { decodeMetadataValue } from '../storage/metadata';
@@ -353,7 +353,7 @@ export function createIntake(deps: IntakeDeps) {
       });
 
       ivaCalled = true;
-      let result;
+      let result: SubmitResult;
       try {
         result = await deps.iva.submit(
           {

@@ -326,7 +326,7 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     }
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
-      throw invalidParameter(`The Url could not be downloaded: HTTP ${res.status} ${res.statusText}`.trimEnd() + '.');
+      throw invalidParameter(`${`The Url could not be downloaded: HTTP ${res.status} ${res.statusText}`.trimEnd()}.`);
     }
     const declared = Number(res.headers.get('content-length') ?? NaN);
     if (declared > maxBytes) {

@@ -137,11 +137,14 @@ function safeDecode(value: string): string | undefined {
 function queryOf(search: string): { single: Record<string, string> | null; multi: Record<string, string[]> | null } {
   const params = new URLSearchParams(search);
   const multi: Record<string, string[]> = {};
-  for (const [k, v] of params) (multi[k] ??= []).push(v);
-  const keys = Object.keys(multi);
-  if (keys.length === 0) return { single: null, multi: null };
   const single: Record<string, string> = {};
-  for (const k of keys) single[k] = multi[k]![multi[k]!.length - 1]!;
+  for (const [k, v] of params) {
+    const values = multi[k] ?? [];
+    values.push(v);
+    multi[k] = values;
+    single[k] = v; // the last value wins
+  }
+  if (Object.keys(multi).length === 0) return { single: null, multi: null };
   return { single, multi };
 }
 
@@ -185,7 +188,9 @@ export function buildProxyEvent(input: BuildEventInput): RestProxyEvent {
   const multiValueHeaders: Record<string, string[]> = {};
   const add = (name: string, value: string): void => {
     headers[name] = value;
-    (multiValueHeaders[name] ??= []).push(value);
+    const values = multiValueHeaders[name] ?? [];
+    values.push(value);
+    multiValueHeaders[name] = values;
   };
   for (let i = 0; i + 1 < input.rawHeaders.length; i += 2) add(input.rawHeaders[i]!, input.rawHeaders[i + 1]!);
   // Headers API Gateway adds in front of every integration.

@@ -57,28 +57,33 @@ export async function startEventBridge(
   const handle = (req: IncomingMessage, res: ServerResponse, raw: Buffer): void => {
     const target = String(req.headers['x-amz-target'] ?? '');
     if (req.method !== 'POST' || target !== 'AWSEvents.PutEvents') {
-      return reply(res, 400, {
+      reply(res, 400, {
         __type: 'UnknownOperationException',
         message: `This local EventBridge serves AWSEvents.PutEvents only, not "${target}".`,
       });
+      return;
     }
-    if (raw.length > MAX_REQUEST_BYTES)
-      return reply(res, 400, {
+    if (raw.length > MAX_REQUEST_BYTES) {
+      reply(res, 400, {
         __type: 'ValidationException',
         message: 'Total size of the entries in the request is over the limit.',
       });
+      return;
+    }
     let body: { Entries?: unknown };
     try {
       body = JSON.parse(raw.toString('utf8')) as { Entries?: unknown };
     } catch {
-      return reply(res, 400, { __type: 'SerializationException', message: 'The request body is not JSON.' });
+      reply(res, 400, { __type: 'SerializationException', message: 'The request body is not JSON.' });
+      return;
     }
     const entries = body.Entries;
     if (!Array.isArray(entries) || entries.length < 1 || entries.length > MAX_ENTRIES) {
-      return reply(res, 400, {
+      reply(res, 400, {
         __type: 'ValidationException',
         message: `Entries must hold 1 to ${MAX_ENTRIES} items.`,
       });
+      return;
     }
     let failed = 0;
     const results = (entries as Entry[]).map((entry) => {

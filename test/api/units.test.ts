@@ -64,8 +64,7 @@ describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
 
 describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () => {
   it('a Request field starting with a BOM is read, as a text field and as a file part', () => {
-    const json =
-      '\uFEFF' + JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } });
+    const json = `\uFEFF${JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } })}`;
     expect(
       validateDirect({ fields: [{ name: 'Request', value: json, truncated: false }], files: [] }, 'image'),
     ).toMatchObject({ taskId: 't', name: 'a' });
@@ -96,8 +95,7 @@ describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () =
       bucket: 'uploads',
       config: { directMaxBytes: 1024, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' },
     });
-    const body =
-      '\uFEFF' + JSON.stringify({ TaskID: 't', Kind: 'video', Name: 'clip.mp4', Size: 10, ContentType: 'video/mp4' });
+    const body = `\uFEFF${JSON.stringify({ TaskID: 't', Kind: 'video', Name: 'clip.mp4', Size: 10, ContentType: 'video/mp4' })}`;
     const request: ApiRequest = {
       method: 'POST',
       path: '/v1/uploads',

@@ -77,7 +77,7 @@ describe('identify: tolerant identifiers', () => {
 
   it('survives extremely deep single-element arrays (no stack overflow) and still unwraps shallow ones', () => {
     const depth = 200_000;
-    const deep = parseBody(Buffer.from('['.repeat(depth) + '{"ImageID":"x"}' + ']'.repeat(depth)), 'application/json');
+    const deep = parseBody(Buffer.from(`${'['.repeat(depth)}{"ImageID":"x"}${']'.repeat(depth)}`), 'application/json');
     expect(deep.format).toBe('json');
     expect(() => identify(deep.value)).not.toThrow();
     expect(identify(deep.value)).toBeUndefined();

@@ -14,6 +14,12 @@ export interface CfnResourceJson {
   Type: string;
   Properties?: Json;
 }
+
+/** A resource's properties; a missing resource fails the test by name instead of a TypeError later. */
+export function propsOf(resource: CfnResourceJson | undefined, what = 'resource'): Json {
+  if (!resource?.Properties) throw new Error(`${what} is not in the template (or has no properties)`);
+  return resource.Properties;
+}
 export interface Statement {
   Effect: 'Allow' | 'Deny';
   Action: string | string[];
@@ -52,14 +58,17 @@ export function roleStatements(resources: Record<string, CfnResourceJson>, roleL
 export function allStatements(resources: Record<string, CfnResourceJson>): Statement[] {
   const out: Statement[] = [];
   const visit = (value: unknown): void => {
-    if (Array.isArray(value)) return value.forEach(visit);
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item);
+      return;
+    }
     if (value && typeof value === 'object') {
       const obj = value as Json;
       if (Array.isArray(obj.Statement) && typeof obj.Version === 'string') out.push(...(obj.Statement as Statement[]));
-      Object.values(obj).forEach(visit);
+      for (const item of Object.values(obj)) visit(item);
     }
   };
-  Object.values(resources).forEach((r) => visit(r.Properties));
+  for (const r of Object.values(resources)) visit(r.Properties);
   return out;
 }
 
@@ -69,7 +78,7 @@ export function methodsByRoute(resources: Record<string, CfnResourceJson>): Map<
     if (ref && typeof ref === 'object' && 'Fn::GetAtt' in ref) return ''; // the API's root resource
     const id = (ref as { Ref: string }).Ref;
     const res = resources[id];
-    if (!res || res.Type !== 'AWS::ApiGateway::Resource') throw new Error(`unexpected parent ${JSON.stringify(ref)}`);
+    if (res?.Type !== 'AWS::ApiGateway::Resource') throw new Error(`unexpected parent ${JSON.stringify(ref)}`);
     return `${pathOf(res.Properties?.ParentId)}/${res.Properties?.PathPart as string}`;
   };
   const out = new Map<string, Json>();

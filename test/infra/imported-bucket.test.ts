@@ -4,7 +4,15 @@
  */
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { actionsOf, buildStack, nagFindings, resourcesOf, roleStatements, type CfnResourceJson } from './helpers';
+import {
+  actionsOf,
+  buildStack,
+  nagFindings,
+  propsOf,
+  resourcesOf,
+  roleStatements,
+  type CfnResourceJson,
+} from './helpers';
 
 let built: ReturnType<typeof buildStack>;
 let resources: Record<string, CfnResourceJson>;
@@ -25,7 +33,7 @@ describe('IvaBridgeStack on an existing bucket', () => {
   it('scopes object grants to the named bucket prefixes', () => {
     const fnRoles = Object.values(resources)
       .filter((r) => r.Type === 'AWS::Lambda::Function' && String(r.Properties?.Runtime).startsWith('nodejs'))
-      .map((r) => (r.Properties?.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
+      .map((r) => (propsOf(r).Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
     // object-created, direct-submit, result-callback and the size-guard authorizer.
     expect(fnRoles).toHaveLength(4);
     const s3Resources = fnRoles.flatMap((role) =>

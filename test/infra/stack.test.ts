@@ -14,6 +14,7 @@ import {
   logicalId,
   methodsByRoute,
   nagFindings,
+  propsOf,
   resourcesOf,
   roleStatements,
   type CfnResourceJson,
@@ -47,7 +48,7 @@ let ids: {
 
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
 const roleOf = (fnLogicalId: string) =>
-  ((resources[fnLogicalId]?.Properties as Json).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  (propsOf(resources[fnLogicalId], fnLogicalId).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
 const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'sizeGuard') =>
   roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) =>
@@ -122,7 +123,7 @@ describe('queue', () => {
       maxReceiveCount: 4,
     });
     expect(queue.SqsManagedSseEnabled).toBe(true);
-    expect((resources[ids.dlq]?.Properties as Json).SqsManagedSseEnabled).toBe(true);
+    expect(propsOf(resources[ids.dlq], 'dlq').SqsManagedSseEnabled).toBe(true);
   });
 
   it('enforces TLS on both queues', () => {
@@ -139,7 +140,7 @@ describe('queue', () => {
   });
 
   it('keeps messages invisible for at least 6 × the consumer timeout', () => {
-    const visibility = (resources[ids.queue]?.Properties as Json).VisibilityTimeout as number;
+    const visibility = propsOf(resources[ids.queue], 'queue').VisibilityTimeout as number;
     const timeout = fnProps('objectCreated').Timeout as number;
     expect(timeout).toBe(FUNCTION_SPECS.objectCreated.timeoutSeconds);
     expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
@@ -156,8 +157,9 @@ describe('queue', () => {
       // ivaConcurrency 3 with 2 calls per invocation: 2 invocations × 1 call ≤ 3.
       ScalingConfig: { MaximumConcurrency: 2 },
     });
-    const window = (
-      Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')?.Properties as Json
+    const window = propsOf(
+      Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping'),
+      'event source mapping',
     ).MaximumBatchingWindowInSeconds as number;
     expect(window).toBeGreaterThanOrEqual(1);
     expect(window).toBeLessThanOrEqual(5);

@@ -358,7 +358,7 @@ describe('storing and matching', () => {
 
   it('stores a pathologically deep JSON body (200 000 nested arrays) as unmatched, never a 503 loop', async () => {
     const w = await world();
-    const body = '['.repeat(200_000) + '{"ImageID":"x"}' + ']'.repeat(200_000);
+    const body = `${'['.repeat(200_000)}{"ImageID":"x"}${']'.repeat(200_000)}`;
     const out = await w.call({ body });
     const key = `results/_unmatched/${sha256Hex(body)}.json`;
     expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false } });
