@@ -37,6 +37,14 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
       Location: r.result.location,
       ReceivedAt: r.result.receivedAt,
     };
+  if (r.uncertain)
+    view['Uncertain'] = {
+      Code: r.uncertain.code,
+      Message: r.uncertain.message,
+      SentAt: r.uncertain.sentAt,
+      FailedAt: r.uncertain.failedAt,
+    };
+  if (r.resolution) view['Resolution'] = { Action: r.resolution.action, At: r.resolution.at, Note: r.resolution.note };
   if (r.object)
     view['Object'] = { Bucket: r.object.bucket, Key: r.object.key, VersionId: r.object.versionId, Size: r.object.size };
   return view;

@@ -23,18 +23,20 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkRequestHandler } from '../storage/sdk-http';
-import { InvalidCursorError, SubmissionNotFoundError } from './errors';
+import { InvalidCursorError, SubmissionNotFoundError, SubmissionNotUncertainError } from './errors';
 import type {
   BeginInput,
   BeginOutcome,
   Ledger,
   Page,
+  ResolveInput,
   ResultInput,
   ResultOutcome,
   ResultRef,
   SubmissionError,
   SubmissionRecord,
   SubmittedInput,
+  UncertainInfo,
 } from './types';
 
 export interface DynamoLedgerOptions {
@@ -128,6 +130,8 @@ function toRecord(item: Item): SubmissionRecord {
     'error',
     'submittedAt',
     'leaseUntil',
+    'uncertain',
+    'resolution',
   ] as const) {
     if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
   }
@@ -164,7 +168,16 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     return out.Item;
   }
 
-  async function update(id: string, set: Item, remove: string[] = []): Promise<SubmissionRecord> {
+  /**
+   * SET/REMOVE on an existing submission. With `onlyIf` (a submitStatus), a record in
+   * another status is refused with SubmissionNotUncertainError naming its status.
+   */
+  async function update(
+    id: string,
+    set: Item,
+    remove: string[] = [],
+    onlyIf?: { submitStatus: string; add?: Item },
+  ): Promise<SubmissionRecord> {
     const names: Record<string, string> = {};
     const values: Item = {};
     const sets = Object.entries(stripUndefined(set)).map(([field, value], i) => {
@@ -176,13 +189,24 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       names[`#r${i}`] = field;
       return `#r${i}`;
     });
+    const adds = Object.entries(onlyIf?.add ?? {}).map(([field, value], i) => {
+      names[`#a${i}`] = field;
+      values[`:a${i}`] = value;
+      return `#a${i} :a${i}`;
+    });
+    let condition = 'attribute_exists(pk)';
+    if (onlyIf) {
+      names['#onlyIf'] = 'submitStatus';
+      values[':onlyIf'] = onlyIf.submitStatus;
+      condition += ' AND #onlyIf = :onlyIf';
+    }
     try {
       const out = await doc.send(
         new UpdateCommand({
           TableName: table,
           Key: subKey(id),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-          ConditionExpression: 'attribute_exists(pk)',
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
+          ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -190,9 +214,35 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       );
       return toRecord(out.Attributes ?? {});
     } catch (error) {
-      if (isConditionFailure(error)) throw new SubmissionNotFoundError(id);
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      if (!onlyIf) throw new SubmissionNotFoundError(id);
+      const existing = await getItem(subKey(id));
+      if (!existing) throw new SubmissionNotFoundError(id);
+      throw new SubmissionNotUncertainError(id, toRecord(existing).status);
     }
+  }
+
+  /**
+   * Links an IVA data id to its submission (the DATA item) and returns a callback that
+   * arrived before the link, if any: the caller copies it onto the submission.
+   */
+  async function linkDataId(
+    id: string,
+    dataId: string,
+    kind: string,
+    timestamp: string,
+  ): Promise<ResultRef | undefined> {
+    const link = await doc.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: dataKey(dataId),
+        UpdateExpression: 'SET #submissionId = :id, #kind = :kind, #linkedAt = :now',
+        ExpressionAttributeNames: { '#submissionId': 'submissionId', '#kind': 'kind', '#linkedAt': 'linkedAt' },
+        ExpressionAttributeValues: { ':id': id, ':kind': kind, ':now': timestamp },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return link.Attributes?.result as ResultRef | undefined;
   }
 
   /** Copies a result onto a submission unless a newer one is already there. */
@@ -295,16 +345,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
 
     async markSubmitted(id, input: SubmittedInput) {
       const timestamp = now().toISOString();
-      const link = await doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: dataKey(input.dataId),
-          UpdateExpression: 'SET #submissionId = :id, #kind = :kind, #linkedAt = :now',
-          ExpressionAttributeNames: { '#submissionId': 'submissionId', '#kind': 'kind', '#linkedAt': 'linkedAt' },
-          ExpressionAttributeValues: { ':id': id, ':kind': input.kind, ':now': timestamp },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
+      const early = await linkDataId(id, input.dataId, input.kind, timestamp);
       let record = await update(
         id,
         {
@@ -317,7 +358,6 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         },
         ['leaseUntil', 'error'],
       );
-      const early = link.Attributes?.result as ResultRef | undefined;
       if (early) record = (await applyResult(id, early)) ?? (await this.get(id)) ?? record;
       return record;
     },
@@ -339,6 +379,67 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
 
     async markRetrying(id, error: SubmissionError) {
       return update(id, { error: stripUndefined({ ...error }), updatedAt: now().toISOString() }, ['leaseUntil']);
+    },
+
+    async markUncertain(id, info: UncertainInfo) {
+      const uncertain = stripUndefined({ ...info });
+      return update(
+        id,
+        {
+          submitStatus: 'uncertain',
+          uncertain,
+          error: { code: info.code, message: info.message },
+          updatedAt: now().toISOString(),
+        },
+        ['leaseUntil'],
+      );
+    },
+
+    async resolveUncertain(id, input: ResolveInput) {
+      const timestamp = now().toISOString();
+      const resolution = stripUndefined({ action: input.status, at: timestamp, note: input.note });
+      if (input.status === 'failed') {
+        return update(id, { submitStatus: 'failed', resolution, updatedAt: timestamp }, [], {
+          submitStatus: 'uncertain',
+        });
+      }
+      let record = await update(
+        id,
+        {
+          submitStatus: 'submitted',
+          resolution,
+          dataId: input.dataId,
+          requestId: input.requestId,
+          kind: input.kind,
+          submittedAt: timestamp,
+          updatedAt: timestamp,
+        },
+        ['error'],
+        { submitStatus: 'uncertain' },
+      );
+      const kind = input.kind ?? record.kind;
+      if (input.dataId && kind) {
+        const early = await linkDataId(id, input.dataId, kind, timestamp);
+        if (early) record = (await applyResult(id, early)) ?? (await this.get(id)) ?? record;
+      }
+      return record;
+    },
+
+    async reopenUncertain(id, opts) {
+      const at = now();
+      const timestamp = at.toISOString();
+      const leaseUntil = new Date(at.getTime() + (opts?.leaseMs ?? defaultLease)).toISOString();
+      return update(
+        id,
+        {
+          submitStatus: 'pending',
+          leaseUntil,
+          resolution: stripUndefined({ action: 'resubmitted', at: timestamp, note: opts?.note }),
+          updatedAt: timestamp,
+        },
+        ['error'],
+        { submitStatus: 'uncertain', add: { attempts: 1 } },
+      );
     },
 
     async recordResult(input: ResultInput): Promise<ResultOutcome> {

@@ -15,3 +15,18 @@ export class InvalidCursorError extends Error {
     super('The cursor is not one this listing returned; start again without it');
   }
 }
+
+/** An owner's resolution was asked for a submission that is not `uncertain` (any more). */
+export class SubmissionNotUncertainError extends Error {
+  override readonly name = 'SubmissionNotUncertainError';
+  readonly code = 'SubmissionNotUncertain';
+  constructor(
+    readonly submissionId: string,
+    /** Its status now, when known. */
+    readonly status?: string,
+  ) {
+    super(
+      `Submission ${submissionId} is ${status ?? 'not uncertain'}: only an uncertain submission can be resolved or resubmitted`,
+    );
+  }
+}

@@ -1,11 +1,16 @@
 import type { MediaKind } from '../iva/types';
 
-/** What users see. `pending` until IVA accepted it, then `submitted`, then the callback decides. */
-export type SubmissionStatus = 'pending' | 'submitted' | 'completed' | 'failed';
+/**
+ * What users see. `pending` until IVA accepted it, then `submitted`, then the callback
+ * decides. `uncertain`: the request may have reached IVA but its answer was lost (the
+ * connection dropped or timed out after the body was sent); nothing resubmits it until
+ * its owner resolves it (see lib/iva/README.md, "Which failures are ambiguous").
+ */
+export type SubmissionStatus = 'pending' | 'submitted' | 'completed' | 'failed' | 'uncertain';
 export type SubmissionSource = 's3' | 'api' | 'upload';
 
 /** The part of the status the submitting functions own. */
-export type SubmitStatus = 'pending' | 'submitted' | 'failed';
+export type SubmitStatus = 'pending' | 'submitted' | 'failed' | 'uncertain';
 
 /** A callback's verdict: final (`completed`/`failed`) or still running (`progress`). */
 export type ResultStatus = 'completed' | 'failed' | 'progress';
@@ -24,6 +29,26 @@ export interface SubmissionError {
   code: string;
   message: string;
   requestId?: string;
+}
+
+/** Why a submission is `uncertain`: the ambiguous failure and when it happened. */
+export interface UncertainInfo {
+  /** The IVA client's code for the ambiguous failure, e.g. `ConnectionLostAfterSend`, `TimeoutAfterSend`. */
+  code: string;
+  message: string;
+  /** When the attempt whose fate is unknown began sending (ISO 8601), when known. */
+  sentAt?: string;
+  /** When that attempt failed (ISO 8601). */
+  failedAt: string;
+}
+
+/** How the owner resolved an `uncertain` submission. */
+export interface Resolution {
+  /** `submitted`/`failed`: declared by the owner; `resubmitted`: sent to IVA again. */
+  action: 'submitted' | 'failed' | 'resubmitted';
+  at: string;
+  /** Free text from the owner, at most 1 000 characters. */
+  note?: string;
 }
 
 export interface ResultRef {
@@ -58,6 +83,10 @@ export interface SubmissionRecord {
   result?: ResultRef;
   /** Set while one container is submitting it; another delivery backs off until it passes. */
   leaseUntil?: string;
+  /** Set when it became `uncertain`; kept after a resolution, as history. */
+  uncertain?: UncertainInfo;
+  /** Set when its owner resolved it from `uncertain`. */
+  resolution?: Resolution;
 }
 
 export interface BeginInput {
@@ -83,6 +112,12 @@ export interface SubmittedInput {
   requestId: string;
   kind: MediaKind;
 }
+
+export type ResolveInput =
+  /** IVA has it: the owner found it (e.g. its result arrived, or IVA's console lists it). */
+  | { status: 'submitted'; dataId?: string; requestId?: string; kind?: MediaKind; note?: string }
+  /** IVA does not have it and it is not to be sent again. */
+  | { status: 'failed'; note?: string };
 
 export interface ResultInput {
   dataId: string;
@@ -119,6 +154,20 @@ export interface Ledger {
   ): Promise<SubmissionRecord>;
   /** A retryable failure: stays `pending`, keeps the error, releases the lease. */
   markRetrying(id: string, error: SubmissionError): Promise<SubmissionRecord>;
+  /**
+   * An ambiguous failure: IVA may have it. `uncertain`, with the cause in `uncertain` and
+   * `error`, lease released. `begin` treats it like `failed` (a redelivery is a duplicate),
+   * so nothing submits it again until `reopenUncertain` or `resolveUncertain`.
+   */
+  markUncertain(id: string, info: UncertainInfo): Promise<SubmissionRecord>;
+  /** The owner's verdict on an `uncertain` submission; SubmissionNotUncertainError otherwise. */
+  resolveUncertain(id: string, input: ResolveInput): Promise<SubmissionRecord>;
+  /**
+   * The owner asks to send an `uncertain` submission again: back to `pending` with a lease
+   * for the caller (attempts + 1), `resolution.action = resubmitted`. Exactly one of
+   * concurrent callers wins; the others get SubmissionNotUncertainError.
+   */
+  reopenUncertain(id: string, options?: { leaseMs?: number; note?: string }): Promise<SubmissionRecord>;
   recordResult(input: ResultInput): Promise<ResultOutcome>;
   get(id: string): Promise<SubmissionRecord | undefined>;
   getByDataId(dataId: string): Promise<SubmissionRecord | undefined>;

@@ -7,6 +7,7 @@ import {
   InvalidCursorError,
   createLedgerTable,
   SubmissionNotFoundError,
+  SubmissionNotUncertainError,
   type Ledger,
 } from '../../lib/ledger/index';
 
@@ -140,6 +141,87 @@ describe('begin: exactly one submitter per submission', () => {
     await expect(ledger.markFailed('nope', { code: 'X', message: 'y' })).rejects.toBeInstanceOf(
       SubmissionNotFoundError,
     );
+  });
+});
+
+describe('uncertain: IVA may have it, nothing resubmits it until its owner decides', () => {
+  const lost = {
+    code: 'ConnectionLostAfterSend',
+    message: 'the connection closed after the request was sent',
+    sentAt: '2026-11-30T12:00:00.100Z',
+    failedAt: '2026-11-30T12:00:03.000Z',
+  };
+
+  it('records the cause and timestamps, releases the lease, and a redelivery is a duplicate', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'u', ...base });
+    const uncertain = await ledger.markUncertain('u', lost);
+    expect(uncertain).toMatchObject({
+      status: 'uncertain',
+      submitStatus: 'uncertain',
+      uncertain: lost,
+      error: { code: 'ConnectionLostAfterSend' },
+    });
+    expect(uncertain.leaseUntil).toBeUndefined();
+    expect(await ledger.get('u')).toMatchObject({ status: 'uncertain', uncertain: lost });
+    const again = await ledger.begin({ id: 'u', ...base });
+    expect(again).toMatchObject({ action: 'duplicate', record: { status: 'uncertain', attempts: 1 } });
+    const listed = await ledger.listByTask('task-1');
+    expect(listed.items.map((r) => [r.id, r.status])).toEqual([['u', 'uncertain']]);
+  });
+
+  it('resolve submitted: links the data id and picks up a callback that arrived before', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'u', ...base });
+    await ledger.markUncertain('u', lost);
+    await ledger.recordResult({
+      dataId: 'img-u',
+      taskId: 'task-1',
+      status: 'completed',
+      location: 's3://b/results/task-1/img-u/x.json',
+      receivedAt: '2026-11-30T12:00:05Z',
+    });
+    const resolved = await ledger.resolveUncertain('u', { status: 'submitted', dataId: 'img-u', note: 'found it' });
+    expect(resolved).toMatchObject({
+      status: 'completed',
+      submitStatus: 'submitted',
+      dataId: 'img-u',
+      resolution: { action: 'submitted', note: 'found it' },
+      uncertain: lost,
+    });
+    expect(resolved.error).toBeUndefined();
+    expect((await ledger.getByDataId('img-u'))?.id).toBe('u');
+  });
+
+  it('resolve failed ends it failed with the cause kept; a second resolution is refused', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'u', ...base });
+    await ledger.markUncertain('u', lost);
+    const failed = await ledger.resolveUncertain('u', { status: 'failed' });
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'ConnectionLostAfterSend' } });
+    expect(failed.resolution).toMatchObject({ action: 'failed' });
+    const second = ledger.resolveUncertain('u', { status: 'submitted' });
+    await expect(second).rejects.toBeInstanceOf(SubmissionNotUncertainError);
+    await expect(second).rejects.toMatchObject({ code: 'SubmissionNotUncertain', status: 'failed' });
+    await expect(ledger.reopenUncertain('u')).rejects.toMatchObject({ code: 'SubmissionNotUncertain' });
+    await expect(ledger.resolveUncertain('nope', { status: 'failed' })).rejects.toBeInstanceOf(SubmissionNotFoundError);
+  });
+
+  it('reopen: exactly one of concurrent resubmit requests gets the lease', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'u', ...base });
+    await ledger.markUncertain('u', lost);
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => ledger.reopenUncertain('u')));
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    expect((won[0] as PromiseFulfilledResult<Awaited<ReturnType<Ledger['get']>>>).value).toMatchObject({
+      status: 'pending',
+      attempts: 2,
+      resolution: { action: 'resubmitted' },
+    });
+    for (const o of outcomes.filter((o) => o.status === 'rejected'))
+      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(SubmissionNotUncertainError);
+    expect((await ledger.get('u'))?.leaseUntil).toBeDefined();
   });
 });
 
