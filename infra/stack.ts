@@ -261,6 +261,23 @@ export class IvaBridgeStack extends Stack {
       }),
     );
     directSubmit.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn));
+    // GET /v1/submissions/{id}/result(s): reads stored callback bodies (and signs the
+    // short-lived GET URL large ones redirect to); lists only under results/.
+    directSubmit.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadResults',
+        actions: ['s3:GetObject'],
+        resources: [this.bucket.arnForObjects(`${RESULTS_PREFIX}*`)],
+      }),
+    );
+    directSubmit.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ListResults',
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${RESULTS_PREFIX}*`] } },
+      }),
+    );
 
     resultCallback.addToRolePolicy(ledgerAccess);
     resultCallback.addToRolePolicy(
@@ -283,13 +300,20 @@ export class IvaBridgeStack extends Stack {
       }),
     );
     for (const fn of [objectCreated, directSubmit, resultCallback]) {
-      acknowledge(fn.role as iam.Role, [
-        {
-          id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(fn === objectCreated || fn === directSubmit ? INCOMING_PREFIX : RESULTS_PREFIX)}]`,
+      const prefixes =
+        fn === objectCreated
+          ? [INCOMING_PREFIX]
+          : fn === directSubmit
+            ? [INCOMING_PREFIX, RESULTS_PREFIX]
+            : [RESULTS_PREFIX];
+      acknowledge(
+        fn.role as iam.Role,
+        prefixes.map((prefix) => ({
+          id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(prefix)}]`,
           reason:
             'Object ARNs are limited to one key prefix (incoming/* or results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
-        },
-      ]);
+        })),
+      );
     }
 
     // ---------------------------------------------------------------- API
@@ -559,7 +583,12 @@ export class IvaBridgeStack extends Stack {
     v1.addResource('images').addMethod('POST', direct, multipart);
     v1.addResource('videos').addMethod('POST', direct, multipart);
     v1.addResource('uploads').addMethod('POST', direct, keyed);
-    v1.addResource('submissions').addResource('{id}').addMethod('GET', direct, keyed);
+    const submission = v1.addResource('submissions').addResource('{id}');
+    submission.addMethod('GET', direct, keyed);
+    submission.addResource('result').addMethod('GET', direct, keyed);
+    const results = submission.addResource('results');
+    results.addMethod('GET', direct, keyed);
+    results.addResource('{resultId}').addMethod('GET', direct, keyed);
     v1.addResource('tasks').addResource('{taskId}').addResource('submissions').addMethod('GET', direct, keyed);
     // Vendor-compatible form: POST /?Action=AddAsyncTaskImageData&Version=2022-05-13.
     api.root.addMethod('POST', direct, multipart);

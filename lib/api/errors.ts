@@ -60,6 +60,10 @@ export const API_ERRORS = {
   InvalidCursor: 400,
   InvalidLimit: 400,
   InvalidSubmissionId: 400,
+  // Results
+  ResultNotReady: 404,
+  ResultNotFound: 404,
+  InvalidResultId: 400,
   // Ours, not the client's fault
   UpstreamCredentialsRejected: 502,
   UpstreamCredentialsUnavailable: 503,

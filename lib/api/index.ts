@@ -7,6 +7,7 @@ import { handleSubmit } from './direct';
 import { ApiError } from './errors';
 import { errorResponse } from './responses';
 import { route, UNKNOWN_ACTION, type Route } from './router';
+import { handleGetResult, handleGetResultById, handleListResults } from './results';
 import { handleGetSubmission, handleListTaskSubmissions } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { handleCreateUpload } from './uploads';
@@ -15,6 +16,7 @@ export * from './types';
 export { ApiError, API_ERRORS, type ApiErrorCode } from './errors';
 export { SUBMISSION_ID_HEADER, API_VERSION } from './responses';
 export { VIDEO_MAX_BYTES, uploadKey, sanitizeSegment } from './uploads';
+export { INLINE_RESULT_MAX_BYTES, RESULT_ID_HEADER, RESULT_URL_TTL_SECONDS } from './results';
 export { newSubmissionId, DEFAULT_MAX_BUDGET_MS } from './direct';
 
 export interface Api {
@@ -29,6 +31,12 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
       return handleCreateUpload(req, deps);
     case 'getSubmission':
       return handleGetSubmission(r.id, deps);
+    case 'getResult':
+      return handleGetResult(r.id, deps);
+    case 'listResults':
+      return handleListResults(r.id, deps);
+    case 'getResultById':
+      return handleGetResultById(r.id, r.resultId, deps);
     case 'listTaskSubmissions':
       return handleListTaskSubmissions(r.taskId, req, deps);
   }

@@ -13,6 +13,9 @@ export type Route =
   | { op: 'submit'; kind: MediaKind; action: string }
   | { op: 'createUpload'; action: 'CreateUpload' }
   | { op: 'getSubmission'; action: 'GetSubmission'; id: string }
+  | { op: 'getResult'; action: 'GetResult'; id: string }
+  | { op: 'listResults'; action: 'ListResults'; id: string }
+  | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string }
   | { op: 'listTaskSubmissions'; action: 'ListTaskSubmissions'; taskId: string };
 
 /** The operation name used in error metadata before a route is known. */
@@ -85,6 +88,22 @@ export function route(req: ApiRequest): Route {
       if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}');
       return { op: 'getSubmission', action: 'GetSubmission', id: req.pathParameters?.['id'] ?? decode(parts[2]!) };
     }
+    if (parts.length >= 4 && parts.length <= 5 && parts[1] === 'submissions') {
+      const id = req.pathParameters?.['id'] ?? decode(parts[2]!);
+      if (parts.length === 4 && parts[3] === 'result') {
+        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/result');
+        return { op: 'getResult', action: 'GetResult', id };
+      }
+      if (parts.length === 4 && parts[3] === 'results') {
+        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/results');
+        return { op: 'listResults', action: 'ListResults', id };
+      }
+      if (parts.length === 5 && parts[3] === 'results') {
+        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/results/{resultId}');
+        const resultId = req.pathParameters?.['resultId'] ?? decode(parts[4]!);
+        return { op: 'getResultById', action: 'GetResultById', id, resultId };
+      }
+    }
     if (parts.length === 4 && parts[1] === 'tasks' && parts[3] === 'submissions') {
       if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/tasks/{TaskID}/submissions');
       const fromGateway =
@@ -94,6 +113,6 @@ export function route(req: ApiRequest): Route {
   }
   throw new ApiError(
     'RouteNotFound',
-    `No route ${method} ${path.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/tasks/{TaskID}/submissions`,
+    `No route ${method} ${path.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, GET /v1/tasks/{TaskID}/submissions`,
   );
 }

@@ -50,7 +50,8 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
   return view;
 }
 
-export async function handleGetSubmission(id: string, deps: ApiDeps): Promise<ApiResponse> {
+/** The record, or the 400/404 every `/v1/submissions/{id}…` route answers. */
+export async function loadSubmission(id: string, deps: ApiDeps): Promise<SubmissionRecord> {
   if (id === '' || id.length > 256 || CONTROL.test(id))
     throw new ApiError('InvalidSubmissionId', 'The submission id must be 1-256 characters without control characters');
   const record = await deps.ledger.get(id);
@@ -59,7 +60,11 @@ export async function handleGetSubmission(id: string, deps: ApiDeps): Promise<Ap
       'SubmissionNotFound',
       `No submission with id "${id.slice(0, 80)}"; ids are returned as SubmissionId by POST /v1/images, /v1/videos and /v1/uploads`,
     );
-  return json(200, submissionView(record));
+  return record;
+}
+
+export async function handleGetSubmission(id: string, deps: ApiDeps): Promise<ApiResponse> {
+  return json(200, submissionView(await loadSubmission(id, deps)));
 }
 
 export function parseLimit(raw: string | undefined): number {

@@ -289,10 +289,17 @@ describe('IAM', () => {
     expect(json(statementsOf('resultCallback'))).not.toMatch(/incoming/);
   });
 
-  it('direct-submit may only put objects under incoming/ (presigned uploads)', () => {
+  it('direct-submit puts only under incoming/ (presigned uploads) and reads and lists only results/', () => {
     const s3 = s3Statements(statementsOf('directSubmit'));
-    expect(s3.flatMap(actionsOf)).toEqual(['s3:PutObject']);
-    expect(json(resourcesOf(s3[0] as Statement))).toMatch(/\/incoming\/\*"/);
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    const byAction = (a: string) => s3.find((s) => actionsOf(s).includes(a)) as Statement;
+    expect(actionsOf(byAction('s3:PutObject'))).toEqual(['s3:PutObject']);
+    expect(json(resourcesOf(byAction('s3:PutObject')))).toMatch(/\/incoming\/\*"/);
+    expect(actionsOf(byAction('s3:GetObject'))).toEqual(['s3:GetObject']);
+    expect(json(resourcesOf(byAction('s3:GetObject')))).toMatch(/\/results\/\*"/);
+    expect(json(resourcesOf(byAction('s3:GetObject')))).not.toMatch(/incoming/);
+    const list = byAction('s3:ListBucket');
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['results/*'] } });
   });
 
   it('lets each function read exactly its secrets', () => {
@@ -351,6 +358,9 @@ describe('API', () => {
     expect([...methods.keys()].sort()).toEqual(
       [
         'GET /v1/submissions/{id}',
+        'GET /v1/submissions/{id}/result',
+        'GET /v1/submissions/{id}/results',
+        'GET /v1/submissions/{id}/results/{resultId}',
         'GET /v1/tasks/{taskId}/submissions',
         'POST /',
         'POST /callbacks/{secret}',
