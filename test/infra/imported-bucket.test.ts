@@ -36,13 +36,19 @@ describe('IvaBridgeStack on an existing bucket', () => {
       .map((r) => (propsOf(r).Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
     // object-created, direct-submit, result-callback and the size-guard authorizer.
     expect(fnRoles).toHaveLength(4);
-    const s3Resources = fnRoles.flatMap((role) =>
-      roleStatements(resources, role)
-        .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
-        .flatMap(resourcesOf),
+    const s3Statements = fnRoles.flatMap((role) =>
+      roleStatements(resources, role).filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))),
     );
+    const objectStatements = s3Statements.filter((s) => !actionsOf(s).includes('s3:ListBucket'));
+    const s3Resources = objectStatements.flatMap(resourcesOf);
     expect(s3Resources.length).toBeGreaterThanOrEqual(3);
     for (const r of s3Resources) expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|results)\/\*"/);
+    // Listing (GET /v1/submissions/{id}/results) is on the bucket, limited to the results/ prefix.
+    const lists = s3Statements.filter((s) => actionsOf(s).includes('s3:ListBucket'));
+    expect(lists).toHaveLength(1);
+    expect(actionsOf(lists[0] as (typeof lists)[number])).toEqual(['s3:ListBucket']);
+    expect(JSON.stringify(resourcesOf(lists[0] as (typeof lists)[number]))).toMatch(/:s3:::team-media"/);
+    expect(lists[0]?.Condition).toEqual({ StringLike: { 's3:prefix': ['results/*'] } });
   });
 
   it('omits the quota when it is 0 and the account logging role when disabled', () => {
