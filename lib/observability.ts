@@ -1,13 +1,61 @@
 /**
- * One Powertools logger and metrics instance per container. Every line is JSON; the
- * functions append submission id, TaskID, data id and IVA RequestId as persistent or
- * per-line keys. Service name and namespace come from POWERTOOLS_SERVICE_NAME /
- * POWERTOOLS_METRICS_NAMESPACE (set by the stack), with defaults for local runs.
+ * Logging and metrics, one vocabulary for the whole code base:
+ *
+ * - `LoggerPort` / `MetricsPort`: what lib/ asks for. They are the subsets of Powertools'
+ *   Logger and Metrics that lib/ uses, so the real ones are passed in without adapters.
+ *   Every lib/ entry point takes them the same way, as `logger?` and `metrics?` in its
+ *   deps, and the same default applies everywhere: `silentLogger` / `noMetrics` (library
+ *   code says nothing unless given somewhere to say it; tests stay quiet).
+ * - `logger` / `metrics`: one Powertools instance of each per container, which every
+ *   handler passes to lib/ (see `withObservability`). Every line is JSON; the functions
+ *   append submission id, TaskID, data id and IVA RequestId as persistent or per-line
+ *   keys. Service name and namespace come from POWERTOOLS_SERVICE_NAME /
+ *   POWERTOOLS_METRICS_NAMESPACE (set by the stack), with defaults for local runs.
+ * - `METRIC`: the metric names dashboards and alarms rely on.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 
 export { MetricUnit };
+
+export type LogAttributes = Record<string, unknown>;
+
+/** The logging lib/ does. Powertools' `Logger` fits as it is. */
+export interface LoggerPort {
+  debug(message: string, ...attributes: LogAttributes[]): void;
+  info(message: string, ...attributes: LogAttributes[]): void;
+  warn(message: string, ...attributes: LogAttributes[]): void;
+  error(message: string, ...attributes: LogAttributes[]): void;
+  /** Keys added to every later line of the invocation. */
+  appendKeys(attributes: LogAttributes): void;
+}
+
+export type MetricUnitValue = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/** The metrics lib/ records. Powertools' `Metrics` fits as it is. */
+export interface MetricsPort {
+  addMetric(name: string, unit: MetricUnitValue, value: number): void;
+}
+
+/** The default logger of every lib/ entry point: says nothing. */
+export const silentLogger: LoggerPort = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  appendKeys: () => {},
+};
+
+/** The default metrics of every lib/ entry point: records nothing. */
+export const noMetrics: MetricsPort = { addMetric: () => {} };
+
+/** What a lib/ entry point takes for observability; handlers fill it with `withObservability`. */
+export interface ObservabilityDeps {
+  /** @default silentLogger */
+  logger?: LoggerPort;
+  /** @default noMetrics */
+  metrics?: MetricsPort;
+}
 
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'iva-bridge' });
 
@@ -45,3 +93,8 @@ export const METRIC = {
   callbacksRejected: 'CallbacksRejected',
   resultsStored: 'ResultsStored',
 } as const;
+
+/** The deps with the container's Powertools logger and metrics where the caller gave none (handlers). */
+export function withObservability<T extends ObservabilityDeps>(deps: T): T & Required<ObservabilityDeps> {
+  return { ...deps, logger: deps.logger ?? logger, metrics: deps.metrics ?? metrics };
+}

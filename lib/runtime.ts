@@ -31,3 +31,15 @@ export function ivaFromEnv(env: Env = process.env): IvaRuntime {
   });
   return { client, credentials };
 }
+
+/**
+ * A value, or a factory called once on first use: how handlers take their deps, so
+ * importing a handler reads no environment and builds no client (tests pass the value).
+ */
+export function lazy<T>(value: T | (() => T)): () => T {
+  let built: { value: T } | undefined;
+  return () => {
+    built ??= { value: typeof value === 'function' ? (value as () => T)() : value };
+    return built.value;
+  };
+}

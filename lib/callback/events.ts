@@ -8,6 +8,7 @@ import { sdkRequestHandler } from '../storage/sdk-http';
 import type { ResultStatus } from '../ledger/types';
 import { EventPublishError } from './errors';
 import type { StoredObject } from './store';
+import { awsErrorName } from '../aws/errors';
 
 export const EVENT_SOURCE = 'iva-bridge';
 export const RESULT_STORED_DETAIL_TYPE = 'IVA Result Stored';
@@ -56,7 +57,7 @@ export function createEventBridgePublisher(options: EventBridgePublisherOptions 
           }),
         );
       } catch (error) {
-        throw new EventPublishError(`PutEvents failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+        throw new EventPublishError(`PutEvents failed: ${awsErrorName(error)}`);
       }
       // PutEvents answers 200 even when an entry is refused: the count is the only signal.
       if ((out.FailedEntryCount ?? 0) > 0) {

@@ -34,6 +34,7 @@ import type { EventPublisher } from './events';
 import { identify, isMatchable, type CallbackIdentity } from './identify';
 import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
 import { hasMarker, putMarker, putOnce, resultKey, type StoreOutcome } from './store';
+import { awsErrorName } from '../aws/errors';
 
 /** The Powertools logger by default; tests may inject their own. */
 export type CallbackLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -96,7 +97,7 @@ async function handle(
   try {
     accepted = await deps.secrets.get();
   } catch (error) {
-    log.error('Callback secret unavailable', { errorName: (error as { name?: string })?.name });
+    log.error('Callback secret unavailable', { errorName: awsErrorName(error) });
     throw new SecretUnavailableError();
   }
   // No refresh on a mismatch: anyone could then make every request read Secrets Manager.
@@ -176,7 +177,7 @@ async function handle(
     // The event is out; without the marker a replay would publish it again (at-least-once).
     log.warn('Event marker not written; a replay of this callback would publish again', {
       ...where,
-      errorName: (error as { name?: string })?.name,
+      errorName: awsErrorName(error),
     });
   }
   log.info('Callback stored and published', {
@@ -206,7 +207,7 @@ async function record(
       receivedAt: stored.receivedAt,
     });
   } catch (error) {
-    throw new LedgerUnavailableError(`recordResult failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+    throw new LedgerUnavailableError(`recordResult failed: ${awsErrorName(error)}`);
   }
 }
 
@@ -216,7 +217,7 @@ function identifySafely(value: unknown, log: CallbackLogger): CallbackIdentity |
     return identify(value);
   } catch (error) {
     log.warn('Callback identifiers could not be read; keeping it as unmatched', {
-      errorName: (error as { name?: string })?.name,
+      errorName: awsErrorName(error),
     });
     return undefined;
   }

@@ -17,6 +17,7 @@
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { uriEscape } from '../signer/index';
 import { StorageUnavailableError } from './errors';
+import { awsErrorName, awsHttpStatus, isAwsError, s3ObjectAbsence } from '../aws/errors';
 
 export const RESULTS_PREFIX = 'results/';
 export const UNMATCHED_PREFIX = `${RESULTS_PREFIX}_unmatched/`;
@@ -59,14 +60,6 @@ export const markerKey = (sha256: string) => `${EMITTED_PREFIX}${sha256}`;
 
 export const s3Uri = (bucket: string, key: string) => `s3://${bucket}/${key}`;
 
-function status(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-}
-
-function errorName(error: unknown): string {
-  return (error as { name?: string })?.name ?? 'Error';
-}
-
 /** The object's metadata, or undefined when it is not there (404, or 403 without ListBucket). */
 export async function headObject(
   s3: S3Client,
@@ -79,10 +72,9 @@ export async function headObject(
     if (!metadata['received-at'] && out.LastModified) metadata['received-at'] = out.LastModified.toISOString();
     return metadata;
   } catch (error) {
-    const code = status(error);
-    if (code === 404 || code === 403 || errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey')
-      return undefined;
-    throw new StorageUnavailableError(`HeadObject failed: ${errorName(error)}`);
+    // A hidden key (403, no s3:ListBucket) is "not there yet" too: the conditional put decides.
+    if (s3ObjectAbsence(error) !== undefined) return undefined;
+    throw new StorageUnavailableError(`HeadObject failed: ${awsErrorName(error)}`);
   }
 }
 
@@ -114,13 +106,13 @@ export async function putOnce(s3: S3Client, input: PutOnceInput): Promise<StoreO
     );
     return { ...base, duplicate: false, receivedAt: input.receivedAt };
   } catch (error) {
-    if (status(error) === 412 || errorName(error) === 'PreconditionFailed') {
+    if (awsHttpStatus(error) === 412 || isAwsError(error, 'PreconditionFailed')) {
       // A concurrent delivery of the same body stored it first.
       const winner = await headObject(s3, bucket, key).catch(() => undefined);
       return { ...base, duplicate: true, receivedAt: winner?.['received-at'] ?? input.receivedAt };
     }
     // 409 ConditionalRequestConflict (a concurrent conditional write) lands here too: retryable.
-    throw new StorageUnavailableError(`PutObject failed: ${errorName(error)}`);
+    throw new StorageUnavailableError(`PutObject failed: ${awsErrorName(error)}`);
   }
 }
 

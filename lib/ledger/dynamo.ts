@@ -38,6 +38,7 @@ import type {
   SubmittedInput,
   UncertainInfo,
 } from './types';
+import { isAwsError } from '../aws/errors';
 
 export interface DynamoLedgerOptions {
   tableName: string;
@@ -101,10 +102,7 @@ export async function createLedgerTable(
 }
 
 function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as { name?: string })?.name === 'ConditionalCheckFailedException'
-  );
+  return error instanceof ConditionalCheckFailedException || isAwsError(error, 'ConditionalCheckFailedException');
 }
 
 function toRecord(item: Item): SubmissionRecord {

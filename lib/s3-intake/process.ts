@@ -28,6 +28,7 @@ import {
   stripQuotes,
   type PartialPlan,
 } from './rules';
+import { awsErrorFields, s3ObjectAbsence } from '../aws/errors';
 
 type Attrs = Record<string, unknown>;
 
@@ -116,22 +117,7 @@ function errorFields(error: unknown): Attrs {
       requestId: error.requestId,
       retryable: error.retryable,
     };
-  const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  return {
-    errorCode: e?.code ?? e?.name ?? 'Error',
-    errorMessage: e?.message ?? String(error),
-    httpStatus: e?.$metadata?.httpStatusCode,
-  };
-}
-
-function isNotFound(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return (
-    e?.name === 'NotFound' ||
-    e?.name === 'NoSuchKey' ||
-    e?.name === 'NoSuchVersion' ||
-    e?.$metadata?.httpStatusCode === 404
-  );
+  return awsErrorFields(error);
 }
 
 /**
@@ -182,7 +168,10 @@ export function createIntake(deps: IntakeDeps) {
         }),
       );
     } catch (error) {
-      if (isNotFound(error)) return undefined;
+      // Only S3's plain "missing" ends the upload (ObjectNotFound, a permanent failure). A
+      // 403 may be a missing key hidden by the absent s3:ListBucket, or a real denial a
+      // fixed policy cures: it is thrown, so the message is redelivered and ends in the DLQ.
+      if (s3ObjectAbsence(error) === 'missing') return undefined;
       throw error;
     }
   }

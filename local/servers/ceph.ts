@@ -18,6 +18,7 @@ import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, type S3
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { closeServer, listen, urlOf } from './http-close';
+import { isAwsError } from '../../lib/aws/errors';
 
 export interface S3Endpoint {
   /** `http://127.0.0.1:PORT`; use path-style addressing. */
@@ -100,7 +101,7 @@ export async function createBucket(ceph: S3Endpoint, name: string): Promise<void
   try {
     await client.send(new CreateBucketCommand({ Bucket: name }));
   } catch (err) {
-    if ((err as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw err;
+    if (!isAwsError(err, 'BucketAlreadyOwnedByYou')) throw err;
   } finally {
     client.destroy();
   }

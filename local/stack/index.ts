@@ -38,6 +38,7 @@ export {
   type Route,
   type RestProxyEvent,
 } from './api-gateway';
+import { isAwsError } from '../../lib/aws/errors';
 export { LocalQueue, type DeadLetter, type SqsBatchEvent, type SqsRecord } from './sqs';
 export { awsRecord, type AwsS3EventRecord } from './s3-events';
 export { lambdaContext, type LocalHandler, type LocalLambdaContext } from './lambda';
@@ -244,7 +245,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       try {
         await s3.send(new CreateBucketCommand({ Bucket: bucket }));
       } catch (err) {
-        if ((err as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw err;
+        if (!isAwsError(err, 'BucketAlreadyOwnedByYou')) throw err;
       }
       const receiver: NotificationReceiver = await startNotificationReceiver(
         (body) => factsFrom(body, false).forEach(onFact),
