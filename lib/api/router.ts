@@ -30,7 +30,8 @@ function segments(path: string): string[] {
   return path.split('/').filter((s) => s !== '');
 }
 
-function decode(segment: string): string {
+/** A path segment decoded; the callers check the path's length first, so `undefined` never reaches here in practice. */
+function decode(segment: string | undefined = ''): string {
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -86,10 +87,10 @@ export function route(req: ApiRequest): Route {
     }
     if (parts.length === 3 && parts[1] === 'submissions') {
       if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}');
-      return { op: 'getSubmission', action: 'GetSubmission', id: req.pathParameters?.['id'] ?? decode(parts[2]!) };
+      return { op: 'getSubmission', action: 'GetSubmission', id: req.pathParameters?.['id'] ?? decode(parts[2]) };
     }
     if (parts.length >= 4 && parts.length <= 5 && parts[1] === 'submissions') {
-      const id = req.pathParameters?.['id'] ?? decode(parts[2]!);
+      const id = req.pathParameters?.['id'] ?? decode(parts[2]);
       if (parts.length === 4 && parts[3] === 'result') {
         if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/result');
         return { op: 'getResult', action: 'GetResult', id };
@@ -100,7 +101,7 @@ export function route(req: ApiRequest): Route {
       }
       if (parts.length === 5 && parts[3] === 'results') {
         if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/results/{resultId}');
-        const resultId = req.pathParameters?.['resultId'] ?? decode(parts[4]!);
+        const resultId = req.pathParameters?.['resultId'] ?? decode(parts[4]);
         return { op: 'getResultById', action: 'GetResultById', id, resultId };
       }
     }
@@ -108,7 +109,7 @@ export function route(req: ApiRequest): Route {
       if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/tasks/{TaskID}/submissions');
       const fromGateway =
         req.pathParameters?.['TaskID'] ?? req.pathParameters?.['taskId'] ?? req.pathParameters?.['taskID'];
-      return { op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: fromGateway ?? decode(parts[2]!) };
+      return { op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: fromGateway ?? decode(parts[2]) };
     }
   }
   throw new ApiError(

@@ -34,19 +34,19 @@ export function fromMultipartError(error: MultipartError): ApiError {
 
 /** The Content-Type must be multipart/form-data with a usable boundary. */
 export function checkMultipartContentType(contentType: string | undefined): string {
-  if (!isMultipartFormData(contentType)) {
+  if (contentType === undefined || !isMultipartFormData(contentType)) {
     throw new ApiError(
       'UnsupportedMediaType',
       `Send multipart/form-data (a "Request" JSON field and an ImageFile/VideoFile part), got ${contentType ? `"${contentType.slice(0, 100)}"` : 'no Content-Type'}`,
     );
   }
   try {
-    checkBoundary(contentType!);
+    checkBoundary(contentType);
   } catch (error) {
     if (error instanceof MultipartError) throw fromMultipartError(error);
     throw error;
   }
-  return contentType!;
+  return contentType;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -96,7 +96,8 @@ function requestText(form: ParsedForm): string {
       throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
     return field.value;
   }
-  const file = asFiles[0]!;
+  // Exactly one Request part and it is not a text field: it is the file part.
+  const [file] = asFiles as [FilePart];
   if (file.size > MAX_REQUEST_FIELD_BYTES)
     throw new ApiError('RequestTooLarge', `The Request field exceeds ${MAX_REQUEST_FIELD_BYTES} bytes`);
   return Buffer.concat(file.chunks).toString('utf8');
@@ -254,15 +255,16 @@ function checkFiles(form: ParsedForm, kind: MediaKind, sourceType: 'url' | 'file
 export function validateDirect(form: ParsedForm, kind: MediaKind): DirectSubmission {
   const fields = validateRequestObject(parseRequestJson(requestText(form)), kind);
   const file = checkFiles(form, kind, fields.sourceType);
+  // validateRequestObject sets url for Source "url"; checkFiles throws MissingFile for "file" without a part.
   const source: DirectSource =
-    fields.sourceType === 'url'
-      ? { type: 'url', url: fields.url! }
+    fields.sourceType === 'url' || !file
+      ? { type: 'url', url: fields.url ?? '' }
       : {
           type: 'file',
-          chunks: file!.chunks,
-          size: file!.size,
-          contentType: file!.mimeType,
-          ...(file!.filename !== undefined ? { filename: file!.filename } : {}),
+          chunks: file.chunks,
+          size: file.size,
+          contentType: file.mimeType,
+          ...(file.filename !== undefined ? { filename: file.filename } : {}),
         };
   return {
     kind,

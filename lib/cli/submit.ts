@@ -115,10 +115,10 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
   if (values.help) return 'help';
 
   const inputs = (['image', 'image-url', 'video', 'video-url'] as const).filter((key) => values[key] !== undefined);
-  if (inputs.length === 0) throw new UsageError('one of --image, --image-url, --video, --video-url is required');
+  const [input] = inputs;
+  if (input === undefined) throw new UsageError('one of --image, --image-url, --video, --video-url is required');
   if (inputs.length > 1)
     throw new UsageError(`conflicting options: ${inputs.map((key) => `--${key}`).join(', ')} (give exactly one)`);
-  const input = inputs[0]!;
   const value = values[input] as string;
   if (value === '') throw new UsageError(`--${input} must not be empty`);
   const taskId = values['task-id'];

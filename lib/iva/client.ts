@@ -151,7 +151,7 @@ async function hashPiecesAroundStream(prefix: Buffer, file: StreamFile, suffix: 
     body.update(piece);
     if (own && piece !== prefix && piece !== suffix) own.update(piece);
   }
-  if (own && own.digest('hex') !== file.sha256!.toLowerCase()) {
+  if (own && own.digest('hex') !== file.sha256?.toLowerCase()) {
     throw new IvaInputError('FileChecksumMismatch', 'the file does not match the SHA-256 given for it');
   }
   return body.digest('hex');
@@ -296,19 +296,20 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         path: `${path}?${signed.queryString}`,
         headers: { ...signed.headers, 'Content-Length': String(body.length) },
       });
-      const finish = (error: IvaError | undefined, answer?: RawAnswer): void => {
+      const finish = (outcome: { error: IvaError } | { answer: RawAnswer }): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        if (error) {
+        if ('error' in outcome) {
           req.destroy();
-          reject(error);
-        } else resolve(answer!);
+          reject(outcome.error);
+        } else resolve(outcome.answer);
       };
-      const onAbort = (): void => finish(new IvaAbortedError(signal?.reason));
+      const fail = (error: IvaError): void => finish({ error });
+      const onAbort = (): void => fail(new IvaAbortedError(signal?.reason));
       // One timer covers connect, upload and reading the answer: nothing can hang.
-      const timer = setTimeout(() => finish(new IvaTimeoutError(attemptTimeoutMs)), attemptTimeoutMs);
+      const timer = setTimeout(() => fail(new IvaTimeoutError(attemptTimeoutMs)), attemptTimeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
 
       req.on('response', (res: IncomingMessage) => {
@@ -318,31 +319,33 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > MAX_RESPONSE_BYTES)
-            return finish(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
+            return fail(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
           chunks.push(chunk);
         });
         res.on('end', () => {
           const serverTime = res.headers.date ? Date.parse(res.headers.date) : Number.NaN;
-          finish(undefined, {
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks),
-            ...(Number.isNaN(serverTime) ? {} : { serverTime }),
+          finish({
+            answer: {
+              status: res.statusCode ?? 0,
+              body: Buffer.concat(chunks),
+              ...(Number.isNaN(serverTime) ? {} : { serverTime }),
+            },
           });
         });
         res.on('error', (error) =>
-          finish(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)),
+          fail(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)),
         );
         res.on('close', () => {
-          if (!res.complete) finish(new IvaNetworkError("connection closed before IVA's answer was complete"));
+          if (!res.complete) fail(new IvaNetworkError("connection closed before IVA's answer was complete"));
         });
       });
       req.on('error', (error) => {
         // An early answer (401 before the body was read) can break the upload: the answer wins.
-        if (!responded) finish(new IvaNetworkError(`request to IVA failed: ${error.message}`, error));
+        if (!responded) fail(new IvaNetworkError(`request to IVA failed: ${error.message}`, error));
       });
       pipeline(body.open(), req).catch((error: unknown) => {
-        if (error instanceof IvaError) finish(error);
-        else if (!responded) finish(toIvaError(error));
+        if (error instanceof IvaError) fail(error);
+        else if (!responded) fail(toIvaError(error));
       });
     });
   }

@@ -422,7 +422,7 @@ export function createIntake(deps: IntakeDeps) {
     messages: readonly IntakeMessage[],
     remainingMs: () => number,
   ): Promise<MessageOutcome[]> {
-    type Job = { message: IntakeMessage; record: ObjectCreatedRecord };
+    type Job = { message: IntakeMessage; record: ObjectCreatedRecord; outcome: MessageOutcome };
     const jobs: Job[] = [];
     const outcomes = new Map<string, MessageOutcome>();
     for (const message of messages) {
@@ -436,7 +436,7 @@ export function createIntake(deps: IntakeDeps) {
         }
         for (const skipped of parsed.ignored)
           deps.logger.info('Ignored: not an ObjectCreated event', { messageId: message.messageId, ...skipped });
-        for (const record of parsed.records) jobs.push({ message, record });
+        for (const record of parsed.records) jobs.push({ message, record, outcome });
       } catch (error) {
         if (!(error instanceof MalformedMessageError)) throw error;
         // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
@@ -453,7 +453,7 @@ export function createIntake(deps: IntakeDeps) {
     // divided by the waves of records still to start at this concurrency.
     let notStarted = jobs.length;
     await Promise.all(
-      jobs.map(({ message, record }) =>
+      jobs.map(({ message, record, outcome }) =>
         limiter.run(async () => {
           const waves = Math.max(1, Math.ceil(notStarted / limiter.limit));
           notStarted--;
@@ -465,7 +465,6 @@ export function createIntake(deps: IntakeDeps) {
             key: record.key,
             versionId: record.versionId,
           });
-          const outcome = outcomes.get(message.messageId)!;
           try {
             const result = await processRecord(record, budgetMs, remainingMs, log);
             outcome.records.push(result);

@@ -69,11 +69,10 @@ export function uriEscape(value: string): string {
 }
 
 export function canonicalQuery(query: Query = {}): string {
-  return Object.keys(query)
-    .filter((key) => query[key] !== undefined && query[key] !== null)
-    .sort()
-    .map((key) => {
-      const value = query[key]!;
+  return Object.entries(query)
+    .filter((entry): entry is [string, string | readonly string[]] => entry[1] !== undefined && entry[1] !== null)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, value]) => {
       const name = uriEscape(key);
       if (typeof value === 'string') return `${name}=${uriEscape(value)}`;
       return `${name}=${[...value].map(uriEscape).sort().join(`&${name}=`)}`;
@@ -236,12 +235,7 @@ export function parseAuthorization(value: string | undefined): ParsedAuthorizati
       value.trim(),
     );
   if (!match) return undefined;
-  return {
-    accessKeyId: match[1]!,
-    shortDate: match[2]!,
-    region: match[3]!,
-    service: match[4]!,
-    signedHeaders: match[5]!.split(';'),
-    signature: match[6]!,
-  };
+  // Every group of the pattern is required, so a match has all six (the defaults never apply).
+  const [, accessKeyId = '', shortDate = '', region = '', service = '', signedHeaders = '', signature = ''] = match;
+  return { accessKeyId, shortDate, region, service, signedHeaders: signedHeaders.split(';'), signature };
 }

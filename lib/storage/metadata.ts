@@ -31,7 +31,7 @@ export function decodeMetadataValue(value: string): string {
             'latin1',
           );
     try {
-      return new TextDecoder(charset.split('*')[0]!.toLowerCase(), { fatal: true }).decode(bytes);
+      return new TextDecoder(charset.replace(/\*.*$/, '').toLowerCase(), { fatal: true }).decode(bytes);
     } catch {
       return whole; // unknown charset or invalid bytes: keep the value as sent, never guess
     }
