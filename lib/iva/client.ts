@@ -3,7 +3,7 @@
  *
  * The body is sent as the pieces the caller already holds (prefix, file, suffix):
  * hashed in place once, then written piece by piece to the socket, so a 50 MB file is
- * never joined into a new buffer. Retries follow shared/reference/iva-api.md.
+ * never joined into a new buffer. Retries follow docs/iva-api.md (gateway error codes).
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';

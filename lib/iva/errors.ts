@@ -1,4 +1,4 @@
-/** All errors of the IVA client. Classification follows shared/reference/iva-api.md. */
+/** All errors of the IVA client. Classification follows docs/iva-api.md (gateway error codes). */
 
 const RETRYABLE_CODES = new Set([
   'FlowLimitExceeded',

@@ -1,5 +1,5 @@
 /**
- * The pure rules of PRODUCT.md section 1: which keys are submitted, and what an object
+ * The pure rules of docs/contract.md, "S3 intake": which keys are submitted, and what an object
  * becomes (TaskID, kind, Name, Desc, AlgoParamConf). No I/O here.
  */
 import { createHash } from 'node:crypto';
@@ -174,7 +174,7 @@ export function parseAlgoParamConf(raw: string | undefined): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-/** Applies every rule; the first failure wins, in the order PRODUCT.md lists them. */
+/** Applies every rule; the first failure wins, in the order docs/contract.md lists them. */
 export function decide(facts: ObjectFacts, config: RuleConfig): Decision {
   const partial: PartialPlan = {
     name: meta(facts, META.name) ?? (fileNameOf(facts.key) || undefined),

@@ -1,5 +1,5 @@
 /**
- * Volcengine "HMAC-SHA256" V4-style request signer (see shared/reference/iva-api.md).
+ * Volcengine "HMAC-SHA256" V4-style request signer (see docs/iva-api.md, "Signing").
  *
  * Written here instead of using `@volcengine/openapi` because the official SDK costs
  * ~45 ms of cold start and hashes a copy of the body: this signer hashes the body as

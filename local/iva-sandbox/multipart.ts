@@ -1,6 +1,6 @@
 /**
  * Parses and validates an AddAsyncTask{Image,Video}Data body the way the vendor page
- * describes it (shared/reference/iva-api.md): a `Request` JSON text field and, for
+ * describes it (docs/iva-api.md): a `Request` JSON text field and, for
  * Source=file, one `ImageFile` / `VideoFile` part, in any order.
  */
 import busboy from 'busboy';

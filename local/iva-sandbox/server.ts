@@ -1,5 +1,5 @@
 /**
- * A local stand-in for Volcengine's IVA gateway (shared/reference/iva-api.md): a real
+ * A local stand-in for Volcengine's IVA gateway (docs/iva-api.md): a real
  * HTTP server that checks signatures, validates bodies like the vendor page, fetches
  * Source=url objects (proving presigned URLs work), records what it accepted and posts
  * callbacks. Used by the tests and by `npm start`; faults can be injected in-process or

@@ -2,7 +2,7 @@
  * A real S3 for tests: the one-node Ceph RADOS Gateway that `scripts/ceph-rgw.sh start`
  * runs (it writes `.local/ceph/env` and `.local/ceph/ceph.json`). Unlike s3rver it
  * verifies SigV4, presigned URLs and `If-None-Match`, and pushes bucket notifications
- * over HTTP. Its traps (shared/reference/local-s3.md): region must be us-east-1, streamed
+ * over HTTP. Its traps (docs/local-s3.md): region must be us-east-1, streamed
  * uploads need checksums WHEN_REQUIRED (else 411), and notification records carry raw
  * keys, `eventSource: 'ceph:s3'` and an empty `awsRegion`.
  *

@@ -1,6 +1,6 @@
 /**
  * In-process S3 stand-in (npm `s3rver`) on a free 127.0.0.1 port, storing in a temp
- * folder that close() removes. Traps (shared/reference/local-s3.md):
+ * folder that close() removes. Traps (docs/local-s3.md):
  * - it does not verify signatures or checksums: use lib/storage/s3-client (checksums
  *   WHEN_REQUIRED) or streamed PutObject bodies are stored with aws-chunked framing;
  * - paginated listing (continuation tokens) needs DES, i.e. a process started with

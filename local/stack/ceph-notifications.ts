@@ -1,5 +1,5 @@
 /**
- * Bucket notifications from a Ceph RADOS Gateway (shared/reference/local-s3.md), set up
+ * Bucket notifications from a Ceph RADOS Gateway (docs/local-s3.md), set up
  * by local/servers/ceph.ts enableBucketNotifications: RGW pushes each record as an
  * HTTP POST to a receiver of ours, synchronously with the upload (non-persistent
  * topic), so the receiver answers at once and hands the body on.

@@ -1,5 +1,5 @@
 /**
- * The whole function set on one machine, in one Node process (PRODUCT.md section 6):
+ * The whole function set on one machine, in one Node process (docs/contract.md, "On one machine"):
  * dynalite with the ledger table, an S3 (embedded s3rver, or any S3 endpoint such as the
  * project's Ceph RGW), S3 → SQS delivery into object-created, the IVA sandbox (or the
  * real IVA endpoint), a local EventBridge, and an API Gateway emulation in front of

@@ -5,7 +5,7 @@
  * with lib/signer, so a mistake made in both would pass there. Here the signature is
  * recomputed by the vendor's own Node signer (`@volcengine/openapi/lib/base/sign.js`),
  * the body hash by node:crypto, the multipart by busboy, and the rules come straight
- * from shared/reference/iva-api.md. It is stricter than the vendor page where the page
+ * from docs/iva-api.md. It is stricter than the vendor page where the page
  * is silent (unknown Request fields, a file part with Source=url): a reviewer's own
  * gateway may be just as strict, so the product must not depend on leniency.
  */
