@@ -15,7 +15,8 @@ import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
 import { json, SUBMISSION_ID_HEADER } from './responses';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
-import { isPlainObject } from './validate';
+import { checkAlgoParamConf, checkDesc, checkKind, checkName, checkTaskId } from '../submission/validate';
+import { field, isPlainObject } from './validate';
 
 /** S3's largest single PUT; a presigned URL cannot do multipart uploads. */
 export const VIDEO_MAX_BYTES = 5 * 1024 * 1024 * 1024;
@@ -46,8 +47,6 @@ export interface UploadTicket {
   Bucket: string;
 }
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
 function str(body: Record<string, unknown>, ...names: string[]): unknown {
   for (const n of names) if (body[n] !== undefined && body[n] !== null) return body[n];
   return undefined;
@@ -59,27 +58,11 @@ export function validateUploadRequest(body: unknown): UploadRequest {
       'InvalidJson',
       'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?}',
     );
-  const taskId = str(body, 'TaskID');
-  if (taskId === undefined || (typeof taskId === 'string' && taskId.trim() === ''))
-    throw new ApiError('MissingTaskID', 'TaskID is required: the id of the IVA async task the file belongs to');
-  if (typeof taskId !== 'string' || taskId.length > 256 || CONTROL.test(taskId))
-    throw new ApiError('InvalidTaskID', 'TaskID must be a string of at most 256 characters without control characters');
-  const kind = str(body, 'Kind', 'kind');
-  if (kind !== 'image' && kind !== 'video')
-    throw new ApiError(
-      'InvalidKind',
-      `Kind must be "image" or "video", got ${JSON.stringify(kind)?.slice(0, 40) ?? 'nothing'}`,
-    );
-  const name = str(body, 'Name');
-  if (name === undefined || (typeof name === 'string' && name.trim() === ''))
-    throw new ApiError('MissingName', 'Name is required (the file name IVA shows)');
-  if (typeof name !== 'string' || name.length > 1024 || CONTROL.test(name))
-    throw new ApiError('InvalidName', 'Name must be a string of at most 1024 characters without control characters');
-  const desc = str(body, 'Desc');
-  if (desc !== undefined && typeof desc !== 'string') throw new ApiError('InvalidDesc', 'Desc must be a string');
-  const algo = str(body, 'AlgoParamConf');
-  if (algo !== undefined && !isPlainObject(algo))
-    throw new ApiError('InvalidAlgoParamConf', 'AlgoParamConf must be a JSON object of algorithm parameters');
+  const taskId = field(() => checkTaskId(str(body, 'TaskID'), 'TaskID', ' the file belongs to'));
+  const kind = field(() => checkKind(str(body, 'Kind', 'kind'), 'Kind'));
+  const name = field(() => checkName(str(body, 'Name'), 'Name'));
+  const desc = field(() => checkDesc(str(body, 'Desc'), 'Desc'));
+  const algo = field(() => checkAlgoParamConf(str(body, 'AlgoParamConf'), 'AlgoParamConf'));
   const contentType = str(body, 'ContentType') ?? DEFAULT_CONTENT_TYPE;
   if (typeof contentType !== 'string' || !MIME.test(contentType))
     throw new ApiError(
@@ -105,8 +88,8 @@ export function validateUploadRequest(body: unknown): UploadRequest {
     name,
     contentType,
     size,
-    ...(desc !== undefined ? { desc: desc as string } : {}),
-    ...(algo !== undefined ? { algoParamConf: algo as Record<string, unknown> } : {}),
+    ...(desc !== undefined ? { desc } : {}),
+    ...(algo !== undefined ? { algoParamConf: algo } : {}),
   };
 }
 

@@ -5,6 +5,15 @@
 import { IMAGE_MAX_BYTES } from '../config';
 import type { MediaKind } from '../iva/types';
 import { checkBoundary, isMultipartFormData, MultipartError, type FilePart, type ParsedForm } from '../multipart/index';
+import {
+  checkAlgoParamConf,
+  checkDesc,
+  checkName,
+  checkTaskId,
+  escapeForLog,
+  isPlainObject,
+  SubmissionFieldError,
+} from '../submission/validate';
 import { ApiError } from './errors';
 
 export const FILE_FIELD: Record<MediaKind, 'ImageFile' | 'VideoFile'> = { image: 'ImageFile', video: 'VideoFile' };
@@ -37,7 +46,7 @@ export function checkMultipartContentType(contentType: string | undefined): stri
   if (contentType === undefined || !isMultipartFormData(contentType)) {
     throw new ApiError(
       'UnsupportedMediaType',
-      `Send multipart/form-data (a "Request" JSON field and an ImageFile/VideoFile part), got ${contentType ? `"${contentType.slice(0, 100)}"` : 'no Content-Type'}`,
+      `Send multipart/form-data (a "Request" JSON field and an ImageFile/VideoFile part), got ${contentType ? `"${escapeForLog(contentType, 100)}"` : 'no Content-Type'}`,
     );
   }
   try {
@@ -49,9 +58,7 @@ export function checkMultipartContentType(contentType: string | undefined): stri
   return contentType;
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isPlainObject };
 
 function blank(value: unknown): boolean {
   return value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
@@ -60,7 +67,7 @@ function blank(value: unknown): boolean {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `"${value.slice(0, 40)}"`;
+  if (typeof value === 'string') return `"${escapeForLog(value, 40)}"`;
   return `a ${typeof value}`;
 }
 
@@ -128,20 +135,31 @@ export interface RequestFields {
   algoParamConf?: Record<string, unknown>;
 }
 
+/** A field rule's verdict as the API answers it: same code, same message. */
+export function fieldError(error: SubmissionFieldError): ApiError {
+  return new ApiError(error.code, error.message, { cause: error });
+}
+
+/** Runs one of lib/submission's field rules, answering its failure as an ApiError. */
+export function field<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof SubmissionFieldError) throw fieldError(error);
+    throw error;
+  }
+}
+
 /** Validates the Request JSON object for `kind` (shared shape with IVA). */
 export function validateRequestObject(request: Record<string, unknown>, kind: MediaKind): RequestFields {
-  const taskId = request['TaskID'];
-  if (blank(taskId)) {
-    const alt = ['TaskId', 'taskId', 'task_id', 'TaskID '].find((k) => k in request);
-    throw new ApiError(
-      'MissingTaskID',
-      `Request.TaskID is required: the id of the IVA async task this ${kind} belongs to${alt ? ` (got "${alt}"; the key is spelled TaskID)` : ''}`,
-    );
-  }
-  if (typeof taskId !== 'string')
-    throw new ApiError('InvalidTaskID', `Request.TaskID must be a string, got ${describe(taskId)}`);
-  if (taskId.length > 256 || /[\u0000-\u001f\u007f]/.test(taskId))
-    throw new ApiError('InvalidTaskID', 'Request.TaskID must be at most 256 characters without control characters');
+  const alt = ['TaskId', 'taskId', 'task_id', 'TaskID '].find((k) => k in request);
+  const taskId = field(() =>
+    checkTaskId(
+      request['TaskID'],
+      'Request.TaskID',
+      ` this ${kind} belongs to${alt ? ` (got "${alt}"; the key is spelled TaskID)` : ''}`,
+    ),
+  );
 
   const key = MEDIA_KEY[kind];
   const media = request[key];
@@ -159,13 +177,7 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
   if (!isPlainObject(media))
     throw new ApiError('InvalidRequest', `Request.${key} must be an object, got ${describe(media)}`);
 
-  const name = media['Name'];
-  if (blank(name))
-    throw new ApiError('MissingName', `Request.${key}.Name is required (a non-empty name for the ${kind})`);
-  if (typeof name !== 'string')
-    throw new ApiError('InvalidName', `Request.${key}.Name must be a string, got ${describe(name)}`);
-  if (name.length > 1024 || /[\u0000-\u001f\u007f]/.test(name))
-    throw new ApiError('InvalidName', `Request.${key}.Name must be at most 1024 characters without control characters`);
+  const name = field(() => checkName(media['Name'], `Request.${key}.Name`));
 
   const source = media['Source'];
   if (source !== 'url' && source !== 'file') {
@@ -186,21 +198,10 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
       );
     out.url = url;
   }
-  const desc = media['Desc'];
-  if (desc !== undefined && desc !== null) {
-    if (typeof desc !== 'string')
-      throw new ApiError('InvalidDesc', `Request.${key}.Desc must be a string, got ${describe(desc)}`);
-    out.desc = desc;
-  }
-  const algo = request['AlgoParamConf'];
-  if (algo !== undefined && algo !== null) {
-    if (!isPlainObject(algo))
-      throw new ApiError(
-        'InvalidAlgoParamConf',
-        `Request.AlgoParamConf must be a JSON object of algorithm parameters, got ${describe(algo)}`,
-      );
-    out.algoParamConf = algo;
-  }
+  const desc = field(() => checkDesc(media['Desc'], `Request.${key}.Desc`));
+  if (desc !== undefined) out.desc = desc;
+  const algo = field(() => checkAlgoParamConf(request['AlgoParamConf'], 'Request.AlgoParamConf'));
+  if (algo !== undefined) out.algoParamConf = algo;
   return out;
 }
 
@@ -218,7 +219,7 @@ function checkFiles(form: ParsedForm, kind: MediaKind, sourceType: 'url' | 'file
     if (file.field !== expected) {
       throw new ApiError(
         'UnknownFilePart',
-        `Unknown file part "${file.field.slice(0, 64)}": the ${kind} goes in a part named "${expected}"`,
+        `Unknown file part "${escapeForLog(file.field, 64)}": the ${kind} goes in a part named "${expected}"`,
       );
     }
   }

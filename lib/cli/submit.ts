@@ -11,6 +11,7 @@ import { ENV, ivaTarget, type Env } from '../config';
 import { createIvaClient } from '../iva/client';
 import { IvaError, IvaInputError } from '../iva/errors';
 import type { MediaKind, SubmitInput, SubmitSource } from '../iva/types';
+import { checkDesc, checkName, checkTaskId, parseAlgoParamConf, SubmissionFieldError } from '../submission/validate';
 
 export interface CliIo {
   stdout: { write(text: string): unknown };
@@ -70,6 +71,16 @@ backoff within the budget; an expired X-Date is re-signed once.
 `;
 
 class UsageError extends Error {}
+
+/** Runs one of lib/submission's field rules; its failure is a usage error (exit 2). */
+function usage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof SubmissionFieldError) throw new UsageError(error.message);
+    throw error;
+  }
+}
 /** A local file cannot be read: exit 2 like a usage error, without pointing at --help. */
 class LocalFileError extends Error {}
 
@@ -121,21 +132,9 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
     throw new UsageError(`conflicting options: ${inputs.map((key) => `--${key}`).join(', ')} (give exactly one)`);
   const value = values[input] as string;
   if (value === '') throw new UsageError(`--${input} must not be empty`);
-  const taskId = values['task-id'];
-  if (!taskId || taskId.trim() === '') throw new UsageError('--task-id is required');
-
-  let algoParamConf: Record<string, unknown> | undefined;
-  if (values['algo-param-conf'] !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(values['algo-param-conf']);
-    } catch (error) {
-      throw new UsageError(`--algo-param-conf is not valid JSON: ${(error as Error).message}`);
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-      throw new UsageError('--algo-param-conf must be a JSON object');
-    algoParamConf = parsed as Record<string, unknown>;
-  }
+  // The same field rules as the API and the S3 path (lib/submission): refused here, never sent.
+  const taskId = usage(() => checkTaskId(values['task-id'], '--task-id'));
+  const algoParamConf = usage(() => parseAlgoParamConf(values['algo-param-conf'], '--algo-param-conf'));
 
   let budgetMs: number | undefined;
   if (values['budget-ms'] !== undefined) {
@@ -172,13 +171,15 @@ async function plan(args: string[]): Promise<SubmitPlan | 'help'> {
   }
   const name = values.name ?? defaultName;
   if (!name || name.trim() === '') throw new UsageError('--name is required when the URL has no file name');
+  usage(() => checkName(name, '--name'));
+  const desc = usage(() => checkDesc(values.desc, '--desc'));
 
   return {
     kind,
     taskId,
     name,
     source,
-    ...(values.desc !== undefined ? { desc: values.desc } : {}),
+    ...(desc !== undefined ? { desc } : {}),
     ...(algoParamConf ? { algoParamConf } : {}),
     ...(budgetMs !== undefined ? { budgetMs } : {}),
   };

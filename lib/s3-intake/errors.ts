@@ -1,8 +1,11 @@
 /** All errors of the S3 intake package. */
+import type { SubmissionFieldCode } from '../submission/validate';
 
 /** Codes recorded on a submission that can never be sent (the upload itself is wrong). */
 export type IntakeFailureCode =
   | 'MissingTaskId'
+  // The field rules shared with the API (lib/submission): the same codes as its 400s.
+  | SubmissionFieldCode
   | 'UnsupportedMediaType'
   | 'InvalidAlgoParamConf'
   | 'ImageTooLarge'

@@ -15,6 +15,7 @@ import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../l
 import { METRIC, MetricUnit } from '../observability';
 import { decodeMetadataValue } from '../storage/metadata';
 import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
+import { escapeForLog } from '../submission/validate';
 import { IntakeRuleError, MalformedMessageError, NoTimeLeftError } from './errors';
 import { parseMessageBody, type ObjectCreatedRecord } from './events';
 import { createLimiter, type Limiter } from './limiter';
@@ -85,6 +86,16 @@ const DEFAULT_SAFETY_MS = 5_000;
 const DEFAULT_MIN_BUDGET_MS = 1_000;
 const DEFAULT_LEASE_MARGIN_MS = 10_000;
 
+/** Longest string value a log line carries (an S3 key is at most 1024 bytes; IVA's messages are short). */
+const LOG_VALUE_MAX_CHARS = 500;
+
+/** Every string in a log line made safe: the key, the metadata and the errors are the uploader's text. */
+function safeAttrs(attrs: Attrs): Attrs {
+  const out: Attrs = {};
+  for (const [k, v] of Object.entries(attrs)) out[k] = typeof v === 'string' ? escapeForLog(v, LOG_VALUE_MAX_CHARS) : v;
+  return out;
+}
+
 /** Keys every line about one record carries; concurrency-safe (no shared appendKeys). */
 class RecordLog {
   readonly keys: Attrs;
@@ -98,13 +109,13 @@ class RecordLog {
     for (const [k, v] of Object.entries(more)) if (v !== undefined) this.keys[k] = v;
   }
   info(message: string, extra: Attrs = {}): void {
-    this.sink.info(message, { ...this.keys, ...extra });
+    this.sink.info(message, safeAttrs({ ...this.keys, ...extra }));
   }
   warn(message: string, extra: Attrs = {}): void {
-    this.sink.warn(message, { ...this.keys, ...extra });
+    this.sink.warn(message, safeAttrs({ ...this.keys, ...extra }));
   }
   error(message: string, extra: Attrs = {}): void {
-    this.sink.error(message, { ...this.keys, ...extra });
+    this.sink.error(message, safeAttrs({ ...this.keys, ...extra }));
   }
 }
 
@@ -435,17 +446,19 @@ export function createIntake(deps: IntakeDeps) {
           continue;
         }
         for (const skipped of parsed.ignored)
-          deps.logger.info('Ignored: not an ObjectCreated event', { messageId: message.messageId, ...skipped });
+          deps.logger.info(
+            'Ignored: not an ObjectCreated event',
+            safeAttrs({ messageId: message.messageId, ...skipped }),
+          );
         for (const record of parsed.records) jobs.push({ message, record, outcome });
       } catch (error) {
         if (!(error instanceof MalformedMessageError)) throw error;
         // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
         outcome.retry = true;
-        deps.logger.error('Malformed message; left for the dead-letter queue', {
-          messageId: message.messageId,
-          errorCode: error.code,
-          errorMessage: error.message,
-        });
+        deps.logger.error(
+          'Malformed message; left for the dead-letter queue',
+          safeAttrs({ messageId: message.messageId, errorCode: error.code, errorMessage: error.message }),
+        );
       }
     }
 

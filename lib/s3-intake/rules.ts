@@ -5,6 +5,17 @@
 import { createHash } from 'node:crypto';
 import type { MediaKind } from '../iva/types';
 import { decodeMetadataValue } from '../storage/metadata';
+import {
+  checkDesc,
+  checkKind,
+  checkName,
+  checkTaskId,
+  escapeForLog,
+  hasControlCharacter,
+  NAME_MAX_CHARS,
+  parseAlgoParamConf as parseFieldAlgoParamConf,
+  SubmissionFieldError,
+} from '../submission/validate';
 import { IntakeRuleError } from './errors';
 
 export const INCOMING_PREFIX = 'incoming/';
@@ -142,53 +153,69 @@ export function kindFromExtension(key: string): MediaKind | undefined {
 export function resolveKind(facts: ObjectFacts): MediaKind {
   const declared = meta(facts, META.kind);
   if (declared !== undefined) {
-    const lower = declared.toLowerCase();
-    if (lower === 'image' || lower === 'video') return lower;
-    throw new IntakeRuleError(
-      'UnsupportedMediaType',
-      `Metadata ${META.kind} must be "image" or "video", got "${declared.slice(0, 40)}"`,
-    );
+    try {
+      return checkKind(declared, `Metadata ${META.kind}`);
+    } catch (error) {
+      // The S3 path's documented code for a kind it cannot submit.
+      if (error instanceof SubmissionFieldError) throw new IntakeRuleError('UnsupportedMediaType', error.message);
+      throw error;
+    }
   }
   const kind = kindFromContentType(facts.contentType) ?? kindFromExtension(facts.key);
   if (kind) return kind;
   throw new IntakeRuleError(
     'UnsupportedMediaType',
-    `Cannot tell image from video: no ${META.kind} metadata, Content-Type "${facts.contentType ?? ''}" is neither image/* nor video/*, and the file extension is not a known one`,
+    `Cannot tell image from video: no ${META.kind} metadata, Content-Type "${escapeForLog(facts.contentType ?? '', 100)}" is neither image/* nor video/*, and the file extension is not a known one`,
   );
 }
 
+/** The metadata's AlgoParamConf, by the same rule as the API's (lib/submission). */
 export function parseAlgoParamConf(raw: string | undefined): Record<string, unknown> | undefined {
-  if (raw === undefined) return undefined;
-  let value: unknown;
+  return intakeField(() => parseFieldAlgoParamConf(raw, `Metadata ${META.algoParamConf}`));
+}
+
+/** Runs one of lib/submission's field rules; its failure is recorded with the same code as the API's. */
+function intakeField<T>(check: () => T): T {
   try {
-    value = JSON.parse(raw);
+    return check();
   } catch (error) {
-    throw new IntakeRuleError(
-      'InvalidAlgoParamConf',
-      `Metadata ${META.algoParamConf} is not valid JSON: ${(error as Error).message}`,
-    );
+    if (error instanceof SubmissionFieldError) throw new IntakeRuleError(error.code, error.message);
+    throw error;
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new IntakeRuleError('InvalidAlgoParamConf', `Metadata ${META.algoParamConf} must be a JSON object`);
-  }
-  return value as Record<string, unknown>;
+}
+
+/** Where the TaskID came from, so a refusal names the place to fix. */
+function taskIdSource(facts: ObjectFacts): string {
+  if (meta(facts, META.taskId) !== undefined) return `Metadata ${META.taskId}`;
+  if (taskIdFromKey(facts.key) !== undefined) return `The key segment ${INCOMING_PREFIX}<TaskID>/`;
+  return 'The default TaskID';
 }
 
 /** Applies every rule; the first failure wins, in the order docs/contract.md lists them. */
 export function decide(facts: ObjectFacts, config: RuleConfig): Decision {
-  const partial: PartialPlan = {
-    name: meta(facts, META.name) ?? (fileNameOf(facts.key) || undefined),
-    desc: meta(facts, META.desc),
-  };
+  const partial: PartialPlan = {};
   try {
-    const taskId = resolveTaskId(facts, config.defaultTaskId);
-    if (taskId) partial.taskId = taskId;
-    else {
+    // Name first: a failed record still shows the file it was about.
+    const rawName = meta(facts, META.name) ?? (fileNameOf(facts.key) || undefined);
+    if (rawName !== undefined && !hasControlCharacter(rawName) && rawName.length <= NAME_MAX_CHARS)
+      partial.name = rawName;
+    const rawTaskId = resolveTaskId(facts, config.defaultTaskId);
+    if (!rawTaskId) {
       throw new IntakeRuleError(
         'MissingTaskId',
         `No TaskID: set metadata ${META.taskId}, upload under ${INCOMING_PREFIX}<TaskID>/…, or configure a default TaskID`,
       );
     }
+    // An invalid TaskID is never recorded as the record's TaskID (it would be a task
+    // index key and a log key): the record is found by its id or by status instead.
+    const taskId = intakeField(() => checkTaskId(rawTaskId, taskIdSource(facts)));
+    partial.taskId = taskId;
+    const name = intakeField(() =>
+      checkName(rawName ?? taskId, `The Name (metadata ${META.name}, else the file name)`),
+    );
+    partial.name = name;
+    const desc = intakeField(() => checkDesc(meta(facts, META.desc)));
+    if (desc !== undefined) partial.desc = desc;
     const kind = resolveKind(facts);
     partial.kind = kind;
     const algoParamConf = parseAlgoParamConf(meta(facts, META.algoParamConf));
@@ -198,8 +225,8 @@ export function decide(facts: ObjectFacts, config: RuleConfig): Decision {
         `The image is ${facts.size} bytes; IVA accepts at most ${config.imageMaxBytes} bytes per image`,
       );
     }
-    const plan: SubmissionPlan = { taskId, kind, name: partial.name ?? taskId };
-    if (partial.desc !== undefined) plan.desc = partial.desc;
+    const plan: SubmissionPlan = { taskId, kind, name };
+    if (desc !== undefined) plan.desc = desc;
     if (algoParamConf !== undefined) plan.algoParamConf = algoParamConf;
     return { ok: true, plan };
   } catch (error) {

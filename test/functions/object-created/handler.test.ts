@@ -477,6 +477,32 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(metricCounts).toEqual({ Failed: 3 });
   });
 
+  it('refuses a TaskID the API refuses (control characters, thousands of characters) as failed InvalidTaskID, never sent, never logged raw', async () => {
+    const crlf = await upload('incoming/ok/crlf.jpg', 'x', { metadata: { 'iva-task-id': b64('task\r\nX-Evil: 1') } });
+    const nul = await upload('incoming/ok/nul.jpg', 'x', { metadata: { 'iva-task-id': b64('ta\u0000sk') } });
+    const long = await upload('incoming/ok/long.jpg', 'x', { metadata: { 'iva-task-id': b64('L'.repeat(1_000)) } });
+    // (An over-long key segment is covered by test/submission: s3rver cannot store one, its file names stop at 255.)
+    const all = [crlf, nul, long];
+    const out = await run(createHandler(deps()), sqsEvent(...all.map((n) => sqsRecord(JSON.stringify(n)))));
+    expect(out).toEqual({ batchItemFailures: [] });
+    expect(sandbox.requests).toHaveLength(0);
+    for (const n of all) {
+      const record = await ledger.get(idOf(n));
+      expect(record).toMatchObject({ status: 'failed', error: { code: 'InvalidTaskID' } });
+      expect(record?.taskId).toBeUndefined();
+      expect(record?.error?.message).not.toMatch(/[\r\n\u0000]/);
+    }
+    const logged = JSON.stringify(lines);
+    for (const line of lines) {
+      for (const value of [line.message, ...Object.values(line.attrs)]) {
+        if (typeof value !== 'string') continue;
+        expect(value).not.toMatch(/\p{Cc}/u);
+        expect(value.length).toBeLessThan(600);
+      }
+    }
+    expect(logged).not.toContain('L'.repeat(300));
+  });
+
   it('submits a new upload to the same key again, and drops the stale event of an overwritten object', async () => {
     const handler = createHandler(deps());
     const first = await upload('incoming/re/same.jpg', 'first');
