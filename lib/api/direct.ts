@@ -187,7 +187,17 @@ async function answerFailure(
   let answer: ApiError;
   if (error instanceof IvaError) answer = mapIvaError(error);
   else if (error instanceof ApiError) answer = error;
-  else throw error;
+  else {
+    // A fault of ours (a bug, an unforeseen exception): the client gets a 500 and nothing
+    // redelivers this request, so its record ends `failed` rather than `pending` for ever.
+    await deps.ledger
+      .markFailed(id, { code: 'InternalError', message: 'An internal error ended this submission; resubmit it' })
+      .catch((ledgerError: unknown) =>
+        deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message }),
+      );
+    deps.metrics?.count(METRIC.failed);
+    throw error;
+  }
   // The ledger keeps IVA's own code and message; the client gets ours where they differ.
   const cause = error instanceof IvaError ? error : answer;
   const record = {

@@ -19,6 +19,7 @@ export const API_ERRORS = {
   MissingBody: 400,
   MalformedMultipart: 400,
   MalformedPartHeader: 400,
+  MissingPartName: 400,
   TruncatedMultipart: 400,
   TooManyParts: 400,
   PayloadTooLarge: 413,

@@ -520,14 +520,23 @@ function encodeCursor(key: Item): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
+/** Longest cursor this ledger writes: four short keys, base64url-encoded. */
+const MAX_CURSOR_CHARS = 2048;
+/** The sort key of the task index: `<ISO timestamp>#<submission id>`. */
+const GSI_SORT_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#([^\p{Cc}]{1,256})$/u;
+
 function decodeCursor(cursor: string, taskId: string): Item {
   try {
+    if (cursor.length > MAX_CURSOR_CHARS) throw new Error('too long');
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Item;
     // Keys only: refuse anything that could point the query elsewhere.
     const fields = Object.keys(key).sort().join(',');
     if (fields !== 'gsi1pk,gsi1sk,pk,sk' || key.gsi1pk !== `TASK#${taskId}`) throw new Error('foreign cursor');
-    // A forged cursor with non-string or empty keys would reach DynamoDB as a ValidationException (a 500).
-    if (!Object.values(key).every((v) => typeof v === 'string' && v !== '')) throw new Error('forged cursor');
+    // Exactly the shape this listing writes (a submission item of this task), so a forged
+    // value (empty, over-long, another item's key) cannot reach DynamoDB as a
+    // ValidationException (a 500).
+    const id = typeof key.gsi1sk === 'string' ? GSI_SORT_KEY.exec(key.gsi1sk)?.[1] : undefined;
+    if (!id || key.sk !== 'SUB' || key.pk !== `SUB#${id}`) throw new Error('forged cursor');
     return key;
   } catch {
     throw new InvalidCursorError();

@@ -6,6 +6,7 @@ export type MultipartErrorCode =
   | 'InvalidBoundary'
   | 'MalformedMultipart'
   | 'MalformedPartHeader'
+  | 'MissingPartName'
   | 'TruncatedMultipart'
   | 'TooManyParts'
   | 'FieldTooLarge';

@@ -143,10 +143,28 @@ export function parseMultipart(body: Buffer, contentType: string, options: Parse
       resolve({ fields, files });
     };
 
+    // busboy reports a part with no name (or name="") as name undefined: nothing could
+    // tell what it is, and it would reach code that reads every part's name.
+    const unnamed = (name: string | undefined): boolean => {
+      if (name !== undefined && name !== '') return false;
+      fail(
+        new MultipartError(
+          'MissingPartName',
+          'A multipart part has no name: every part needs Content-Disposition: form-data; name="Request" (or "ImageFile" / "VideoFile")',
+        ),
+      );
+      return true;
+    };
+
     parser.on('field', (name, value, info) => {
+      if (unnamed(name)) return;
       fields.push({ name, value, truncated: info.valueTruncated });
     });
     parser.on('file', (field, stream, info) => {
+      if (unnamed(field)) {
+        stream.resume();
+        return;
+      }
       const part: FilePart = {
         field,
         mimeType: info.mimeType,
