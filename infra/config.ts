@@ -32,6 +32,8 @@ export interface IvaBridgeConfig {
   logLevel: LogLevel;
   /** Use this existing bucket instead of creating one (no lifecycle/versioning/logging set by the stack). */
   existingBucketName?: string;
+  /** Region of the existing bucket; checked against the stack's region before anything is created. */
+  existingBucketRegion?: string;
   /** E-mail subscribed to the alarm topic; no topic when unset. */
   alarmEmail?: string;
   /** Days after which objects under `incoming/` expire (and noncurrent versions of every object). */
@@ -50,8 +52,10 @@ export interface IvaBridgeConfig {
   /** EventBridge bus receiving result events. */
   eventBusName: string;
   /**
-   * Let the stack set the account's API Gateway CloudWatch role (needed once per account
-   * and region for access logs). Set false when the account already has one.
+   * Let the stack set the account's API Gateway CloudWatch role (AWS::ApiGateway::Account,
+   * one per account and region: it replaces whatever role other APIs of the account log
+   * through). Off by default; turn on only in an account and region that has none yet
+   * (`aws apigateway get-account` shows no cloudwatchRoleArn), since access logs need one.
    */
   apiGatewayCloudWatchRole: boolean;
 }
@@ -74,7 +78,7 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
   apiBurstLimit: 20,
   apiQuotaPerDay: 10_000,
   eventBusName: DEFAULTS.eventBusName,
-  apiGatewayCloudWatchRole: true,
+  apiGatewayCloudWatchRole: false,
 };
 
 /** Retention values CloudWatch Logs accepts. */
@@ -125,6 +129,14 @@ function bool(ctx: ContextSource, key: keyof IvaBridgeConfig, fallback: boolean)
   throw new ConfigError(`Context "${key}" must be true or false, got "${raw}"`);
 }
 
+function regionName(ctx: ContextSource, key: keyof IvaBridgeConfig): string | undefined {
+  const raw = str(ctx, key);
+  if (raw !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw)) {
+    throw new ConfigError(`Context "${key}" must be an AWS region name such as eu-west-1, got "${raw}"`);
+  }
+  return raw;
+}
+
 export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
   const d = DEFAULT_CONFIG;
   const logLevel = (str(ctx, 'logLevel') ?? d.logLevel).toUpperCase();
@@ -163,6 +175,7 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     ivaCallsPerInvocation: int(ctx, 'ivaCallsPerInvocation', d.ivaCallsPerInvocation, 1, 10),
     logLevel: logLevel as LogLevel,
     existingBucketName: str(ctx, 'existingBucketName'),
+    existingBucketRegion: regionName(ctx, 'existingBucketRegion'),
     alarmEmail,
     incomingExpirationDays: int(ctx, 'incomingExpirationDays', d.incomingExpirationDays, 1),
     presignSecretArn,

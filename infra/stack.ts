@@ -7,7 +7,18 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import {
+  Annotations,
+  Aws,
+  CfnOutput,
+  CfnRule,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -18,14 +29,13 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
 import { DEFAULTS, ENV } from '../lib/config';
-import { ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
+import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const INCOMING_PREFIX = 'incoming/';
@@ -162,9 +172,10 @@ export class IvaBridgeStack extends Stack {
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
     });
-    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.queue), {
+    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, s3EventsTo(this.queue, this.bucket.bucketArn), {
       prefix: INCOMING_PREFIX,
     });
+    if (config.existingBucketName) this.requireBucketRegion(config);
 
     // ---------------------------------------------------------------- functions
     const shared: Record<string, string> = {
@@ -224,18 +235,17 @@ export class IvaBridgeStack extends Stack {
     );
 
     // ---------------------------------------------------------------- grants
+    // Only the calls lib/ledger makes: single-item reads and writes for every function,
+    // and Query on the task index for the one that serves listings (direct-submit).
     const ledgerAccess = new iam.PolicyStatement({
       sid: 'LedgerReadWrite',
-      actions: [
-        'dynamodb:GetItem',
-        'dynamodb:BatchGetItem',
-        'dynamodb:Query',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:DeleteItem',
-        'dynamodb:ConditionCheckItem',
-      ],
-      resources: [this.table.tableArn, `${this.table.tableArn}/index/gsi1`],
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      resources: [this.table.tableArn],
+    });
+    const ledgerListing = new iam.PolicyStatement({
+      sid: 'LedgerListByTask',
+      actions: ['dynamodb:Query'],
+      resources: [`${this.table.tableArn}/index/gsi1`],
     });
     const readSecret = (sid: string, ...arns: string[]) =>
       new iam.PolicyStatement({ sid, actions: ['secretsmanager:GetSecretValue'], resources: arns });
@@ -252,6 +262,7 @@ export class IvaBridgeStack extends Stack {
     objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn, ...presignSecretArns));
 
     directSubmit.addToRolePolicy(ledgerAccess);
+    directSubmit.addToRolePolicy(ledgerListing);
     directSubmit.addToRolePolicy(
       // Presigned PUT URLs returned by POST /v1/uploads are signed with this role.
       new iam.PolicyStatement({
@@ -402,6 +413,37 @@ export class IvaBridgeStack extends Stack {
     new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName });
   }
 
+  /**
+   * S3 can only notify a queue in the bucket's own region, and a bucket name does not say
+   * its region: CloudFormation would fail late, in the notification custom resource.
+   * With `existingBucketRegion` the stack checks it first: at synth when the stack's
+   * region is known, else as a template rule that stops the deploy before anything is
+   * created. Without it, synth warns.
+   */
+  private requireBucketRegion(config: IvaBridgeConfig): void {
+    const wanted = config.existingBucketRegion;
+    if (!wanted) {
+      Annotations.of(this).addWarningV2(
+        'iva-bridge:existingBucketRegion',
+        `existingBucketName "${config.existingBucketName}": the bucket must be in the stack's region (S3 notifies only queues of its own region). Add -c existingBucketRegion=<region> to have CloudFormation check it before creating anything.`,
+      );
+      return;
+    }
+    if (!Token.isUnresolved(this.region) && this.region !== wanted) {
+      throw new ConfigError(
+        `Context "existingBucketRegion" is ${wanted} but the stack deploys to ${this.region}: S3 notifies only queues in the bucket's region; deploy the stack to ${wanted}`,
+      );
+    }
+    new CfnRule(this, 'ExistingBucketInStackRegion', {
+      assertions: [
+        {
+          assert: Fn.conditionEquals(Aws.REGION, wanted),
+          assertDescription: `The existing bucket ${config.existingBucketName} is in ${wanted}: deploy this stack to ${wanted} (S3 notifies only queues in the bucket's own region).`,
+        },
+      ],
+    });
+  }
+
   /** How cdk-nag spells `<bucket ARN>/<prefix>*` in an IAM5 finding id. */
   private objectArnFinding(prefix: string): string {
     const cfn = this.bucket.node.defaultChild;
@@ -541,7 +583,10 @@ export class IvaBridgeStack extends Stack {
           status: true,
           user: false,
         }),
-        tracingEnabled: true,
+        // No X-Ray on the stage: API Gateway's trace segment records the full request URL
+        // (http.request.url), and the callback URL's path is its secret. X-Ray cannot be
+        // switched off per method, so tracing the other routes would trace this one too.
+        tracingEnabled: false,
         // ERROR only, never data trace: request bodies hold customer files and the callback path holds a secret.
         loggingLevel: apigw.MethodLoggingLevel.ERROR,
         dataTraceEnabled: false,
@@ -552,6 +597,11 @@ export class IvaBridgeStack extends Stack {
           '/callbacks/{secret}/POST': {
             throttlingRateLimit: CALLBACK_RATE_LIMIT,
             throttlingBurstLimit: CALLBACK_BURST_LIMIT,
+            // No execution logs at all for the route whose path is a secret: even ERROR
+            // entries may quote the request path. Its metrics stay (their Resource
+            // dimension is the template `/callbacks/{secret}`, never the value).
+            loggingLevel: apigw.MethodLoggingLevel.OFF,
+            metricsEnabled: true,
           },
         },
       },
@@ -567,13 +617,20 @@ export class IvaBridgeStack extends Stack {
     // each request's length. With caching off no identity source is needed, and none
     // is wanted: a listed source that is absent (chunked uploads have no
     // Content-Length) would make API Gateway answer 401 without calling the authorizer.
+    //
+    // API Gateway runs authorizers before it checks the API key (an authorizer may be the
+    // key's source). The key header is therefore the authorizer's one identity source:
+    // a request without it is answered 401 by API Gateway without invoking the function
+    // (the UNAUTHORIZED gateway response turns that into the same 403 InvalidApiKey as the
+    // key check), so anonymous clients cannot run it. A request with a wrong key still
+    // runs it once and then fails the key check; stage throttling bounds that.
+    // Content-Length must not be a source: chunked uploads have none, and binary media
+    // types may not pass it at all (then the function's own check answers, see README).
     const sizeGuardAuthorizer = new apigw.RequestAuthorizer(this, 'SizeGuardAuthorizer', {
       handler: sizeGuard,
-      identitySources: [],
+      identitySources: [apigw.IdentitySource.header('x-api-key')],
       resultsCacheTtl: Duration.seconds(0),
     });
-    // CDK writes IdentitySource "" for an empty list; leave the optional property out.
-    (sizeGuardAuthorizer.node.defaultChild as apigw.CfnAuthorizer).addPropertyDeletionOverride('IdentitySource');
     const multipart: apigw.MethodOptions = {
       ...keyed,
       authorizer: sizeGuardAuthorizer,
@@ -722,6 +779,15 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       'InvalidApiKey',
       literal('Missing or invalid x-api-key header.'),
     ],
+    [
+      // Only the size-guard authorizer can produce UNAUTHORIZED here, and only when its
+      // identity source (the x-api-key header) is missing: the same answer as the key check.
+      'MissingApiKey',
+      apigw.ResponseType.UNAUTHORIZED,
+      '403',
+      'InvalidApiKey',
+      literal('Missing or invalid x-api-key header.'),
+    ],
     // API Gateway answers an unknown route or method as a missing auth token; say what it is.
     [
       'NotFound',
@@ -764,6 +830,34 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       templates: { 'application/json': template, 'multipart/form-data': template },
     });
   }
+}
+
+/**
+ * The S3 → SQS notification destination. CDK's SqsDestination grants s3.amazonaws.com
+ * SendMessage pinned only by `aws:SourceArn`; a bucket name can be re-created in another
+ * account, so the statement also pins `aws:SourceAccount` (AWS's guidance for S3
+ * notification queue policies).
+ */
+function s3EventsTo(queue: sqs.Queue, bucketArn: string): s3.IBucketNotificationDestination {
+  return {
+    bind: () => {
+      queue.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'S3ObjectCreatedNotifications',
+          principals: [new iam.ServicePrincipal('s3.amazonaws.com')],
+          actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
+          resources: [queue.queueArn],
+          conditions: {
+            ArnLike: { 'aws:SourceArn': bucketArn },
+            StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          },
+        }),
+      );
+      // Depending on the queue includes its policy: S3 checks the permission when the
+      // notification is written.
+      return { arn: queue.queueArn, type: s3.BucketNotificationDestinationType.QUEUE, dependencies: [queue] };
+    },
+  };
 }
 
 /** Records cdk-nag acknowledgements (v3: CDK's Validations API), each with its reason. */

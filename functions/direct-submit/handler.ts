@@ -74,6 +74,10 @@ export function toApiRequest(event: APIGatewayProxyEvent, context: Context): Api
   return {
     method: typeof event.httpMethod === 'string' ? event.httpMethod : 'GET',
     path: typeof event.path === 'string' ? event.path : '/',
+    ...(typeof event.resource === 'string' && event.resource !== '' ? { resource: event.resource } : {}),
+    ...(typeof event.requestContext?.requestTimeEpoch === 'number'
+      ? { receivedAtMs: event.requestContext.requestTimeEpoch }
+      : {}),
     headers: lowerCaseHeaders(event.headers, event.multiValueHeaders),
     query: queryOf(event),
     ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
@@ -100,7 +104,11 @@ export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps))
 
   const base = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
     const request = toApiRequest(event ?? ({} as APIGatewayProxyEvent), context);
-    logger.appendKeys({ apiRequestId: request.requestId, method: request.method, path: request.path });
+    logger.appendKeys({
+      apiRequestId: request.requestId,
+      method: request.method,
+      route: request.resource ?? request.path,
+    });
     const response = await getApi().handle(request);
     logger.info('answered', { status: response.status });
     return toProxyResult(response);

@@ -36,9 +36,18 @@ export function newSubmissionId(source: 'api' | 'upload'): string {
   return `${source === 'api' ? 'api' : 'upl'}_${randomUUID()}`;
 }
 
+/**
+ * Time left to call IVA: the gateway's budget counted from when API Gateway received the
+ * request (its 29 s include the body upload and a cold start; handler entry would start
+ * the clock late and let IVA accept after the client already got a 504), and never past
+ * what Lambda itself allows. A receive time in the future (clock skew between API
+ * Gateway and the function) counts as now.
+ */
 export function submitBudgetMs(deps: ApiDeps, req: ApiRequest, startedAt: number): number {
   const margin = deps.config.budgetMarginMs ?? DEFAULT_BUDGET_MARGIN_MS;
-  const gatewayLeft = (deps.config.maxBudgetMs ?? DEFAULT_MAX_BUDGET_MS) - (Date.now() - startedAt);
+  const now = Date.now();
+  const since = Math.min(req.receivedAtMs ?? startedAt, startedAt, now);
+  const gatewayLeft = (deps.config.maxBudgetMs ?? DEFAULT_MAX_BUDGET_MS) - (now - since);
   return Math.min(gatewayLeft, req.remainingMs() - margin);
 }
 

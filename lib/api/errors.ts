@@ -7,7 +7,6 @@
 export const API_ERRORS = {
   // Routing
   RouteNotFound: 404,
-  MethodNotAllowed: 405,
   MissingAction: 400,
   InvalidActionOrVersion: 404,
   InvalidVersion: 400,

@@ -13,10 +13,10 @@ export type Route =
   | { op: 'submit'; kind: MediaKind; action: string }
   | { op: 'createUpload'; action: 'CreateUpload' }
   | { op: 'getSubmission'; action: 'GetSubmission'; id: string }
+  | { op: 'listTaskSubmissions'; action: 'ListTaskSubmissions'; taskId: string }
   | { op: 'getResult'; action: 'GetResult'; id: string }
   | { op: 'listResults'; action: 'ListResults'; id: string }
-  | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string }
-  | { op: 'listTaskSubmissions'; action: 'ListTaskSubmissions'; taskId: string };
+  | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string };
 
 /** The operation name used in error metadata before a route is known. */
 export const UNKNOWN_ACTION = 'Unknown';
@@ -30,8 +30,7 @@ function segments(path: string): string[] {
   return path.split('/').filter((s) => s !== '');
 }
 
-/** A path segment decoded; the callers check the path's length first, so `undefined` never reaches here in practice. */
-function decode(segment: string | undefined = ''): string {
+function decode(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -40,15 +39,8 @@ function decode(segment: string | undefined = ''): string {
   }
 }
 
-function methodNotAllowed(method: string, allowed: string, path: string): ApiError {
-  return new ApiError('MethodNotAllowed', `${method} is not allowed on ${path}; use ${allowed}`, {
-    headers: { allow: allowed },
-  });
-}
-
 function vendorRoute(req: ApiRequest): Route {
   const action = firstQuery(req, 'Action');
-  if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST', '/');
   if (action === undefined || action === '') {
     throw new ApiError(
       'MissingAction',
@@ -72,48 +64,95 @@ function vendorRoute(req: ApiRequest): Route {
   return { op: 'submit', kind, action };
 }
 
+/**
+ * The routes, by API Gateway resource template (the same templates as infra/stack.ts).
+ * Deployed, API Gateway has already matched method and resource: an undefined method or
+ * path never reaches the function (it answers MISSING_AUTHENTICATION_TOKEN, mapped to
+ * 404 RouteNotFound), so there is no 405 here either.
+ */
+const ROUTES: ReadonlyArray<{
+  method: string;
+  resource: string;
+  build: (params: Readonly<Record<string, string>>, req: ApiRequest) => Route;
+}> = [
+  { method: 'POST', resource: '/', build: (_p, req) => vendorRoute(req) },
+  {
+    method: 'POST',
+    resource: '/v1/images',
+    build: () => ({ op: 'submit', kind: 'image', action: SUBMIT_ACTIONS.image }),
+  },
+  {
+    method: 'POST',
+    resource: '/v1/videos',
+    build: () => ({ op: 'submit', kind: 'video', action: SUBMIT_ACTIONS.video }),
+  },
+  { method: 'POST', resource: '/v1/uploads', build: () => ({ op: 'createUpload', action: 'CreateUpload' }) },
+  {
+    method: 'GET',
+    resource: '/v1/submissions/{id}',
+    build: (p) => ({ op: 'getSubmission', action: 'GetSubmission', id: p['id'] ?? '' }),
+  },
+  {
+    method: 'GET',
+    resource: '/v1/submissions/{id}/result',
+    build: (p) => ({ op: 'getResult', action: 'GetResult', id: p['id'] ?? '' }),
+  },
+  {
+    method: 'GET',
+    resource: '/v1/submissions/{id}/results',
+    build: (p) => ({ op: 'listResults', action: 'ListResults', id: p['id'] ?? '' }),
+  },
+  {
+    method: 'GET',
+    resource: '/v1/submissions/{id}/results/{resultId}',
+    build: (p) => ({ op: 'getResultById', action: 'GetResultById', id: p['id'] ?? '', resultId: p['resultId'] ?? '' }),
+  },
+  {
+    method: 'GET',
+    resource: '/v1/tasks/{taskId}/submissions',
+    build: (p) => ({ op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: p['taskId'] ?? '' }),
+  },
+];
+
+/** `{name}` segments of a template bound to the (decoded) segments of a path, or undefined. */
+function matchTemplate(template: string, parts: readonly string[]): Record<string, string> | undefined {
+  const want = segments(template);
+  if (want.length !== parts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i] as string;
+    const got = parts[i] as string;
+    if (w.startsWith('{') && w.endsWith('}')) params[w.slice(1, -1)] = decode(got);
+    else if (w !== got) return undefined;
+  }
+  return params;
+}
+
+/**
+ * Routes on the resource template and path parameters API Gateway matched, never on
+ * `path`: behind a custom domain's base path mapping, `path` carries the base path
+ * (`/iva/v1/images`) while `resource` and `pathParameters` do not. Only an event without
+ * one of our templates as its resource (a `{proxy+}` resource, hand-made events) falls
+ * back to matching the path against the same templates.
+ */
 export function route(req: ApiRequest): Route {
   const method = req.method.toUpperCase();
-  const parts = segments(req.path);
   const norm = { ...req, method };
-  if (parts.length === 0) return vendorRoute(norm);
-  const path = `/${parts.join('/')}`;
-  if (parts[0] === 'v1') {
-    if (parts.length === 2 && (parts[1] === 'images' || parts[1] === 'videos' || parts[1] === 'uploads')) {
-      if (method !== 'POST') throw methodNotAllowed(method, 'POST', path);
-      if (parts[1] === 'uploads') return { op: 'createUpload', action: 'CreateUpload' };
-      const kind: MediaKind = parts[1] === 'images' ? 'image' : 'video';
-      return { op: 'submit', kind, action: SUBMIT_ACTIONS[kind] };
-    }
-    if (parts.length === 3 && parts[1] === 'submissions') {
-      if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}');
-      return { op: 'getSubmission', action: 'GetSubmission', id: req.pathParameters?.['id'] ?? decode(parts[2]) };
-    }
-    if (parts.length >= 4 && parts.length <= 5 && parts[1] === 'submissions') {
-      const id = req.pathParameters?.['id'] ?? decode(parts[2]);
-      if (parts.length === 4 && parts[3] === 'result') {
-        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/result');
-        return { op: 'getResult', action: 'GetResult', id };
-      }
-      if (parts.length === 4 && parts[3] === 'results') {
-        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/results');
-        return { op: 'listResults', action: 'ListResults', id };
-      }
-      if (parts.length === 5 && parts[3] === 'results') {
-        if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/submissions/{id}/results/{resultId}');
-        const resultId = req.pathParameters?.['resultId'] ?? decode(parts[4]);
-        return { op: 'getResultById', action: 'GetResultById', id, resultId };
-      }
-    }
-    if (parts.length === 4 && parts[1] === 'tasks' && parts[3] === 'submissions') {
-      if (method !== 'GET') throw methodNotAllowed(method, 'GET', '/v1/tasks/{TaskID}/submissions');
-      const fromGateway =
-        req.pathParameters?.['TaskID'] ?? req.pathParameters?.['taskId'] ?? req.pathParameters?.['taskID'];
-      return { op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: fromGateway ?? decode(parts[2]) };
+  const byResource = req.resource ? ROUTES.filter((r) => r.resource === req.resource) : [];
+  if (byResource.length > 0) {
+    const hit = byResource.find((r) => r.method === method);
+    if (hit) return hit.build(req.pathParameters ?? {}, norm);
+  } else {
+    const parts = segments(req.path);
+    for (const r of ROUTES) {
+      if (r.method !== method) continue;
+      const params = matchTemplate(r.resource, parts);
+      if (params) return r.build({ ...params, ...(req.pathParameters ?? {}) }, norm);
     }
   }
+  const shown = req.resource && byResource.length > 0 ? req.resource : req.path;
   throw new ApiError(
     'RouteNotFound',
-    `No route ${method} ${path.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, GET /v1/tasks/{TaskID}/submissions`,
+    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, GET /v1/tasks/{TaskID}/submissions`,
   );
 }

@@ -8,8 +8,20 @@ import type { S3Client } from '@aws-sdk/client-s3';
 
 export interface ApiRequest {
   method: string;
-  /** The request path without stage, e.g. `/v1/images`. */
+  /**
+   * The request path as the client sent it, without stage, e.g. `/v1/images` (behind a
+   * custom domain it still carries the base path mapping's prefix). Routing reads
+   * `resource` when present; `path` is the fallback and what messages quote.
+   */
   path: string;
+  /** The API Gateway resource template that matched, e.g. `/v1/submissions/{id}`. */
+  resource?: string;
+  /**
+   * When API Gateway received the request (epoch ms, `requestContext.requestTimeEpoch`).
+   * Its 29 s integration timeout also covers the body transfer and a cold start, so time
+   * budgets count from here, not from handler entry.
+   */
+  receivedAtMs?: number;
   /** Header names lower-cased; repeated headers joined by `, `. */
   headers: Readonly<Record<string, string>>;
   /** Every value of each query parameter, in order. */

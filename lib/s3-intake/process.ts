@@ -179,10 +179,12 @@ export function createIntake(deps: IntakeDeps) {
         }),
       );
     } catch (error) {
-      // Only S3's plain "missing" ends the upload (ObjectNotFound, a permanent failure). A
-      // 403 may be a missing key hidden by the absent s3:ListBucket, or a real denial a
-      // fixed policy cures: it is thrown, so the message is redelivered and ends in the DLQ.
-      if (s3ObjectAbsence(error) === 'missing') return undefined;
+      // Missing, or 403: S3 hides a missing key behind 403 from a role without
+      // s3:ListBucket (these functions hold none), and a HEAD answer has no body to tell
+      // that from a real denial. Either way the upload cannot be submitted: it ends
+      // visibly as ObjectNotFound (the message names both causes) instead of being
+      // redelivered until the DLQ alarm fires for an object that was simply deleted.
+      if (s3ObjectAbsence(error) !== undefined) return undefined;
       throw error;
     }
   }
@@ -321,7 +323,7 @@ export function createIntake(deps: IntakeDeps) {
       if (!object || !decision) {
         const error = new IntakeRuleError(
           'ObjectNotFound',
-          'The object (or this version of it) no longer exists; nothing to submit',
+          'The object (or this version of it) no longer exists, or this function may not read it (S3 answers both with 403 to a role without s3:ListBucket); nothing to submit',
         );
         await deps.ledger.markFailed(id, { code: error.code, message: error.message });
         count(METRIC.failed);

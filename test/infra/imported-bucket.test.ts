@@ -2,7 +2,10 @@
  * The stack on an existing bucket: no bucket is created, the notification and the
  * grants target the named bucket, and cdk-nag stays clean. One synth for the file.
  */
-import { Template } from 'aws-cdk-lib/assertions';
+import { App } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { configFromContext } from '../../infra/config';
+import { IvaBridgeStack } from '../../infra/stack';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   actionsOf,
@@ -56,6 +59,44 @@ describe('IvaBridgeStack on an existing bucket', () => {
     expect(plan?.Properties?.Quota).toBeUndefined();
     expect(plan?.Properties?.Throttle).toBeDefined();
     expect(Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Account')).toEqual([]);
+  });
+
+  it('warns at synth that the bucket must be in the stack region when its region is not given', () => {
+    const warnings = Annotations.fromStack(built.stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('existingBucketRegion'),
+    );
+    expect(warnings).toHaveLength(1);
+    expect(JSON.stringify(warnings[0]?.entry.data)).toContain("must be in the stack's region");
+  });
+
+  it('with existingBucketRegion, a template rule stops a deploy to another region before anything is created', () => {
+    const regional = buildStack({ existingBucketName: 'team-media', existingBucketRegion: 'eu-west-1' });
+    const rules = Template.fromStack(regional.stack).toJSON().Rules as Record<string, { Assertions: unknown[] }>;
+    expect(
+      Object.entries(rules)
+        .filter(([id]) => id.startsWith('ExistingBucket'))
+        .map(([, r]) => r),
+    ).toEqual([
+      {
+        Assertions: [
+          {
+            Assert: { 'Fn::Equals': [{ Ref: 'AWS::Region' }, 'eu-west-1'] },
+            AssertDescription: expect.stringContaining('deploy this stack to eu-west-1'),
+          },
+        ],
+      },
+    ]);
+    expect(
+      Annotations.fromStack(regional.stack).findWarning('*', Match.stringLikeRegexp('existingBucketRegion')),
+    ).toHaveLength(0);
+  });
+
+  it('fails synth with a clear message when the stack region is known and differs', () => {
+    const app = new App({ context: { existingBucketName: 'team-media', existingBucketRegion: 'eu-west-1' } });
+    expect(
+      () => new IvaBridgeStack(app, 'Elsewhere', { ...configFromContext(app.node), env: { region: 'us-east-1' } }),
+    ).toThrow(/existingBucketRegion.*eu-west-1.*us-east-1/);
   });
 
   it('passes cdk-nag AwsSolutions', () => {

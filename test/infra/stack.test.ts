@@ -126,6 +126,24 @@ describe('queue', () => {
     expect(propsOf(resources[ids.dlq], 'dlq').SqsManagedSseEnabled).toBe(true);
   });
 
+  it('lets only S3 notifications of this bucket, in this account, send to the queue', () => {
+    const policies = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::SQS::QueuePolicy' && json(r.Properties?.Queues) === json([{ Ref: ids.queue }]),
+    );
+    const statements = policies.flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+    const fromS3 = statements.filter((s) => json(s).includes('s3.amazonaws.com'));
+    expect(fromS3).toHaveLength(1);
+    expect(fromS3[0]?.Effect).toBe('Allow');
+    expect(fromS3[0]?.Condition).toEqual({
+      ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [ids.bucket, 'Arn'] } },
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+    });
+    // The notification is written only once the policy exists (S3 checks it then).
+    const notification = Object.entries(resources).find(([, r]) => r.Type === 'Custom::S3BucketNotifications');
+    const policyId = Object.entries(resources).find(([, r]) => r === policies[0])?.[0];
+    expect(json(template.toJSON().Resources[notification?.[0] as string].DependsOn)).toContain(policyId);
+  });
+
   it('enforces TLS on both queues', () => {
     for (const id of [ids.queue, ids.dlq]) {
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -339,11 +357,19 @@ describe('IAM', () => {
     expect(json(statement.Resource)).toContain(':event-bus/default');
   });
 
-  it('grants ledger access on the table and its gsi1 index only', () => {
+  it('grants only the ledger calls each function makes: item reads/writes, and Query on gsi1 for listings', () => {
     for (const fn of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
       const ddb = statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
-      expect(ddb.flatMap(actionsOf)).not.toContain('dynamodb:Scan');
-      expect(json(ddb.flatMap(resourcesOf))).toMatch(/\/index\/gsi1"/);
+      const onTable = ddb.filter((s) => !json(resourcesOf(s)).includes('/index/'));
+      expect(onTable.flatMap(actionsOf).sort(), fn).toEqual([
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ]);
+      const onIndex = ddb.filter((s) => json(resourcesOf(s)).includes('/index/'));
+      // Only direct-submit lists a task's submissions (GET /v1/tasks/{taskId}/submissions).
+      expect(onIndex.flatMap(actionsOf), fn).toEqual(fn === 'directSubmit' ? ['dynamodb:Query'] : []);
+      if (fn === 'directSubmit') expect(json(onIndex.flatMap(resourcesOf))).toMatch(/\/index\/gsi1"/);
     }
   });
 });
@@ -389,9 +415,8 @@ describe('API', () => {
     template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['multipart/form-data'] });
   });
 
-  it('logs access (without the callback path), traces and throttles the stage', () => {
+  it('logs access (without the callback path) and throttles the stage', () => {
     const stage = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::Stage')?.Properties as Json;
-    expect(stage.TracingEnabled).toBe(true);
     const format = (stage.AccessLogSetting as { Format: string }).Format;
     expect(format).toContain('$context.resourcePath');
     expect(format).not.toMatch(/\$context\.path\b/);
@@ -457,15 +482,16 @@ describe('API', () => {
     }
   });
 
-  it('puts the size-guard authorizer, uncached and without identity sources, on exactly the three multipart routes', () => {
+  it('puts the size-guard authorizer, uncached, keyed on x-api-key only, on exactly the three multipart routes', () => {
     const authorizers = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGateway::Authorizer');
     expect(authorizers).toHaveLength(1);
     const [authorizerId, authorizer] = authorizers[0] as [string, CfnResourceJson];
     const props = authorizer.Properties as Json;
     expect(props.Type).toBe('REQUEST');
     expect(props.AuthorizerResultTtlInSeconds).toBe(0);
-    // An identity source would make API Gateway answer 401 to chunked bodies without calling it.
-    expect(props).not.toHaveProperty('IdentitySource');
+    // A missing source makes API Gateway answer 401 without calling it: the API key header
+    // is one (anonymous requests never run it); Content-Length must not be (chunked bodies have none).
+    expect(props.IdentitySource).toBe('method.request.header.x-api-key');
     expect(json(props.AuthorizerUri)).toContain(ids.sizeGuard);
 
     const guarded = [...methods].filter(([, m]) => m.AuthorizationType === 'CUSTOM').map(([route]) => route);
@@ -519,6 +545,38 @@ describe('API', () => {
       expect(parsed.ResponseMetadata.Error.Message).toMatch(/over 4\.5 MB/);
       expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
     }
+  });
+
+  it("answers the authorizer's missing-key 401 as the key check's 403 InvalidApiKey", () => {
+    const unauthorized = Object.values(resources).find((r) => r.Properties?.ResponseType === 'UNAUTHORIZED')
+      ?.Properties as Json;
+    expect(unauthorized.StatusCode).toBe('403');
+    const invalidKey = Object.values(resources).find((r) => r.Properties?.ResponseType === 'INVALID_API_KEY')
+      ?.Properties as Json;
+    expect(unauthorized.ResponseTemplates).toEqual(invalidKey.ResponseTemplates);
+    expect(json(unauthorized.ResponseTemplates)).toContain('InvalidApiKey');
+  });
+
+  it('keeps the callback secret out of X-Ray, execution logs, access logs and metric dimensions', () => {
+    const stage = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::Stage')?.Properties as Json;
+    // API Gateway's segment records http.request.url, the whole path: no tracing on the stage.
+    expect(stage.TracingEnabled ?? false).toBe(false);
+    const settings = stage.MethodSettings as Json[];
+    const callback = settings.find((s) => s.ResourcePath === '/~1callbacks~1{secret}' && s.HttpMethod === 'POST');
+    expect(callback?.LoggingLevel).toBe('OFF');
+    expect(callback?.DataTraceEnabled ?? false).toBe(false);
+    const format = (stage.AccessLogSetting as { Format: string }).Format;
+    for (const leaky of ['$context.path', '$context.requestOverride.path', '$context.authorizer.principalId']) {
+      expect(format).not.toContain(leaky);
+    }
+    // No function traces itself (a traced Lambda would start its own segment with the event).
+    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard'] as const) {
+      expect((fnProps(fn).TracingConfig as Json | undefined)?.Mode ?? 'PassThrough').toBe('PassThrough');
+    }
+    // Metric dimensions name resources by template; any custom dimension is not the path.
+    expect(json(Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm'))).not.toContain(
+      'callbacks/',
+    );
   });
 
   it('answers an unknown route 404 RouteNotFound instead of a missing-token 403', () => {

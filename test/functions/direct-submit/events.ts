@@ -13,6 +13,8 @@ export interface EventInput {
   body?: Buffer | string;
   /** Default: true for Buffer bodies (binary media type), false for strings. */
   base64?: boolean;
+  /** When API Gateway received the request (default now). */
+  requestTimeEpoch?: number;
 }
 
 export function restEvent(input: EventInput): APIGatewayProxyEvent {
@@ -60,7 +62,7 @@ export function restEvent(input: EventInput): APIGatewayProxyEvent {
       path: `/prod${input.path}`,
       protocol: 'HTTP/1.1',
       requestId,
-      requestTimeEpoch: Date.now(),
+      requestTimeEpoch: input.requestTimeEpoch ?? Date.now(),
       resourceId: 'res123',
       resourcePath: input.resource ?? '/{proxy+}',
       stage: 'prod',

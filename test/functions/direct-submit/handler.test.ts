@@ -527,10 +527,18 @@ describe('every bad request gets a 4xx with a stable code', () => {
       event: async () => ({ method: 'POST', path: '/callbacks/secret', body: 'x' }),
     },
     {
+      // API Gateway never lets an undefined method through (404 RouteNotFound by gateway
+      // response); an event that gets here anyway is answered the same way.
       name: 'wrong method',
-      status: 405,
-      code: 'MethodNotAllowed',
+      status: 404,
+      code: 'RouteNotFound',
       event: async () => ({ method: 'GET', path: '/v1/images' }),
+    },
+    {
+      name: 'resource known, method not defined on it',
+      status: 404,
+      code: 'RouteNotFound',
+      event: async () => ({ method: 'GET', path: '/v1/images', resource: '/v1/images' }),
     },
     {
       name: 'vendor route without Action',
@@ -576,10 +584,10 @@ describe('every bad request gets a 4xx with a stable code', () => {
     });
   }
 
-  it('405 names the allowed method', async () => {
+  it('an undefined method is a 404 RouteNotFound, as API Gateway answers it (no 405 reaches a client)', async () => {
     const res = await call({ method: 'DELETE', path: '/v1/submissions/x' });
-    expect(res.statusCode).toBe(405);
-    expect(header(res, 'allow')).toBe('GET');
+    expect(res.statusCode).toBe(404);
+    expect(res.json.ResponseMetadata.Error.Code).toBe('RouteNotFound');
   });
 
   it('no body shape produces a 5xx: random truncations, bit flips and garbage', async () => {
@@ -641,6 +649,21 @@ describe('IVA failures', () => {
     const id = header(res, 'x-iva-bridge-submission-id')!;
     expect(await ledger.get(id)).toMatchObject({ status: 'failed', error: { code: 'FlowLimitExceeded' } });
     expect(counted).toContain('Retried');
+  });
+
+  it('the time budget counts from when API Gateway received the request, not from handler entry', async () => {
+    // Received 27.5 s ago (a slow upload and a cold start): whatever Lambda still allows,
+    // API Gateway gives up at 29 s, so IVA must not be called at all.
+    const res = await call(
+      { ...post('/v1/images', await imageForm(request, randomBytes(100))), requestTimeEpoch: Date.now() - 27_500 },
+      29_000,
+    );
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json.ResponseMetadata.Error.Code).toBe('UpstreamUnavailable');
+    expect(sandbox.requests).toHaveLength(0);
+    // The same request received just now goes through.
+    const fresh = await call(post('/v1/images', await imageForm(request, randomBytes(100))), 29_000);
+    expect(fresh.statusCode, fresh.body).toBe(200);
   });
 
   it('IVA refusing OUR keys is never the client fault: refresh the secret, then succeed', async () => {
@@ -764,6 +787,47 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
 });
 
 describe('status', () => {
+  it('behind a custom domain base path: routes on resource and path parameters, not on path', async () => {
+    const taskId = `task-base-${randomBytes(4).toString('hex')}`;
+    // A base path mapping `iva` puts its prefix in `path` only; resource and parameters are the API's own.
+    const sub = await call(
+      post(
+        '/v1/images',
+        await imageForm({ TaskID: taskId, Image: { Name: 'b.jpg', Source: 'file' } }, randomBytes(64)),
+        {
+          path: '/iva/v1/images',
+          resource: '/v1/images',
+        },
+      ),
+    );
+    expect(sub.statusCode, sub.body).toBe(200);
+    const id = sub.json.Result.SubmissionId as string;
+    const one = await call({
+      method: 'GET',
+      path: `/iva/v1/submissions/${id}`,
+      resource: '/v1/submissions/{id}',
+      pathParameters: { id },
+    });
+    expect(one.statusCode, one.body).toBe(200);
+    expect(one.json).toMatchObject({ SubmissionId: id, TaskID: taskId });
+    const list = await call({
+      method: 'GET',
+      path: `/iva/v1/tasks/${encodeURIComponent(taskId)}/submissions`,
+      resource: '/v1/tasks/{taskId}/submissions',
+      pathParameters: { taskId },
+    });
+    expect(list.statusCode, list.body).toBe(200);
+    expect(list.json.Items.map((i: { SubmissionId: string }) => i.SubmissionId)).toEqual([id]);
+    const vendor = await call(
+      post('/', await imageForm({ TaskID: taskId, Image: { Name: 'c.jpg', Source: 'file' } }, randomBytes(64)), {
+        path: '/iva',
+        resource: '/',
+        query: { Action: 'AddAsyncTaskImageData', Version: VERSION },
+      }),
+    );
+    expect(vendor.statusCode, vendor.body).toBe(200);
+  });
+
   it('GET /v1/submissions/{id} and the paginated task listing', async () => {
     const taskId = `task-list-${randomBytes(4).toString('hex')}`;
     const ids: string[] = [];

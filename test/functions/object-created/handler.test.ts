@@ -3,6 +3,8 @@ import { PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aw
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 vi.hoisted(() => {
@@ -446,6 +448,36 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     });
     expect(sandbox.requests).toHaveLength(0);
     expect(await ledger.get(idOf(gone))).toMatchObject({ status: 'failed', error: { code: 'ObjectNotFound' } });
+  });
+
+  it('a HEAD answered 403 (S3 hides a missing key from a role without s3:ListBucket) is recorded ObjectNotFound, not retried into the DLQ', async () => {
+    // What S3 answers HeadObject on a deleted key when the caller may not list the
+    // bucket: a bare 403 (a HEAD answer has no body). s3rver always says 404, so a
+    // small server plays that part over real HTTP.
+    const denying = createServer((req, res) => {
+      res.writeHead(req.method === 'HEAD' ? 403 : 500, { 'x-amz-request-id': 'denied' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = createS3Client({
+        endpoint: `http://127.0.0.1:${(denying.address() as AddressInfo).port}`,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      });
+      const note = await upload('incoming/denied/deleted.jpg', 'x');
+      expect(await run(createHandler(deps({}, client)), sqsEvent(sqsRecord(JSON.stringify(note))))).toEqual({
+        batchItemFailures: [],
+      });
+      expect(sandbox.requests).toHaveLength(0);
+      expect(await ledger.get(idOf(note))).toMatchObject({
+        status: 'failed',
+        error: { code: 'ObjectNotFound', message: expect.stringMatching(/403/) },
+      });
+    } finally {
+      await new Promise<void>((resolve) => denying.close(() => resolve()));
+    }
   });
 
   it('records bad AlgoParamConf, unknown media and a >50 MB image as failed without calling IVA', async () => {
