@@ -18,12 +18,15 @@ import {
 } from './helpers';
 
 let built: ReturnType<typeof buildStack>;
+let regional: ReturnType<typeof buildStack>;
 let resources: Record<string, CfnResourceJson>;
 
 beforeAll(() => {
   built = buildStack({ existingBucketName: 'team-media', apiQuotaPerDay: '0', apiGatewayCloudWatchRole: 'false' });
   resources = Template.fromStack(built.stack).toJSON().Resources as Record<string, CfnResourceJson>;
-});
+  regional = buildStack({ existingBucketName: 'team-media', existingBucketRegion: 'eu-west-1' });
+  // Two synths, each bundling four functions with esbuild: slow on a loaded 2-core machine.
+}, 180_000);
 
 describe('IvaBridgeStack on an existing bucket', () => {
   it('creates no bucket and points the incoming/ notification at the named one', () => {
@@ -71,7 +74,6 @@ describe('IvaBridgeStack on an existing bucket', () => {
   });
 
   it('with existingBucketRegion, a template rule stops a deploy to another region before anything is created', () => {
-    const regional = buildStack({ existingBucketName: 'team-media', existingBucketRegion: 'eu-west-1' });
     const rules = Template.fromStack(regional.stack).toJSON().Rules as Record<string, { Assertions: unknown[] }>;
     expect(
       Object.entries(rules)

@@ -130,7 +130,7 @@ describe('queue', () => {
     const policies = Object.values(resources).filter(
       (r) => r.Type === 'AWS::SQS::QueuePolicy' && json(r.Properties?.Queues) === json([{ Ref: ids.queue }]),
     );
-    const statements = policies.flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+    const statements = policies.flatMap((p) => (propsOf(p).PolicyDocument as { Statement: Statement[] }).Statement);
     const fromS3 = statements.filter((s) => json(s).includes('s3.amazonaws.com'));
     expect(fromS3).toHaveLength(1);
     expect(fromS3[0]?.Effect).toBe('Allow');
