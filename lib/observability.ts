@@ -86,6 +86,8 @@ export const metrics = new Metrics({
 export const METRIC = {
   submitted: 'Submitted',
   failed: 'Failed',
+  /** IVA may have it (answer lost after sending): recorded `uncertain`, never retried. */
+  uncertain: 'Uncertain',
   retried: 'Retried',
   duplicate: 'Duplicate',
   callbacksReceived: 'CallbacksReceived',

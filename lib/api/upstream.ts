@@ -2,14 +2,14 @@
  * How IVA's failures reach our client. The client never
  * signs towards IVA: our keys being refused is OUR fault (502/503), never a 4xx.
  */
-import { CREDENTIAL_CODES, CREDENTIALS_UNAVAILABLE, IvaError, IvaInputError, IvaProtocolError } from '../iva/errors';
+import { CREDENTIAL_CODES, CREDENTIALS_UNAVAILABLE, IvaError, IvaInputError } from '../iva/errors';
 import { ApiError } from './errors';
 
 /** Codes IVA sends about the request's content: the client's to fix, whatever the HTTP status. */
 const CLIENT_CODES = new Set(['InvalidParameter', 'MissingParameter', 'MissingRequestInfo']);
 
 /** Our own client's codes for failures that never reached IVA. */
-const TRANSPORT_CODES = new Set(['NetworkError', 'Timeout', 'InvalidResponse']);
+const TRANSPORT_CODES = new Set(['NetworkError', 'Timeout', 'HostNotFound', 'CertificateRejected']);
 
 export const RETRY_AFTER_THROTTLED_SECONDS = 2;
 export const RETRY_AFTER_SECONDS = 5;
@@ -51,8 +51,8 @@ export function mapIvaError(error: IvaError): ApiError {
       retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS,
     });
   }
-  if (error instanceof IvaProtocolError || TRANSPORT_CODES.has(error.code)) {
-    return new ApiError('UpstreamError', `IVA answered something unexpected: ${error.message}`, opts);
+  if (TRANSPORT_CODES.has(error.code)) {
+    return new ApiError('UpstreamError', `IVA cannot be reached: ${error.message}`, opts);
   }
   const status =
     error.httpStatus !== undefined && error.httpStatus >= 400 && error.httpStatus < 500

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENV, ivaTarget, type Env } from '../config';
 import { createIvaClient } from '../iva/client';
-import { IvaError, IvaInputError } from '../iva/errors';
+import { IvaAmbiguousError, IvaError, IvaInputError } from '../iva/errors';
 import type { MediaKind, SubmitInput, SubmitSource } from '../iva/types';
 import { checkDesc, checkName, checkTaskId, parseAlgoParamConf, SubmissionFieldError } from '../submission/validate';
 
@@ -24,6 +24,11 @@ export const EXIT_OK = 0;
 export const EXIT_IVA = 1;
 /** The command line, the environment or a local file is wrong: nothing was sent. */
 export const EXIT_USAGE = 2;
+/**
+ * The request was sent but its answer was lost (connection dropped, timeout, an answer
+ * that is not IVA's): IVA may have it. Not retried; check before submitting again.
+ */
+export const EXIT_UNCERTAIN = 3;
 
 export const MAIN_HELP = `Usage: iva-bridge <command> [options]
 
@@ -63,11 +68,17 @@ Environment:
 
 Output:
   success: one JSON line on stdout, {"ImageID"|"VideoID": "...", "RequestId": "..."}, exit 0
+  retries: one line on stderr per retry, as it happens ("retrying: …")
   failure: one line on stderr with IVA's Code, Message and RequestId, or the local cause;
-           exit 1 when IVA or the network failed, exit 2 for a usage, environment or file error
+           exit 1 when IVA or the network failed, exit 2 for a usage, environment or file
+           error, exit 3 when IVA may have the submission (see below)
 
-Retryable IVA errors (rate limits, 5xx, dropped connections, timeouts) are retried with
-backoff within the budget; an expired X-Date is re-signed once.
+IVA's own retryable errors (rate limits, 5xx with IVA's error code) and connections
+that failed before anything was sent are retried with backoff within the budget; an
+expired X-Date is re-signed once. A host name that does not resolve or a certificate
+that does not verify ends at once. A failure after the request was sent (connection
+dropped, no answer within the per-attempt timeout, an answer that is not IVA's) is never
+retried: IVA may have accepted it, so the command exits 3 instead of submitting twice.
 `;
 
 class UsageError extends Error {}
@@ -226,12 +237,33 @@ export async function runSubmit(args: string[], io: CliIo): Promise<number> {
   });
   try {
     const { budgetMs, ...input } = submission;
-    const result = await client.submit(input, budgetMs !== undefined ? { budgetMs } : {});
+    const result = await client.submit(input, {
+      ...(budgetMs !== undefined ? { budgetMs } : {}),
+      // Each retry is shown as it happens: a long wait is never silent.
+      onRetry: ({ attempt, delayMs, error }) => {
+        const status = error.httpStatus !== undefined ? ` [HTTP ${error.httpStatus}]` : '';
+        const requestId =
+          error.requestId && !error.message.includes(error.requestId) ? ` (RequestId ${error.requestId})` : '';
+        io.stderr.write(
+          line(
+            `iva-bridge submit: retrying: attempt ${attempt} failed with ${error.message}${requestId}${status}; attempt ${attempt + 1} in ${delayMs} ms`,
+            secret,
+          ),
+        );
+      },
+    });
     const idKey = result.kind === 'image' ? 'ImageID' : 'VideoID';
     io.stdout.write(line(JSON.stringify({ [idKey]: result.dataId, RequestId: result.requestId }), secret));
     return EXIT_OK;
   } catch (error) {
     if (error instanceof IvaInputError) return fail(EXIT_USAGE, error.message);
+    if (error instanceof IvaAmbiguousError) {
+      const status = error.httpStatus !== undefined ? ` [HTTP ${error.httpStatus}]` : '';
+      return fail(
+        EXIT_UNCERTAIN,
+        `UNCERTAIN: IVA may have accepted this submission: ${error.message}${status} (sent ${new Date(error.sentAt).toISOString()}, failed ${new Date(error.failedAt).toISOString()}). Not retried; check the task's data in IVA (or wait for its callback) before submitting again.`,
+      );
+    }
     if (error instanceof IvaError) {
       const status = error.httpStatus !== undefined ? ` [HTTP ${error.httpStatus}]` : '';
       const requestId =

@@ -3,7 +3,8 @@
  *
  * The body is sent as the pieces the caller already holds (prefix, file, suffix):
  * hashed in place once, then written piece by piece to the socket, so a 50 MB file is
- * never joined into a new buffer. Retries follow docs/iva-api.md (gateway error codes).
+ * never joined into a new buffer. What is retried, what ends at once and what is
+ * ambiguous (never retried): lib/iva/README.md.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
@@ -13,13 +14,14 @@ import { pipeline } from 'node:stream/promises';
 import { DEFAULTS } from '../config';
 import { sha256Hex, sign, type VolcCredentials } from '../signer/index';
 import {
+  AMBIGUOUS_CODES,
   CREDENTIALS_UNAVAILABLE,
   IvaAbortedError,
+  IvaAmbiguousError,
   IvaBudgetExceededError,
   IvaError,
   IvaInputError,
   IvaNetworkError,
-  IvaProtocolError,
   IvaTimeoutError,
   RESIGN_CODES,
 } from './errors';
@@ -38,6 +40,18 @@ export const IVA_VERSION = '2022-05-13';
 export const DEFAULT_BUDGET_MS = 60_000;
 export const DEFAULT_BASE_DELAY_MS = 200;
 export const DEFAULT_MAX_DELAY_MS = 5_000;
+/**
+ * The slowest upload an attempt still waits for: each attempt's timeout is the base
+ * timeout plus the body's size at this rate (512 KiB/s: +9 s for a 4.5 MB direct body,
+ * +100 s for a 50 MB image), so a large body on a slow link is not cut off mid-way.
+ */
+export const DEFAULT_MIN_THROUGHPUT_BYTES_PER_SECOND = 512 * 1024;
+/**
+ * A keep-alive connection idle longer than this is closed instead of reused: a server
+ * may have closed it meanwhile (a frozen Lambda notices late), and a request written
+ * into such a connection fails after sending, which is ambiguous.
+ */
+export const MAX_IDLE_REUSE_MS = 4_000;
 /** IVA's answers are small JSON documents; anything bigger is not IVA. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -160,6 +174,8 @@ async function hashPiecesAroundStream(prefix: Buffer, file: StreamFile, suffix: 
 interface RawAnswer {
   status: number;
   body: Buffer;
+  /** When the request could first reach IVA (ms). */
+  sentAt: number;
   /** The gateway's Date header, in ms, to correct clock skew. */
   serverTime?: number;
 }
@@ -167,31 +183,41 @@ interface RawAnswer {
 /** Below this the Date header's one-second resolution is noise, not skew. */
 const SKEW_THRESHOLD_MS = 2_000;
 
-function parseAnswer(kind: MediaKind, answer: RawAnswer): { dataId: string; requestId: string } {
+/**
+ * IVA's answer: its data id, or IVA's own error (with its code: IVA processed the
+ * request and refused it). Anything else was not IVA speaking, so IVA may or may not
+ * have the submission: ambiguous.
+ */
+function parseAnswer(
+  kind: MediaKind,
+  answer: RawAnswer,
+  times: { sentAt: number; failedAt: number },
+): { dataId: string; requestId: string } {
+  const unreadable = (message: string): IvaAmbiguousError =>
+    new IvaAmbiguousError(AMBIGUOUS_CODES.unreadable, message, times, { httpStatus: answer.status });
   let doc: unknown;
   try {
     doc = JSON.parse(answer.body.toString('utf8'));
   } catch {
-    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with a body that is not JSON`, answer.status);
+    throw unreadable(`IVA answered HTTP ${answer.status} with a body that is not JSON`);
   }
   if (!doc || typeof doc !== 'object')
-    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} with JSON that is not an object`, answer.status);
+    throw unreadable(`IVA answered HTTP ${answer.status} with JSON that is not an object`);
   const meta = (doc as { ResponseMetadata?: unknown }).ResponseMetadata as Record<string, unknown> | undefined;
   const requestId = meta && typeof meta['RequestId'] === 'string' ? meta['RequestId'] : undefined;
   // Error first, whatever the HTTP status: the gateway sends some errors with 200.
   const error = meta?.['Error'] as Record<string, unknown> | undefined;
-  if (error && typeof error === 'object') {
-    const code = typeof error['Code'] === 'string' && error['Code'] ? error['Code'] : 'UnknownError';
+  if (error && typeof error === 'object' && typeof error['Code'] === 'string' && error['Code'] !== '') {
     const message = typeof error['Message'] === 'string' ? error['Message'] : '';
-    throw new IvaError({ code, message, requestId, httpStatus: answer.status });
+    throw new IvaError({ code: error['Code'], message, requestId, httpStatus: answer.status });
   }
   if (answer.status < 200 || answer.status >= 300) {
-    throw new IvaProtocolError(`IVA answered HTTP ${answer.status} without an error code`, answer.status);
+    throw unreadable(`IVA answered HTTP ${answer.status} without an error code`);
   }
   const result = (doc as { Result?: unknown }).Result as Record<string, unknown> | undefined;
   const dataId = result?.[ACTIONS[kind].id];
   if (typeof dataId !== 'string' || dataId === '') {
-    throw new IvaProtocolError(`IVA answered success without Result.${ACTIONS[kind].id}`, answer.status);
+    throw unreadable(`IVA answered success without Result.${ACTIONS[kind].id}`);
   }
   return { dataId, requestId: requestId ?? '' };
 }
@@ -233,10 +259,18 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
   const region = config.region ?? DEFAULTS.ivaRegion;
   const service = config.service ?? DEFAULTS.ivaService;
   const timeoutMs = config.timeoutMs ?? DEFAULTS.ivaTimeoutMs;
+  const minThroughput = config.minThroughputBytesPerSecond ?? DEFAULT_MIN_THROUGHPUT_BYTES_PER_SECOND;
+  const attemptTimeoutFor = (bodyLength: number): number => timeoutMs + Math.ceil((bodyLength / minThroughput) * 1000);
   const baseDelayMs = config.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
   const maxDelayMs = config.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
   // Keep-alive: a warm Lambda reuses its TLS connection instead of a new handshake per call.
   const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  let lastActivity = 0;
+  /** Closes idle keep-alive connections that may have gone stale (see MAX_IDLE_REUSE_MS). */
+  function dropStaleConnections(): void {
+    if (Date.now() - lastActivity <= MAX_IDLE_REUSE_MS) return;
+    for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+  }
   const send = secure ? httpsRequest : httpRequest;
   const clock = config.clock ?? Date.now;
   // Kept across calls: a warm Lambda with a skewed clock pays the InvalidTimestamp once.
@@ -248,7 +282,7 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
     let timer: NodeJS.Timeout | undefined;
     // A hung secrets lookup must not hang the submission: it shares the attempt's limit.
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new IvaTimeoutError(limitMs)), limitMs);
+      timer = setTimeout(() => reject(new IvaTimeoutError(limitMs, 'no Volcengine credentials')), limitMs);
     });
     try {
       return await Promise.race([provider(), timeout]);
@@ -284,9 +318,12 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       service,
       date: new Date(clock() + clockOffsetMs),
     });
+    dropStaleConnections();
     return new Promise<RawAnswer>((resolve, reject) => {
       let settled = false;
       let responded = false;
+      /** When request bytes could first reach IVA: the connection is up (TLS included). */
+      let sentAt: number | undefined;
       const req = send({
         agent,
         method: 'POST',
@@ -296,9 +333,15 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         path: `${path}?${signed.queryString}`,
         headers: { ...signed.headers, 'Content-Length': String(body.length) },
       });
+      req.on('socket', (socket) => {
+        // Node writes nothing before the connection is up; a reused one is up already.
+        if (req.reusedSocket) sentAt = Date.now();
+        else socket.once(secure ? 'secureConnect' : 'connect', () => (sentAt ??= Date.now()));
+      });
       const finish = (outcome: { error: IvaError } | { answer: RawAnswer }): void => {
         if (settled) return;
         settled = true;
+        lastActivity = Date.now();
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if ('error' in outcome) {
@@ -307,19 +350,49 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         } else resolve(outcome.answer);
       };
       const fail = (error: IvaError): void => finish({ error });
+      /** The connection failed: before it was up nothing was sent; after, IVA may have the request. */
+      const lost = (message: string, cause?: unknown): IvaError =>
+        sentAt === undefined
+          ? new IvaNetworkError(message, cause)
+          : new IvaAmbiguousError(
+              AMBIGUOUS_CODES.connectionLost,
+              `${message} (after the request was sent: IVA may have it)`,
+              { sentAt, failedAt: Date.now() },
+              { cause },
+            );
       const onAbort = (): void => fail(new IvaAbortedError(signal?.reason));
       // One timer covers connect, upload and reading the answer: nothing can hang.
-      const timer = setTimeout(() => fail(new IvaTimeoutError(attemptTimeoutMs)), attemptTimeoutMs);
+      const timer = setTimeout(
+        () =>
+          fail(
+            sentAt === undefined
+              ? new IvaTimeoutError(attemptTimeoutMs)
+              : new IvaAmbiguousError(
+                  AMBIGUOUS_CODES.timeout,
+                  `IVA did not answer within ${attemptTimeoutMs} ms of the attempt's start (the request was sent: IVA may have it)`,
+                  { sentAt, failedAt: Date.now() },
+                ),
+          ),
+        attemptTimeoutMs,
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
 
       req.on('response', (res: IncomingMessage) => {
         responded = true;
         const chunks: Buffer[] = [];
         let size = 0;
+        const at = sentAt ?? Date.now();
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > MAX_RESPONSE_BYTES)
-            return fail(new IvaProtocolError(`IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`, res.statusCode));
+            return fail(
+              new IvaAmbiguousError(
+                AMBIGUOUS_CODES.unreadable,
+                `IVA's answer exceeded ${MAX_RESPONSE_BYTES} bytes`,
+                { sentAt: at, failedAt: Date.now() },
+                res.statusCode !== undefined ? { httpStatus: res.statusCode } : {},
+              ),
+            );
           chunks.push(chunk);
         });
         res.on('end', () => {
@@ -328,24 +401,25 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
             answer: {
               status: res.statusCode ?? 0,
               body: Buffer.concat(chunks),
+              sentAt: at,
               ...(Number.isNaN(serverTime) ? {} : { serverTime }),
             },
           });
         });
-        res.on('error', (error) =>
-          fail(new IvaNetworkError(`connection failed while reading IVA's answer: ${error.message}`, error)),
-        );
+        res.on('error', (error) => fail(lost(`connection failed while reading IVA's answer: ${error.message}`, error)));
         res.on('close', () => {
-          if (!res.complete) fail(new IvaNetworkError("connection closed before IVA's answer was complete"));
+          if (!res.complete) fail(lost("connection closed before IVA's answer was complete"));
         });
       });
       req.on('error', (error) => {
         // An early answer (401 before the body was read) can break the upload: the answer wins.
-        if (!responded) fail(new IvaNetworkError(`request to IVA failed: ${error.message}`, error));
+        if (!responded) fail(lost(`request to IVA failed: ${error.message}`, error));
       });
       pipeline(body.open(), req).catch((error: unknown) => {
+        // A file that cannot be read ends the body short of its Content-Length: IVA
+        // cannot take an incomplete request, so the input error stands.
         if (error instanceof IvaError) fail(error);
-        else if (!responded) fail(toIvaError(error));
+        else if (!responded) fail(lost(`request to IVA failed: ${(error as Error)?.message ?? String(error)}`, error));
       });
     });
   }
@@ -372,20 +446,26 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       attempts += 1;
       serverTime = undefined;
       // This attempt's limit is what is left of the budget, not the per-attempt timeout.
-      const cutByBudget = remaining < timeoutMs;
+      const attemptTimeoutMs = attemptTimeoutFor(body.length);
+      const cutByBudget = remaining < attemptTimeoutMs;
       try {
         // Called per attempt, so a rotated secret is picked up on the next try.
         const started = Date.now();
-        const limit = Math.min(timeoutMs, remaining);
+        const limit = Math.min(attemptTimeoutMs, remaining);
         const creds = await credentials(limit);
         const answer = await attempt(input.kind, body, creds, Math.max(1, limit - (Date.now() - started)), signal);
         serverTime = answer.serverTime;
-        const { dataId, requestId } = parseAnswer(input.kind, answer);
+        const { dataId, requestId } = parseAnswer(input.kind, answer, { sentAt: answer.sentAt, failedAt: Date.now() });
         return { kind: input.kind, dataId, requestId, attempts };
       } catch (caught) {
         const error = toIvaError(caught);
-        // The budget ran out during the attempt: report what made us retry until then
-        // (a rate limit, say), not the timeout that only marks the end of the budget.
+        // IVA may have it: a second attempt could be a second submission. Never retried.
+        if (error instanceof IvaAmbiguousError) {
+          error.attempts = attempts;
+          throw error;
+        }
+        // The budget ran out during the attempt before anything was sent: report what
+        // made us retry until then (a rate limit, say), not the cut-off.
         if (error instanceof IvaTimeoutError && cutByBudget)
           throw new IvaBudgetExceededError(lastError ?? error, attempts);
         if (RESIGN_CODES.has(error.code)) {

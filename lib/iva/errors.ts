@@ -1,4 +1,7 @@
-/** All errors of the IVA client. Classification follows docs/iva-api.md (gateway error codes). */
+/**
+ * All errors of the IVA client. Which failures are retried, which end at once and which
+ * are ambiguous (IVA may have the request): lib/iva/README.md.
+ */
 
 const RETRYABLE_CODES = new Set([
   'FlowLimitExceeded',
@@ -47,6 +50,8 @@ export interface IvaErrorDetails {
   requestId?: string;
   httpStatus?: number;
   retryable?: boolean;
+  /** IVA may have processed the request (default false). Never retryable. */
+  ambiguous?: boolean;
   cause?: unknown;
 }
 
@@ -55,8 +60,14 @@ export class IvaError extends Error {
   readonly code: string;
   readonly requestId: string | undefined;
   readonly httpStatus: number | undefined;
-  /** Whether sending the same request again can succeed. */
+  /** Whether sending the same request again can succeed without risking a duplicate. */
   readonly retryable: boolean;
+  /**
+   * IVA may have received and processed the request: the answer was lost after the
+   * body was (partly) sent. Never retried automatically; sending it again may make a
+   * second submission at IVA.
+   */
+  readonly ambiguous: boolean;
   /** The message alone, without the code and RequestId that `message` adds. */
   readonly detail: string;
 
@@ -68,41 +79,124 @@ export class IvaError extends Error {
     this.code = details.code;
     this.requestId = details.requestId;
     this.httpStatus = details.httpStatus;
-    this.retryable = details.retryable ?? isRetryableCode(details.code, details.httpStatus);
+    this.ambiguous = details.ambiguous ?? false;
+    this.retryable = this.ambiguous ? false : (details.retryable ?? isRetryableCode(details.code, details.httpStatus));
   }
 
-  toJSON(): { code: string; message: string; requestId?: string; httpStatus?: number; retryable: boolean } {
+  toJSON(): {
+    code: string;
+    message: string;
+    requestId?: string;
+    httpStatus?: number;
+    retryable: boolean;
+    ambiguous: boolean;
+  } {
     return {
       code: this.code,
       message: this.message,
       requestId: this.requestId,
       httpStatus: this.httpStatus,
       retryable: this.retryable,
+      ambiguous: this.ambiguous,
     };
   }
 }
 
-/** The connection failed or was dropped before IVA answered. Always retryable. */
+/** Codes of connection failures that another attempt within seconds cannot fix. */
+export const HOST_NOT_FOUND = 'HostNotFound';
+export const CERTIFICATE_REJECTED = 'CertificateRejected';
+
+/** Node's codes for a name that does not exist (not a resolver that is briefly down: EAI_AGAIN). */
+const HOST_NOT_FOUND_ERRNOS = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL']);
+/** OpenSSL's verification failures as Node reports them, and Node's host-name check. */
+const CERTIFICATE_ERRNOS = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * No byte of the request reached IVA: the connection (DNS, TCP, TLS) failed before it
+ * was established. Retryable, except for a host name that does not exist and a
+ * certificate that does not verify, which end at once (code HostNotFound / CertificateRejected).
+ */
 export class IvaNetworkError extends IvaError {
   override readonly name = 'IvaNetworkError';
+  /** Node's error code (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED…), when there is one. */
+  readonly errno: string | undefined;
   constructor(message: string, cause?: unknown) {
-    super({ code: 'NetworkError', message, retryable: true, cause });
+    const errno =
+      typeof (cause as { code?: unknown })?.code === 'string' ? (cause as { code: string }).code : undefined;
+    const code =
+      errno && HOST_NOT_FOUND_ERRNOS.has(errno)
+        ? HOST_NOT_FOUND
+        : errno && CERTIFICATE_ERRNOS.has(errno)
+          ? CERTIFICATE_REJECTED
+          : 'NetworkError';
+    super({
+      code,
+      message: errno && !message.includes(errno) ? `${message} (${errno})` : message,
+      retryable: code === 'NetworkError',
+      cause,
+    });
+    this.errno = errno;
   }
 }
 
-/** One attempt took longer than the per-call timeout. */
+/** No connection to IVA within the per-attempt timeout: nothing was sent. Retryable. */
 export class IvaTimeoutError extends IvaError {
   override readonly name = 'IvaTimeoutError';
-  constructor(timeoutMs: number) {
-    super({ code: 'Timeout', message: `IVA did not answer within ${timeoutMs} ms`, retryable: true });
+  constructor(timeoutMs: number, what = 'no connection to IVA') {
+    super({ code: 'Timeout', message: `${what} within ${timeoutMs} ms`, retryable: true });
   }
 }
 
-/** IVA answered something that is not its JSON response shape. */
-export class IvaProtocolError extends IvaError {
-  override readonly name = 'IvaProtocolError';
-  constructor(message: string, httpStatus?: number) {
-    super({ code: 'InvalidResponse', message, httpStatus, retryable: httpStatus === undefined || httpStatus >= 500 });
+/** Codes of the ambiguous failures. */
+export const AMBIGUOUS_CODES = {
+  /** The connection closed or reset after (part of) the request was sent, before a complete answer. */
+  connectionLost: 'ConnectionLostAfterSend',
+  /** The per-attempt timeout ran out after (part of) the request was sent. */
+  timeout: 'TimeoutAfterSend',
+  /** An answer came but it is not IVA's: not JSON, no error code, no data id, too large. */
+  unreadable: 'UnreadableResponse',
+} as const;
+
+export type AmbiguousCode = (typeof AMBIGUOUS_CODES)[keyof typeof AMBIGUOUS_CODES];
+
+/**
+ * IVA may have received and processed the request, and we cannot tell: never retried
+ * (retryable false, ambiguous true). The caller records it as `uncertain` and its owner
+ * decides (resubmit, or mark it done). `sentAt`/`failedAt` bound when IVA may have got it.
+ */
+export class IvaAmbiguousError extends IvaError {
+  override readonly name = 'IvaAmbiguousError';
+  override readonly code: AmbiguousCode;
+  /** When the connection that carried the request was ready to send (ms since epoch). */
+  readonly sentAt: number;
+  /** When the failure was seen (ms since epoch). */
+  readonly failedAt: number;
+  /** Attempts made, this one included (earlier ones failed without sending anything). */
+  attempts = 1;
+  constructor(
+    code: AmbiguousCode,
+    message: string,
+    times: { sentAt: number; failedAt: number },
+    extra: { httpStatus?: number; requestId?: string; cause?: unknown } = {},
+  ) {
+    super({ code, message, ambiguous: true, ...extra });
+    this.code = code;
+    this.sentAt = times.sentAt;
+    this.failedAt = times.failedAt;
   }
 }
 

@@ -43,8 +43,11 @@ export interface SubmitResult {
   attempts: number;
 }
 
+/** Told before each wait between attempts; only failures that sent nothing are retried. */
 export interface RetryInfo {
+  /** The attempt that just failed (1-based). */
   attempt: number;
+  /** The wait before the next attempt. */
   delayMs: number;
   error: import('./errors').IvaError;
 }
@@ -64,8 +67,13 @@ export interface IvaClientConfig {
   endpoint?: string;
   region?: string;
   service?: string;
-  /** Per-attempt timeout in ms (default 20 000). */
+  /**
+   * Base per-attempt timeout in ms (default 20 000); each attempt adds the body's
+   * size at `minThroughputBytesPerSecond`, and never outlives the call's budget.
+   */
   timeoutMs?: number;
+  /** The slowest upload an attempt waits for (default 512 KiB/s). */
+  minThroughputBytesPerSecond?: number;
   /** Default total budget in ms when a call gives none (default 60 000). */
   budgetMs?: number;
   baseDelayMs?: number;

@@ -9,7 +9,7 @@
  */
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
-import { isCredentialProblem, IvaError } from '../iva/errors';
+import { isCredentialProblem, IvaAmbiguousError, IvaError } from '../iva/errors';
 import type { IvaClient, SubmitResult } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { METRIC, MetricUnit } from '../observability';
@@ -73,7 +73,7 @@ export interface IntakeMessage {
   body: string;
 }
 
-export type RecordOutcome = 'submitted' | 'failed' | 'duplicate' | 'busy' | 'ignored' | 'retry';
+export type RecordOutcome = 'submitted' | 'failed' | 'uncertain' | 'duplicate' | 'busy' | 'ignored' | 'retry';
 
 export interface MessageOutcome {
   messageId: string;
@@ -394,6 +394,22 @@ export function createIntake(deps: IntakeDeps) {
           count(METRIC.retried);
           log.error('Our Volcengine credentials were refused or unavailable; left for redelivery', errorFields(error));
           return 'retry';
+        }
+        if (error instanceof IvaAmbiguousError) {
+          // IVA may have it: a redelivery must not send it again (begin() treats an
+          // uncertain record as done). Its owner resolves it (lib/iva/README.md).
+          await deps.ledger.markUncertain(id, {
+            code: error.code,
+            message: failure.message,
+            sentAt: new Date(error.sentAt).toISOString(),
+            failedAt: new Date(error.failedAt).toISOString(),
+          });
+          count(METRIC.uncertain);
+          log.error(
+            'IVA may have accepted it but the answer was lost; recorded uncertain, not retried',
+            errorFields(error),
+          );
+          return 'uncertain';
         }
         if (error.retryable) {
           await deps.ledger.markRetrying(id, failure);

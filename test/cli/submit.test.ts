@@ -1,5 +1,5 @@
 /** Runs the real `bin/iva-bridge.mjs` (through tsx) against the fake gateway. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -161,6 +161,54 @@ describe('iva-bridge submit: failures', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/FlowLimitExceeded: too many .*gave up after \d+ attempts.*rid-flow/);
     expect(gw.calls.length).toBeGreaterThan(1);
+  });
+
+  it('each retry is printed on stderr as it happens, before the next attempt is answered', async () => {
+    const seenAtSecondCall: string[] = [];
+    let stderr = '';
+    gw.respond = () => {
+      if (gw.calls.length === 1) return ivaError('FlowLimitExceeded', 'too many', 429, 'rid-flow-1');
+      // While the second attempt waits for its answer, the retry line is already out.
+      setTimeout(() => seenAtSecondCall.push(stderr), 300);
+      return { delayMs: 1_000, json: { ResponseMetadata: { RequestId: 'rid-ok' }, Result: { ImageID: 'image-ok' } } };
+    };
+    const child = spawn(process.execPath, [BIN, 'submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'], {
+      cwd: dir,
+      env: { PATH: process.env['PATH'] ?? '', VOLC_ACCESSKEY: AK, VOLC_SECRETKEY: SK, IVA_ENDPOINT: gw.url },
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(stdout).toBe(`${JSON.stringify({ ImageID: 'image-ok', RequestId: 'rid-ok' })}\n`);
+    expect(seenAtSecondCall).toHaveLength(1);
+    expect(seenAtSecondCall[0]).toMatch(
+      /^iva-bridge submit: retrying: attempt 1 failed with FlowLimitExceeded: too many \(RequestId rid-flow-1\) \[HTTP 429\]; attempt 2 in \d+ ms\n$/,
+    );
+    expect(stderr).toBe(seenAtSecondCall[0]);
+  });
+
+  it('a host name that does not resolve: one line naming it, at once, no retries (exit 1)', async () => {
+    const r = await run(['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg'], {
+      IVA_ENDPOINT: 'https://iva-bridge-no-such-host.invalid',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(/HostNotFound: .*(ENOTFOUND|EAI_NONAME)/);
+  });
+
+  it('a connection dropped after sending: exit 3 UNCERTAIN, sent once, never retried', async () => {
+    gw.queue({ drop: 'after-body' });
+    const r = await run(['submit', '--task-id', 't', '--image', imagePath]);
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(/UNCERTAIN: IVA may have accepted this submission: ConnectionLostAfterSend: /);
+    expect(gw.calls).toHaveLength(1);
   });
 
   const usage: Array<[string, string[], Record<string, string | undefined>, RegExp]> = [

@@ -279,7 +279,7 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect((await http.sandboxSubmissions()).some((s) => s.taskId === task)).toBe(false);
     });
 
-    it('a burst of 50 uploads under IVA faults ends with each object in exactly one final state, none lost or doubled', async () => {
+    it('a burst of 50 uploads under IVA faults ends with each object in exactly one final state, none lost or doubled, the dropped ones uncertain', async () => {
       const task = taskId('burst');
       await http.injectFaults([
         { count: 4, code: 'FlowLimitExceeded', httpStatus: 429 },
@@ -304,7 +304,8 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
         'every object settled',
         async () => {
           const items = await http.listTask(task);
-          return items.length === 50 && items.every((s) => s.Status === 'completed' || s.Status === 'failed')
+          return items.length === 50 &&
+            items.every((s) => s.Status === 'completed' || s.Status === 'failed' || s.Status === 'uncertain')
             ? items
             : undefined;
         },
@@ -319,10 +320,13 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
         if (views[0]!.Status === 'completed') expect(count, name).toBe(1);
         else expect(count, name).toBe(0);
       }
-      // Retryable faults are retried: every object ends completed, and the faults were all used.
-      expect(final.filter((v) => v.Status !== 'completed').map((v) => `${v.Object?.Key}: ${v.Error?.Code}`)).toEqual(
-        [],
-      );
+      // IVA's own 429/503 answers are retried and end completed; the two connections dropped
+      // after the body was sent are ambiguous to the client: uncertain, never sent again
+      // (the sandbox dropped them before accepting, so IVA has none of them: count 0 above).
+      expect(final.filter((v) => v.Status !== 'completed').map((v) => `${v.Status}: ${v.Error?.Code}`)).toEqual([
+        'uncertain: ConnectionLostAfterSend',
+        'uncertain: ConnectionLostAfterSend',
+      ]);
       expect(await (await fetch(`${stack.ivaEndpoint}/__sandbox/faults`)).json()).toEqual([]);
       const requests = (await (await fetch(`${stack.ivaEndpoint}/__sandbox/requests`)).json()) as { fault?: string }[];
       expect(requests.filter((r) => r.fault).length).toBe(9);

@@ -4,10 +4,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createIvaClient,
   IvaAbortedError,
+  IvaAmbiguousError,
   IvaBudgetExceededError,
   IvaError,
   IvaInputError,
-  IvaProtocolError,
   type FileData,
   type IvaClient,
   type IvaClientConfig,
@@ -269,24 +269,31 @@ describe('IVA client: answers and retries', () => {
     }
   });
 
-  it('retries a dropped connection (after the body, and before reading it)', async () => {
+  it('a connection dropped after the request was sent is ambiguous and never retried (after the body, and before reading it)', async () => {
     gw.queue({ drop: 'after-body' }, { drop: 'before-body' });
     const retries: string[] = [];
-    const result = await client().submit(
-      { ...input, source: { type: 'file', data: fileBytes(2_000_000) } },
-      { onRetry: (r) => retries.push(r.error.code) },
-    );
-    expect(result.attempts).toBe(3);
-    expect(retries).toEqual(['NetworkError', 'NetworkError']);
+    const big = { ...input, source: { type: 'file' as const, data: fileBytes(2_000_000) } };
+    for (const _ of [1, 2]) {
+      const error = await client()
+        .submit(big, { onRetry: (r) => retries.push(r.error.code) })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IvaAmbiguousError);
+      expect(error).toMatchObject({ code: 'ConnectionLostAfterSend', retryable: false, ambiguous: true, attempts: 1 });
+    }
+    expect(retries).toEqual([]);
+    expect(gw.calls).toHaveLength(2);
   });
 
-  it('a slow answer hits the per-attempt timeout and is retried', async () => {
+  it('a slow answer hits the per-attempt timeout: ambiguous (TimeoutAfterSend), never sent twice', async () => {
     gw.queue({ delayMs: 1_500 });
     const retries: string[] = [];
     const started = Date.now();
-    const result = await client({ timeoutMs: 300 }).submit(input, { onRetry: (r) => retries.push(r.error.code) });
-    expect(result.attempts).toBe(2);
-    expect(retries).toEqual(['Timeout']);
+    const error = await client({ timeoutMs: 300, minThroughputBytesPerSecond: 1e12 })
+      .submit(input, { onRetry: (r) => retries.push(r.error.code) })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TimeoutAfterSend', ambiguous: true, retryable: false });
+    expect(retries).toEqual([]);
+    expect(gw.calls).toHaveLength(1);
     expect(Date.now() - started).toBeLessThan(1_400);
   });
 
@@ -306,17 +313,15 @@ describe('IVA client: answers and retries', () => {
     expect(elapsed).toBeLessThan(700 + 150);
   });
 
-  it('when the budget ends during an attempt, the error names the cause of the retries, not the cut-off', async () => {
-    // A fast 503, then an attempt that would hang: it is cut by the budget, not by timeoutMs.
+  it('when the budget ends during an attempt that was sent, it is ambiguous, after the earlier clean retries', async () => {
+    // A fast 503 (retried: IVA said no), then an attempt that hangs: cut by the budget, not by timeoutMs.
     gw.queue(ivaError('ServiceUnavailableTemp', 'busy', 503, 'rid-busy'));
     gw.respond = () => (gw.calls.length > 1 ? { delayMs: 3_000 } : undefined);
     const error = await client({ timeoutMs: 10_000, baseDelayMs: 10, maxDelayMs: 10 })
       .submit(input, { budgetMs: 400 })
       .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(IvaBudgetExceededError);
-    const budget = error as IvaBudgetExceededError;
-    expect(budget).toMatchObject({ code: 'ServiceUnavailableTemp', requestId: 'rid-busy', attempts: 2 });
-    expect(budget.lastError.code).toBe('ServiceUnavailableTemp');
+    expect(error).toBeInstanceOf(IvaAmbiguousError);
+    expect(error).toMatchObject({ code: 'TimeoutAfterSend', attempts: 2, retryable: false });
   });
 
   it('a per-attempt timeout never outlives the budget', async () => {
@@ -325,25 +330,31 @@ describe('IVA client: answers and retries', () => {
     const error = await client({ timeoutMs: 10_000 })
       .submit(input, { budgetMs: 400 })
       .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(IvaBudgetExceededError);
-    expect((error as IvaBudgetExceededError).lastError.code).toBe('Timeout');
+    expect(error).toMatchObject({ code: 'TimeoutAfterSend', ambiguous: true });
     expect(Date.now() - started).toBeLessThan(400 + 150);
   });
 
-  it('a non-JSON answer is a protocol error (retryable only for 5xx)', async () => {
-    gw.queue({ status: 502, raw: '<html>Bad Gateway</html>' }, { status: 200, raw: 'OK' });
-    const retries: string[] = [];
-    const error = await client()
-      .submit(input, { onRetry: (r) => retries.push(r.error.code) })
-      .catch((e: unknown) => e);
-    expect(retries).toEqual(['InvalidResponse']);
-    expect(error).toBeInstanceOf(IvaProtocolError);
-    expect(error).toMatchObject({ httpStatus: 200, retryable: false });
+  it("an answer that is not IVA's (not JSON, whatever the status) is ambiguous, never retried", async () => {
+    for (const reply of [
+      { status: 502, raw: '<html>Bad Gateway</html>' },
+      { status: 200, raw: 'OK' },
+      { status: 503, json: { message: 'no error code' } },
+    ]) {
+      gw.queue(reply);
+      const retries: string[] = [];
+      const error = await client()
+        .submit(input, { onRetry: (r) => retries.push(r.error.code) })
+        .catch((e: unknown) => e);
+      expect(retries).toEqual([]);
+      expect(error).toBeInstanceOf(IvaAmbiguousError);
+      expect(error).toMatchObject({ code: 'UnreadableResponse', httpStatus: reply.status, retryable: false });
+    }
+    expect(gw.calls).toHaveLength(3);
   });
 
-  it('a success without the data id is a protocol error', async () => {
+  it('a success without the data id is ambiguous (IVA may have it)', async () => {
     gw.queue({ status: 200, json: { ResponseMetadata: { RequestId: 'r' }, Result: {} } });
-    await expect(client().submit(input)).rejects.toBeInstanceOf(IvaProtocolError);
+    await expect(client().submit(input)).rejects.toMatchObject({ code: 'UnreadableResponse', ambiguous: true });
   });
 
   it('calls the credentials provider per attempt, so a rotated secret is used', async () => {

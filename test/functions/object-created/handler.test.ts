@@ -343,17 +343,41 @@ describe('object-created: S3 upload → IVA Source=url', () => {
 
   it('leaves the message for redelivery when IVA is down for the whole budget, then submits', async () => {
     const note = await upload('incoming/down/later.jpg', 'later');
-    sandbox.injectFaults({ count: 1000, drop: true });
+    // IVA's gateway answering 503 with its error body: it certainly did not take it.
+    sandbox.injectFaults({ count: 1000, code: 'ServiceUnavailable', httpStatus: 503 });
     const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100 }));
     const started = Date.now();
     const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-down')), context(1_500));
     expect(Date.now() - started).toBeLessThan(1_500);
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-down' }] });
-    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'NetworkError' } });
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'pending', error: { code: 'ServiceUnavailable' } });
     sandbox.reset();
     expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-down')))).toEqual({ batchItemFailures: [] });
     expect(sandbox.submissions).toHaveLength(1);
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', attempts: 2 });
+  });
+
+  it('the answer lost after IVA accepted it: uncertain (cause, times), IVA has it once, a redelivery sends nothing', async () => {
+    const note = await upload('incoming/lost/answer.jpg', 'lost');
+    sandbox.injectFaults({ drop: true, afterAccept: true });
+    const handler = createHandler(deps());
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-lost')))).toEqual({ batchItemFailures: [] });
+    const record = await ledger.get(idOf(note));
+    expect(record).toMatchObject({
+      status: 'uncertain',
+      uncertain: { code: 'ConnectionLostAfterSend' },
+      error: { code: 'ConnectionLostAfterSend' },
+    });
+    expect(Date.parse(record?.uncertain?.failedAt ?? '')).toBeGreaterThanOrEqual(
+      Date.parse(record?.uncertain?.sentAt ?? ''),
+    );
+    // S3/SQS deliver the same event again: nothing is sent to IVA a second time.
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(note), 'm-lost-2')))).toEqual({
+      batchItemFailures: [],
+    });
+    expect(sandbox.requests).toHaveLength(1);
+    expect(sandbox.submissions).toHaveLength(1);
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'uncertain', attempts: 1 });
   });
 
   it('leaves a record to redelivery without calling IVA when too little time is left', async () => {
