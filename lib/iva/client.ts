@@ -52,6 +52,12 @@ export const DEFAULT_MIN_THROUGHPUT_BYTES_PER_SECOND = 512 * 1024;
  * into such a connection fails after sending, which is ambiguous.
  */
 export const MAX_IDLE_REUSE_MS = 4_000;
+/**
+ * A retry starts only with at least this much budget left: an attempt cut short by the
+ * end of the budget after sending is ambiguous, so the budget's last moments are not
+ * spent on one. The first attempt always starts.
+ */
+export const DEFAULT_MIN_ATTEMPT_MS = 1_000;
 /** IVA's answers are small JSON documents; anything bigger is not IVA. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -263,6 +269,7 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
   const attemptTimeoutFor = (bodyLength: number): number => timeoutMs + Math.ceil((bodyLength / minThroughput) * 1000);
   const baseDelayMs = config.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
   const maxDelayMs = config.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+  const minAttemptMs = config.minAttemptMs ?? DEFAULT_MIN_ATTEMPT_MS;
   // Keep-alive: a warm Lambda reuses its TLS connection instead of a new handshake per call.
   const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   let lastActivity = 0;
@@ -484,7 +491,9 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
         const delayMs = backoffDelay(retries, baseDelayMs, maxDelayMs);
         retries += 1;
         // Never start a wait that ends past the budget.
-        if (Date.now() + delayMs >= deadline) throw new IvaBudgetExceededError(error, attempts);
+        // Never start a wait that leaves less than minAttemptMs for the next attempt: an
+        // attempt the budget cuts short after sending would be ambiguous.
+        if (Date.now() + delayMs + minAttemptMs > deadline) throw new IvaBudgetExceededError(error, attempts);
         onRetry?.({ attempt: attempts, delayMs, error });
         await sleep(delayMs, signal);
       }

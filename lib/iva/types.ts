@@ -77,6 +77,8 @@ export interface IvaClientConfig {
   /** Default total budget in ms when a call gives none (default 60 000). */
   budgetMs?: number;
   baseDelayMs?: number;
+  /** Least budget left for a retry to start (default 1 000 ms); the first attempt always starts. */
+  minAttemptMs?: number;
   maxDelayMs?: number;
   /**
    * Time used for X-Date (ms since epoch; default Date.now). After an InvalidTimestamp

@@ -157,7 +157,8 @@ describe('iva-bridge submit: failures', () => {
 
   it('retryable errors past the budget: exit 1 naming the last error', async () => {
     gw.respond = () => ivaError('FlowLimitExceeded', 'too many', 429, 'rid-flow');
-    const r = await run(['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--budget-ms', '800']);
+    // Retries start only with 1 s of budget left (DEFAULT_MIN_ATTEMPT_MS): 2.5 s allows several.
+    const r = await run(['submit', '--task-id', 't', '--image-url', 'https://x/y.jpg', '--budget-ms', '2500']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/FlowLimitExceeded: too many .*gave up after \d+ attempts.*rid-flow/);
     expect(gw.calls.length).toBeGreaterThan(1);

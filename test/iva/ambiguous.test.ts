@@ -42,6 +42,7 @@ function client(overrides: Partial<IvaClientConfig> = {}): IvaClient {
     timeoutMs: 2_000,
     baseDelayMs: 5,
     maxDelayMs: 20,
+    minAttemptMs: 20,
     ...overrides,
   });
   clients.push(c);

@@ -41,6 +41,8 @@ function client(overrides: Partial<IvaClientConfig> = {}): IvaClient {
     timeoutMs: 2_000,
     baseDelayMs: 5,
     maxDelayMs: 20,
+    // Budgets here are a few hundred ms: let retries start until near their end.
+    minAttemptMs: 20,
     ...overrides,
   });
   clients.push(c);
