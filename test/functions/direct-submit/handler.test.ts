@@ -211,6 +211,40 @@ describe('direct submissions arrive at IVA byte-identical', () => {
     expect(counted).toContain('Submitted');
   });
 
+  // DIRECT_MAX_BYTES (4,500,000 here) bounds the DECODED body: API Gateway delivers it
+  // base64, a third larger (exactly 6,000,000 characters at the limit). Bodies between
+  // ~3.4 MB and 4.5 MB are where measuring the base64 text instead would wrongly refuse.
+  async function formOfExactly(bytes: number) {
+    const request = { TaskID: 'task-edge', Image: { Name: 'edge.jpg', Source: 'file' } };
+    const overhead = (await imageForm(request, Buffer.alloc(1))).body.length - 1;
+    const file = randomBytes(bytes - overhead);
+    const form = await imageForm(request, file);
+    expect(form.body.length).toBe(bytes); // the boundary's length does not vary
+    return { form, file };
+  }
+
+  it.each([3_500_000, 4_500_000])(
+    'a body of %i bytes decoded (over 4.5 MB as base64) is accepted and arrives byte-identical',
+    async (bytes) => {
+      const { form, file } = await formOfExactly(bytes);
+      const event = post('/v1/images', form);
+      expect(restEvent(event).body?.length).toBeGreaterThan(4_500_000);
+      const res = await call(event);
+      expect(res.statusCode).toBe(200);
+      expect(sandbox.submissions).toHaveLength(1);
+      expect(Buffer.compare(sandbox.submissions[0]?.file ?? Buffer.alloc(0), file)).toBe(0);
+    },
+  );
+
+  it('one byte over DIRECT_MAX_BYTES decoded → 413 PayloadTooLarge naming the upload route, nothing sent', async () => {
+    const { form } = await formOfExactly(4_500_001);
+    const res = await call(post('/v1/images', form));
+    expect(res.statusCode).toBe(413);
+    expect(res.json.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
+    expect(res.json.ResponseMetadata.Error.Message).toMatch(/4500001 bytes.*POST \/v1\/uploads/);
+    expect(sandbox.requests).toHaveLength(0);
+  });
+
   it('vendor-compatible POST /?Action=AddAsyncTaskVideoData: a video arrives byte-identical', async () => {
     const file = trickyFile(1_200_000);
     const form = await encodeForm([

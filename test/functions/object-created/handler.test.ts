@@ -602,13 +602,24 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(await ledger.get(idOf(second))).toMatchObject({ source: 's3', status: 'submitted' });
   });
 
-  it('never submits an unreserved or malformed iva-submission-id as given', async () => {
-    const note = await upload('incoming/forged/f.jpg', 'forged', {
-      metadata: { 'iva-submission-id': 'not-reserved-1234' },
-    });
+  it.each([
+    ['unreserved, well-formed', 'not-reserved-1234', 'not-reserved-1234'],
+    [
+      'unreserved, shaped like an upload id',
+      'upl_00000000-0000-4000-8000-000000000000',
+      'upl_00000000-0000-4000-8000-000000000000',
+    ],
+    ['malformed: too short', 'short', 'short'],
+    ['malformed: too long', 'x'.repeat(129), 'x'.repeat(129)],
+    ['malformed: a path', '../../incoming/x', '../../incoming/x'],
+    ['malformed: spaces', 'has spaces in it', 'has spaces in it'],
+    ['malformed: non-ASCII (RFC 2047)', b64('übermäßig-lang'), 'übermäßig-lang'],
+  ])('never submits an %s iva-submission-id as given', async (_what, metadataValue, decoded) => {
+    const key = `incoming/forged/${randomUUID()}.jpg`;
+    const note = await upload(key, 'forged', { metadata: { 'iva-submission-id': metadataValue } });
     await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note))));
-    expect(await ledger.get('not-reserved-1234')).toBeUndefined();
-    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', source: 's3' });
+    expect(await ledger.get(decoded)).toBeUndefined();
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted', source: 's3', object: { key } });
   });
 
   it('bounds the IVA calls in flight by the configured concurrency', async () => {
