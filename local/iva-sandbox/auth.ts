@@ -5,8 +5,9 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { expectedSignature, parseAuthorization, type Query, type VolcCredentials } from '../../lib/signer/index';
+import { parseAuthorization, type Query, type VolcCredentials } from '../../lib/signer/index';
 import { SandboxError } from './errors';
+import { officialSignature } from './official-signature';
 
 export interface VerifyInput {
   method: string;
@@ -103,18 +104,20 @@ export function verifySignature(input: VerifyInput): string {
     );
   }
 
-  const expected = expectedSignature(
-    {
-      method: input.method,
-      path: input.path,
-      query: input.query,
-      header: (name) => headerValue(input.headers, name),
-      bodySha256: input.bodySha256,
-    },
-    auth,
-    credentials.secretAccessKey,
+  const expected = officialSignature({
+    method: input.method,
+    path: input.path,
+    query: input.query,
+    header: (name) => headerValue(input.headers, name),
+    signedHeaders: auth.signedHeaders,
+    bodySha256: input.bodySha256,
+    region: auth.region,
+    service: auth.service,
+    accessKeyId: auth.accessKeyId,
+    secretAccessKey: credentials.secretAccessKey,
+    ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
     xDate,
-  );
+  });
   if (!safeEqual(expected, auth.signature)) {
     throw new SandboxError(
       'SignatureDoesNotMatch',

@@ -13,7 +13,8 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
-import { expectedSignature, parseAuthorization, sha256Hex, type Query } from '../../lib/signer/index';
+import { officialSignature } from '../../local/iva-sandbox/official-signature';
+import { parseAuthorization, sha256Hex, type Query } from '../../lib/signer/index';
 
 export interface Part {
   name: string;
@@ -137,12 +138,19 @@ export function verifySignature(
   if (secret === undefined) return { ok: false, reason: 'unknown access key', ...base };
   const missing = auth.signedHeaders.find((name) => header(headers, name) === undefined);
   if (missing) return { ok: false, reason: `signed header ${missing} missing`, ...base };
-  const expected = expectedSignature(
-    { method, path, query, header: (name) => header(headers, name), bodySha256: declared ?? sha256Hex('') },
-    auth,
-    secret,
+  const expected = officialSignature({
+    method,
+    path,
+    query,
+    header: (name) => header(headers, name),
+    signedHeaders: auth.signedHeaders,
+    bodySha256: declared ?? sha256Hex(''),
+    region: auth.region,
+    service: auth.service,
+    accessKeyId: auth.accessKeyId,
+    secretAccessKey: secret,
     xDate,
-  );
+  });
   return expected === auth.signature ? { ok: true, ...base } : { ok: false, reason: 'signature mismatch', ...base };
 }
 
