@@ -27,9 +27,3 @@ export class MalformedMessageError extends Error {
   override readonly name = 'MalformedMessageError';
   readonly code = 'MalformedMessage';
 }
-
-/** Not enough of the invocation's time left to call IVA safely: retried by redelivery. */
-export class NoTimeLeftError extends Error {
-  override readonly name = 'NoTimeLeftError';
-  readonly code = 'NoTimeLeft';
-}

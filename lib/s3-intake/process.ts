@@ -16,7 +16,7 @@ import { METRIC, MetricUnit } from '../observability';
 import { decodeMetadataValue } from '../storage/metadata';
 import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
 import { escapeForLog } from '../submission/validate';
-import { IntakeRuleError, MalformedMessageError, NoTimeLeftError } from './errors';
+import { IntakeRuleError, MalformedMessageError } from './errors';
 import { parseMessageBody, type ObjectCreatedRecord } from './events';
 import { createLimiter, type Limiter } from './limiter';
 import {
@@ -239,39 +239,37 @@ export function createIntake(deps: IntakeDeps) {
     if (record.sequencer) objectRef.sequencer = record.sequencer;
     const eTag = record.eTag ?? (object?.ETag ? stripQuotes(object.ETag) : undefined);
     if (eTag) objectRef.eTag = eTag;
-
-    if (
-      object &&
+    // Overwritten since (unversioned bucket): the newer upload has its own event, and a
+    // URL signed now would serve its bytes under this upload's id. This upload can never
+    // be sent; it is recorded failed so its owner sees what became of it.
+    const overwritten =
+      object !== undefined &&
       !record.versionId &&
-      record.eTag &&
-      object.ETag &&
-      stripQuotes(object.ETag) !== stripQuotes(record.eTag)
-    ) {
-      // Overwritten since (unversioned bucket): the newer upload has its own event, and
-      // a URL signed now would serve its bytes under this upload's id.
-      log.info('Ignored: the object was overwritten since this event; the newer upload is submitted by its own event');
-      return 'ignored';
-    }
+      record.eTag !== undefined &&
+      object.ETag !== undefined &&
+      stripQuotes(object.ETag) !== stripQuotes(record.eTag);
+    if (overwritten) log.info('The object was overwritten since this event; the newer upload has its own event');
 
-    const metadata = object?.Metadata ?? {};
-    const { id, source } = await submissionIdFor(record, metadata, object?.ETag, log);
+    // The newer object's metadata is not this upload's: an overwritten one is known by its key alone.
+    const metadata = overwritten ? {} : (object?.Metadata ?? {});
+    const { id, source } = await submissionIdFor(record, metadata, overwritten ? undefined : object?.ETag, log);
     log.set({ submissionId: id });
 
     let decision: ReturnType<typeof decide> | undefined;
     if (object) {
-      if (object.ContentLength !== undefined) objectRef.size = object.ContentLength;
-      if (object.ContentType) objectRef.contentType = object.ContentType;
+      if (!overwritten) {
+        if (object.ContentLength !== undefined) objectRef.size = object.ContentLength;
+        if (object.ContentType) objectRef.contentType = object.ContentType;
+      }
       decision = decide(
-        { key: record.key, metadata, contentType: object.ContentType, size: object.ContentLength },
+        overwritten
+          ? { key: record.key, metadata }
+          : { key: record.key, metadata, contentType: object.ContentType, size: object.ContentLength },
         { defaultTaskId: deps.defaultTaskId, imageMaxBytes },
       );
     }
     const fields: PartialPlan = decision ? (decision.ok ? decision.plan : decision.partial) : {};
     log.set({ taskId: fields.taskId });
-
-    const budget = budgetMs();
-    if (budget < minBudget)
-      throw new NoTimeLeftError(`Only ${budget} ms left for IVA; leaving this record to a redelivery`);
 
     const beginFor = (submissionId: string, submissionSource: SubmissionSource) =>
       deps.ledger.begin(
@@ -330,6 +328,17 @@ export function createIntake(deps: IntakeDeps) {
         log.warn('Recorded as failed', { errorCode: error.code, errorMessage: error.message });
         return 'failed';
       }
+      if (overwritten) {
+        const failure = {
+          code: 'ObjectOverwritten',
+          message:
+            'The object was overwritten before this upload was submitted; the newer upload is a submission of its own',
+        };
+        await deps.ledger.markFailed(id, failure, fields);
+        count(METRIC.failed);
+        log.warn('Recorded as failed', { errorCode: failure.code, errorMessage: failure.message });
+        return 'failed';
+      }
       if (!decision.ok) {
         await deps.ledger.markFailed(
           id,
@@ -341,6 +350,18 @@ export function createIntake(deps: IntakeDeps) {
         return 'failed';
       }
       const plan = decision.plan;
+      const budget = budgetMs();
+      if (budget < minBudget) {
+        // Recorded before it is handed back, so the upload is never invisible while it waits.
+        const failure = {
+          code: 'NoTimeLeft',
+          message: `Only ${budget} ms of this invocation were left for IVA; SQS redelivers it`,
+        };
+        await deps.ledger.markRetrying(id, failure);
+        count(METRIC.retried);
+        log.warn('Too little time left to call IVA; recorded pending and left to redelivery', { budgetMs: budget });
+        return 'retry';
+      }
       const presigned = await deps.presigner.presignGet({
         bucket: record.bucket,
         key: record.key,

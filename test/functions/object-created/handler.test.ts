@@ -380,7 +380,7 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'uncertain', attempts: 1 });
   });
 
-  it('leaves a record to redelivery without calling IVA when too little time is left', async () => {
+  it('records an upload pending (NoTimeLeft) before leaving it to redelivery when too little time is left; the redelivery submits it', async () => {
     const note = await upload('incoming/late/late.jpg', 'late');
     const result = await run(
       createHandler(deps()),
@@ -389,7 +389,34 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     );
     expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-late' }] });
     expect(sandbox.requests).toHaveLength(0);
-    expect(await ledger.get(idOf(note))).toBeUndefined();
+    // Visible to its owner while it waits, and not leased: the redelivery proceeds at once.
+    const waiting = await ledger.get(idOf(note));
+    expect(waiting).toMatchObject({ status: 'pending', taskId: 'late', error: { code: 'NoTimeLeft' } });
+    expect(waiting?.leaseUntil).toBeUndefined();
+    expect(await run(createHandler(deps()), sqsEvent(sqsRecord(JSON.stringify(note), 'm-late')))).toEqual({
+      batchItemFailures: [],
+    });
+    expect(await ledger.get(idOf(note))).toMatchObject({ status: 'submitted' });
+    expect(sandbox.submissions).toHaveLength(1);
+  });
+
+  it('records an upload overwritten before its event was processed as failed ObjectOverwritten, findable by its id', async () => {
+    const first = await upload('incoming/ow/same.jpg', 'first bytes');
+    await new Promise((r) => setTimeout(r, 5)); // s3rver's sequencer is the time in ms
+    const second = await upload('incoming/ow/same.jpg', 'second bytes, longer');
+    const out = await run(
+      createHandler(deps()),
+      sqsEvent(sqsRecord(JSON.stringify(first)), sqsRecord(JSON.stringify(second))),
+    );
+    expect(out).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions.map((s) => s.file?.toString())).toEqual(['second bytes, longer']);
+    expect(await ledger.get(idOf(first))).toMatchObject({
+      status: 'failed',
+      taskId: 'ow',
+      error: { code: 'ObjectOverwritten' },
+      object: { key: 'incoming/ow/same.jpg' },
+    });
+    expect(await ledger.get(idOf(second))).toMatchObject({ status: 'submitted' });
   });
 
   it('lets metadata override the path (task, kind, unicode name, desc, AlgoParamConf)', async () => {
