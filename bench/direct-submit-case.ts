@@ -61,6 +61,7 @@ function memoryLedger(): Ledger {
     get: async (id) => records.get(id),
     getByDataId: async () => undefined,
     listByTask: async () => ({ items: [] }),
+    listByStatus: async () => ({ items: [] }),
   };
 }
 

@@ -117,6 +117,12 @@ export class IvaBridgeStack extends Stack {
       sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
+    // The status index (lib/ledger): GET /v1/submissions?status=… across tasks.
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'gsi2',
+      partitionKey: { name: 'gsi2pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'gsi2sk', type: dynamodb.AttributeType.STRING },
+    });
 
     // ---------------------------------------------------------------- secrets
     const volcSecret = new secretsmanager.Secret(this, 'VolcCredentials', {
@@ -245,7 +251,7 @@ export class IvaBridgeStack extends Stack {
     const ledgerListing = new iam.PolicyStatement({
       sid: 'LedgerListByTask',
       actions: ['dynamodb:Query'],
-      resources: [`${this.table.tableArn}/index/gsi1`],
+      resources: [`${this.table.tableArn}/index/gsi1`, `${this.table.tableArn}/index/gsi2`],
     });
     const readSecret = (sid: string, ...arns: string[]) =>
       new iam.PolicyStatement({ sid, actions: ['secretsmanager:GetSecretValue'], resources: arns });
@@ -640,7 +646,10 @@ export class IvaBridgeStack extends Stack {
     v1.addResource('images').addMethod('POST', direct, multipart);
     v1.addResource('videos').addMethod('POST', direct, multipart);
     v1.addResource('uploads').addMethod('POST', direct, keyed);
-    const submission = v1.addResource('submissions').addResource('{id}');
+    const submissions = v1.addResource('submissions');
+    // GET /v1/submissions?status=…: every task's submissions in one status (the status index).
+    submissions.addMethod('GET', direct, keyed);
+    const submission = submissions.addResource('{id}');
     submission.addMethod('GET', direct, keyed);
     submission.addResource('result').addMethod('GET', direct, keyed);
     const results = submission.addResource('results');

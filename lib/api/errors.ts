@@ -59,6 +59,7 @@ export const API_ERRORS = {
   SubmissionNotFound: 404,
   InvalidCursor: 400,
   InvalidLimit: 400,
+  InvalidStatus: 400,
   InvalidSubmissionId: 400,
   // Results
   ResultNotReady: 404,

@@ -8,7 +8,7 @@ import { ApiError } from './errors';
 import { errorResponse } from './responses';
 import { route, UNKNOWN_ACTION, type Route } from './router';
 import { handleGetResult, handleGetResultById, handleListResults } from './results';
-import { handleGetSubmission, handleListTaskSubmissions } from './status';
+import { handleGetSubmission, handleListSubmissions, handleListTaskSubmissions } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { handleCreateUpload } from './uploads';
 
@@ -39,6 +39,8 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
       return handleGetResultById(r.id, r.resultId, deps);
     case 'listTaskSubmissions':
       return handleListTaskSubmissions(r.taskId, req, deps);
+    case 'listSubmissions':
+      return handleListSubmissions(req, deps);
   }
 }
 

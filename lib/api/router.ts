@@ -14,6 +14,7 @@ export type Route =
   | { op: 'createUpload'; action: 'CreateUpload' }
   | { op: 'getSubmission'; action: 'GetSubmission'; id: string }
   | { op: 'listTaskSubmissions'; action: 'ListTaskSubmissions'; taskId: string }
+  | { op: 'listSubmissions'; action: 'ListSubmissions' }
   | { op: 'getResult'; action: 'GetResult'; id: string }
   | { op: 'listResults'; action: 'ListResults'; id: string }
   | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string };
@@ -87,6 +88,7 @@ const ROUTES: ReadonlyArray<{
     build: () => ({ op: 'submit', kind: 'video', action: SUBMIT_ACTIONS.video }),
   },
   { method: 'POST', resource: '/v1/uploads', build: () => ({ op: 'createUpload', action: 'CreateUpload' }) },
+  { method: 'GET', resource: '/v1/submissions', build: () => ({ op: 'listSubmissions', action: 'ListSubmissions' }) },
   {
     method: 'GET',
     resource: '/v1/submissions/{id}',

@@ -1,6 +1,7 @@
 /** GET /v1/submissions/{id} and GET /v1/tasks/{TaskID}/submissions: the ledger, as users read it. */
 import { InvalidCursorError } from '../ledger/errors';
-import type { SubmissionRecord } from '../ledger/types';
+import type { SubmissionRecord, SubmissionStatus } from '../ledger/types';
+import { escapeForLog } from '../submission/validate';
 import { ApiError } from './errors';
 import { json } from './responses';
 import { firstQuery } from './router';
@@ -89,6 +90,30 @@ export async function handleListTaskSubmissions(taskId: string, req: ApiRequest,
         'InvalidCursor',
         `${error.message} (cursors are the NextCursor values of this same task's listing)`,
       );
+    throw error;
+  }
+}
+
+/** What `?status=` takes: the statuses users see (docs: the README's status list). */
+const LISTABLE_STATUSES: readonly SubmissionStatus[] = ['pending', 'submitted', 'completed', 'failed', 'uncertain'];
+
+/** GET /v1/submissions?status=…: every task's submissions in one status, newest first. */
+export async function handleListSubmissions(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
+  const status = firstQuery(req, 'status');
+  const known = LISTABLE_STATUSES.find((s) => s === status);
+  if (!known)
+    throw new ApiError(
+      'InvalidStatus',
+      `status is required and must be one of ${LISTABLE_STATUSES.join(', ')}${status === undefined ? '' : `, got "${escapeForLog(status, 20)}"`}`,
+    );
+  const limit = parseLimit(firstQuery(req, 'limit'));
+  const cursor = firstQuery(req, 'cursor');
+  try {
+    const page = await deps.ledger.listByStatus(known, { limit, ...(cursor ? { cursor } : {}) });
+    return json(200, { Items: page.items.map(submissionView), ...(page.cursor ? { NextCursor: page.cursor } : {}) });
+  } catch (error) {
+    if (error instanceof InvalidCursorError)
+      throw new ApiError('InvalidCursor', `${error.message} (cursors are the NextCursor values of this same listing)`);
     throw error;
   }
 }

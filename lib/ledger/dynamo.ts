@@ -3,7 +3,9 @@
  * so it behaves the same on dynalite as on AWS.
  *
  * Items:
- *   SUB#<id>  / SUB   one per submission; gsi1 = TASK#<TaskID> / <createdAt>#<id> (newest first)
+ *   SUB#<id>  / SUB   one per submission; gsi1 = TASK#<TaskID> / <createdAt>#<id> (newest first);
+ *                     gsi2 = STATUS#<status> / <createdAt>#<id>, the status as users see it
+ *                     (kept in step by a conditional write after each status change, see syncIndexKeys)
  *   DATA#<id> / DATA  one per IVA data id: which submission owns it, and the latest callback
  *
  * Why the DATA item: a callback can arrive before the submitting function has written
@@ -49,6 +51,7 @@ export interface DynamoLedgerOptions {
 }
 
 const GSI = 'gsi1';
+const STATUS_GSI = 'gsi2';
 const DEFAULT_LEASE_MS = 2 * 60 * 1000;
 const MAX_PAGE = 100;
 
@@ -63,7 +66,7 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [attr('pk'), attr('sk'), attr('gsi1pk'), attr('gsi1sk')],
+    AttributeDefinitions: [attr('pk'), attr('sk'), attr('gsi1pk'), attr('gsi1sk'), attr('gsi2pk'), attr('gsi2sk')],
     KeySchema: [
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
@@ -74,6 +77,14 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
         KeySchema: [
           { AttributeName: 'gsi1pk', KeyType: 'HASH' },
           { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: STATUS_GSI,
+        KeySchema: [
+          { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+          { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
       },
@@ -210,7 +221,9 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return toRecord(out.Attributes ?? {});
+      const item = out.Attributes ?? {};
+      await syncIndexKeys(item);
+      return toRecord(item);
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       if (!onlyIf) throw new SubmissionNotFoundError(id);
@@ -257,10 +270,67 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return toRecord(out.Attributes ?? {});
+      const item = out.Attributes ?? {};
+      await syncIndexKeys(item);
+      return toRecord(item);
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
+    }
+  }
+
+  /**
+   * Brings the index keys of a submission item in line with what it now holds: gsi2 with
+   * its derived status, gsi1 with a TaskID recorded after it was created. A writer knows
+   * only its own half (the submitter its status, the callback the result), so each one,
+   * after its write, compares the whole item it got back and corrects the keys, on the
+   * condition that the item still holds what the keys were derived from. When another
+   * write came in between, the condition fails and that writer's own sync sets the keys:
+   * the last writer always leaves them right.
+   */
+  async function syncIndexKeys(item: Item): Promise<void> {
+    const id = item.id as string | undefined;
+    const createdAt = item.createdAt as string | undefined;
+    if (!id || !createdAt) return;
+    const status = deriveStatus(item.submitStatus as SubmissionRecord['submitStatus'], item.result as ResultRef);
+    const want: Item = { gsi2pk: `STATUS#${status}`, gsi2sk: `${createdAt}#${id}` };
+    if (typeof item.taskId === 'string' && item.taskId !== '' && item.gsi1pk === undefined) {
+      want.gsi1pk = `TASK#${item.taskId}`;
+      want.gsi1sk = `${createdAt}#${id}`;
+    }
+    const changed = Object.entries(want).filter(([field, value]) => item[field] !== value);
+    if (changed.length === 0) return;
+    const names: Record<string, string> = { '#submitStatus': 'submitStatus', '#result': 'result' };
+    const values: Item = { ':submitStatus': item.submitStatus };
+    const sets = changed.map(([field, value], i) => {
+      names[`#k${i}`] = field;
+      values[`:k${i}`] = value;
+      return `#k${i} = :k${i}`;
+    });
+    let condition = '#submitStatus = :submitStatus';
+    const result = item.result as ResultRef | undefined;
+    if (result) {
+      names['#receivedAt'] = 'receivedAt';
+      names['#status'] = 'status';
+      values[':receivedAt'] = result.receivedAt;
+      values[':resultStatus'] = result.status;
+      condition += ' AND #result.#receivedAt = :receivedAt AND #result.#status = :resultStatus';
+    } else condition += ' AND attribute_not_exists(#result)';
+    try {
+      await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: subKey(id),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      for (const [field, value] of changed) item[field] = value;
+    } catch (error) {
+      // Another write changed the status meanwhile: its own sync sets the keys.
+      if (!isConditionFailure(error)) throw error;
     }
   }
 
@@ -269,6 +339,8 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       ...subKey(input.id),
       gsi1pk: input.taskId ? `TASK#${input.taskId}` : undefined,
       gsi1sk: input.taskId ? `${timestamp}#${input.id}` : undefined,
+      gsi2pk: 'STATUS#pending',
+      gsi2sk: `${timestamp}#${input.id}`,
       id: input.id,
       source: input.source,
       taskId: input.taskId,
@@ -506,10 +578,30 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
           ExpressionAttributeValues: { ':pk': `TASK#${taskId}` },
           ScanIndexForward: false,
           Limit: limit,
-          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, taskId) : undefined,
+          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, 'gsi1', `TASK#${taskId}`) : undefined,
         }),
       );
       const page: Page<SubmissionRecord> = { items: (out.Items ?? []).map(toRecord) };
+      if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
+      return page;
+    },
+
+    async listByStatus(status, opts): Promise<Page<SubmissionRecord>> {
+      const limit = Math.min(Math.max(opts?.limit ?? 25, 1), MAX_PAGE);
+      const out = await doc.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: STATUS_GSI,
+          KeyConditionExpression: 'gsi2pk = :pk',
+          ExpressionAttributeValues: { ':pk': `STATUS#${status}` },
+          ScanIndexForward: false,
+          Limit: limit,
+          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, 'gsi2', `STATUS#${status}`) : undefined,
+        }),
+      );
+      // A key a racing write has not corrected yet (see syncIndexKeys) is not shown under the wrong status.
+      const items = (out.Items ?? []).map(toRecord).filter((record) => record.status === status);
+      const page: Page<SubmissionRecord> = { items };
       if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
       return page;
     },
@@ -525,17 +617,21 @@ const MAX_CURSOR_CHARS = 2048;
 /** The sort key of the task index: `<ISO timestamp>#<submission id>`. */
 const GSI_SORT_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#([^\p{Cc}]{1,256})$/u;
 
-function decodeCursor(cursor: string, taskId: string): Item {
+function decodeCursor(cursor: string, index: 'gsi1' | 'gsi2', partition: string): Item {
+  const pkName = `${index}pk`;
+  const skName = `${index}sk`;
   try {
     if (cursor.length > MAX_CURSOR_CHARS) throw new Error('too long');
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Item;
     // Keys only: refuse anything that could point the query elsewhere.
     const fields = Object.keys(key).sort().join(',');
-    if (fields !== 'gsi1pk,gsi1sk,pk,sk' || key.gsi1pk !== `TASK#${taskId}`) throw new Error('foreign cursor');
-    // Exactly the shape this listing writes (a submission item of this task), so a forged
-    // value (empty, over-long, another item's key) cannot reach DynamoDB as a
+    if (fields !== [pkName, skName, 'pk', 'sk'].sort().join(',') || key[pkName] !== partition)
+      throw new Error('foreign cursor');
+    // Exactly the shape this listing writes (a submission item of this partition), so a
+    // forged value (empty, over-long, another item's key) cannot reach DynamoDB as a
     // ValidationException (a 500).
-    const id = typeof key.gsi1sk === 'string' ? GSI_SORT_KEY.exec(key.gsi1sk)?.[1] : undefined;
+    const sortKey = key[skName];
+    const id = typeof sortKey === 'string' ? GSI_SORT_KEY.exec(sortKey)?.[1] : undefined;
     if (!id || key.sk !== 'SUB' || key.pk !== `SUB#${id}`) throw new Error('forged cursor');
     return key;
   } catch {

@@ -172,4 +172,12 @@ export interface Ledger {
   get(id: string): Promise<SubmissionRecord | undefined>;
   getByDataId(dataId: string): Promise<SubmissionRecord | undefined>;
   listByTask(taskId: string, options?: { limit?: number; cursor?: string }): Promise<Page<SubmissionRecord>>;
+  /**
+   * Every submission in one status, across tasks (those with no TaskID included), newest
+   * first: how an owner finds refusals (`failed`), `uncertain` ones, or what still waits.
+   */
+  listByStatus(
+    status: SubmissionStatus,
+    options?: { limit?: number; cursor?: string },
+  ): Promise<Page<SubmissionRecord>>;
 }

@@ -33,6 +33,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', resource: '/v1/images', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
   { method: 'POST', resource: '/v1/videos', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
   { method: 'POST', resource: '/v1/uploads', target: 'directSubmit', apiKeyRequired: true },
+  { method: 'GET', resource: '/v1/submissions', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}/result', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}/results', target: 'directSubmit', apiKeyRequired: true },

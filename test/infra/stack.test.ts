@@ -203,6 +203,14 @@ describe('ledger table', () => {
           ],
           Projection: { ProjectionType: 'ALL' },
         },
+        {
+          IndexName: 'gsi2',
+          KeySchema: [
+            { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
       ],
     });
   });
@@ -369,7 +377,11 @@ describe('IAM', () => {
       const onIndex = ddb.filter((s) => json(resourcesOf(s)).includes('/index/'));
       // Only direct-submit lists a task's submissions (GET /v1/tasks/{taskId}/submissions).
       expect(onIndex.flatMap(actionsOf), fn).toEqual(fn === 'directSubmit' ? ['dynamodb:Query'] : []);
-      if (fn === 'directSubmit') expect(json(onIndex.flatMap(resourcesOf))).toMatch(/\/index\/gsi1"/);
+      if (fn === 'directSubmit') {
+        expect(json(onIndex.flatMap(resourcesOf))).toMatch(/\/index\/gsi1"/);
+        // GET /v1/submissions?status=… lists across tasks by the status index.
+        expect(json(onIndex.flatMap(resourcesOf))).toMatch(/\/index\/gsi2"/);
+      }
     }
   });
 });
@@ -383,6 +395,7 @@ describe('API', () => {
   it('exposes exactly the documented routes', () => {
     expect([...methods.keys()].sort()).toEqual(
       [
+        'GET /v1/submissions',
         'GET /v1/submissions/{id}',
         'GET /v1/submissions/{id}/result',
         'GET /v1/submissions/{id}/results',

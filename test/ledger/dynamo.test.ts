@@ -280,6 +280,9 @@ describe('results: the submission write and the callback write commute', () => {
         result: { location: result.location },
       });
       expect((await ledger.getByDataId(`d${i}`))?.id).toBe(`s${i}`);
+      // The status index agrees, whichever write came last.
+      expect((await ledger.listByStatus('completed')).items.map((r) => r.id)).toEqual([`s${i}`]);
+      expect((await ledger.listByStatus('submitted')).items).toEqual([]);
     }
   });
 
@@ -359,5 +362,91 @@ describe('listByTask', () => {
       await expect(ledger.listByTask('T', { cursor: forge(key) })).rejects.toBeInstanceOf(InvalidCursorError);
     }
     await expect(ledger.listByTask('T', { cursor: forge(null) })).rejects.toBeInstanceOf(InvalidCursorError);
+  });
+});
+
+describe('listByStatus: every task, one status', () => {
+  it('follows each record through its statuses (submitted, failed, completed, uncertain), newest first, with and without a TaskID', async () => {
+    const { ledger, clock } = await freshLedger();
+    const tick = () => {
+      clock.t += 1000;
+    };
+    tick();
+    await ledger.begin({ id: 'no-task', source: 's3', name: 'a.jpg' }); // no TaskID at all
+    await ledger.markFailed('no-task', { code: 'MissingTaskId', message: 'no TaskID' });
+    tick();
+    await ledger.begin({ id: 'refused', ...base, taskId: 'A' });
+    await ledger.markFailed('refused', { code: 'InvalidParameter', message: 'bad' });
+    tick();
+    await ledger.begin({ id: 'ok', ...base, taskId: 'B' });
+    await ledger.markSubmitted('ok', { dataId: 'img-ok', requestId: 'r', kind: 'image' });
+    tick();
+    await ledger.begin({ id: 'done', ...base, taskId: 'B' });
+    await ledger.markSubmitted('done', { dataId: 'img-done', requestId: 'r', kind: 'image' });
+    await ledger.recordResult({
+      dataId: 'img-done',
+      status: 'completed',
+      location: 's3://b/results/x.json',
+      receivedAt: new Date(clock.t).toISOString(),
+    });
+    tick();
+    // The callback first, then the submitter's write: still listed as completed.
+    await ledger.begin({ id: 'early', ...base, taskId: 'C' });
+    await ledger.recordResult({
+      dataId: 'img-early',
+      status: 'failed',
+      location: 's3://b/results/y.json',
+      receivedAt: new Date(clock.t).toISOString(),
+    });
+    await ledger.markSubmitted('early', { dataId: 'img-early', requestId: 'r', kind: 'image' });
+    tick();
+    await ledger.begin({ id: 'maybe', ...base, taskId: 'C' });
+    await ledger.markUncertain('maybe', { code: 'TimeoutAfterSend', message: 'lost', failedAt: 'x' });
+    tick();
+    await ledger.begin({ id: 'waiting', ...base, taskId: 'C' });
+
+    const ids = async (status: Parameters<Ledger['listByStatus']>[0]) =>
+      (await ledger.listByStatus(status)).items.map((r) => r.id);
+    expect(await ids('failed')).toEqual(['early', 'refused', 'no-task']);
+    expect(await ids('submitted')).toEqual(['ok']);
+    expect(await ids('completed')).toEqual(['done']);
+    expect(await ids('uncertain')).toEqual(['maybe']);
+    expect(await ids('pending')).toEqual(['waiting']);
+    for (const status of ['failed', 'submitted', 'completed', 'uncertain', 'pending'] as const) {
+      for (const record of (await ledger.listByStatus(status)).items) expect(record.status).toBe(status);
+    }
+  });
+
+  it('pages with a cursor bound to its status; forged and foreign cursors are InvalidCursorError', async () => {
+    const { ledger, clock } = await freshLedger();
+    for (let i = 0; i < 5; i++) {
+      clock.t += 1000;
+      await ledger.begin({ id: `f${i}`, ...base, taskId: `T${i}` });
+      await ledger.markFailed(`f${i}`, { code: 'X', message: 'x' });
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page: Awaited<ReturnType<Ledger['listByStatus']>> = await ledger.listByStatus('failed', {
+        limit: 2,
+        cursor,
+      });
+      seen.push(...page.items.map((r) => r.id));
+      cursor = page.cursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen).toEqual(['f4', 'f3', 'f2', 'f1', 'f0']);
+    const first = await ledger.listByStatus('failed', { limit: 2 });
+    await expect(ledger.listByStatus('pending', { cursor: first.cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+    await expect(ledger.listByTask('T1', { cursor: first.cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+    const forge = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
+    for (const key of [
+      { gsi2pk: 'STATUS#failed', gsi2sk: `2026-11-30T12:00:01.000Z#${'x'.repeat(3000)}`, pk: 'SUB#x', sk: 'SUB' },
+      { gsi2pk: 'STATUS#failed', gsi2sk: '2026-11-30T12:00:01.000Z#f1', pk: 'SUB#f2', sk: 'SUB' },
+      { gsi2pk: 'STATUS#failed', gsi2sk: 5, pk: 'SUB#f1', sk: 'SUB' },
+    ]) {
+      await expect(ledger.listByStatus('failed', { cursor: forge(key) })).rejects.toBeInstanceOf(InvalidCursorError);
+    }
   });
 });

@@ -341,3 +341,53 @@ describe('random mangled shapes on every submit route', () => {
     expect(pending.map((r) => r.id)).toEqual([]);
   });
 });
+
+describe('GET /v1/submissions?status=…: refusals are findable across tasks', () => {
+  it('lists failed submissions of every task, pages, and refuses a missing or unknown status', async () => {
+    const taskId = `list-${randomBytes(4).toString('hex')}`;
+    sandbox.injectFaults({ code: 'InvalidParameter', httpStatus: 400, message: 'bad parameter' });
+    const refused = await call(
+      submit(SUBMIT_ROUTES[0]!, rawForm([requestPart(goodRequest('image', taskId)), filePart()])),
+    );
+    expect(refused.statusCode).toBe(400);
+    const id =
+      JSON.parse(refused.body).ResponseMetadata?.SubmissionId ?? refused.headers?.['x-iva-bridge-submission-id'];
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const res = await call({
+        method: 'GET',
+        path: '/v1/submissions',
+        query: { status: 'failed', limit: '5', ...(cursor ? { cursor } : {}) },
+      });
+      expect(res.statusCode, res.body.slice(0, 200)).toBe(200);
+      const body = JSON.parse(res.body) as {
+        Items: Array<{ SubmissionId: string; Status: string; TaskID?: string }>;
+        NextCursor?: string;
+      };
+      for (const item of body.Items) expect(item.Status).toBe('failed');
+      seen.push(...body.Items.filter((i) => i.TaskID === taskId).map((i) => i.SubmissionId));
+      cursor = body.NextCursor;
+      if (!cursor) break;
+    }
+    expect(seen).toHaveLength(1);
+    if (id) expect(seen[0]).toBe(id);
+    for (const query of [
+      {} as Record<string, string>,
+      { status: 'done' },
+      { status: 'FAILED' },
+      { status: 'failed'.repeat(500) },
+    ]) {
+      const res = await call({ method: 'GET', path: '/v1/submissions', query });
+      expect(res.statusCode, JSON.stringify(query).slice(0, 50)).toBe(400);
+      expect(res.code).toBe('InvalidStatus');
+    }
+    const badCursor = await call({
+      method: 'GET',
+      path: '/v1/submissions',
+      query: { status: 'failed', cursor: 'x'.repeat(5000) },
+    });
+    expect(badCursor.statusCode).toBe(400);
+    expect(badCursor.code).toBe('InvalidCursor');
+  });
+});
