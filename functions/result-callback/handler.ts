@@ -14,6 +14,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DEFAULTS, ENV, required } from '../../lib/config';
 import {
   CallbackError,
+  RetryableCallbackError,
   createEventBridgePublisher,
   handleCallback,
   REDACTED_CALLBACK_PATH,
@@ -38,7 +39,10 @@ function jsonErrors(): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult
       const error = request.error;
       if (error instanceof CallbackError) {
         if (error.httpStatus >= 500)
-          logger.error('Callback not completed', { code: error.code, reason: (error as { reason?: string }).reason });
+          logger.error('Callback not completed', {
+            code: error.code,
+            reason: error instanceof RetryableCallbackError ? error.reason : undefined,
+          });
         request.response = json(error.httpStatus, { error: { code: error.code, message: error.message } });
         return;
       }

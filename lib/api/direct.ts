@@ -223,6 +223,10 @@ async function answerFailure(
     deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
   }
   deps.metrics?.count(METRIC.failed);
-  deps.log?.warn('submission to IVA failed', { code: cause.code, requestId: answer.requestId, status: answer.status });
+  deps.log?.warn('submission to IVA failed', {
+    code: cause.code,
+    requestId: answer.requestId,
+    status: answer.httpStatus,
+  });
   return errorResponse(answer, meta, { submissionId: id });
 }

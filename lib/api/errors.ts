@@ -4,6 +4,8 @@
  * through unchanged (see lib/api/upstream.ts) and are not listed here.
  */
 
+import { BridgeError } from '../errors';
+
 export const API_ERRORS = {
   // Routing
   RouteNotFound: 404,
@@ -77,7 +79,7 @@ export type ApiErrorCode = keyof typeof API_ERRORS;
 
 export interface ApiErrorOptions {
   /** Overrides the code's status (IVA passthrough). */
-  status?: number;
+  httpStatus?: number;
   /** IVA's RequestId when the error is IVA's. */
   requestId?: string;
   /** Seconds, for 503s the client should retry. */
@@ -86,22 +88,28 @@ export interface ApiErrorOptions {
   cause?: unknown;
 }
 
-/** An error answered to the client as-is: `code` and `message` are safe to show. */
-export class ApiError extends Error {
+/**
+ * An error answered to the client as-is: `code` and `message` are safe to show,
+ * `httpStatus` is the answer's status, `retryable` is true for 429/500/503 (the
+ * client may send the same request again later).
+ */
+export class ApiError extends BridgeError {
   override readonly name = 'ApiError';
-  readonly code: string;
-  readonly status: number;
+  declare readonly httpStatus: number;
   readonly requestId: string | undefined;
   readonly retryAfterSeconds: number | undefined;
   readonly headers: Record<string, string>;
 
   constructor(code: ApiErrorCode, message: string, options?: ApiErrorOptions);
   /** IVA's own code, passed through. */
-  constructor(code: string, message: string, options: ApiErrorOptions & { status: number });
+  constructor(code: string, message: string, options: ApiErrorOptions & { httpStatus: number });
   constructor(code: string, message: string, options: ApiErrorOptions = {}) {
-    super(message, { cause: options.cause });
-    this.code = code;
-    this.status = options.status ?? (API_ERRORS as Record<string, number>)[code] ?? 500;
+    const httpStatus = options.httpStatus ?? (API_ERRORS as Record<string, number>)[code] ?? 500;
+    super(code, message, {
+      httpStatus,
+      retryable: httpStatus === 429 || httpStatus === 500 || httpStatus === 503,
+      cause: options.cause,
+    });
     this.requestId = options.requestId;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.headers = options.headers ?? {};

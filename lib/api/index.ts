@@ -56,7 +56,7 @@ export function createApi(deps: ApiDeps): Api {
       } catch (error) {
         const meta = { action, requestId: req.requestId };
         if (error instanceof ApiError) {
-          deps.log?.info('request refused', { code: error.code, status: error.status });
+          deps.log?.info('request refused', { code: error.code, status: error.httpStatus });
           return errorResponse(error, meta);
         }
         deps.log?.error('unexpected error', {

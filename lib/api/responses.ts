@@ -23,7 +23,7 @@ export function errorResponse(error: ApiError, meta: Meta, extra: { submissionId
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   if (extra.submissionId) headers[SUBMISSION_ID_HEADER] = extra.submissionId;
   return json(
-    error.status,
+    error.httpStatus,
     {
       ResponseMetadata: {
         RequestId: error.requestId ?? meta.requestId,

@@ -36,7 +36,7 @@ export function mapIvaError(error: IvaError): ApiError {
     );
   }
   if (error instanceof IvaInputError) {
-    return new ApiError(error.code, error.message, { status: 400, cause: error });
+    return new ApiError(error.code, error.message, { httpStatus: 400, cause: error });
   }
   if (error.retryable) {
     const throttled = error.httpStatus === 429 || /FlowLimit/.test(error.code);
@@ -47,7 +47,7 @@ export function mapIvaError(error: IvaError): ApiError {
         : `${ivaMessage(error)}; retry later`;
     return new ApiError(code, message, {
       ...opts,
-      status: 503,
+      httpStatus: 503,
       retryAfterSeconds: throttled ? RETRY_AFTER_THROTTLED_SECONDS : RETRY_AFTER_SECONDS,
     });
   }
@@ -60,7 +60,7 @@ export function mapIvaError(error: IvaError): ApiError {
       : CLIENT_CODES.has(error.code)
         ? 400
         : 502;
-  return new ApiError(error.code, ivaMessage(error), { ...opts, status });
+  return new ApiError(error.code, ivaMessage(error), { ...opts, httpStatus: status });
 }
 
 /** IVA's own message, without the client's decorations (code prefix, RequestId suffix). */

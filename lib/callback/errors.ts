@@ -4,9 +4,14 @@
  * contain the secret, the path, or the body.
  */
 
-export abstract class CallbackError extends Error {
-  abstract readonly code: string;
-  abstract readonly httpStatus: number;
+import { BridgeError } from '../errors';
+
+export abstract class CallbackError extends BridgeError {
+  /** The status the callback route answers with. */
+  declare readonly httpStatus: number;
+  constructor(code: string, message: string, httpStatus: number, options: { retryable?: boolean } = {}) {
+    super(code, message, { httpStatus, ...options });
+  }
 }
 
 /**
@@ -15,76 +20,77 @@ export abstract class CallbackError extends Error {
  */
 export class NotFoundError extends CallbackError {
   override readonly name = 'NotFoundError';
-  readonly code = 'NotFound';
-  readonly httpStatus = 404;
   constructor() {
-    super('Not found');
+    super('NotFound', 'Not found', 404);
   }
 }
 
 export class EmptyBodyError extends CallbackError {
   override readonly name = 'EmptyBodyError';
-  readonly code = 'EmptyBody';
-  readonly httpStatus = 400;
   constructor() {
-    super('The callback body is empty');
+    super('EmptyBody', 'The callback body is empty', 400);
   }
 }
 
 /** The body said it was JSON and is not. It is still stored (under results/_unmatched/) first. */
 export class MalformedJsonError extends CallbackError {
   override readonly name = 'MalformedJsonError';
-  readonly code = 'MalformedJson';
-  readonly httpStatus = 400;
   constructor(readonly stored?: string) {
-    super(`The body is declared as JSON but does not parse${stored ? `; it was kept as ${stored}` : ''}`);
+    super(
+      'MalformedJson',
+      `The body is declared as JSON but does not parse${stored ? `; it was kept as ${stored}` : ''}`,
+      400,
+    );
   }
 }
 
 export class PayloadTooLargeError extends CallbackError {
   override readonly name = 'PayloadTooLargeError';
-  readonly code = 'PayloadTooLarge';
-  readonly httpStatus = 413;
   constructor(limit: number) {
-    super(`The callback body is larger than ${limit} bytes`);
+    super('PayloadTooLarge', `The callback body is larger than ${limit} bytes`, 413);
   }
 }
 
-/** 503 family: nothing (or not everything) was done, and a retry by IVA is safe and wanted. */
+/**
+ * 503 family: nothing (or not everything) was done, and a retry by IVA is safe and wanted.
+ * `reason` says what failed, for the log line only (never in the answer).
+ */
 export abstract class RetryableCallbackError extends CallbackError {
-  readonly httpStatus = 503;
+  constructor(
+    code: string,
+    message: string,
+    readonly reason?: string,
+  ) {
+    super(code, message, 503, { retryable: true });
+  }
 }
 
 export class SecretUnavailableError extends RetryableCallbackError {
   override readonly name = 'SecretUnavailableError';
-  readonly code = 'SecretUnavailable';
   constructor() {
-    super('The callback secret could not be read; retry later');
+    super('SecretUnavailable', 'The callback secret could not be read; retry later');
   }
 }
 
 export class StorageUnavailableError extends RetryableCallbackError {
   override readonly name = 'StorageUnavailableError';
-  readonly code = 'StorageUnavailable';
-  constructor(readonly reason: string) {
-    super('The callback could not be stored; retry later');
+  constructor(reason: string) {
+    super('StorageUnavailable', 'The callback could not be stored; retry later', reason);
   }
 }
 
 /** Stored, but the ledger update failed: a retry re-records it (same key, original time). */
 export class LedgerUnavailableError extends RetryableCallbackError {
   override readonly name = 'LedgerUnavailableError';
-  readonly code = 'LedgerUnavailable';
-  constructor(readonly reason: string) {
-    super('The callback was stored but could not be recorded; retry later');
+  constructor(reason: string) {
+    super('LedgerUnavailable', 'The callback was stored but could not be recorded; retry later', reason);
   }
 }
 
 /** Stored and recorded, but the event was not accepted: a retry emits it (see handle.ts). */
 export class EventPublishError extends RetryableCallbackError {
   override readonly name = 'EventPublishError';
-  readonly code = 'EventPublishFailed';
-  constructor(readonly reason: string) {
-    super('The callback was stored but its event could not be published; retry later');
+  constructor(reason: string) {
+    super('EventPublishFailed', 'The callback was stored but its event could not be published; retry later', reason);
   }
 }

@@ -3,6 +3,7 @@
  * functions use. Pure logic (argv, env and output injected) so tests drive it directly
  * or through bin/iva-bridge.mjs.
  */
+import { BridgeError } from '../errors';
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
@@ -81,7 +82,12 @@ dropped, no answer within the per-attempt timeout, an answer that is not IVA's) 
 retried: IVA may have accepted it, so the command exits 3 instead of submitting twice.
 `;
 
-class UsageError extends Error {}
+class UsageError extends BridgeError {
+  override readonly name = 'UsageError';
+  constructor(message: string) {
+    super('Usage', message);
+  }
+}
 
 /** Runs one of lib/submission's field rules; its failure is a usage error (exit 2). */
 function usage<T>(check: () => T): T {
@@ -93,7 +99,12 @@ function usage<T>(check: () => T): T {
   }
 }
 /** A local file cannot be read: exit 2 like a usage error, without pointing at --help. */
-class LocalFileError extends Error {}
+class LocalFileError extends BridgeError {
+  override readonly name = 'LocalFileError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LocalFile', message, options);
+  }
+}
 
 type SubmitPlan = SubmitInput & { budgetMs?: number };
 

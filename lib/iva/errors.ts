@@ -3,6 +3,8 @@
  * are ambiguous (IVA may have the request): lib/iva/README.md.
  */
 
+import { BridgeError } from '../errors';
+
 const RETRYABLE_CODES = new Set([
   'FlowLimitExceeded',
   'AccountFlowLimitExceeded',
@@ -55,13 +57,14 @@ export interface IvaErrorDetails {
   cause?: unknown;
 }
 
-export class IvaError extends Error {
+/**
+ * IVA's answer (or the failure to get one). `httpStatus` is the status IVA answered;
+ * `retryable` says whether sending the same request again can succeed without risking
+ * a duplicate.
+ */
+export class IvaError extends BridgeError {
   override readonly name: string = 'IvaError';
-  readonly code: string;
   readonly requestId: string | undefined;
-  readonly httpStatus: number | undefined;
-  /** Whether sending the same request again can succeed without risking a duplicate. */
-  readonly retryable: boolean;
   /**
    * IVA may have received and processed the request: the answer was lost after the
    * body was (partly) sent. Never retried automatically; sending it again may make a
@@ -72,15 +75,19 @@ export class IvaError extends Error {
   readonly detail: string;
 
   constructor(details: IvaErrorDetails) {
-    super(`${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`, {
-      cause: details.cause,
-    });
+    const ambiguous = details.ambiguous ?? false;
+    super(
+      details.code,
+      `${details.code}: ${details.message}${details.requestId ? ` (RequestId ${details.requestId})` : ''}`,
+      {
+        httpStatus: details.httpStatus,
+        retryable: ambiguous ? false : (details.retryable ?? isRetryableCode(details.code, details.httpStatus)),
+        cause: details.cause,
+      },
+    );
     this.detail = details.message;
-    this.code = details.code;
     this.requestId = details.requestId;
-    this.httpStatus = details.httpStatus;
-    this.ambiguous = details.ambiguous ?? false;
-    this.retryable = this.ambiguous ? false : (details.retryable ?? isRetryableCode(details.code, details.httpStatus));
+    this.ambiguous = ambiguous;
   }
 
   toJSON(): {

@@ -1,32 +1,33 @@
 /** All errors of the ledger package. */
 
-export class SubmissionNotFoundError extends Error {
+import { BridgeError } from '../errors';
+
+export class SubmissionNotFoundError extends BridgeError {
   override readonly name = 'SubmissionNotFoundError';
-  readonly code = 'SubmissionNotFound';
   constructor(readonly submissionId: string) {
-    super(`No submission with id ${submissionId}`);
+    super('SubmissionNotFound', `No submission with id ${submissionId}`, { httpStatus: 404 });
   }
 }
 
-export class InvalidCursorError extends Error {
+export class InvalidCursorError extends BridgeError {
   override readonly name = 'InvalidCursorError';
-  readonly code = 'InvalidCursor';
   constructor() {
-    super('The cursor is not one this listing returned; start again without it');
+    super('InvalidCursor', 'The cursor is not one this listing returned; start again without it', { httpStatus: 400 });
   }
 }
 
 /** An owner's resolution was asked for a submission that is not `uncertain` (any more). */
-export class SubmissionNotUncertainError extends Error {
+export class SubmissionNotUncertainError extends BridgeError {
   override readonly name = 'SubmissionNotUncertainError';
-  readonly code = 'SubmissionNotUncertain';
   constructor(
     readonly submissionId: string,
     /** Its status now, when known. */
     readonly status?: string,
   ) {
     super(
+      'SubmissionNotUncertain',
       `Submission ${submissionId} is ${status ?? 'not uncertain'}: only an uncertain submission can be resolved or resubmitted`,
+      { httpStatus: 409 },
     );
   }
 }

@@ -1,5 +1,7 @@
 /** All errors of the multipart parser. Codes are stable: the API answers them verbatim. */
 
+import { BridgeError } from '../errors';
+
 export type MultipartErrorCode =
   | 'InvalidContentType'
   | 'MissingBoundary'
@@ -11,13 +13,11 @@ export type MultipartErrorCode =
   | 'TooManyParts'
   | 'FieldTooLarge';
 
-export class MultipartError extends Error {
+/** The body cannot be framed or parsed: the sender's fault, so 400 and never retryable. */
+export class MultipartError extends BridgeError {
   override readonly name = 'MultipartError';
-  constructor(
-    readonly code: MultipartErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  declare readonly code: MultipartErrorCode;
+  constructor(code: MultipartErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, { httpStatus: 400, ...options });
   }
 }

@@ -1,4 +1,5 @@
 /** All errors of the S3 intake package. */
+import { BridgeError } from '../errors';
 import type { SubmissionFieldCode } from '../submission/validate';
 
 /** Codes recorded on a submission that can never be sent (the upload itself is wrong). */
@@ -12,18 +13,18 @@ export type IntakeFailureCode =
   | 'ObjectNotFound';
 
 /** A permanent problem with the uploaded object: recorded as failed, IVA is not called. */
-export class IntakeRuleError extends Error {
+export class IntakeRuleError extends BridgeError {
   override readonly name = 'IntakeRuleError';
-  constructor(
-    readonly code: IntakeFailureCode,
-    message: string,
-  ) {
-    super(message);
+  declare readonly code: IntakeFailureCode;
+  constructor(code: IntakeFailureCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }
 
 /** An SQS message this function cannot read: reported as a batch failure so it ends in the DLQ. */
-export class MalformedMessageError extends Error {
+export class MalformedMessageError extends BridgeError {
   override readonly name = 'MalformedMessageError';
-  readonly code = 'MalformedMessage';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('MalformedMessage', message, options);
+  }
 }

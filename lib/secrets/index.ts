@@ -4,14 +4,18 @@
  * callers use when a key is refused (rotation just happened). Values never reach logs:
  * errors name the secret's ARN, never its content.
  */
+import { BridgeError } from '../errors';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ENV, type Env } from '../config';
 import type { VolcCredentials } from '../signer/index';
 import { sdkRequestHandler } from '../storage/sdk-http';
 
-export class SecretFormatError extends Error {
+/** The secret's value is not the documented shape: fixing the secret (not retrying) cures it. */
+export class SecretFormatError extends BridgeError {
   override readonly name = 'SecretFormatError';
-  readonly code = 'SecretFormat';
+  constructor(message: string) {
+    super('SecretFormat', message);
+  }
 }
 
 export interface CachedSecret<T> {

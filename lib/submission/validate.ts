@@ -12,6 +12,7 @@
  * in AlgoParamConf overflows the stack of JSON.stringify (a few thousand levels), after
  * the ledger record was begun; refusing it here keeps that a 4xx with nothing left behind.
  */
+import { BridgeError } from '../errors';
 import type { MediaKind } from '../iva/types';
 
 /** IVA's names for the fields, as they appear in its Request JSON. */
@@ -37,13 +38,11 @@ export type SubmissionFieldCode =
   | 'InvalidKind';
 
 /** One field is missing or wrong. `message` is safe to show and to log (no raw input in it). */
-export class SubmissionFieldError extends Error {
+export class SubmissionFieldError extends BridgeError {
   override readonly name = 'SubmissionFieldError';
-  constructor(
-    readonly code: SubmissionFieldCode,
-    message: string,
-  ) {
-    super(message);
+  declare readonly code: SubmissionFieldCode;
+  constructor(code: SubmissionFieldCode, message: string) {
+    super(code, message, { httpStatus: 400 });
   }
 }
 

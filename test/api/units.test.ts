@@ -54,7 +54,7 @@ describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
       files: [{ field: 'ImageFile', filename: 'a', mimeType: 'image/jpeg', chunks: [], size: 50 * 1024 * 1024 + 1 }],
     };
     expect(() => validateDirect(form, 'image')).toThrow(
-      expect.objectContaining({ code: 'ImageTooLarge', status: 413 }),
+      expect.objectContaining({ code: 'ImageTooLarge', httpStatus: 413 }),
     );
     form.files[0]!.field = 'VideoFile';
     form.fields[0]!.value = JSON.stringify({ TaskID: 't', Video: { Name: 'a', Source: 'file' } });
@@ -182,7 +182,7 @@ describe('mapIvaError: who is at fault', () => {
     for (const [error, status, code] of cases) {
       const out = mapIvaError(error);
       expect(out).toBeInstanceOf(ApiError);
-      expect([out.status, out.code], error.code).toEqual([status, code]);
+      expect([out.httpStatus, out.code], error.code).toEqual([status, code]);
       if (error.requestId) expect(out.requestId).toBe(error.requestId);
     }
     const throttled = mapIvaError(
