@@ -66,7 +66,9 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
   ivaEndpoint: DEFAULTS.ivaEndpoint,
   ivaRegion: DEFAULTS.ivaRegion,
   ivaService: DEFAULTS.ivaService,
-  presignTtlSeconds: DEFAULTS.presignTtlSeconds,
+  // One hour: the longest a URL signed by an assumed role can live (role chaining). Longer
+  // needs presignSecretArn; synth warns when the asked TTL cannot be reached.
+  presignTtlSeconds: 3600,
   uploadUrlTtlSeconds: DEFAULTS.uploadUrlTtlSeconds,
   ivaConcurrency: DEFAULTS.ivaConcurrency,
   ivaCallsPerInvocation: 2,

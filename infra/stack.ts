@@ -266,6 +266,19 @@ export class IvaBridgeStack extends Stack {
       }),
     );
     objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn, ...presignSecretArns));
+    // Roles the functions assume to sign URLs: an assumed session has a known expiry, so
+    // the functions report each URL's real end (Lambda's own role credentials carry none,
+    // and a URL dies with the session that signed it). Chained from the function's role,
+    // a session lives at most 1 h; longer IVA URLs need presignSecretArn.
+    if (!config.presignSecretArn) {
+      const role = this.signingRole('PresignGetRole', objectCreated, ['s3:GetObject', 's3:GetObjectVersion']);
+      objectCreated.addEnvironment(ENV.presignRoleArn, role.roleArn);
+    }
+    directSubmit.addEnvironment(
+      ENV.uploadRoleArn,
+      this.signingRole('UploadUrlRole', directSubmit, ['s3:PutObject']).roleArn,
+    );
+    this.warnUnreachableTtls(config);
 
     directSubmit.addToRolePolicy(ledgerAccess);
     directSubmit.addToRolePolicy(ledgerListing);
@@ -448,6 +461,54 @@ export class IvaBridgeStack extends Stack {
         },
       ],
     });
+  }
+
+  /**
+   * A role that only `fn` may assume (its trust names the function's role, whose policy
+   * allows sts:AssumeRole on this role alone), allowed exactly `actions` on incoming/*:
+   * all that a URL it signs can do.
+   */
+  private signingRole(id: string, fn: NodejsFunction, actions: string[]): iam.Role {
+    const role = new iam.Role(this, id, {
+      assumedBy: new iam.ArnPrincipal((fn.role as iam.Role).roleArn),
+      description: 'iva-bridge: signs presigned URLs (sessions of at most 1 h, chained from a function role)',
+      maxSessionDuration: Duration.hours(1),
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'SignedUrlActions',
+        actions,
+        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ sid: `Assume${id}`, actions: ['sts:AssumeRole'], resources: [role.roleArn] }),
+    );
+    acknowledge(role, [
+      {
+        id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(INCOMING_PREFIX)}]`,
+        reason:
+          'A signing role acts on the incoming/ prefix only; object keys are chosen by uploaders, so they cannot be listed in advance.',
+      },
+    ]);
+    return role;
+  }
+
+  /** Says at synth time when a configured URL lifetime cannot be reached. */
+  private warnUnreachableTtls(config: IvaBridgeConfig): void {
+    const cap = 3600;
+    if (!config.presignSecretArn && config.presignTtlSeconds > cap) {
+      Annotations.of(this).addWarningV2(
+        'iva-bridge:presignTtlSeconds',
+        `presignTtlSeconds is ${config.presignTtlSeconds} s, but URLs for IVA are signed by an assumed role whose session lives at most ${cap} s (role chaining): they stop working after about 1 h, and the functions log their real end. For longer lifetimes set presignSecretArn (long-lived keys; README, "Presigned URLs and their lifetime").`,
+      );
+    }
+    if (config.uploadUrlTtlSeconds > cap) {
+      Annotations.of(this).addWarningV2(
+        'iva-bridge:uploadUrlTtlSeconds',
+        `uploadUrlTtlSeconds is ${config.uploadUrlTtlSeconds} s, but upload URLs are signed by an assumed role whose session lives at most ${cap} s: POST /v1/uploads reports the real (shorter) ExpiresAt.`,
+      );
+    }
   }
 
   /** How cdk-nag spells `<bucket ARN>/<prefix>*` in an IAM5 finding id. */

@@ -20,6 +20,13 @@ export const ENV = {
   presignTtlSeconds: 'PRESIGN_TTL_SECONDS',
   /** Optional secret with long-lived AWS keys `{"accessKeyId","secretAccessKey"}` for presigning. */
   presignSecretArn: 'PRESIGN_SECRET_ARN',
+  /**
+   * Role assumed to sign the GET URLs handed to IVA (object-created) when no long-lived
+   * keys are configured: its session has a known expiry, so the URL's real end is known.
+   */
+  presignRoleArn: 'PRESIGN_ROLE_ARN',
+  /** Role assumed to sign the PUT URLs of POST /v1/uploads (direct-submit), for the same reason. */
+  uploadRoleArn: 'UPLOAD_ROLE_ARN',
   ivaConcurrency: 'IVA_CONCURRENCY',
   /** Per-attempt HTTP timeout towards IVA. */
   ivaTimeoutMs: 'IVA_TIMEOUT_MS',

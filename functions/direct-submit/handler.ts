@@ -23,6 +23,7 @@ import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/
 import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics, MetricUnit } from '../../lib/observability';
 import { ivaFromEnv, ledgerFromEnv } from '../../lib/runtime';
+import { signingS3Client } from '../../lib/storage/role-session';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 export type DirectSubmitDeps = ApiDeps;
@@ -41,15 +42,20 @@ const apiMetrics: ApiMetrics = {
 export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
   const target = ivaTarget(env);
   const iva = ivaFromEnv(env);
+  const s3 = createS3Client({ env });
+  const uploadUrlTtlSeconds = number(env, ENV.uploadUrlTtlSeconds, DEFAULTS.uploadUrlTtlSeconds);
   return {
     ledger: ledgerFromEnv(env),
     iva: iva.client,
     credentials: iva.credentials,
-    s3: createS3Client({ env }),
+    s3,
+    // Upload URLs are signed as UPLOAD_ROLE_ARN (set by the stack): its session's expiry is
+    // known, so ExpiresAt is the URL's real end (Lambda's own credentials carry none).
+    presignS3: signingS3Client(s3, ENV.uploadRoleArn, uploadUrlTtlSeconds, { env }),
     bucket: required(env, ENV.bucket),
     config: {
       directMaxBytes: directMaxBytesFromEnv(env),
-      uploadUrlTtlSeconds: number(env, ENV.uploadUrlTtlSeconds, DEFAULTS.uploadUrlTtlSeconds),
+      uploadUrlTtlSeconds,
       ivaService: target.service,
       ivaRegion: target.region,
     },

@@ -77,6 +77,11 @@ export interface ApiDeps {
   /** Refreshed when IVA refuses our keys (rotation). */
   credentials?: CredentialsRefresher;
   s3: S3Client;
+  /**
+   * Signs the upload URLs when set (an assumed-role session with a known expiry, so
+   * ExpiresAt is the URL's real end); default `s3`.
+   */
+  presignS3?: S3Client;
   bucket: string;
   config: ApiConfig;
   log?: ApiLog;

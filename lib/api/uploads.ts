@@ -167,7 +167,8 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
     Metadata: metadata,
   });
   const metaHeaders = Object.keys(metadata).map((k) => `x-amz-meta-${k}`);
-  const url = await getSignedUrl(deps.s3, command, {
+  const signer = deps.presignS3 ?? deps.s3;
+  const url = await getSignedUrl(signer, command, {
     expiresIn: ttl,
     // The presigner never signs Content-Type unless told to; metadata must stay
     // headers (signed, so required) rather than be hoisted into the query.
@@ -179,7 +180,7 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
   // A URL signed with session credentials (the Lambda role's) dies with them, whatever
   // X-Amz-Expires says: report the real end of its life, not the one asked for.
   let expiresAt = new Date(now.getTime() + ttl * 1000);
-  const identity = await deps.s3.config.credentials();
+  const identity = await signer.config.credentials();
   if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
     expiresAt = identity.expiration;
     deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {

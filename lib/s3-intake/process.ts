@@ -372,6 +372,7 @@ export function createIntake(deps: IntakeDeps) {
         kind: plan.kind,
         url: redactPresignedUrl(presigned.url),
         expiresInSeconds: presigned.expiresInSeconds,
+        expiresAt: presigned.expiresAt,
         signedWith: presigned.signedWith,
       });
 

@@ -15,6 +15,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DEFAULTS, ENV, number, optional, type Env } from '../config';
 import { cachedSecret, parseKeyPair, type CachedSecret, type SecretSourceOptions } from '../secrets/index';
+import { signingS3Client, type RoleSigningClientOptions } from './role-session';
 import { createS3Client } from './s3-client';
 
 /** SigV4's longest presigned URL lifetime. */
@@ -37,6 +38,12 @@ export interface PresignedGet {
   url: string;
   /** The lifetime asked for in the URL, after capping. */
   expiresInSeconds: number;
+  /**
+   * When the URL really stops working: the asked lifetime, or earlier when the signing
+   * credentials expire first. Unknowable only for session credentials that carry no
+   * expiry (Lambda's own role credentials), which the stack never signs with.
+   */
+  expiresAt: string;
   signedWith: 'long-lived' | 'role';
   /** When the signing credentials expire, if they do (role credentials). */
   credentialsExpireAt?: string;
@@ -92,14 +99,22 @@ export function createPresigner(options: PresignerOptions): Presigner {
         ttl = PRESIGN_MAX_SECONDS;
       }
       const { client, signedWith, expiration } = await signingClientFor();
-      const result: PresignedGet = { url: '', expiresInSeconds: ttl, signedWith, warnings };
+      const signedAt = now();
+      const result: PresignedGet = {
+        url: '',
+        expiresInSeconds: ttl,
+        expiresAt: new Date(signedAt + ttl * 1000).toISOString(),
+        signedWith,
+        warnings,
+      };
       if (expiration) {
         result.credentialsExpireAt = expiration.toISOString();
-        const lifetime = Math.floor((expiration.getTime() - now()) / 1000);
+        const lifetime = Math.floor((expiration.getTime() - signedAt) / 1000);
         if (lifetime < ttl) {
+          result.expiresAt = result.credentialsExpireAt;
           warnings.push(
             `The presigned URL asks for ${ttl} s but is signed with temporary ${signedWith} credentials that expire in ${Math.max(lifetime, 0)} s ` +
-              `(${result.credentialsExpireAt}); it stops working then. Configure ${ENV.presignSecretArn} with long-lived keys, or lower ${ENV.presignTtlSeconds}`,
+              `(${result.credentialsExpireAt}); it stops working then. Configure ${ENV.presignSecretArn} with long-lived keys, or lower ${ENV.presignTtlSeconds} (an assumed signing role lives at most 1 h)`,
           );
         }
       }
@@ -131,7 +146,7 @@ export function redactSignedUrls(text: string): string {
   return text.replace(SIGNING_PARAMS, '$1***');
 }
 
-export interface PresignerEnvOptions {
+export interface PresignerEnvOptions extends RoleSigningClientOptions {
   env?: Env;
   secrets?: SecretSourceOptions;
 }
@@ -140,9 +155,11 @@ export interface PresignerEnvOptions {
 export function presignerFromEnv(s3: S3Client, options: PresignerEnvOptions = {}): Presigner {
   const env = options.env ?? process.env;
   const arn = optional(env, ENV.presignSecretArn);
+  const ttlSeconds = number(env, ENV.presignTtlSeconds, DEFAULTS.presignTtlSeconds);
   return createPresigner({
-    s3,
-    ttlSeconds: number(env, ENV.presignTtlSeconds, DEFAULTS.presignTtlSeconds),
+    // Without long-lived keys, sign as the assumed PRESIGN_ROLE_ARN (known expiry) when set.
+    s3: arn ? s3 : signingS3Client(s3, ENV.presignRoleArn, ttlSeconds, options),
+    ttlSeconds,
     longLived: arn
       ? cachedSecret(arn, (raw) => parseKeyPair(raw, 'The presign credentials secret'), options.secrets)
       : undefined,

@@ -17,7 +17,10 @@ export interface S3ClientOptions {
   region?: string;
   /** Defaults to the S3_FORCE_PATH_STYLE environment variable (`true`/`1`). */
   forcePathStyle?: boolean;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Static keys, or a provider (e.g. an assumed-role session whose expiry presigners report). */
+  credentials?:
+    | { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+    | (() => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>);
   /** Environment to read defaults from; process.env when omitted. */
   env?: Env;
   /** Overrides of SDK_HTTP_TIMEOUTS (lib/storage/sdk-http.ts). */
