@@ -430,6 +430,11 @@ export class IvaBridgeStack extends Stack {
     });
     new CfnOutput(this, 'DlqArn', { value: this.deadLetterQueue.queueArn });
     new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName });
+    new CfnOutput(this, 'EventBusName', {
+      value: config.eventBusName,
+      description:
+        'Bus receiving result events (source iva-bridge); npm run smoke listens there with a temporary rule.',
+    });
   }
 
   /**

@@ -6,6 +6,7 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../lib/config';
+import { SMOKE_STACK_OUTPUTS } from '../../lib/smoke/aws';
 import {
   actionsOf,
   buildStack,
@@ -68,6 +69,11 @@ describe('URL signing roles', () => {
     const warnings = Annotations.fromStack(built.stack);
     expect(warnings.findWarning('*', Match.stringLikeRegexp('presignTtlSeconds is 21600 s'))).toHaveLength(1);
     expect(warnings.findWarning('*', Match.stringLikeRegexp('uploadUrlTtlSeconds is 7200 s'))).toHaveLength(1);
+  });
+
+  it('outputs everything npm run smoke needs to find the deployment', () => {
+    const outputs = Object.keys(Template.fromStack(built.stack).toJSON().Outputs as Record<string, unknown>);
+    expect(outputs).toEqual(expect.arrayContaining([...SMOKE_STACK_OUTPUTS]));
   });
 
   it('passes cdk-nag AwsSolutions', () => {
