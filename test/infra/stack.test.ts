@@ -68,7 +68,8 @@ beforeAll(() => {
     queue: logicalId(stack, stack.queue),
     dlq: logicalId(stack, stack.deadLetterQueue),
   };
-});
+  // One synth bundling four functions with esbuild: slow on a loaded 2-core machine.
+}, 180_000);
 
 describe('bucket', () => {
   it('blocks public access, is encrypted and versioned, and expires incoming/ after the configured days', () => {
