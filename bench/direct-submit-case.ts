@@ -17,7 +17,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { createHandler } from '../functions/direct-submit/handler';
 import { createIvaClient } from '../lib/iva/client';
 import type { BeginInput, Ledger, SubmissionRecord } from '../lib/ledger/types';
-import { logger } from '../lib/observability';
+import { logger, noMetrics, silentLogger } from '../lib/observability';
 import { createS3Client } from '../lib/storage/s3-client';
 import { lambdaContext } from '../local/stack/lambda';
 import { BENCH_CREDENTIALS, SdkFormData, sdkSign } from './sdk-alternative';
@@ -103,8 +103,8 @@ function oursHandler(drain: string): Handler {
     s3: createS3Client({ region: 'us-east-1' }),
     bucket: 'bench',
     config: { directMaxBytes: 64 * 1024 * 1024, uploadUrlTtlSeconds: 900, ivaService: 'iva', ivaRegion: 'cn-north-1' },
-    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-    metrics: { count: () => undefined },
+    logger: silentLogger,
+    metrics: noMetrics,
   });
   return handler as unknown as Handler;
 }

@@ -7,37 +7,18 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import {
-  createApi,
-  type Api,
-  type ApiDeps,
-  type ApiLog,
-  type ApiMetrics,
-  type ApiRequest,
-  type ApiResponse,
-} from '../../lib/api/index';
+import { createApi, type Api, type ApiDeps, type ApiRequest, type ApiResponse } from '../../lib/api/index';
 import { ApiError } from '../../lib/api/errors';
 import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
 import { lowerCaseHeaders } from '../../lib/http/headers';
-import { logger, metrics, MetricUnit } from '../../lib/observability';
-import { ivaFromEnv, ledgerFromEnv } from '../../lib/runtime';
+import { logger, metrics, withObservability } from '../../lib/observability';
+import { ivaFromEnv, lazy, ledgerFromEnv } from '../../lib/runtime';
 import { signingS3Client } from '../../lib/storage/role-session';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 export type DirectSubmitDeps = ApiDeps;
-
-const apiLog: ApiLog = {
-  info: (message, extra) => logger.info(message, extra ?? {}),
-  warn: (message, extra) => logger.warn(message, extra ?? {}),
-  error: (message, extra) => logger.error(message, extra ?? {}),
-  appendKeys: (keys) => logger.appendKeys(keys),
-};
-
-const apiMetrics: ApiMetrics = {
-  count: (name, value = 1) => metrics.addMetric(name, MetricUnit.Count, value),
-};
 
 export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
   const target = ivaTarget(env);
@@ -99,14 +80,8 @@ export function toProxyResult(response: ApiResponse): APIGatewayProxyResult {
 }
 
 export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps)) {
-  let api: Api | undefined;
-  const getApi = (): Api => {
-    if (!api) {
-      const d = typeof deps === 'function' ? deps() : deps;
-      api = createApi({ ...d, log: d.log ?? apiLog, metrics: d.metrics ?? apiMetrics });
-    }
-    return api;
-  };
+  const getDeps = lazy(deps);
+  const getApi = lazy((): Api => createApi(withObservability(getDeps())));
 
   const base = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
     const request = toApiRequest(event ?? ({} as APIGatewayProxyEvent), context);

@@ -8,32 +8,18 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { DEFAULTS, ENV, number, optional, type Env } from '../../lib/config';
-import type { IvaClient } from '../../lib/iva/types';
-import type { Ledger } from '../../lib/ledger/types';
-import { logger, metrics } from '../../lib/observability';
-import { ivaFromEnv, ledgerFromEnv } from '../../lib/runtime';
+import { logger, metrics, withObservability } from '../../lib/observability';
+import { ivaFromEnv, lazy, ledgerFromEnv } from '../../lib/runtime';
 import { createLimiter } from '../../lib/s3-intake/limiter';
-import { createIntake, type IntakeDeps, type LogSink, type MetricSink } from '../../lib/s3-intake/process';
-import { presignerFromEnv, type Presigner } from '../../lib/storage/presign';
+import { createIntake, type IntakeDeps } from '../../lib/s3-intake/process';
+import { presignerFromEnv } from '../../lib/storage/presign';
 import { createS3Client } from '../../lib/storage/s3-client';
-import type { S3Client } from '@aws-sdk/client-s3';
 
-export interface ObjectCreatedDeps {
-  s3: S3Client;
-  ledger: Ledger;
-  iva: IvaClient;
-  presigner: Presigner;
-  defaultTaskId?: string;
-  /** IVA calls in flight at once per container (IVA_CONCURRENCY). */
+/** The intake's own deps, with IVA's concurrency as a number (IVA_CONCURRENCY) instead of a limiter. */
+export type ObjectCreatedDeps = Omit<IntakeDeps, 'limiter'> & {
+  /** IVA calls in flight at once per container. */
   concurrency?: number;
-  imageMaxBytes?: number;
-  safetyMarginMs?: number;
-  minBudgetMs?: number;
-  logger?: LogSink;
-  metrics?: MetricSink;
-  /** Re-reads the Volcengine secret after IVA refused the keys. */
-  refreshCredentials?: () => Promise<unknown>;
-}
+};
 
 export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
   const s3 = createS3Client({ env });
@@ -50,28 +36,14 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
 }
 
 export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps)) {
-  let intake: ReturnType<typeof createIntake> | undefined;
-  const getIntake = () => {
-    if (!intake) {
-      const d = typeof deps === 'function' ? deps() : deps;
-      const intakeDeps: IntakeDeps = {
-        s3: d.s3,
-        ledger: d.ledger,
-        iva: d.iva,
-        presigner: d.presigner,
-        logger: d.logger ?? logger,
-        metrics: d.metrics ?? metrics,
-        defaultTaskId: d.defaultTaskId,
-        imageMaxBytes: d.imageMaxBytes,
-        limiter: createLimiter(Math.max(1, Math.floor(d.concurrency ?? DEFAULTS.ivaConcurrency))),
-        safetyMarginMs: d.safetyMarginMs,
-        minBudgetMs: d.minBudgetMs,
-        refreshCredentials: d.refreshCredentials,
-      };
-      intake = createIntake(intakeDeps);
-    }
-    return intake;
-  };
+  const getDeps = lazy(deps);
+  const getIntake = lazy(() => {
+    const { concurrency = DEFAULTS.ivaConcurrency, ...intakeDeps } = getDeps();
+    return createIntake({
+      ...withObservability(intakeDeps),
+      limiter: createLimiter(Math.max(1, Math.floor(concurrency))),
+    });
+  });
 
   const base = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     const messages = (event.Records ?? []).map((r) => ({ messageId: r.messageId, body: r.body ?? '' }));

@@ -21,8 +21,8 @@ import {
   type CallbackDeps,
 } from '../../lib/callback/index';
 import { lowerCaseHeaders } from '../../lib/http/headers';
-import { logger, metrics } from '../../lib/observability';
-import { ledgerFromEnv } from '../../lib/runtime';
+import { logger, metrics, withObservability } from '../../lib/observability';
+import { lazy, ledgerFromEnv } from '../../lib/runtime';
 import { callbackSecretsFrom } from '../../lib/secrets/index';
 import { createS3Client } from '../../lib/storage/s3-client';
 
@@ -66,8 +66,8 @@ export function depsFromEnv(env: Record<string, string | undefined> = process.en
 
 /** `deps` or a factory called on the first invocation (so importing reads no env). */
 export function createHandler(deps: CallbackDeps | (() => CallbackDeps)) {
-  let resolved: CallbackDeps | undefined;
-  const getDeps = () => (resolved ??= typeof deps === 'function' ? deps() : deps);
+  const given = lazy(deps);
+  const getDeps = lazy(() => withObservability(given()));
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
     .use(logMetrics(metrics))

@@ -8,6 +8,7 @@
  * Kept tiny on purpose: it runs, uncached, before every direct submission. No SDK, no
  * middleware, no secrets; the only header it reads or logs is Content-Length.
  */
+import type { LoggerPort } from '../../lib/observability';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { checkDirectBodySize, directMaxBytesFromEnv, type SizeDecision } from '../../lib/api/size-guard';
 import { lowerCaseHeaders } from '../../lib/http/headers';
@@ -16,10 +17,20 @@ export const PRINCIPAL_ID = 'client';
 /** `context.reason` of a deny; also what the 413 gateway response is about. */
 export const DENY_REASON = 'PayloadTooLarge';
 
-export type SizeGuardLog = (entry: Record<string, string | number>) => void;
-
-const defaultLog: SizeGuardLog = (entry) =>
-  console.log(JSON.stringify({ level: 'INFO', message: 'size-guard', ...entry }));
+/**
+ * The default logger: one JSON line per call on stdout, in Powertools' shape, without
+ * Powertools (this function stays tiny; only `info` is used).
+ */
+const jsonLineLogger: LoggerPort = {
+  debug: () => undefined,
+  info: (message, ...attributes) =>
+    console.log(JSON.stringify(Object.assign({ level: 'INFO', message }, ...attributes))),
+  warn: (message, ...attributes) =>
+    console.log(JSON.stringify(Object.assign({ level: 'WARN', message }, ...attributes))),
+  error: (message, ...attributes) =>
+    console.log(JSON.stringify(Object.assign({ level: 'ERROR', message }, ...attributes))),
+  appendKeys: () => undefined,
+};
 
 function policy(effect: 'Allow' | 'Deny', methodArn: string): APIGatewayAuthorizerResult['policyDocument'] {
   return { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: methodArn }] };
@@ -39,13 +50,13 @@ function logEntry(decision: SizeDecision, event: APIGatewayRequestAuthorizerEven
   return entry;
 }
 
-export function createHandler(maxBytes: number, log: SizeGuardLog = defaultLog) {
+export function createHandler(maxBytes: number, logger: LoggerPort = jsonLineLogger) {
   return async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
     const decision = checkDirectBodySize(lowerCaseHeaders(event.headers, event.multiValueHeaders), maxBytes);
     // Allowed requests with a known size are the common case and need no log line; the
     // others are worth counting (a stream of allow-unknown means Content-Length is not
     // reaching the authorizer and only direct-submit's own check is left).
-    if (decision.kind !== 'allow') log(logEntry(decision, event));
+    if (decision.kind !== 'allow') logger.info('size-guard', logEntry(decision, event));
     if (decision.kind === 'deny-too-large') {
       return {
         principalId: PRINCIPAL_ID,

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { IvaError } from '../iva/errors';
 import type { SubmitInput } from '../iva/types';
-import { METRIC } from '../observability';
+import { METRIC, MetricUnit } from '../observability';
 import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
@@ -106,8 +106,8 @@ export async function handleSubmit(
 ): Promise<ApiResponse> {
   const sub = await readDirectSubmission(req, route.kind, deps.config.directMaxBytes);
   const id = (deps.newId ?? newSubmissionId)('api');
-  const log = deps.log;
-  log?.appendKeys?.({ submissionId: id, taskId: sub.taskId });
+  const log = deps.logger;
+  log?.appendKeys({ submissionId: id, taskId: sub.taskId });
 
   const begun = await deps.ledger.begin({
     id,
@@ -131,7 +131,7 @@ export async function handleSubmit(
       const result = await deps.iva.submit(input, {
         budgetMs,
         onRetry: (info) => {
-          deps.metrics?.count(METRIC.retried);
+          deps.metrics?.addMetric(METRIC.retried, MetricUnit.Count, 1);
           log?.warn('IVA call failed, retrying', {
             code: info.error.code,
             requestId: info.error.requestId,
@@ -140,14 +140,14 @@ export async function handleSubmit(
           });
         },
       });
-      log?.appendKeys?.({ dataId: result.dataId, requestId: result.requestId });
+      log?.appendKeys({ dataId: result.dataId, requestId: result.requestId });
       try {
         await deps.ledger.markSubmitted(id, { dataId: result.dataId, requestId: result.requestId, kind: sub.kind });
       } catch (error) {
         // IVA has it: answering an error now would make the client submit it twice.
         log?.error('IVA accepted the submission but the ledger update failed', { error: (error as Error).message });
       }
-      deps.metrics?.count(METRIC.submitted);
+      deps.metrics?.addMetric(METRIC.submitted, MetricUnit.Count, 1);
       log?.info('submitted to IVA', {
         attempts: result.attempts,
         source: sub.source.type,
@@ -202,9 +202,9 @@ async function answerFailure(
     await deps.ledger
       .markFailed(id, { code: 'InternalError', message: 'An internal error ended this submission; resubmit it' })
       .catch((ledgerError: unknown) =>
-        deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message }),
+        deps.logger?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message }),
       );
-    deps.metrics?.count(METRIC.failed);
+    deps.metrics?.addMetric(METRIC.failed, MetricUnit.Count, 1);
     throw error;
   }
   // The ledger keeps IVA's own code and message; the client gets ours where they differ.
@@ -220,10 +220,10 @@ async function answerFailure(
     // than `pending` for ever. The code says whether a resubmission can help.
     await deps.ledger.markFailed(id, record);
   } catch (ledgerError) {
-    deps.log?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
+    deps.logger?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
   }
-  deps.metrics?.count(METRIC.failed);
-  deps.log?.warn('submission to IVA failed', {
+  deps.metrics?.addMetric(METRIC.failed, MetricUnit.Count, 1);
+  deps.logger?.warn('submission to IVA failed', {
     code: cause.code,
     requestId: answer.requestId,
     status: answer.httpStatus,

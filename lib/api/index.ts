@@ -56,10 +56,10 @@ export function createApi(deps: ApiDeps): Api {
       } catch (error) {
         const meta = { action, requestId: req.requestId };
         if (error instanceof ApiError) {
-          deps.log?.info('request refused', { code: error.code, status: error.httpStatus });
+          deps.logger?.info('request refused', { code: error.code, status: error.httpStatus });
           return errorResponse(error, meta);
         }
-        deps.log?.error('unexpected error', {
+        deps.logger?.error('unexpected error', {
           error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
         });
         return errorResponse(

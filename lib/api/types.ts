@@ -2,6 +2,7 @@
  * The HTTP API's own request/response types: plain data, no Lambda types. The handler
  * (functions/direct-submit) turns API Gateway events into these and back.
  */
+import type { ObservabilityDeps } from '../observability';
 import type { Ledger } from '../ledger/types';
 import type { IvaClient } from '../iva/types';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -47,17 +48,6 @@ export interface CredentialsRefresher {
   refresh(): Promise<unknown>;
 }
 
-export interface ApiLog {
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
-  appendKeys?(keys: Record<string, unknown>): void;
-}
-
-export interface ApiMetrics {
-  count(name: string, value?: number): void;
-}
-
 export interface ApiConfig {
   /** Largest decoded body for direct submissions. */
   directMaxBytes: number;
@@ -71,7 +61,8 @@ export interface ApiConfig {
   budgetMarginMs?: number;
 }
 
-export interface ApiDeps {
+/** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
+export interface ApiDeps extends ObservabilityDeps {
   ledger: Ledger;
   iva: IvaClient;
   /** Refreshed when IVA refuses our keys (rotation). */
@@ -84,8 +75,6 @@ export interface ApiDeps {
   presignS3?: S3Client;
   bucket: string;
   config: ApiConfig;
-  log?: ApiLog;
-  metrics?: ApiMetrics;
   /** Submission id factory (default `api_`/`upl_` + random UUID). */
   newId?: (source: 'api' | 'upload') => string;
   now?: () => Date;

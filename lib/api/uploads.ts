@@ -183,7 +183,7 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
   const identity = await signer.config.credentials();
   if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
     expiresAt = identity.expiration;
-    deps.log?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {
+    deps.logger?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {
       credentialsExpireAt: expiresAt.toISOString(),
       ttlSeconds: ttl,
     });
@@ -213,13 +213,13 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
 export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
   const input = validateUploadRequest(parseJsonBody(req));
   const ticket = await createUploadTicket(input, deps);
-  deps.log?.appendKeys?.({
+  deps.logger?.appendKeys({
     submissionId: ticket.SubmissionId,
     taskId: input.taskId,
     bucket: ticket.Bucket,
     key: ticket.Key,
   });
-  deps.log?.info('upload URL issued', {
+  deps.logger?.info('upload URL issued', {
     url: redactPresignedUrl(ticket.Url),
     size: input.size,
     kind: input.kind,

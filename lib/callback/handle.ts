@@ -17,11 +17,10 @@
  * because the ledger contract has no such field and the function may already write
  * under `results/`.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../signer/index';
 import type { Ledger, ResultOutcome } from '../ledger/types';
-import { logger as defaultLogger, metrics as defaultMetrics, METRIC, MetricUnit } from '../observability';
+import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { secretMatches } from './auth';
 import {
   CallbackError,
@@ -36,14 +35,8 @@ import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
 import { hasMarker, putMarker, putOnce, resultKey, type StoreOutcome } from './store';
 import { awsErrorName } from '../aws/errors';
 
-/** The Powertools logger by default; tests may inject their own. */
-export type CallbackLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
-
-export interface CallbackMetrics {
-  addMetric(name: string, unit: typeof MetricUnit.Count, value: number): void;
-}
-
-export interface CallbackDeps {
+/** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
+export interface CallbackDeps extends ObservabilityDeps {
   s3: S3Client;
   bucket: string;
   ledger: Ledger;
@@ -52,8 +45,6 @@ export interface CallbackDeps {
   publisher: EventPublisher;
   now?: () => Date;
   maxBytes?: number;
-  logger?: CallbackLogger;
-  metrics?: CallbackMetrics;
 }
 
 export interface CallbackRequest {
@@ -75,8 +66,8 @@ export interface CallbackAnswer {
 }
 
 export async function handleCallback(deps: CallbackDeps, request: CallbackRequest): Promise<CallbackAnswer> {
-  const log = deps.logger ?? defaultLogger;
-  const metrics = deps.metrics ?? defaultMetrics;
+  const log = deps.logger ?? silentLogger;
+  const metrics = deps.metrics ?? noMetrics;
   const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
   count(METRIC.callbacksReceived);
   try {
@@ -90,7 +81,7 @@ export async function handleCallback(deps: CallbackDeps, request: CallbackReques
 async function handle(
   deps: CallbackDeps,
   request: CallbackRequest,
-  log: CallbackLogger,
+  log: LoggerPort,
   count: (name: string) => void,
 ): Promise<CallbackAnswer> {
   let accepted: string[];
@@ -212,7 +203,7 @@ async function record(
 }
 
 /** Reading ids is best effort: whatever the body's shape, it is still stored (as unmatched). */
-function identifySafely(value: unknown, log: CallbackLogger): CallbackIdentity | undefined {
+function identifySafely(value: unknown, log: LoggerPort): CallbackIdentity | undefined {
   try {
     return identify(value);
   } catch (error) {

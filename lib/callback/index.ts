@@ -34,7 +34,5 @@ export {
   handleCallback,
   type CallbackAnswer,
   type CallbackDeps,
-  type CallbackLogger,
-  type CallbackMetrics,
   type CallbackRequest,
 } from './handle';

@@ -12,7 +12,7 @@ import { IMAGE_MAX_BYTES } from '../config';
 import { isCredentialProblem, IvaAmbiguousError, IvaError } from '../iva/errors';
 import type { IvaClient, SubmitResult } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
-import { METRIC, MetricUnit } from '../observability';
+import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { decodeMetadataValue } from '../storage/metadata';
 import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
 import { escapeForLog } from '../submission/validate';
@@ -33,26 +33,12 @@ import { awsErrorFields, s3ObjectAbsence } from '../aws/errors';
 
 type Attrs = Record<string, unknown>;
 
-/** The logger methods used (the Powertools Logger fits). */
-export interface LogSink {
-  debug(message: string, ...extra: Attrs[]): void;
-  info(message: string, ...extra: Attrs[]): void;
-  warn(message: string, ...extra: Attrs[]): void;
-  error(message: string, ...extra: Attrs[]): void;
-}
-
-/** The metrics method used (the Powertools Metrics fits). */
-export interface MetricSink {
-  addMetric(name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number): unknown;
-}
-
-export interface IntakeDeps {
+/** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
+export interface IntakeDeps extends ObservabilityDeps {
   s3: S3Client;
   ledger: Ledger;
   iva: IvaClient;
   presigner: Presigner;
-  logger: LogSink;
-  metrics: MetricSink;
   defaultTaskId?: string;
   /** Default lib/config IMAGE_MAX_BYTES (50 MB). */
   imageMaxBytes?: number;
@@ -100,7 +86,7 @@ function safeAttrs(attrs: Attrs): Attrs {
 class RecordLog {
   readonly keys: Attrs;
   constructor(
-    private readonly sink: LogSink,
+    private readonly sink: LoggerPort,
     base: Attrs,
   ) {
     this.keys = { ...base };
@@ -162,12 +148,14 @@ export function belongsToOtherUpload(
 }
 
 export function createIntake(deps: IntakeDeps) {
+  const logger = deps.logger ?? silentLogger;
+  const metrics = deps.metrics ?? noMetrics;
   const imageMaxBytes = deps.imageMaxBytes ?? IMAGE_MAX_BYTES;
   const limiter = deps.limiter ?? createLimiter(4);
   const safety = deps.safetyMarginMs ?? DEFAULT_SAFETY_MS;
   const minBudget = deps.minBudgetMs ?? DEFAULT_MIN_BUDGET_MS;
   const leaseMargin = deps.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS;
-  const count = (name: string) => deps.metrics.addMetric(name, MetricUnit.Count, 1);
+  const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
 
   async function head(record: ObjectCreatedRecord): Promise<HeadObjectCommandOutput | undefined> {
     try {
@@ -482,20 +470,17 @@ export function createIntake(deps: IntakeDeps) {
       try {
         const parsed = parseMessageBody(message.body);
         if (parsed.type === 'test') {
-          deps.logger.info('S3 test event acknowledged', { messageId: message.messageId });
+          logger.info('S3 test event acknowledged', { messageId: message.messageId });
           continue;
         }
         for (const skipped of parsed.ignored)
-          deps.logger.info(
-            'Ignored: not an ObjectCreated event',
-            safeAttrs({ messageId: message.messageId, ...skipped }),
-          );
+          logger.info('Ignored: not an ObjectCreated event', safeAttrs({ messageId: message.messageId, ...skipped }));
         for (const record of parsed.records) jobs.push({ message, record, outcome });
       } catch (error) {
         if (!(error instanceof MalformedMessageError)) throw error;
         // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
         outcome.retry = true;
-        deps.logger.error(
+        logger.error(
           'Malformed message; left for the dead-letter queue',
           safeAttrs({ messageId: message.messageId, errorCode: error.code, errorMessage: error.message }),
         );
@@ -512,7 +497,7 @@ export function createIntake(deps: IntakeDeps) {
           notStarted--;
           const share = Math.floor((remainingMs() - safety) / waves);
           const budgetMs = () => Math.min(share, remainingMs() - safety);
-          const log = new RecordLog(deps.logger, {
+          const log = new RecordLog(logger, {
             messageId: message.messageId,
             bucket: record.bucket,
             key: record.key,

@@ -12,7 +12,7 @@ import { HeadObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/cli
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler, type DirectSubmitDeps } from '../../../functions/direct-submit/handler';
-import type { ApiLog } from '../../../lib/api/index';
+import type { LoggerPort } from '../../../lib/observability';
 import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
@@ -44,10 +44,15 @@ const counted: string[] = [];
 const servedFile = randomBytes(50_000);
 
 function deps(overrides: Partial<DirectSubmitDeps> = {}): DirectSubmitDeps {
-  const log: ApiLog = {
-    info: (message, extra) => logLines.push({ level: 'info', message, ...(extra ? { extra } : {}) }),
-    warn: (message, extra) => logLines.push({ level: 'warn', message, ...(extra ? { extra } : {}) }),
-    error: (message, extra) => logLines.push({ level: 'error', message, ...(extra ? { extra } : {}) }),
+  const push =
+    (level: string) =>
+    (message: string, ...attributes: Record<string, unknown>[]) =>
+      logLines.push({ level, message, ...(attributes[0] ? { extra: attributes[0] } : {}) });
+  const logger: LoggerPort = {
+    debug: push('debug'),
+    info: push('info'),
+    warn: push('warn'),
+    error: push('error'),
     appendKeys: () => undefined,
   };
   return {
@@ -63,8 +68,12 @@ function deps(overrides: Partial<DirectSubmitDeps> = {}): DirectSubmitDeps {
     s3,
     bucket: BUCKET,
     config: { directMaxBytes: 4_500_000, uploadUrlTtlSeconds: 900, ivaService: 'iva', ivaRegion: 'cn-north-1' },
-    log,
-    metrics: { count: (name) => counted.push(name) },
+    logger,
+    metrics: {
+      addMetric: (name) => {
+        counted.push(name);
+      },
+    },
     ...overrides,
   };
 }

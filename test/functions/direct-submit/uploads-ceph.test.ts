@@ -14,7 +14,7 @@ import { createHandler } from '../../../functions/direct-submit/handler';
 import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import { createDynamoLedger, createLedgerTable } from '../../../lib/ledger/index';
-import { logger } from '../../../lib/observability';
+import { logger, noMetrics, silentLogger } from '../../../lib/observability';
 import {
   cephS3Client,
   createBucket,
@@ -52,8 +52,8 @@ describe.skipIf(!ceph)('POST /v1/uploads on Ceph RGW', () => {
       s3,
       bucket,
       config: { directMaxBytes: 4_500_000, uploadUrlTtlSeconds: 600, ivaService: 'iva', ivaRegion: 'cn-north-1' },
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      metrics: { count: () => undefined },
+      logger: silentLogger,
+      metrics: noMetrics,
     });
   });
 

@@ -45,6 +45,7 @@ const captureLogger = {
     lines.push({ level: 'warn', message, attrs: Object.assign({}, ...extra) }),
   error: (message: string, ...extra: Record<string, unknown>[]) =>
     lines.push({ level: 'error', message, attrs: Object.assign({}, ...extra) }),
+  appendKeys: () => undefined,
 };
 const captureMetrics = {
   addMetric: (name: string, _unit: unknown, value: number) => {

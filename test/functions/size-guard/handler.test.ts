@@ -2,6 +2,15 @@ import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createHandler, DENY_REASON, PRINCIPAL_ID } from '../../../functions/size-guard/handler';
 import { DEFAULTS, ENV } from '../../../lib/config';
+import { type LoggerPort, silentLogger } from '../../../lib/observability';
+
+/** A logger that keeps each line's attributes. */
+const capture = (logs: unknown[]): LoggerPort => ({
+  ...silentLogger,
+  info: (_message, ...attributes) => {
+    logs.push(Object.assign({}, ...attributes));
+  },
+});
 
 const METHOD_ARN = 'arn:aws:execute-api:cn-north-1:123456789012:abc123def4/prod/POST/v1/images';
 
@@ -57,14 +66,14 @@ describe('size-guard authorizer', () => {
 
   it('allows a body within the limit on exactly the invoked method', async () => {
     const logs: unknown[] = [];
-    const handler = createHandler(DEFAULTS.directMaxBytes, (e) => logs.push(e));
+    const handler = createHandler(DEFAULTS.directMaxBytes, capture(logs));
     expect(await handler(event({ ...secretHeaders, 'Content-Length': '2048' }))).toEqual(allow(METHOD_ARN));
     expect(logs).toEqual([]);
   });
 
   it('denies a body over the limit explicitly, with the context the 413 gateway response reads', async () => {
     const logs: Array<Record<string, string | number>> = [];
-    const handler = createHandler(DEFAULTS.directMaxBytes, (e) => logs.push(e));
+    const handler = createHandler(DEFAULTS.directMaxBytes, capture(logs));
     const arn = 'arn:aws:execute-api:cn-north-1:123456789012:abc123def4/prod/POST/';
     const result = await handler(
       event({ ...secretHeaders, 'content-length': '6000000' }, { methodArn: arn, resource: '/', path: '/' }),
@@ -113,14 +122,14 @@ describe('size-guard authorizer', () => {
 
   it('allows (and logs) a request without Content-Length: direct-submit checks the decoded body itself', async () => {
     const logs: Array<Record<string, string | number>> = [];
-    const handler = createHandler(100, (e) => logs.push(e));
+    const handler = createHandler(100, capture(logs));
     const noHeaders = event({}, { headers: null, multiValueHeaders: null });
     expect(await handler(noHeaders)).toEqual(allow(METHOD_ARN));
     expect(logs).toEqual([expect.objectContaining({ decision: 'allow-unknown', reason: 'missing' })]);
   });
 
   it('reads the length from multiValueHeaders when the single-value map lacks it', async () => {
-    const handler = createHandler(100, () => undefined);
+    const handler = createHandler(100, silentLogger);
     const ev = event({}, { multiValueHeaders: { 'Content-Length': ['500'] } });
     expect((await handler(ev)).policyDocument.Statement[0]).toMatchObject({ Effect: 'Deny' });
   });
