@@ -24,6 +24,7 @@
  */
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { s3ObjectAbsence } from '../aws/errors';
 import { keySegment, RESULTS_PREFIX } from '../callback/store';
 import type { SubmissionRecord } from '../ledger/types';
 import { ApiError } from './errors';
@@ -131,8 +132,8 @@ async function serveBody(key: string, deps: ApiDeps): Promise<ApiResponse> {
   try {
     head = await deps.s3.send(new HeadObjectCommand({ Bucket: deps.bucket, Key: key }));
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-    if (status === 404 || status === 403)
+    // Missing, or hidden behind 403 (no s3:ListBucket): either way the result is not there to serve.
+    if (s3ObjectAbsence(error) !== undefined)
       throw new ApiError('ResultNotFound', `The stored result ${resultId} is no longer in the bucket`);
     throw error;
   }
