@@ -32,8 +32,9 @@ import {
 import type { EventPublisher } from './events';
 import { identify, isMatchable, type CallbackIdentity } from './identify';
 import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
-import { hasMarker, putMarker, putOnce, resultKey, type StoreOutcome } from './store';
 import { awsErrorName } from '../aws/errors';
+import { toWellFormed } from '../storage/wtf8';
+import { hasMarker, placeResult, putMarker, putOnce, type StoreOutcome, type UnmatchedReason } from './store';
 
 /** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
 export interface CallbackDeps extends ObservabilityDeps {
@@ -63,6 +64,8 @@ export interface CallbackAnswer {
   stored: string;
   /** True when this exact body had been stored before (a replay). */
   duplicate: boolean;
+  /** Why the body was filed under `results/_unmatched/` (absent when it was matched). */
+  unmatched?: UnmatchedReason;
 }
 
 export async function handleCallback(deps: CallbackDeps, request: CallbackRequest): Promise<CallbackAnswer> {
@@ -102,7 +105,13 @@ async function handle(
   const identity: CallbackIdentity | undefined = parsed.malformed ? undefined : identifySafely(parsed.value, log);
   const sha256 = sha256Hex(bytes);
   const matchable = isMatchable(identity);
-  const key = resultKey(sha256, parsed.extension, matchable ? identity : {});
+  const placement = placeResult(
+    sha256,
+    parsed.extension,
+    matchable ? identity : {},
+    parsed.malformed ? 'malformed-json' : identity?.dataId !== undefined ? 'data-id-too-long' : 'no-data-id',
+  );
+  const { key } = placement;
   const receivedAt = (deps.now?.() ?? new Date()).toISOString();
   const contentType =
     request.contentType?.trim() || (parsed.format === 'json' ? 'application/json' : 'text/plain; charset=utf-8');
@@ -115,6 +124,7 @@ async function handle(
     receivedAt,
     metadata: {
       format: parsed.format,
+      ...(placement.unmatched ? { 'unmatched-reason': placement.unmatched } : {}),
       ...(request.requestId ? { 'request-id': request.requestId.replace(/[^\x20-\x7E]/g, '') } : {}),
     },
   });
@@ -135,13 +145,22 @@ async function handle(
     });
     throw new MalformedJsonError(stored.uri);
   }
-  if (!isMatchable(identity)) {
+  if (placement.unmatched || !isMatchable(identity)) {
     count(METRIC.callbacksUnmatched);
-    log.warn('Callback without a recognisable data id; kept as unmatched', { ...where, taskId: identity?.taskId });
-    return answer(stored);
+    log.warn('Callback without a usable data id; kept as unmatched', {
+      ...where,
+      reason: placement.unmatched,
+      taskId: identity?.taskId === undefined ? undefined : toWellFormed(identity.taskId),
+    });
+    return answer(stored, placement.unmatched);
   }
 
-  const ids = { taskId: identity.taskId, dataId: identity.dataId };
+  // Display forms: lone surrogates become U+FFFD in logs and the event (EventBridge and
+  // consumers want UTF-8); the exact ids are the decoded segments of the key (store.ts).
+  const ids = {
+    taskId: identity.taskId === undefined ? undefined : toWellFormed(identity.taskId),
+    dataId: toWellFormed(identity.dataId),
+  };
   if (stored.duplicate && (await hasMarker(deps.s3, deps.bucket, sha256))) {
     // Fully handled before: recorded and published. A pure replay.
     log.info('Callback replay; already recorded and published', { ...where, ...ids });
@@ -153,8 +172,8 @@ async function handle(
   if (!submissionId) log.info('Callback has no known submission yet; kept on its data id', { ...where, ...ids });
 
   await deps.publisher.publishResultStored({
-    ...(identity.taskId !== undefined ? { taskId: identity.taskId } : {}),
-    dataId: identity.dataId,
+    ...(ids.taskId !== undefined ? { taskId: ids.taskId } : {}),
+    dataId: ids.dataId,
     ...(identity.kind ? { kind: identity.kind } : {}),
     status: identity.status,
     ...(identity.rawStatus !== undefined ? { rawStatus: identity.rawStatus } : {}),
@@ -214,6 +233,6 @@ function identifySafely(value: unknown, log: LoggerPort): CallbackIdentity | und
   }
 }
 
-function answer(stored: StoreOutcome): CallbackAnswer {
-  return { ok: true, stored: stored.uri, duplicate: stored.duplicate };
+function answer(stored: StoreOutcome, unmatched?: UnmatchedReason): CallbackAnswer {
+  return { ok: true, stored: stored.uri, duplicate: stored.duplicate, ...(unmatched ? { unmatched } : {}) };
 }

@@ -14,6 +14,7 @@
  */
 import type { MediaKind } from '../iva/types';
 import type { ResultStatus } from '../ledger/types';
+import { encodeKeySegment, isWellFormed } from '../storage/wtf8';
 import { parseEmbeddedJson } from './parse';
 
 export interface CallbackIdentity {
@@ -96,7 +97,8 @@ function asObject(value: unknown): Obj | undefined {
 }
 
 function scalar(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim() || undefined;
+  // Kept exactly (an id that differs only in whitespace is another id); blank means absent.
+  if (typeof value === 'string') return value.trim() ? value : undefined;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value === 'boolean') return String(value);
   return undefined;
@@ -176,5 +178,10 @@ export const MAX_DATA_ID_BYTES = 1024;
 
 /** A callback can be matched (and recorded in the ledger) only with a usable data id. */
 export function isMatchable(identity: CallbackIdentity | undefined): identity is CallbackIdentity & { dataId: string } {
-  return identity?.dataId !== undefined && Buffer.byteLength(identity.dataId, 'utf8') <= MAX_DATA_ID_BYTES;
+  return identity?.dataId !== undefined && ledgerIdBytes(identity.dataId) <= MAX_DATA_ID_BYTES;
+}
+
+/** Bytes the id takes in a ledger key: UTF-8, or its percent-encoded WTF-8 when it holds lone surrogates. */
+function ledgerIdBytes(id: string): number {
+  return isWellFormed(id) ? Buffer.byteLength(id, 'utf8') : encodeKeySegment(id).length;
 }

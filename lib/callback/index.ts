@@ -12,6 +12,9 @@ export {
 export { identify, isMatchable, normalizeStatus, type CallbackIdentity } from './identify';
 export {
   resultKey,
+  placeResult,
+  type Placement,
+  type UnmatchedReason,
   markerKey,
   keySegment,
   putOnce,

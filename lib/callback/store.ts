@@ -11,11 +11,13 @@
  * Keys: `results/<TaskID>/<dataId>/<sha256>.<ext>`, `results/_unknown-task/<dataId>/…`
  * when only the data id is known, `results/_unmatched/<sha256>.<ext>` without a data id,
  * and `results/_emitted/<sha256>` for the event markers (handle.ts). Segments coming
- * from the body are percent-encoded to a safe alphabet, and a leading `_` is encoded,
- * so no TaskID can land in the `_…` folders this module reserves.
+ * from the body are percent-encoded WTF-8 (lib/storage/wtf8.ts: reversible, lone
+ * surrogates included), and a leading `_` is encoded, so no TaskID can land in the
+ * `_…` folders this module reserves. Ids whose key would exceed S3's 1024 bytes are
+ * filed under `_unmatched/` with that reason rather than truncated.
  */
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { uriEscape } from '../signer/index';
+import { encodeKeySegment } from '../storage/wtf8';
 import { StorageUnavailableError } from './errors';
 import { awsErrorName, awsHttpStatus, isAwsError, s3ObjectAbsence } from '../aws/errors';
 
@@ -23,7 +25,6 @@ export const RESULTS_PREFIX = 'results/';
 export const UNMATCHED_PREFIX = `${RESULTS_PREFIX}_unmatched/`;
 export const EMITTED_PREFIX = `${RESULTS_PREFIX}_emitted/`;
 const UNKNOWN_TASK = '_unknown-task';
-const MAX_SEGMENT = 200;
 
 export interface StoredObject {
   bucket: string;
@@ -39,21 +40,47 @@ export interface StoreOutcome extends StoredObject {
   receivedAt: string;
 }
 
-/** A key segment from untrusted text: a safe alphabet, bounded length, never `.`/`..` or `_…`. */
+/** A key segment from untrusted text: reversible (`decodeKeySegment`), never `.`/`..` or `_…`. */
 export function keySegment(value: string): string {
-  let out = Array.from(value)
-    .map((ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : uriEscape(ch)))
-    .join('');
+  const out = encodeKeySegment(value);
+  // `_` and `.` are literal in the safe alphabet; escaped here so no id reaches the
+  // reserved `_…` folders or walks up a level. `%5F`/`%2E` still decode to the same id.
   if (out.startsWith('_') || out === '.' || out === '..')
-    out = `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
-  if (out.length > MAX_SEGMENT) out = out.slice(0, MAX_SEGMENT);
+    return `%${out.charCodeAt(0).toString(16).toUpperCase()}${out.slice(1)}`;
   return out;
 }
 
-export function resultKey(sha256: string, extension: string, ids: { taskId?: string; dataId?: string } = {}): string {
-  if (!ids.dataId) return `${UNMATCHED_PREFIX}${sha256}.${extension}`;
+/** Why a body with ids was still filed under `_unmatched/` (kept in its `unmatched-reason` metadata). */
+export type UnmatchedReason = 'no-data-id' | 'data-id-too-long' | 'key-too-long' | 'malformed-json';
+
+export interface Placement {
+  key: string;
+  /** Set when the body is filed under `_unmatched/`. */
+  unmatched?: UnmatchedReason;
+}
+
+/** S3 keys are at most 1024 bytes of UTF-8; encoded keys are ASCII, so characters = bytes. */
+export const MAX_S3_KEY_BYTES = 1024;
+
+export function placeResult(
+  sha256: string,
+  extension: string,
+  ids: { taskId?: string; dataId?: string } = {},
+  reason: UnmatchedReason = 'no-data-id',
+): Placement {
+  const unmatched = (why: UnmatchedReason): Placement => ({
+    key: `${UNMATCHED_PREFIX}${sha256}.${extension}`,
+    unmatched: why,
+  });
+  if (!ids.dataId) return unmatched(reason);
   const task = ids.taskId ? keySegment(ids.taskId) : UNKNOWN_TASK;
-  return `${RESULTS_PREFIX}${task}/${keySegment(ids.dataId)}/${sha256}.${extension}`;
+  const key = `${RESULTS_PREFIX}${task}/${keySegment(ids.dataId)}/${sha256}.${extension}`;
+  // Truncating would map two ids to one folder: an id that does not fit is kept unmatched.
+  return key.length > MAX_S3_KEY_BYTES ? unmatched('key-too-long') : { key };
+}
+
+export function resultKey(sha256: string, extension: string, ids: { taskId?: string; dataId?: string } = {}): string {
+  return placeResult(sha256, extension, ids).key;
 }
 
 export const markerKey = (sha256: string) => `${EMITTED_PREFIX}${sha256}`;

@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkRequestHandler } from '../storage/sdk-http';
+import { encodeKeySegment, isWellFormed, toWellFormed } from '../storage/wtf8';
 import { InvalidCursorError, SubmissionNotFoundError, SubmissionNotUncertainError } from './errors';
 import type {
   BeginInput,
@@ -58,7 +59,13 @@ const MAX_PAGE = 100;
 type Item = Record<string, unknown>;
 
 const subKey = (id: string) => ({ pk: `SUB#${id}`, sk: 'SUB' });
-const dataKey = (dataId: string) => ({ pk: `DATA#${dataId}`, sk: 'DATA' });
+/**
+ * DynamoDB keys are UTF-8: a data id holding a lone UTF-16 surrogate (valid JSON, no
+ * UTF-8 form) is keyed by its percent-encoded WTF-8 under its own prefix, so it can
+ * never collide with a well-formed id and stays reversible (lib/storage/wtf8.ts).
+ */
+const dataKey = (dataId: string) =>
+  isWellFormed(dataId) ? { pk: `DATA#${dataId}`, sk: 'DATA' } : { pk: `DATAX#${encodeKeySegment(dataId)}`, sk: 'DATA' };
 
 /** The table's shape, for tests and `npm start`; infra/stack.ts declares the same. */
 export function ledgerTableDefinition(tableName: string): CreateTableCommandInput {
@@ -420,7 +427,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         id,
         {
           submitStatus: 'submitted',
-          dataId: input.dataId,
+          dataId: toWellFormed(input.dataId),
           requestId: input.requestId,
           kind: input.kind,
           submittedAt: timestamp,
@@ -515,7 +522,8 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     async recordResult(input: ResultInput): Promise<ResultOutcome> {
       const result: ResultRef = stripUndefined({
         status: input.status,
-        rawStatus: input.rawStatus,
+        // Display text from the body (which S3 keeps byte for byte): well-formed for DynamoDB.
+        rawStatus: input.rawStatus === undefined ? undefined : toWellFormed(input.rawStatus),
         location: input.location,
         receivedAt: input.receivedAt,
       });
@@ -537,7 +545,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
             ExpressionAttributeValues: {
               ':result': result,
               ':at': result.receivedAt,
-              ':taskId': input.taskId ?? '',
+              ':taskId': toWellFormed(input.taskId ?? ''),
               ':one': 1,
             },
             ReturnValues: 'ALL_NEW',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { redactPath, secretMatches } from '../../lib/callback/auth';
-import { keySegment, markerKey, resultKey } from '../../lib/callback/store';
+import { keySegment, markerKey, placeResult, resultKey } from '../../lib/callback/store';
 
 describe('secretMatches', () => {
   const accepted = ['s3cret-current-0123456789', 'old-previous-secret'];
@@ -47,7 +47,14 @@ describe('result keys', () => {
     expect(keySegment('..')).toBe('%2E.');
     expect(keySegment('_unmatched')).toBe('%5Funmatched');
     expect(keySegment('a b/ü')).toBe('a%20b%2F%C3%BC');
-    expect(keySegment('x'.repeat(500))).toHaveLength(200);
+    // Never truncated (two long ids would share a folder): a key over 1024 bytes is unmatched.
+    expect(keySegment('x'.repeat(500))).toHaveLength(500);
+    expect(placeResult(sha, 'json', { taskId: 'x'.repeat(500), dataId: 'y'.repeat(500) })).toEqual({
+      key: `results/_unmatched/${sha}.json`,
+      unmatched: 'key-too-long',
+    });
+    expect(placeResult(sha, 'json', { taskId: 'x'.repeat(400), dataId: 'y'.repeat(400) }).unmatched).toBeUndefined();
+    expect(keySegment('img-\ud800')).toBe('img-%ED%A0%80');
     expect(resultKey(sha, 'json', { taskId: '_emitted', dataId: 'd' }).startsWith('results/%5Femitted/')).toBe(true);
     expect(markerKey(sha)).toBe(`results/_emitted/${sha}`);
   });

@@ -351,7 +351,11 @@ describe('storing and matching', () => {
     const body = JSON.stringify({ hello: 'world', TaskID: 'only-a-task' });
     const out = await w.call({ body });
     const key = `results/_unmatched/${sha256Hex(body)}.json`;
-    expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false } });
+    expect(out).toEqual({
+      status: 200,
+      body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false, unmatched: 'no-data-id' },
+    });
+    expect((await read(s3client, w.bucket, key)).metadata['unmatched-reason']).toBe('no-data-id');
     expect(await w.keys()).toEqual([key]);
     expect(w.events.events).toEqual([]);
   });
@@ -361,7 +365,10 @@ describe('storing and matching', () => {
     const body = `${'['.repeat(200_000)}{"ImageID":"x"}${']'.repeat(200_000)}`;
     const out = await w.call({ body });
     const key = `results/_unmatched/${sha256Hex(body)}.json`;
-    expect(out).toEqual({ status: 200, body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false } });
+    expect(out).toEqual({
+      status: 200,
+      body: { ok: true, stored: `s3://${w.bucket}/${key}`, duplicate: false, unmatched: 'no-data-id' },
+    });
     expect((await read(s3client, w.bucket, key)).bytes.toString('utf8')).toBe(body);
     expect(w.events.events).toEqual([]);
   });
@@ -372,7 +379,12 @@ describe('storing and matching', () => {
     const out = await w.call({ body });
     expect(out).toEqual({
       status: 200,
-      body: { ok: true, stored: `s3://${w.bucket}/results/_unmatched/${sha256Hex(body)}.json`, duplicate: false },
+      body: {
+        ok: true,
+        stored: `s3://${w.bucket}/results/_unmatched/${sha256Hex(body)}.json`,
+        duplicate: false,
+        unmatched: 'data-id-too-long',
+      },
     });
     expect(w.events.events).toEqual([]);
   });
