@@ -65,7 +65,18 @@ export async function loadSubmission(id: string, deps: ApiDeps): Promise<Submiss
 }
 
 export async function handleGetSubmission(id: string, deps: ApiDeps): Promise<ApiResponse> {
-  return json(200, submissionView(await loadSubmission(id, deps)));
+  const record = await loadSubmission(id, deps);
+  const view = submissionView(record);
+  // Every stored callback of this data id, oldest first (the status follows RESULT_ORDER).
+  const history = record.dataId === undefined ? [] : await deps.ledger.resultHistory(record.dataId);
+  if (history.length > 0)
+    view['Results'] = history.map((r) => ({
+      Status: r.status,
+      RawStatus: r.rawStatus,
+      Location: r.location,
+      ReceivedAt: r.receivedAt,
+    }));
+  return json(200, view);
 }
 
 export function parseLimit(raw: string | undefined): number {

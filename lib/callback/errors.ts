@@ -94,3 +94,12 @@ export class EventPublishError extends RetryableCallbackError {
     super('EventPublishFailed', 'The callback was stored but its event could not be published; retry later', reason);
   }
 }
+
+/** Another delivery of the same body holds its event claim right now: retry later. */
+export class EventInProgressError extends RetryableCallbackError {
+  override readonly name = 'EventInProgressError';
+  readonly code = 'EventInProgress';
+  constructor() {
+    super('The same callback is being processed by another delivery; retry later');
+  }
+}

@@ -21,6 +21,11 @@ export interface ResultStoredDetail {
   rawStatus?: string;
   /** Present when the data id's submission is already known to the ledger. */
   submissionId?: string;
+  /**
+   * Whether this result is the one its data id shows now: false for a non-final after a
+   * final, or a second, different final (the first final wins; ledger RESULT_ORDER).
+   */
+  applied: boolean;
   location: StoredObject;
   receivedAt: string;
 }

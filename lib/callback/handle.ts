@@ -19,11 +19,12 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../signer/index';
-import type { Ledger, ResultOutcome } from '../ledger/types';
+import type { EventClaim, Ledger, ResultOutcome } from '../ledger/types';
 import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { secretMatches } from './auth';
 import {
   CallbackError,
+  EventInProgressError,
   LedgerUnavailableError,
   MalformedJsonError,
   NotFoundError,
@@ -34,7 +35,11 @@ import { identify, isMatchable, type CallbackIdentity } from './identify';
 import { bodyBytes, MAX_CALLBACK_BYTES, mediaType, parseBody } from './parse';
 import { awsErrorName } from '../aws/errors';
 import { toWellFormed } from '../storage/wtf8';
-import { hasMarker, placeResult, putMarker, putOnce, type StoreOutcome, type UnmatchedReason } from './store';
+import { placeResult, putOnce, type StoreOutcome, type UnmatchedReason } from './store';
+
+/** Longer than the function's 15 s timeout: a live holder never loses its claim. */
+export const DEFAULT_EVENT_CLAIM_MS = 30_000;
+export const DEFAULT_CLAIM_WAIT_MS = 3_000;
 
 /** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
 export interface CallbackDeps extends ObservabilityDeps {
@@ -46,6 +51,10 @@ export interface CallbackDeps extends ObservabilityDeps {
   publisher: EventPublisher;
   now?: () => Date;
   maxBytes?: number;
+  /** How long a delivery owns a body's event before another may take over (default 30 s, over the 15 s timeout). */
+  eventClaimMs?: number;
+  /** How long a delivery waits for another one holding the claim before answering 503 (default 3 s). */
+  claimWaitMs?: number;
 }
 
 export interface CallbackRequest {
@@ -161,31 +170,38 @@ async function handle(
     taskId: identity.taskId === undefined ? undefined : toWellFormed(identity.taskId),
     dataId: toWellFormed(identity.dataId),
   };
-  if (stored.duplicate && (await hasMarker(deps.s3, deps.bucket, sha256))) {
-    // Fully handled before: recorded and published. A pure replay.
-    log.info('Callback replay; already recorded and published', { ...where, ...ids });
-    return answer(stored);
-  }
-
-  const outcome = await record(deps.ledger, identity, stored);
+  const outcome = await record(deps.ledger, identity, stored, sha256);
   const submissionId = outcome.submission?.id;
   if (!submissionId) log.info('Callback has no known submission yet; kept on its data id', { ...where, ...ids });
 
-  await deps.publisher.publishResultStored({
-    ...(ids.taskId !== undefined ? { taskId: ids.taskId } : {}),
-    dataId: ids.dataId,
-    ...(identity.kind ? { kind: identity.kind } : {}),
-    status: identity.status,
-    ...(identity.rawStatus !== undefined ? { rawStatus: identity.rawStatus } : {}),
-    ...(submissionId ? { submissionId } : {}),
-    location: { bucket: stored.bucket, key: stored.key, uri: stored.uri },
-    receivedAt: stored.receivedAt,
-  });
+  // One event per stored body: only the delivery holding the ledger's claim publishes.
+  const claim = await claimEvent(deps, identity.dataId, sha256);
+  if (claim === 'published') {
+    log.info('Callback replay; already recorded and published', { ...where, ...ids });
+    return answer(stored);
+  }
   try {
-    await putMarker(deps.s3, deps.bucket, sha256, { 'received-at': stored.receivedAt });
+    await deps.publisher.publishResultStored({
+      ...(ids.taskId !== undefined ? { taskId: ids.taskId } : {}),
+      dataId: ids.dataId,
+      ...(identity.kind ? { kind: identity.kind } : {}),
+      status: identity.status,
+      ...(identity.rawStatus !== undefined ? { rawStatus: toWellFormed(identity.rawStatus) } : {}),
+      ...(submissionId ? { submissionId } : {}),
+      applied: outcome.current,
+      location: { bucket: stored.bucket, key: stored.key, uri: stored.uri },
+      receivedAt: stored.receivedAt,
+    });
   } catch (error) {
-    // The event is out; without the marker a replay would publish it again (at-least-once).
-    log.warn('Event marker not written; a replay of this callback would publish again', {
+    // Give the claim back so IVA's retry can publish at once rather than after the lease.
+    await deps.ledger.releaseResultEvent(identity.dataId, sha256).catch(() => undefined);
+    throw error;
+  }
+  try {
+    await deps.ledger.markResultEventPublished(identity.dataId, sha256);
+  } catch (error) {
+    // The event is out; unmarked, a delivery after the claim lease would publish it again.
+    log.warn('Event not marked as published; a retry after the claim lease would publish again', {
       ...where,
       errorName: awsErrorName(error),
     });
@@ -195,20 +211,46 @@ async function handle(
     ...ids,
     submissionId,
     status: identity.status,
-    rawStatus: identity.rawStatus,
-    applied: outcome.applied,
+    rawStatus: identity.rawStatus === undefined ? undefined : toWellFormed(identity.rawStatus),
+    applied: outcome.current,
   });
   return answer(stored);
+}
+
+/**
+ * Claims this body's event. Another delivery holding the claim is waited for (it is
+ * usually milliseconds from publishing) up to `claimWaitMs`; if it is still busy this
+ * delivery answers 503, never a 200 that would stop IVA retrying while the holder might
+ * still crash before publishing.
+ */
+async function claimEvent(deps: CallbackDeps, dataId: string, sha256: string): Promise<'claimed' | 'published'> {
+  const leaseMs = deps.eventClaimMs ?? DEFAULT_EVENT_CLAIM_MS;
+  const waitMs = deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS;
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    let claim: EventClaim;
+    try {
+      claim = await deps.ledger.claimResultEvent(dataId, sha256, { leaseMs });
+    } catch (error) {
+      throw new LedgerUnavailableError(`claimResultEvent failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+    }
+    if (claim === 'claimed' || claim === 'published') return claim;
+    if (claim === 'missing') throw new LedgerUnavailableError('the recorded result is missing');
+    if (Date.now() - started >= waitMs) throw new EventInProgressError();
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 250)));
+  }
 }
 
 async function record(
   ledger: Ledger,
   identity: CallbackIdentity & { dataId: string },
   stored: StoreOutcome,
-): Promise<ResultOutcome> {
+  sha256: string,
+): Promise<ResultOutcome & { current: boolean }> {
   try {
-    return await ledger.recordResult({
+    const outcome = await ledger.recordResult({
       dataId: identity.dataId,
+      resultId: sha256,
       taskId: identity.taskId,
       kind: identity.kind,
       status: identity.status,
@@ -216,6 +258,10 @@ async function record(
       location: stored.uri,
       receivedAt: stored.receivedAt,
     });
+    // `applied` is false for a replay of the result already shown, too: "current" asks
+    // whether this body is the one the data id shows now.
+    const shown = outcome.shown?.location;
+    return { ...outcome, current: outcome.applied || shown === stored.uri };
   } catch (error) {
     throw new LedgerUnavailableError(`recordResult failed: ${awsErrorName(error)}`);
   }

@@ -64,6 +64,12 @@ const subKey = (id: string) => ({ pk: `SUB#${id}`, sk: 'SUB' });
  * UTF-8 form) is keyed by its percent-encoded WTF-8 under its own prefix, so it can
  * never collide with a well-formed id and stays reversible (lib/storage/wtf8.ts).
  */
+/** One history entry per stored callback body, next to its data id's DATA item. */
+const HISTORY_PREFIX = 'RESULT#';
+const historyKey = (dataId: string, resultId: string) => ({
+  pk: dataKey(dataId).pk,
+  sk: `${HISTORY_PREFIX}${resultId}`,
+});
 const dataKey = (dataId: string) =>
   isWellFormed(dataId) ? { pk: `DATA#${dataId}`, sk: 'DATA' } : { pk: `DATAX#${encodeKeySegment(dataId)}`, sk: 'DATA' };
 
@@ -165,6 +171,25 @@ function deriveStatus(
   return submitStatus;
 }
 
+/**
+ * RESULT_ORDER, as a condition on the item's current `result` that lets `next` replace
+ * it: a final (`completed`/`failed`) replaces any `progress` and any final received
+ * after it (the FIRST final wins: IVA's first verdict is the one it acted on, and a
+ * retry storm cannot flip it); a `progress` replaces only an older `progress`, never a
+ * final. Equal receipt times are ordered by location (the body's hash), so every writer
+ * agrees whatever order the writes land in; re-applying the same result passes.
+ */
+function resultOrder(next: ResultRef): { condition: string; names: Record<string, string>; values: Item } {
+  const names = { '#result': 'result', '#status': 'status', '#receivedAt': 'receivedAt', '#location': 'location' };
+  const values = { ':completed': 'completed', ':failed': 'failed', ':at': next.receivedAt, ':loc': next.location };
+  const currentIsFinal = '#result.#status IN (:completed, :failed)';
+  const final = next.status === 'completed' || next.status === 'failed';
+  const condition = final
+    ? `attribute_not_exists(#result) OR NOT (${currentIsFinal}) OR #result.#receivedAt > :at OR (#result.#receivedAt = :at AND #result.#location >= :loc)`
+    : `attribute_not_exists(#result) OR (NOT (${currentIsFinal}) AND (#result.#receivedAt < :at OR (#result.#receivedAt = :at AND #result.#location <= :loc)))`;
+  return { condition, names, values };
+}
+
 function stripUndefined<T extends Item>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
@@ -263,17 +288,18 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     return link.Attributes?.result as ResultRef | undefined;
   }
 
-  /** Copies a result onto a submission unless a newer one is already there. */
+  /** Copies a result onto a submission unless the one there outranks it (RESULT_ORDER). */
   async function applyResult(id: string, result: ResultRef): Promise<SubmissionRecord | undefined> {
+    const order = resultOrder(result);
     try {
       const out = await doc.send(
         new UpdateCommand({
           TableName: table,
           Key: subKey(id),
           UpdateExpression: 'SET #result = :result, #updatedAt = :now',
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#result) OR #result.#receivedAt <= :at)',
-          ExpressionAttributeNames: { '#result': 'result', '#receivedAt': 'receivedAt', '#updatedAt': 'updatedAt' },
-          ExpressionAttributeValues: { ':result': result, ':at': result.receivedAt, ':now': now().toISOString() },
+          ConditionExpression: `attribute_exists(pk) AND (${order.condition})`,
+          ExpressionAttributeNames: { ...order.names, '#updatedAt': 'updatedAt' },
+          ExpressionAttributeValues: { ...order.values, ':result': result, ':now': now().toISOString() },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -527,6 +553,20 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         location: input.location,
         receivedAt: input.receivedAt,
       });
+      // The history entry first (once per result id; a replay finds it there), so every
+      // body is listed even when it does not win the status.
+      try {
+        await doc.send(
+          new PutCommand({
+            TableName: table,
+            Item: { ...historyKey(input.dataId, input.resultId ?? input.location), ...result },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const order = resultOrder(result);
       let link: Item | undefined;
       let applied = true;
       try {
@@ -535,16 +575,11 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
             TableName: table,
             Key: dataKey(input.dataId),
             UpdateExpression: 'SET #result = :result, #taskId = if_not_exists(#taskId, :taskId) ADD #callbacks :one',
-            ConditionExpression: 'attribute_not_exists(#result) OR #result.#receivedAt <= :at',
-            ExpressionAttributeNames: {
-              '#result': 'result',
-              '#receivedAt': 'receivedAt',
-              '#taskId': 'taskId',
-              '#callbacks': 'callbacks',
-            },
+            ConditionExpression: order.condition,
+            ExpressionAttributeNames: { ...order.names, '#taskId': 'taskId', '#callbacks': 'callbacks' },
             ExpressionAttributeValues: {
+              ...order.values,
               ':result': result,
-              ':at': result.receivedAt,
               ':taskId': toWellFormed(input.taskId ?? ''),
               ':one': 1,
             },
@@ -558,11 +593,100 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         link = await getItem(dataKey(input.dataId));
       }
       const submissionId = link?.submissionId as string | undefined;
-      if (!submissionId) return { applied };
+      const shown = link?.result as ResultRef | undefined;
+      const extra = shown ? { shown } : {};
+      if (!submissionId) return { applied, ...extra };
       const submission = applied
         ? ((await applyResult(submissionId, result)) ?? (await this.get(submissionId)))
         : await this.get(submissionId);
-      return { applied, submission };
+      return { applied, submission, ...extra };
+    },
+
+    async resultHistory(dataId) {
+      const items: Item[] = [];
+      let start: Item | undefined;
+      do {
+        const out = await doc.send(
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+            ExpressionAttributeValues: { ':pk': dataKey(dataId).pk, ':prefix': HISTORY_PREFIX },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        );
+        items.push(...(out.Items ?? []));
+        start = out.LastEvaluatedKey;
+      } while (start);
+      return items
+        .map(
+          (item): ResultRef =>
+            stripUndefined({
+              status: item.status as ResultRef['status'],
+              rawStatus: item.rawStatus as string | undefined,
+              location: item.location as string,
+              receivedAt: item.receivedAt as string,
+            }),
+        )
+        .sort((a, b) =>
+          a.receivedAt === b.receivedAt ? a.location.localeCompare(b.location) : a.receivedAt < b.receivedAt ? -1 : 1,
+        );
+    },
+
+    async claimResultEvent(dataId, resultId, opts) {
+      const at = now();
+      try {
+        await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: historyKey(dataId, resultId),
+            UpdateExpression: 'SET #event = :claimed, #until = :until',
+            ConditionExpression:
+              'attribute_exists(pk) AND (attribute_not_exists(#event) OR (#event = :claimed AND #until < :now))',
+            ExpressionAttributeNames: { '#event': 'eventState', '#until': 'eventClaimUntil' },
+            ExpressionAttributeValues: {
+              ':claimed': 'claimed',
+              ':until': new Date(at.getTime() + opts.leaseMs).toISOString(),
+              ':now': at.toISOString(),
+            },
+          }),
+        );
+        return 'claimed';
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+      const item = await getItem(historyKey(dataId, resultId));
+      if (!item) return 'missing';
+      return item.eventState === 'published' ? 'published' : 'busy';
+    },
+
+    async markResultEventPublished(dataId, resultId) {
+      await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: historyKey(dataId, resultId),
+          UpdateExpression: 'SET #event = :published, #at = :now REMOVE #until',
+          ExpressionAttributeNames: { '#event': 'eventState', '#at': 'eventPublishedAt', '#until': 'eventClaimUntil' },
+          ExpressionAttributeValues: { ':published': 'published', ':now': now().toISOString() },
+        }),
+      );
+    },
+
+    async releaseResultEvent(dataId, resultId) {
+      try {
+        await doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: historyKey(dataId, resultId),
+            UpdateExpression: 'REMOVE #event, #until',
+            ConditionExpression: '#event = :claimed',
+            ExpressionAttributeNames: { '#event': 'eventState', '#until': 'eventClaimUntil' },
+            ExpressionAttributeValues: { ':claimed': 'claimed' },
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
     },
 
     async get(id) {

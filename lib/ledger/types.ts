@@ -121,6 +121,11 @@ export type ResolveInput =
 
 export interface ResultInput {
   dataId: string;
+  /**
+   * Identity of the stored body (the callback uses its SHA-256): one history entry and
+   * one event claim per result id. Defaults to `location`.
+   */
+  resultId?: string;
   taskId?: string;
   kind?: MediaKind;
   status: ResultStatus;
@@ -129,11 +134,15 @@ export interface ResultInput {
   receivedAt: string;
 }
 
+export type EventClaim = 'claimed' | 'busy' | 'published' | 'missing';
+
 export interface ResultOutcome {
   /** The submission the data id belongs to, if its record is known yet. */
   submission?: SubmissionRecord;
-  /** False when a newer callback for the same data id was already recorded. */
+  /** False when the data id's current result outranks this one (RESULT_ORDER), or on some replays. */
   applied: boolean;
+  /** The result the data id shows after this call. */
+  shown?: ResultRef;
 }
 
 export interface Page<T> {
@@ -168,7 +177,23 @@ export interface Ledger {
    * concurrent callers wins; the others get SubmissionNotUncertainError.
    */
   reopenUncertain(id: string, options?: { leaseMs?: number; note?: string }): Promise<SubmissionRecord>;
+  /**
+   * Adds the result to the data id's history (once per result id) and applies it when it
+   * outranks the current one: any final (`completed`/`failed`) beats any `progress`; among
+   * finals the FIRST received wins; among `progress` the latest. Ties: by location.
+   */
   recordResult(input: ResultInput): Promise<ResultOutcome>;
+  /** Every result recorded for a data id, oldest first (receipt time, then location). */
+  resultHistory(dataId: string): Promise<ResultRef[]>;
+  /**
+   * Claims the right to publish one result's event: `claimed` for exactly one caller at
+   * a time (until `leaseMs` passes without `markResultEventPublished`), `busy` while
+   * another holds it, `published` once done, `missing` when the result is not recorded.
+   */
+  claimResultEvent(dataId: string, resultId: string, options: { leaseMs: number }): Promise<EventClaim>;
+  markResultEventPublished(dataId: string, resultId: string): Promise<void>;
+  /** Gives a claim back (the publish failed), so the next delivery can claim at once. */
+  releaseResultEvent(dataId: string, resultId: string): Promise<void>;
   get(id: string): Promise<SubmissionRecord | undefined>;
   getByDataId(dataId: string): Promise<SubmissionRecord | undefined>;
   listByTask(taskId: string, options?: { limit?: number; cursor?: string }): Promise<Page<SubmissionRecord>>;

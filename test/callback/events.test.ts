@@ -65,6 +65,7 @@ const detail: ResultStoredDetail = {
   status: 'completed',
   rawStatus: 'Success',
   submissionId: 'sub-1',
+  applied: true,
   location: { bucket: 'b', key: 'results/t/img/x.json', uri: 's3://b/results/t/img/x.json' },
   receivedAt: '2026-11-30T12:00:00.000Z',
 };

@@ -74,7 +74,12 @@ export async function world(servers: Servers, overrides: Partial<CallbackDeps> =
   const table = `ledger-${n}`;
   await servers.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await createLedgerTable(servers.doc, table);
-  const ledger = createDynamoLedger({ tableName: table, client: servers.doc });
+  // One clock for the function and the ledger (receipt times, claim leases).
+  const ledger = createDynamoLedger({
+    tableName: table,
+    client: servers.doc,
+    ...(overrides.now ? { now: overrides.now } : {}),
+  });
   const events = createMemoryPublisher();
   const deps: CallbackDeps = {
     s3: servers.s3,

@@ -245,7 +245,7 @@ describe('results: the submission write and the callback write commute', () => {
       expect(outcome.submission?.id).toBe('sub');
     } else {
       const outcome = await ledger.recordResult(result);
-      expect(outcome).toEqual({ applied: true });
+      expect(outcome).toEqual({ applied: true, shown: expect.objectContaining({ location: result.location }) });
       await ledger.markSubmitted('sub', { dataId: 'img-9', requestId: 'req-9', kind: 'image' });
     }
     return (await ledger.get('sub'))!;
@@ -315,6 +315,102 @@ describe('results: the submission write and the callback write commute', () => {
     });
     expect(late.applied).toBe(false);
     expect(late.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/2' } });
+  });
+
+  it('never lets a non-final callback undo a final one, whatever their receipt times', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'nf', ...base });
+    await ledger.markSubmitted('nf', { dataId: 'img-nf', requestId: 'rq', kind: 'image' });
+    await ledger.recordResult({ ...result, dataId: 'img-nf', location: 's3://b/final', resultId: 'final' });
+    const late = await ledger.recordResult({
+      ...result,
+      dataId: 'img-nf',
+      status: 'progress',
+      rawStatus: 'running',
+      location: 's3://b/running',
+      resultId: 'running',
+      receivedAt: '2099-01-01T00:00:00.000Z',
+    });
+    expect(late.applied).toBe(false);
+    expect(late.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/final' } });
+    // Both bodies are in the history, oldest first.
+    expect((await ledger.resultHistory('img-nf')).map((r) => r.location)).toEqual(['s3://b/final', 's3://b/running']);
+  });
+
+  it('two different finals: the first received wins the status, even when recorded second; both are history', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'ff', ...base });
+    await ledger.markSubmitted('ff', { dataId: 'img-ff', requestId: 'rq', kind: 'image' });
+    const second = await ledger.recordResult({
+      ...result,
+      dataId: 'img-ff',
+      status: 'failed',
+      location: 's3://b/second',
+      resultId: 'second',
+      receivedAt: '2026-11-30T12:00:05.000Z',
+    });
+    expect(second.applied).toBe(true);
+    const first = await ledger.recordResult({
+      ...result,
+      dataId: 'img-ff',
+      location: 's3://b/first',
+      resultId: 'first',
+      receivedAt: '2026-11-30T12:00:01.000Z',
+    });
+    expect(first.applied).toBe(true);
+    expect(first.submission).toMatchObject({ status: 'completed', result: { location: 's3://b/first' } });
+    const third = await ledger.recordResult({
+      ...result,
+      dataId: 'img-ff',
+      status: 'failed',
+      location: 's3://b/third',
+      resultId: 'third',
+      receivedAt: '2026-11-30T12:00:09.000Z',
+    });
+    expect(third.applied).toBe(false);
+    expect((await ledger.get('ff'))?.result?.location).toBe('s3://b/first');
+    expect((await ledger.resultHistory('img-ff')).map((r) => r.location)).toEqual([
+      's3://b/first',
+      's3://b/second',
+      's3://b/third',
+    ]);
+  });
+
+  it('applies the same ordering when the callbacks came before the submission was recorded', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.begin({ id: 'early', ...base });
+    await ledger.recordResult({ ...result, dataId: 'img-e', location: 's3://b/final', resultId: 'f' });
+    await ledger.recordResult({
+      ...result,
+      dataId: 'img-e',
+      status: 'progress',
+      location: 's3://b/progress',
+      resultId: 'p',
+      receivedAt: '2099-01-01T00:00:00.000Z',
+    });
+    const record = await ledger.markSubmitted('early', { dataId: 'img-e', requestId: 'rq', kind: 'image' });
+    expect(record).toMatchObject({ status: 'completed', result: { location: 's3://b/final' } });
+  });
+
+  it('claims each stored result event once: concurrent claims, one winner; published is final', async () => {
+    const { ledger } = await freshLedger();
+    await ledger.recordResult({ ...result, dataId: 'img-c', location: 's3://b/c', resultId: 'c' });
+    const claims = await Promise.all(
+      Array.from({ length: 20 }, () => ledger.claimResultEvent('img-c', 'c', { leaseMs: 60_000 })),
+    );
+    expect(claims.filter((c) => c === 'claimed')).toHaveLength(1);
+    expect(claims.filter((c) => c === 'busy')).toHaveLength(19);
+    await ledger.markResultEventPublished('img-c', 'c');
+    expect(await ledger.claimResultEvent('img-c', 'c', { leaseMs: 60_000 })).toBe('published');
+  });
+
+  it('lets a later delivery take over a claim whose lease has run out (the holder crashed)', async () => {
+    const { ledger, clock } = await freshLedger();
+    await ledger.recordResult({ ...result, dataId: 'img-l', location: 's3://b/l', resultId: 'l' });
+    expect(await ledger.claimResultEvent('img-l', 'l', { leaseMs: 1000 })).toBe('claimed');
+    expect(await ledger.claimResultEvent('img-l', 'l', { leaseMs: 1000 })).toBe('busy');
+    clock.t += 1001;
+    expect(await ledger.claimResultEvent('img-l', 'l', { leaseMs: 1000 })).toBe('claimed');
   });
 
   it('reports a failed analysis as failed', async () => {

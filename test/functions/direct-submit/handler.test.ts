@@ -904,6 +904,39 @@ describe('status', () => {
       Attempts: 1,
     });
     expect(one.json).not.toHaveProperty('leaseUntil');
+    expect(one.json).not.toHaveProperty('Results');
+
+    // Every stored callback is listed, oldest first; the status keeps the first final.
+    const dataId = sandbox.submissions[0]!.dataId;
+    const results = [
+      {
+        status: 'completed' as const,
+        rawStatus: 'Success',
+        location: 's3://b/r/1',
+        receivedAt: '2026-12-01T00:00:01.000Z',
+      },
+      {
+        status: 'progress' as const,
+        rawStatus: 'running',
+        location: 's3://b/r/2',
+        receivedAt: '2026-12-01T00:00:02.000Z',
+      },
+    ];
+    for (const r of results) await ledger.recordResult({ dataId, ...r });
+    const withResults = await call({
+      method: 'GET',
+      path: `/v1/submissions/${ids[0]}`,
+      resource: '/v1/submissions/{id}',
+      pathParameters: { id: ids[0]! },
+    });
+    expect(withResults.json).toMatchObject({
+      Status: 'completed',
+      Result: { Status: 'completed', Location: 's3://b/r/1' },
+      Results: [
+        { Status: 'completed', RawStatus: 'Success', Location: 's3://b/r/1', ReceivedAt: '2026-12-01T00:00:01.000Z' },
+        { Status: 'progress', RawStatus: 'running', Location: 's3://b/r/2', ReceivedAt: '2026-12-01T00:00:02.000Z' },
+      ],
+    });
 
     const page1 = await call({ method: 'GET', path: `/v1/tasks/${taskId}/submissions`, query: { limit: '2' } });
     expect(page1.statusCode).toBe(200);

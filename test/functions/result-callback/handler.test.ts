@@ -274,6 +274,7 @@ describe('storing and matching', () => {
         status: 'completed',
         rawStatus: 'Success',
         submissionId: 'sub-1',
+        applied: true,
         location: { bucket: w.bucket, key, uri: `s3://${w.bucket}/${key}` },
         receivedAt: stored.metadata['received-at'],
       },
