@@ -34,6 +34,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
+import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 
@@ -867,9 +868,9 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
     [
       'NotFound',
       apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-      '404',
-      'RouteNotFound',
-      literal('No such route. See the README for the routes of this API.'),
+      String(ROUTE_NOT_FOUND_STATUS),
+      ROUTE_NOT_FOUND_CODE,
+      literal(ROUTE_NOT_FOUND_MESSAGE),
     ],
     [
       'Throttled',
@@ -900,7 +901,12 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
     api.addGatewayResponse(id, {
       type,
       ...(statusCode ? { statusCode } : {}),
-      responseHeaders: { 'Content-Type': "'application/json'" },
+      // x-amzn-ErrorType named explicitly (not left to API Gateway's exception name) so
+      // result-callback can answer a wrong secret with exactly these headers.
+      responseHeaders: {
+        'Content-Type': "'application/json'",
+        ...(code === ROUTE_NOT_FOUND_CODE ? { 'x-amzn-ErrorType': `'${ROUTE_NOT_FOUND_CODE}'` } : {}),
+      },
       // Keyed by request content type: multipart requests (the ones that hit 413) included.
       templates: { 'application/json': template, 'multipart/form-data': template },
     });

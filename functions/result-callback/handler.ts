@@ -5,7 +5,8 @@
  * The path holds the secret, so the event is never logged (`logEvent: false` overrides
  * POWERTOOLS_LOGGER_LOG_EVENT) and only the redacted route is. Every failure becomes a
  * small JSON answer `{ "error": { "code", "message" } }`: a CallbackError keeps its own
- * status; anything unexpected is 503, so IVA retries rather than drops the result.
+ * status; anything unexpected is 503, so IVA retries rather than drops the result. A
+ * wrong secret is the exception: it gets API Gateway's own RouteNotFound answer.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
@@ -17,10 +18,18 @@ import {
   RetryableCallbackError,
   createEventBridgePublisher,
   handleCallback,
+  NotFoundError,
   REDACTED_CALLBACK_PATH,
   type CallbackDeps,
 } from '../../lib/callback/index';
 import { lowerCaseHeaders } from '../../lib/http/headers';
+import {
+  gatewayErrorBody,
+  gatewayErrorHeaders,
+  ROUTE_NOT_FOUND_CODE,
+  ROUTE_NOT_FOUND_MESSAGE,
+  ROUTE_NOT_FOUND_STATUS,
+} from '../../lib/http/route-not-found';
 import { logger, metrics, withObservability } from '../../lib/observability';
 import { lazy, ledgerFromEnv } from '../../lib/runtime';
 import { callbackSecretsFrom } from '../../lib/secrets/index';
@@ -37,6 +46,16 @@ function jsonErrors(): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult
   return {
     onError: (request) => {
       const error = request.error;
+      if (error instanceof NotFoundError) {
+        // Byte for byte what API Gateway answers for a path that does not exist.
+        const requestId = request.event?.requestContext?.requestId ?? '';
+        request.response = {
+          statusCode: ROUTE_NOT_FOUND_STATUS,
+          headers: gatewayErrorHeaders(ROUTE_NOT_FOUND_CODE),
+          body: gatewayErrorBody(requestId, ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE),
+        };
+        return;
+      }
       if (error instanceof CallbackError) {
         if (error.httpStatus >= 500)
           logger.error('Callback not completed', {

@@ -8,6 +8,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { checkDirectBodySize, directMaxBytesFromEnv } from '../../lib/api/size-guard';
+import {
+  gatewayErrorBody,
+  gatewayErrorHeaders,
+  ROUTE_NOT_FOUND_CODE,
+  ROUTE_NOT_FOUND_MESSAGE,
+  ROUTE_NOT_FOUND_STATUS,
+} from '../../lib/http/route-not-found';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 import { invoke, LambdaTimeoutError, type LocalFunction } from './lambda';
 
@@ -259,12 +266,11 @@ export function buildProxyEvent(input: BuildEventInput): RestProxyEvent {
 
 /** The deployed stack's gateway responses put API Gateway's own errors in IVA's error shape. */
 function gatewayError(res: ServerResponse, status: number, requestId: string, code: string, message: string): void {
-  const text = JSON.stringify({ ResponseMetadata: { RequestId: requestId, Error: { Code: code, Message: message } } });
+  const text = gatewayErrorBody(requestId, code, message);
   res.writeHead(status, {
-    'content-type': 'application/json',
+    ...gatewayErrorHeaders(code),
     'content-length': Buffer.byteLength(text),
     'x-amzn-requestid': requestId,
-    'x-amzn-errortype': code,
   });
   res.end(text);
 }
@@ -354,7 +360,7 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       log(`api: ${label} → ${status} in ${Date.now() - started} ms${extra ? ` ${extra}` : ''}`);
 
     if (!matched) {
-      gatewayError(res, 404, requestId, 'RouteNotFound', 'No such route. See the README for the routes of this API.');
+      gatewayError(res, ROUTE_NOT_FOUND_STATUS, requestId, ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE);
       return done(404);
     }
     const apiKey = typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined;

@@ -598,6 +598,11 @@ describe('API', () => {
       ResponseType: 'MISSING_AUTHENTICATION_TOKEN',
       StatusCode: '404',
       ResponseTemplates: { 'application/json': Match.stringLikeRegexp('"Code":"RouteNotFound"') },
+      // result-callback copies these exactly for a wrong secret (lib/http/route-not-found.ts).
+      ResponseParameters: {
+        'gatewayresponse.header.Content-Type': "'application/json'",
+        'gatewayresponse.header.x-amzn-ErrorType': "'RouteNotFound'",
+      },
     });
   });
 });

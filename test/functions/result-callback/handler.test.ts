@@ -199,13 +199,18 @@ async function read(
 const resultKeys = (keys: string[]) => keys.filter((k) => !k.startsWith('results/_emitted/'));
 
 describe('authentication', () => {
-  it('answers 404 NotFound to a wrong or missing secret, stores nothing and emits nothing', async () => {
+  it("answers a wrong or missing secret with API Gateway's RouteNotFound, stores nothing and emits nothing", async () => {
     const w = await world();
     const body = JSON.stringify({ TaskID: 't', ImageID: 'i', Status: 'Success' });
     for (const secret of [undefined, '', 'wrong', SECRET.slice(0, -1), `${SECRET}x`, SECRET.toUpperCase()]) {
       const out = await w.call({ secret, body });
       expect(out.status).toBe(404);
-      expect(out.body).toEqual({ error: { code: 'NotFound', message: 'Not found' } });
+      expect(out.body).toEqual({
+        ResponseMetadata: {
+          RequestId: expect.stringMatching(/^req-\d+$/),
+          Error: { Code: 'RouteNotFound', Message: 'No such route. See the README for the routes of this API.' },
+        },
+      });
     }
     expect(await w.keys()).toEqual([]);
     expect(w.events.events).toEqual([]);

@@ -1,0 +1,102 @@
+/**
+ * IVA's callbacks through the local stack (`npm start`'s API Gateway emulation, the real
+ * result-callback function, dynalite, s3rver, the local EventBridge), driven over HTTP
+ * like a hostile or merely unusual sender would.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../../lib/storage/s3-client';
+import { decodeKeySegment } from '../../lib/storage/wtf8';
+import { type LocalStack, startLocalStack } from '../../local/stack/index';
+
+let stack: LocalStack;
+let s3: S3Client;
+const SECRET = randomBytes(32).toString('hex');
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    callbackSecret: SECRET,
+    functionEnv: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    log: () => undefined,
+  });
+  s3 = createS3Client({
+    endpoint: stack.info.s3Endpoint,
+    region: stack.info.s3Region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: stack.info.s3AccessKeyId, secretAccessKey: stack.info.s3SecretAccessKey },
+  });
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await stack?.close();
+});
+
+const sha = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+
+async function post(body: Buffer | string, contentType = 'application/json', secret = SECRET) {
+  const res = await fetch(`${stack.info.apiUrl}/callbacks/${secret}`, {
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body,
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {}
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+async function stored(uri: unknown): Promise<Buffer> {
+  const key = String(uri).replace(`s3://${stack.info.bucket}/`, '');
+  const out = await s3.send(new GetObjectCommand({ Bucket: stack.info.bucket, Key: key }));
+  return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+const resultEvents = () => stack.events.filter((e) => e.detailType === 'IVA Result Stored');
+
+describe('a wrong secret looks exactly like an unknown route', () => {
+  it('same status, same body shape, same headers', async () => {
+    const shape = (r: Awaited<ReturnType<typeof post>>) => ({
+      status: r.status,
+      body: JSON.parse(r.text.replace(/"RequestId":"[^"]*"/, '"RequestId":"X"')) as unknown,
+      headers: [...r.headers.keys()].filter((h) => !['date', 'connection', 'keep-alive'].includes(h)).sort(),
+      contentType: r.headers.get('content-type'),
+      errorType: r.headers.get('x-amzn-errortype'),
+    });
+    const body = JSON.stringify({ TaskID: 't', ImageID: 'i', Status: 'Success' });
+    const wrong = await post(body, 'application/json', `${SECRET.slice(0, -1)}0`);
+    const unknown = await fetch(`${stack.info.apiUrl}/callbacks/${SECRET}/extra`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    const unknownAnswer = { status: unknown.status, headers: unknown.headers, text: await unknown.text(), json: {} };
+    expect(shape(wrong)).toEqual(shape(unknownAnswer));
+    expect(wrong.status).toBe(404);
+  });
+});
+
+describe('odd ids over HTTP', () => {
+  it.each([
+    ['a lone surrogate', '{"TaskID":"t-\\ud800","ImageID":"img-\\udfff","Status":"Success"}', 't-\ud800', 'img-\udfff'],
+    [
+      'control characters',
+      '{"TaskID":"t\\u0000\\u001f","VideoID":"v\\u007f\\n","Status":"done"}',
+      't\u0000\u001f',
+      'v\u007f\n',
+    ],
+    ['a lone surrogate in DataID', '{"DataID":"d\\udbff","Status":"running"}', undefined, 'd\udbff'],
+  ])('%s: 200, stored byte for byte under a key that decodes to the ids, one event', async (_, body, task, data) => {
+    const before = resultEvents().length;
+    const out = await post(body);
+    expect(out.status).toBe(200);
+    expect((await stored(out.json.stored)).equals(Buffer.from(body))).toBe(true);
+    const [, t, d] = String(out.json.stored).replace(`s3://${stack.info.bucket}/`, '').split('/');
+    if (task !== undefined) expect(decodeKeySegment(t!)).toBe(task);
+    expect(decodeKeySegment(d!)).toBe(data);
+    expect(resultEvents().length).toBe(before + 1);
+  });
+});
