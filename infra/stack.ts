@@ -634,10 +634,12 @@ export class IvaBridgeStack extends Stack {
     const api = new apigw.RestApi(this, 'Api', {
       description: 'iva-bridge: direct submissions, uploads, status, IVA callbacks',
       endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
-      // Only multipart bodies are binary: they reach Lambda base64-encoded and byte-exact.
-      // JSON (status calls, the uploads request, IVA callbacks) stays text. `*/*` would
-      // base64 every body, and a multipart body passed as text would corrupt files.
-      binaryMediaTypes: ['multipart/form-data'],
+      // Every body is binary: it reaches Lambda base64-encoded and byte for byte. A REST
+      // API hands a non-binary body to Lambda as a UTF-8 string, which replaces invalid
+      // bytes: two different IVA callbacks could then be stored as one (and a multipart
+      // file would be corrupted). The functions read `isBase64Encoded` and answer text
+      // (isBase64Encoded false), which API Gateway passes through whatever the Accept.
+      binaryMediaTypes: ['*/*'],
       cloudWatchRole: config.apiGatewayCloudWatchRole,
       // The account setting outlives this stack: other APIs may log through it.
       ...(config.apiGatewayCloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),

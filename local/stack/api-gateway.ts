@@ -160,6 +160,7 @@ function queryOf(search: string): { single: Record<string, string> | null; multi
 }
 
 function isBinary(contentType: string | undefined, binaryMediaTypes: readonly string[]): boolean {
+  if (binaryMediaTypes.includes('*/*')) return true;
   if (!contentType) return false;
   const mime = contentType.split(';')[0]!.trim().toLowerCase();
   return binaryMediaTypes.some((t) => {
@@ -340,7 +341,8 @@ function idsIn(body: Buffer): string {
 
 export async function startApiGateway(options: ApiGatewayOptions): Promise<LocalApiGateway> {
   const stage = options.stage ?? 'prod';
-  const binaryMediaTypes = options.binaryMediaTypes ?? ['multipart/form-data'];
+  // As infra/stack.ts: every body binary, so every body reaches the functions byte for byte.
+  const binaryMediaTypes = options.binaryMediaTypes ?? ['*/*'];
   const log = options.log ?? ((): void => undefined);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -100,3 +100,40 @@ describe('odd ids over HTTP', () => {
     expect(resultEvents().length).toBe(before + 1);
   });
 });
+
+describe('bodies byte for byte', () => {
+  it('keeps bodies that are not valid UTF-8 exactly, and two such bodies stay two objects', async () => {
+    // Differ only in their invalid bytes: a lossy decoder maps both to the same text.
+    const a = Buffer.concat([
+      Buffer.from('{"TaskID":"t","ImageID":"nu","Note":"'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    const b = Buffer.concat([
+      Buffer.from('{"TaskID":"t","ImageID":"nu","Note":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}'),
+    ]);
+    const outA = await post(a);
+    const outB = await post(b);
+    expect([outA.status, outB.status]).toEqual([200, 200]);
+    expect(outA.json.duplicate).toBe(false);
+    expect(outB.json.duplicate).toBe(false);
+    expect(outA.json.stored).not.toBe(outB.json.stored);
+    expect(String(outA.json.stored)).toContain(sha(a));
+    expect(String(outB.json.stored)).toContain(sha(b));
+    expect((await stored(outA.json.stored)).equals(a)).toBe(true);
+    expect((await stored(outB.json.stored)).equals(b)).toBe(true);
+  });
+
+  it.each(['application/octet-stream', 'image/png', 'text/plain', 'application/x-www-form-urlencoded'])(
+    'keeps a binary body sent as %s exactly',
+    async (type) => {
+      const bytes = Buffer.concat([randomBytes(4096), Buffer.from([0, 0xff, 0xc0, 0x80, 0xed, 0xa0, 0x80])]);
+      const out = await post(bytes, type);
+      expect(out.status).toBe(200);
+      expect(String(out.json.stored)).toContain(sha(bytes));
+      expect((await stored(out.json.stored)).equals(bytes)).toBe(true);
+    },
+  );
+});

@@ -425,8 +425,8 @@ describe('API', () => {
     }
   });
 
-  it('treats multipart as binary and JSON as text', () => {
-    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['multipart/form-data'] });
+  it('treats every body as binary, so every body reaches the functions byte for byte', () => {
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['*/*'] });
   });
 
   it('logs access (without the callback path) and throttles the stage', () => {

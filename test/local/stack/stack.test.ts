@@ -143,14 +143,14 @@ describe('API Gateway emulation', () => {
     expect(ctx.getRemainingTimeInMillis()).toBeLessThanOrEqual(29_000);
   });
 
-  it('passes JSON as text, decodes path parameters but not the path', async () => {
+  it('passes every body base64 (binary media types */*), decodes path parameters but not the path', async () => {
     await fetch(`${stack.apiUrl}/v1/uploads`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key', 'content-type': 'application/json' },
       body: '{"TaskID":"é"}',
     });
-    expect(lastEvent().isBase64Encoded).toBe(false);
-    expect(lastEvent().body).toBe('{"TaskID":"é"}');
+    expect(lastEvent().isBase64Encoded).toBe(true);
+    expect(Buffer.from(lastEvent().body ?? '', 'base64').toString('utf8')).toBe('{"TaskID":"é"}');
     await fetch(`${stack.apiUrl}/v1/tasks/my%20task%2Fx/submissions`, { headers: { 'x-api-key': 'test-key' } });
     expect(lastEvent().resource).toBe('/v1/tasks/{taskId}/submissions');
     expect(lastEvent().path).toBe('/v1/tasks/my%20task%2Fx/submissions');
