@@ -23,6 +23,8 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -36,6 +38,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
 import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
+import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -64,7 +67,13 @@ export const FUNCTION_SPECS = {
   directSubmit: { dir: 'direct-submit', memorySize: 1024, timeoutSeconds: 29, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   resultCallback: { dir: 'result-callback', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
   sizeGuard: { dir: 'size-guard', memorySize: 128, timeoutSeconds: 3, ivaTimeoutMs: undefined },
+  // Scans the ledger once per run (lib/sweep/README.md): no bodies, small memory; 5 min
+  // bounds a large table's scan, well under the schedule's period.
+  sweep: { dir: 'sweep', memorySize: 256, timeoutSeconds: 300, ivaTimeoutMs: undefined },
 } as const;
+
+/** How often the sweep runs; its marks are hours apart, so minutes are precise enough. */
+export const SWEEP_SCHEDULE_MINUTES = 15;
 
 /** SQS batching window: a few seconds groups bursts of uploads into one invocation. */
 const MAX_BATCHING_WINDOW_SECONDS = 5;
@@ -87,6 +96,7 @@ export class IvaBridgeStack extends Stack {
     objectCreated: NodejsFunction;
     directSubmit: NodejsFunction;
     resultCallback: NodejsFunction;
+    sweep: NodejsFunction;
     sizeGuard: NodejsFunction;
   };
 
@@ -229,7 +239,20 @@ export class IvaBridgeStack extends Stack {
     const sizeGuard = this.createFunction('SizeGuard', FUNCTION_SPECS.sizeGuard, retention, {
       [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
     });
-    this.functions = { objectCreated, directSubmit, resultCallback, sizeGuard };
+    const sweep = this.createFunction('Sweep', FUNCTION_SPECS.sweep, retention, {
+      ...shared,
+      [ENV.eventBusName]: config.eventBusName,
+      [SWEEP_ENV.overdueAfterSeconds]: String(DEFAULT_SWEEP.overdueAfterMs / 1000),
+      [SWEEP_ENV.expireUploadsAfterSeconds]: String(DEFAULT_SWEEP.expireUploadsAfterMs / 1000),
+    });
+    // One run at a time: overlapping runs would be safe (conditional marks) but wasteful.
+    (sweep.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions = 1;
+    new events.Rule(this, 'SweepSchedule', {
+      description: 'iva-bridge: marks overdue results and expired uploads (lib/sweep)',
+      schedule: events.Schedule.rate(Duration.minutes(SWEEP_SCHEDULE_MINUTES)),
+      targets: [new targets.LambdaFunction(sweep, { retryAttempts: 2 })],
+    });
+    this.functions = { objectCreated, directSubmit, resultCallback, sizeGuard, sweep };
 
     objectCreated.addEventSource(
       new SqsEventSource(this.queue, {
@@ -307,6 +330,22 @@ export class IvaBridgeStack extends Stack {
         actions: ['s3:ListBucket'],
         resources: [this.bucket.bucketArn],
         conditions: { StringLike: { 's3:prefix': [`${RESULTS_PREFIX}*`] } },
+      }),
+    );
+
+    sweep.addToRolePolicy(ledgerAccess);
+    sweep.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'ScanLedger', actions: ['dynamodb:Scan'], resources: [this.table.tableArn] }),
+    );
+    sweep.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'EmitSweepEvents',
+        actions: ['events:PutEvents'],
+        resources: [
+          config.eventBusName.startsWith('arn:')
+            ? config.eventBusName
+            : `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-bus/${config.eventBusName}`,
+        ],
       }),
     );
 

@@ -38,6 +38,8 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
       Location: r.result.location,
       ReceivedAt: r.result.receivedAt,
     };
+  if (r.overdueAt) view['OverdueAt'] = r.overdueAt;
+  if (r.expiredAt) view['ExpiredAt'] = r.expiredAt;
   if (r.uncertain)
     view['Uncertain'] = {
       Code: r.uncertain.code,

@@ -23,7 +23,14 @@ import {
   type AttributeDefinition,
   type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { sdkRequestHandler } from '../storage/sdk-http';
 import { encodeKeySegment, isWellFormed, toWellFormed } from '../storage/wtf8';
 import { InvalidCursorError, SubmissionNotFoundError, SubmissionNotUncertainError } from './errors';
@@ -135,7 +142,7 @@ function toRecord(item: Item): SubmissionRecord {
   const record: SubmissionRecord = {
     id: item.id as string,
     source: item.source as SubmissionRecord['source'],
-    status: deriveStatus(submitStatus, result),
+    status: deriveStatus(submitStatus, result, item),
     submitStatus,
     attempts: (item.attempts as number | undefined) ?? 0,
     createdAt: item.createdAt as string,
@@ -154,6 +161,8 @@ function toRecord(item: Item): SubmissionRecord {
     'leaseUntil',
     'uncertain',
     'resolution',
+    'overdueAt',
+    'expiredAt',
   ] as const) {
     if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
   }
@@ -164,8 +173,12 @@ function toRecord(item: Item): SubmissionRecord {
 function deriveStatus(
   submitStatus: SubmissionRecord['submitStatus'],
   result: ResultRef | undefined,
+  item: Item = {},
 ): SubmissionRecord['status'] {
   if (result?.status === 'completed' || result?.status === 'failed') return result.status;
+  // The sweep's marks, undone by what they wait for: a final result, or the upload arriving.
+  if (item.overdueAt !== undefined && (submitStatus === 'submitted' || result?.status === 'progress')) return 'overdue';
+  if (item.expiredAt !== undefined && submitStatus === 'pending' && !item.attempts) return 'expired';
   // A progress callback proves IVA has it, even if our own write has not landed yet.
   if (result?.status === 'progress') return 'submitted';
   return submitStatus;
@@ -286,6 +299,38 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       }),
     );
     return link.Attributes?.result as ResultRef | undefined;
+  }
+
+  /** Sets a sweep mark once, if `condition` holds: the record when this call set it. */
+  async function mark(
+    id: string,
+    field: 'overdueAt' | 'expiredAt',
+    condition: string,
+    values: Item,
+  ): Promise<SubmissionRecord | undefined> {
+    const timestamp = now().toISOString();
+    try {
+      const out = await doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: subKey(id),
+          UpdateExpression: 'SET #mark = :now, #updatedAt = :now',
+          ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(#mark) AND ${condition}`,
+          ExpressionAttributeNames: {
+            '#mark': field,
+            '#updatedAt': 'updatedAt',
+            '#submitStatus': 'submitStatus',
+            ...(field === 'overdueAt' ? { '#result': 'result', '#status': 'status' } : { '#attempts': 'attempts' }),
+          },
+          ExpressionAttributeValues: { ...values, ':now': timestamp },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toRecord(out.Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
   }
 
   /** Copies a result onto a submission unless the one there outranks it (RESULT_ORDER). */
@@ -600,6 +645,82 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
         ? ((await applyResult(submissionId, result)) ?? (await this.get(submissionId)))
         : await this.get(submissionId);
       return { applied, submission, ...extra };
+    },
+
+    async markOverdue(id) {
+      return mark(id, 'overdueAt', '#submitStatus = :submitted AND NOT (#result.#status IN (:completed, :failed))', {
+        ':submitted': 'submitted',
+        ':completed': 'completed',
+        ':failed': 'failed',
+      });
+    },
+
+    async markExpired(id) {
+      return mark(
+        id,
+        'expiredAt',
+        '#submitStatus = :pending AND (attribute_not_exists(#attempts) OR #attempts = :zero)',
+        { ':pending': 'pending', ':zero': 0 },
+      );
+    },
+
+    async unmark(id, which) {
+      await doc
+        .send(
+          new UpdateCommand({
+            TableName: table,
+            Key: subKey(id),
+            UpdateExpression: 'REMOVE #mark',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#mark': which === 'overdue' ? 'overdueAt' : 'expiredAt' },
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!isConditionFailure(error)) throw error;
+        });
+    },
+
+    async sweepCandidates(input) {
+      // A filtered Scan: the sweep runs every few minutes and reads the whole table once
+      // per run (see lib/sweep/README.md for the cost and when to add an index).
+      const out = await doc.send(
+        new ScanCommand({
+          TableName: table,
+          ConsistentRead: true,
+          FilterExpression:
+            '#sk = :sub AND ((#submitStatus = :submitted AND #submittedAt < :submittedBefore AND attribute_not_exists(#overdueAt) AND (attribute_not_exists(#result) OR NOT (#result.#status IN (:completed, :failed)))) OR (#submitStatus = :pending AND #source = :upload AND (attribute_not_exists(#attempts) OR #attempts = :zero) AND #createdAt < :reservedBefore AND attribute_not_exists(#expiredAt)))',
+          ExpressionAttributeNames: {
+            '#sk': 'sk',
+            '#submitStatus': 'submitStatus',
+            '#submittedAt': 'submittedAt',
+            '#overdueAt': 'overdueAt',
+            '#result': 'result',
+            '#status': 'status',
+            '#source': 'source',
+            '#attempts': 'attempts',
+            '#createdAt': 'createdAt',
+            '#expiredAt': 'expiredAt',
+          },
+          ExpressionAttributeValues: {
+            ':sub': 'SUB',
+            ':submitted': 'submitted',
+            ':pending': 'pending',
+            ':upload': 'upload',
+            ':zero': 0,
+            ':completed': 'completed',
+            ':failed': 'failed',
+            ':submittedBefore': input.submittedBefore,
+            ':reservedBefore': input.reservedBefore,
+          },
+          ExclusiveStartKey: input.cursor,
+        }),
+      );
+      const records = (out.Items ?? []).map(toRecord);
+      return {
+        overdue: records.filter((r) => r.submitStatus === 'submitted'),
+        expired: records.filter((r) => r.submitStatus === 'pending'),
+        ...(out.LastEvaluatedKey ? { cursor: out.LastEvaluatedKey } : {}),
+      };
     },
 
     async resultHistory(dataId) {

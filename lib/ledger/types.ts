@@ -6,7 +6,10 @@ import type { MediaKind } from '../iva/types';
  * connection dropped or timed out after the body was sent); nothing resubmits it until
  * its owner resolves it (see lib/iva/README.md, "Which failures are ambiguous").
  */
-export type SubmissionStatus = 'pending' | 'submitted' | 'completed' | 'failed' | 'uncertain';
+export type SubmissionStatus = 'pending' | 'submitted' | 'completed' | 'failed' | 'uncertain' | 'overdue' | 'expired';
+// `overdue`: submitted, and no final callback within the sweep's overdue time (a later
+// final callback still completes it). `expired`: an upload URL was issued and never used
+// before it expired (an upload that still arrives is processed). Both set by lib/sweep.
 export type SubmissionSource = 's3' | 'api' | 'upload';
 
 /** The part of the status the submitting functions own. */
@@ -83,6 +86,10 @@ export interface SubmissionRecord {
   result?: ResultRef;
   /** Set while one container is submitting it; another delivery backs off until it passes. */
   leaseUntil?: string;
+  /** When the sweep found no final result in time (status `overdue` until one arrives). */
+  overdueAt?: string;
+  /** When the sweep found the reserved upload never used (status `expired`). */
+  expiredAt?: string;
   /** Set when it became `uncertain`; kept after a resolution, as history. */
   uncertain?: UncertainInfo;
   /** Set when its owner resolved it from `uncertain`. */
@@ -183,6 +190,25 @@ export interface Ledger {
    * finals the FIRST received wins; among `progress` the latest. Ties: by location.
    */
   recordResult(input: ResultInput): Promise<ResultOutcome>;
+  /**
+   * Marks a `submitted` submission without a final result as overdue, once: the record
+   * when this call marked it, undefined when it was not eligible or already marked.
+   */
+  markOverdue(id: string): Promise<SubmissionRecord | undefined>;
+  /** Marks a reserved upload never used (pending, 0 attempts) as expired, once; as markOverdue. */
+  markExpired(id: string): Promise<SubmissionRecord | undefined>;
+  /** Takes a mark back (its announcement failed), so the next sweep tries again. */
+  unmark(id: string, mark: 'overdue' | 'expired'): Promise<void>;
+  /**
+   * Sweep candidates, a page at a time: `submitted` without a final result, submitted
+   * before `submittedBefore`, not yet overdue; reserved uploads created before
+   * `reservedBefore`, never used, not yet expired.
+   */
+  sweepCandidates(input: {
+    submittedBefore: string;
+    reservedBefore: string;
+    cursor?: Record<string, unknown>;
+  }): Promise<{ overdue: SubmissionRecord[]; expired: SubmissionRecord[]; cursor?: Record<string, unknown> }>;
   /** Every result recorded for a data id, oldest first (receipt time, then location). */
   resultHistory(dataId: string): Promise<ResultRef[]>;
   /**

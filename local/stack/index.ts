@@ -16,6 +16,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DEFAULTS, ENV } from '../../lib/config';
 import { createLedgerTable } from '../../lib/ledger/index';
 import { createS3Client } from '../../lib/storage/s3-client';
+import { SWEEP_ENV } from '../../lib/sweep/settings';
 import type { VolcCredentials } from '../../lib/signer/index';
 import { DEFAULT_SANDBOX_CREDENTIALS, startIvaSandbox, type IvaSandbox } from '../iva-sandbox/index';
 import type { IvaSandboxOptions } from '../iva-sandbox/types';
@@ -53,7 +54,11 @@ const FUNCTIONS = {
   objectCreated: { dir: 'object-created', name: 'iva-bridge-local-ObjectCreated', timeoutMs: 60_000, memoryMb: 512 },
   directSubmit: { dir: 'direct-submit', name: 'iva-bridge-local-DirectSubmit', timeoutMs: 29_000, memoryMb: 1024 },
   resultCallback: { dir: 'result-callback', name: 'iva-bridge-local-ResultCallback', timeoutMs: 15_000, memoryMb: 256 },
+  sweep: { dir: 'sweep', name: 'iva-bridge-local-Sweep', timeoutMs: 300_000, memoryMb: 256 },
 } as const;
+
+/** As infra/stack.ts SWEEP_SCHEDULE_MINUTES (not imported: that pulls in aws-cdk-lib). */
+const SWEEP_INTERVAL_MS = 15 * 60 * 1000;
 export type FunctionKey = keyof typeof FUNCTIONS;
 
 export interface ExternalS3 {
@@ -98,6 +103,11 @@ export interface LocalStackOptions {
   };
   /** Stand-ins for the real handler modules (tests of the stack itself). */
   handlers?: Partial<Record<FunctionKey, LocalHandler>>;
+  /**
+   * The sweep's timer (the deployed stack's schedule) and settings: every 15 min with the
+   * deployed defaults unless given; short values for tests and demos.
+   */
+  sweep?: { intervalMs?: number; overdueAfterSeconds?: number; expireUploadsAfterSeconds?: number };
   /** Extra environment for the functions (e.g. DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL). */
   functionEnv?: Record<string, string>;
   /** Human-readable progress lines; default console.log with a time stamp. */
@@ -333,6 +343,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE || 'IvaBridge',
       // EMF metric lines would double the output locally; set it to false to see them.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      ...(options.sweep?.overdueAfterSeconds !== undefined
+        ? { [SWEEP_ENV.overdueAfterSeconds]: String(options.sweep.overdueAfterSeconds) }
+        : {}),
+      ...(options.sweep?.expireUploadsAfterSeconds !== undefined
+        ? { [SWEEP_ENV.expireUploadsAfterSeconds]: String(options.sweep.expireUploadsAfterSeconds) }
+        : {}),
       ...options.functionEnv,
     };
     for (const [name, value] of Object.entries(env)) setEnv(name, value);
@@ -370,6 +386,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.push(() => api.close());
     // Stop delivering first on close, so no invocation runs against closed servers.
     cleanups.push(() => queue.stop());
+    // ------------------------------------------------------------------ sweep timer
+    // The deployed schedule: one run at a time (a run still going skips the tick).
+    const sweepFn = await fn('sweep');
+    let sweeping = false;
+    const sweepTimer = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      invoke(sweepFn, { source: 'aws.events', 'detail-type': 'Scheduled Event' }, region)
+        .catch((err: unknown) => log(`sweep failed: ${(err as Error)?.message ?? String(err)}`))
+        .finally(() => {
+          sweeping = false;
+        });
+    }, options.sweep?.intervalMs ?? SWEEP_INTERVAL_MS);
+    sweepTimer.unref();
+    cleanups.push(async () => clearInterval(sweepTimer));
+
     const callbackUrl = `${api.url}/callbacks/${callbackSecret}`;
     sandbox?.setCallbackUrl(callbackUrl);
     log(`api on ${api.url} (x-api-key required on /v1/* and POST /)`);

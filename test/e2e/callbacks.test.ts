@@ -17,6 +17,9 @@ const SECRET = randomBytes(32).toString('hex');
 beforeAll(async () => {
   stack = await startLocalStack({
     callbackSecret: SECRET,
+    // Short sweep settings; the sandbox calls back only after the tests are done.
+    sweep: { intervalMs: 250, overdueAfterSeconds: 2, expireUploadsAfterSeconds: 1 },
+    sandbox: { callbackDelayMs: 600_000 },
     functionEnv: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
     log: () => undefined,
   });
@@ -67,7 +70,7 @@ describe('a wrong secret looks exactly like an unknown route', () => {
       errorType: r.headers.get('x-amzn-errortype'),
     });
     const body = JSON.stringify({ TaskID: 't', ImageID: 'i', Status: 'Success' });
-    const wrong = await post(body, 'application/json', `${SECRET.slice(0, -1)}0`);
+    const wrong = await post(body, 'application/json', `${SECRET.slice(0, -1)}${SECRET.endsWith('0') ? '1' : '0'}`);
     const unknown = await fetch(`${stack.info.apiUrl}/callbacks/${SECRET}/extra`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -136,4 +139,68 @@ describe('bodies byte for byte', () => {
       expect((await stored(out.json.stored)).equals(bytes)).toBe(true);
     },
   );
+});
+
+describe('the sweep (short settings)', () => {
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${stack.info.apiUrl}${path}`, {
+      ...init,
+      headers: { 'x-api-key': stack.info.apiKey, ...(init.headers as Record<string, string> | undefined) },
+    });
+  const status = async (id: string) => (await (await api(`/v1/submissions/${id}`)).json()) as Record<string, unknown>;
+  async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('marks a reserved upload never used expired, announces it once, and shows it', async () => {
+    const res = await api('/v1/uploads', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        TaskID: 'sweep-t',
+        Kind: 'image',
+        Name: 'never.jpg',
+        Size: 10,
+        ContentType: 'image/jpeg',
+      }),
+    });
+    expect(res.status).toBe(200);
+    const id = ((await res.json()) as { SubmissionId: string }).SubmissionId;
+    const view = await until('expired', async () => {
+      const v = await status(id);
+      return v.Status === 'expired' ? v : undefined;
+    });
+    expect(view.ExpiredAt).toEqual(expect.any(String));
+    await new Promise((r) => setTimeout(r, 600)); // more sweep runs
+    const announced = stack.events.filter(
+      (e) => e.detailType === 'Upload Expired' && (e.detail as { submissionId?: string }).submissionId === id,
+    );
+    expect(announced).toHaveLength(1);
+  });
+
+  it('marks a submission with no final callback overdue, announces it once; a later callback completes it', async () => {
+    const form = new FormData();
+    form.set('Request', JSON.stringify({ TaskID: 'sweep-o', Image: { Name: 'late.jpg', Source: 'file' } }));
+    form.set('ImageFile', new Blob([randomBytes(64)], { type: 'image/jpeg' }), 'late.jpg');
+    const res = await api('/v1/images', { method: 'POST', body: form });
+    expect(res.status).toBe(200);
+    const result = ((await res.json()) as { Result: { SubmissionId: string; ImageID: string } }).Result;
+    await until('overdue', async () => ((await status(result.SubmissionId)).Status === 'overdue' ? true : undefined));
+    await new Promise((r) => setTimeout(r, 600));
+    const announced = stack.events.filter(
+      (e) =>
+        e.detailType === 'IVA Result Overdue' &&
+        (e.detail as { submissionId?: string }).submissionId === result.SubmissionId,
+    );
+    expect(announced).toHaveLength(1);
+    const out = await post(JSON.stringify({ TaskID: 'sweep-o', ImageID: result.ImageID, Status: 'Success' }));
+    expect(out.status).toBe(200);
+    expect(await status(result.SubmissionId)).toMatchObject({ Status: 'completed', OverdueAt: expect.any(String) });
+  });
 });

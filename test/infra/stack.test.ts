@@ -41,6 +41,7 @@ let ids: {
   directSubmit: string;
   resultCallback: string;
   sizeGuard: string;
+  sweep: string;
   bucket: string;
   queue: string;
   dlq: string;
@@ -64,6 +65,7 @@ beforeAll(() => {
     directSubmit: logicalId(stack, stack.functions.directSubmit),
     resultCallback: logicalId(stack, stack.functions.resultCallback),
     sizeGuard: logicalId(stack, stack.functions.sizeGuard),
+    sweep: logicalId(stack, stack.functions.sweep),
     bucket: logicalId(stack, stack.bucket),
     queue: logicalId(stack, stack.queue),
     dlq: logicalId(stack, stack.deadLetterQueue),
@@ -604,6 +606,29 @@ describe('API', () => {
         'gatewayresponse.header.x-amzn-ErrorType': "'RouteNotFound'",
       },
     });
+  });
+});
+
+describe('sweep', () => {
+  it('runs the sweep function every 15 minutes, one at a time, with the documented defaults', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: Match.arrayWith([Match.objectLike({ Arn: { 'Fn::GetAtt': [ids.sweep, 'Arn'] } })]),
+    });
+    const props = resources[ids.sweep]?.Properties as Json;
+    expect(props.ReservedConcurrentExecutions).toBe(1);
+    expect((props.Environment as { Variables: Json }).Variables).toMatchObject({
+      SWEEP_OVERDUE_AFTER_SECONDS: '86400',
+      SWEEP_EXPIRE_UPLOADS_AFTER_SECONDS: '7200',
+    });
+  });
+
+  it('lets only the sweep scan the ledger', () => {
+    const scanners = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::IAM::Policy' && json(r.Properties).includes('dynamodb:Scan'),
+    );
+    expect(scanners).toHaveLength(1);
+    expect(json(scanners[0]?.Properties)).toContain('SweepRole');
   });
 });
 

@@ -1,0 +1,127 @@
+/**
+ * The sweep: notices missing results and unused uploads (README.md in this folder).
+ *
+ * Each run reads the ledger's candidates and, for each, sets its mark with a
+ * conditional write (so two overlapping runs cannot both announce it), then announces
+ * the change on EventBridge. When the announcement fails the mark is taken back, so the
+ * next run tries again; a crash between the mark and PutEvents leaves the status
+ * changed without its event (the window is one PutEvents call).
+ */
+import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
+import type { Ledger, SubmissionRecord } from '../ledger/types';
+import type { LoggerPort } from '../observability';
+import { sdkRequestHandler } from '../storage/sdk-http';
+import { DEFAULT_SWEEP, type SweepSettings } from './settings';
+
+export { DEFAULT_SWEEP, SWEEP_ENV, type SweepSettings, sweepSettingsFromEnv } from './settings';
+
+export const EVENT_SOURCE = 'iva-bridge';
+export const RESULT_OVERDUE_DETAIL_TYPE = 'IVA Result Overdue';
+export const UPLOAD_EXPIRED_DETAIL_TYPE = 'Upload Expired';
+
+export interface SweepPublisher {
+  /** Resolves once the bus accepted the event; throws otherwise. */
+  publish(detailType: string, detail: Record<string, unknown>, time: Date): Promise<void>;
+}
+
+export function createSweepPublisher(
+  options: { client?: EventBridgeClient; eventBusName?: string } = {},
+): SweepPublisher {
+  const client = options.client ?? new EventBridgeClient({ requestHandler: sdkRequestHandler() });
+  return {
+    async publish(detailType, detail, time) {
+      const out: PutEventsCommandOutput = await client.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              Source: EVENT_SOURCE,
+              DetailType: detailType,
+              Detail: JSON.stringify(detail),
+              EventBusName: options.eventBusName || 'default',
+              Time: time,
+            },
+          ],
+        }),
+      );
+      // PutEvents answers 200 even when an entry is refused: the count is the only signal.
+      if ((out.FailedEntryCount ?? 0) > 0)
+        throw new Error(`PutEvents refused the entry: ${out.Entries?.[0]?.ErrorCode ?? 'unknown'}`);
+    },
+  };
+}
+
+export interface SweepDeps {
+  ledger: Ledger;
+  publisher: SweepPublisher;
+  settings?: SweepSettings;
+  now?: () => Date;
+  log?: Pick<LoggerPort, 'warn'>;
+}
+
+export interface SweepReport {
+  overdue: string[];
+  expired: string[];
+  /** Marked, but the event failed: unmarked again for the next run. */
+  failed: string[];
+}
+
+function detailOf(record: SubmissionRecord): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries({
+      submissionId: record.id,
+      status: record.status,
+      source: record.source,
+      taskId: record.taskId,
+      kind: record.kind,
+      name: record.name,
+      dataId: record.dataId,
+      createdAt: record.createdAt,
+      submittedAt: record.submittedAt,
+      overdueAt: record.overdueAt,
+      expiredAt: record.expiredAt,
+      object: record.object ? { bucket: record.object.bucket, key: record.object.key } : undefined,
+    }).filter(([, v]) => v !== undefined),
+  );
+}
+
+export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
+  const settings = deps.settings ?? DEFAULT_SWEEP;
+  const now = deps.now?.() ?? new Date();
+  const report: SweepReport = { overdue: [], expired: [], failed: [] };
+  const announce = async (record: SubmissionRecord, which: 'overdue' | 'expired'): Promise<void> => {
+    try {
+      await deps.publisher.publish(
+        which === 'overdue' ? RESULT_OVERDUE_DETAIL_TYPE : UPLOAD_EXPIRED_DETAIL_TYPE,
+        detailOf(record),
+        now,
+      );
+      report[which].push(record.id);
+    } catch (error) {
+      report.failed.push(record.id);
+      deps.log?.warn('Sweep event not published; the mark is taken back for the next run', {
+        submissionId: record.id,
+        mark: which,
+        errorName: (error as { name?: string })?.name,
+      });
+      await deps.ledger.unmark(record.id, which);
+    }
+  };
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await deps.ledger.sweepCandidates({
+      submittedBefore: new Date(now.getTime() - settings.overdueAfterMs).toISOString(),
+      reservedBefore: new Date(now.getTime() - settings.expireUploadsAfterMs).toISOString(),
+      ...(cursor ? { cursor } : {}),
+    });
+    for (const candidate of page.overdue) {
+      const marked = await deps.ledger.markOverdue(candidate.id);
+      if (marked) await announce(marked, 'overdue');
+    }
+    for (const candidate of page.expired) {
+      const marked = await deps.ledger.markExpired(candidate.id);
+      if (marked) await announce(marked, 'expired');
+    }
+    cursor = page.cursor;
+  } while (cursor);
+  return report;
+}

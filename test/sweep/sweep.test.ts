@@ -1,0 +1,117 @@
+/**
+ * The sweep against dynalite with short settings and a clock the test moves: overdue
+ * submissions and expired uploads are marked once, announced once, shown by the ledger,
+ * and undone by what they were waiting for.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDynamoLedger, createLedgerTable } from '../../lib/ledger/index';
+import { runSweep, type SweepPublisher } from '../../lib/sweep/index';
+import { type Servers, startServers } from '../callback/world';
+
+let servers: Servers;
+beforeAll(async () => {
+  servers = await startServers();
+});
+afterAll(async () => {
+  await servers?.close();
+});
+
+let n = 0;
+async function setup() {
+  const clock = { t: Date.parse('2026-12-01T00:00:00Z') };
+  const tableName = `sweep-${++n}`;
+  await createLedgerTable(servers.doc, tableName);
+  const ledger = createDynamoLedger({ tableName, client: servers.doc, now: () => new Date(clock.t) });
+  const events: { type: string; detail: Record<string, unknown> }[] = [];
+  let failing = false;
+  const publisher: SweepPublisher = {
+    async publish(type, detail) {
+      if (failing) throw new Error('bus down');
+      events.push({ type, detail });
+    },
+  };
+  const settings = { overdueAfterMs: 60_000, expireUploadsAfterMs: 10_000 };
+  const sweep = () => runSweep({ ledger, publisher, settings, now: () => new Date(clock.t) });
+  return { clock, ledger, events, sweep, fail: (v: boolean) => (failing = v) };
+}
+
+describe('sweep', () => {
+  it('marks a submission with no final callback overdue after the set time, once; a later final completes it', async () => {
+    const { clock, ledger, events, sweep } = await setup();
+    await ledger.begin({ id: 'late', source: 'api', taskId: 't', kind: 'video' });
+    await ledger.markSubmitted('late', { dataId: 'v-late', requestId: 'r', kind: 'video' });
+    await ledger.begin({ id: 'done', source: 'api', taskId: 't', kind: 'video' });
+    await ledger.markSubmitted('done', { dataId: 'v-done', requestId: 'r', kind: 'video' });
+    await ledger.recordResult({
+      dataId: 'v-done',
+      status: 'completed',
+      location: 's3://b/d',
+      receivedAt: new Date(clock.t).toISOString(),
+    });
+    await ledger.begin({ id: 'running', source: 'api', taskId: 't', kind: 'video' });
+    await ledger.markSubmitted('running', { dataId: 'v-run', requestId: 'r', kind: 'video' });
+    await ledger.recordResult({
+      dataId: 'v-run',
+      status: 'progress',
+      location: 's3://b/p',
+      receivedAt: new Date(clock.t).toISOString(),
+    });
+
+    clock.t += 59_000;
+    expect((await sweep()).overdue).toEqual([]);
+    clock.t += 2_000;
+    const report = await sweep();
+    expect(report.overdue.sort()).toEqual(['late', 'running']);
+    expect((await ledger.get('late'))?.status).toBe('overdue');
+    expect((await ledger.get('running'))?.status).toBe('overdue');
+    expect((await ledger.get('done'))?.status).toBe('completed');
+    expect(events.map((e) => [e.type, e.detail.submissionId, e.detail.status]).sort()).toEqual([
+      ['IVA Result Overdue', 'late', 'overdue'],
+      ['IVA Result Overdue', 'running', 'overdue'],
+    ]);
+    // Announced once: later runs, and overlapping runs, find nothing more.
+    await Promise.all([sweep(), sweep()]);
+    expect(events).toHaveLength(2);
+
+    await ledger.recordResult({
+      dataId: 'v-late',
+      status: 'completed',
+      location: 's3://b/l',
+      receivedAt: new Date(clock.t).toISOString(),
+    });
+    expect(await ledger.get('late')).toMatchObject({ status: 'completed', overdueAt: expect.any(String) });
+  });
+
+  it('marks a reserved upload never used expired after the set time; an upload that still arrives is processed', async () => {
+    const { clock, ledger, events, sweep } = await setup();
+    await ledger.reserve({ id: 'unused', source: 'upload', taskId: 't', kind: 'image' });
+    await ledger.reserve({ id: 'used', source: 'upload', taskId: 't', kind: 'image' });
+    await ledger.begin({ id: 'used', source: 'upload', taskId: 't', kind: 'image' });
+    clock.t += 11_000;
+    const report = await sweep();
+    expect(report.expired).toEqual(['unused']);
+    expect(await ledger.get('unused')).toMatchObject({ status: 'expired', expiredAt: expect.any(String) });
+    expect((await ledger.get('used'))?.status).toBe('pending');
+    expect(events).toEqual([
+      { type: 'Upload Expired', detail: expect.objectContaining({ submissionId: 'unused', status: 'expired' }) },
+    ]);
+    await sweep();
+    expect(events).toHaveLength(1);
+    // Late but real: the upload arrives after all.
+    const begun = await ledger.begin({ id: 'unused', source: 'upload', taskId: 't', kind: 'image' });
+    expect(begun.action).toBe('proceed');
+    expect((await ledger.get('unused'))?.status).toBe('pending');
+  });
+
+  it('takes a mark back when its event cannot be published, and announces it on the next run', async () => {
+    const { clock, ledger, events, sweep, fail } = await setup();
+    await ledger.reserve({ id: 'u', source: 'upload', taskId: 't', kind: 'image' });
+    clock.t += 11_000;
+    fail(true);
+    expect((await sweep()).failed).toEqual(['u']);
+    expect((await ledger.get('u'))?.status).toBe('pending');
+    fail(false);
+    expect((await sweep()).expired).toEqual(['u']);
+    expect(events).toHaveLength(1);
+  });
+});
