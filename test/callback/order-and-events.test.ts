@@ -76,11 +76,17 @@ describe('order', () => {
 });
 
 describe('one event per stored body', () => {
-  it('20 concurrent deliveries of one body publish exactly one event, and every delivery is answered 200', async () => {
+  it('20 concurrent deliveries of one body publish exactly one event; none is answered 200 before it is out', async () => {
     const w = await world(servers);
     const body = JSON.stringify({ TaskID: 't', ImageID: 'burst', Status: 'Success' });
     const answers = await Promise.all(Array.from({ length: 20 }, () => w.call({ body })));
-    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(w.events.events).toHaveLength(1);
+    // A delivery that waited longer than claimWaitMs for the holder (a loaded machine)
+    // is told to retry, never 200: the holder might still crash before publishing.
+    for (const a of answers) expect(a.status === 200 || a.body.code === 'EventInProgress').toBe(true);
+    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(1);
+    const retried = await Promise.all(answers.filter((a) => a.status !== 200).map(() => w.call({ body })));
+    expect(retried.every((a) => a.status === 200)).toBe(true);
     expect(w.events.events).toHaveLength(1);
     // And later replays publish nothing more.
     await w.call({ body });
