@@ -8,14 +8,12 @@
  * back from the object's metadata, so re-recording changes nothing and never outranks
  * a newer callback), and the event is re-sent only if it was never confirmed.
  *
- * Event emission is at-least-once without duplicates in the normal case: after PutEvents
- * succeeds, a zero-byte marker `results/_emitted/<sha256>` is written. A replay whose
- * marker exists does nothing more; a replay without one (the previous attempt crashed
- * or failed between storing and publishing) records and publishes again. Only two
- * deliveries of the same body racing each other, or a crash between PutEvents and the
- * marker, can publish twice. The marker is an S3 object rather than a ledger attribute
- * because the ledger contract has no such field and the function may already write
- * under `results/`.
+ * One event per stored body: the ledger keeps one history item per body (its SHA-256),
+ * and only the delivery that wins a conditional claim on it publishes; `published` is
+ * written after PutEvents. Another delivery waits for the holder (up to claimWaitMs),
+ * then answers 503 rather than 200, because the holder might still crash. A failed
+ * publish gives the claim back. The one window left: a crash after PutEvents and before
+ * `published` lets a retry after the claim lease (30 s) publish again.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../signer/index';

@@ -15,7 +15,6 @@ export {
   placeResult,
   type Placement,
   type UnmatchedReason,
-  markerKey,
   keySegment,
   putOnce,
   RESULTS_PREFIX,

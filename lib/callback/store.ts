@@ -10,7 +10,8 @@
  *
  * Keys: `results/<TaskID>/<dataId>/<sha256>.<ext>`, `results/_unknown-task/<dataId>/…`
  * when only the data id is known, `results/_unmatched/<sha256>.<ext>` without a data id,
- * and `results/_emitted/<sha256>` for the event markers (handle.ts). Segments coming
+ * (`_emitted/` held the event markers of earlier versions; events are now claimed in
+ * the ledger, handle.ts). Segments coming
  * from the body are percent-encoded WTF-8 (lib/storage/wtf8.ts: reversible, lone
  * surrogates included), and a leading `_` is encoded, so no TaskID can land in the
  * `_…` folders this module reserves. Ids whose key would exceed S3's 1024 bytes are
@@ -83,8 +84,6 @@ export function resultKey(sha256: string, extension: string, ids: { taskId?: str
   return placeResult(sha256, extension, ids).key;
 }
 
-export const markerKey = (sha256: string) => `${EMITTED_PREFIX}${sha256}`;
-
 export const s3Uri = (bucket: string, key: string) => `s3://${bucket}/${key}`;
 
 /** The object's metadata, or undefined when it is not there (404, or 403 without ListBucket). */
@@ -141,26 +140,4 @@ export async function putOnce(s3: S3Client, input: PutOnceInput): Promise<StoreO
     // 409 ConditionalRequestConflict (a concurrent conditional write) lands here too: retryable.
     throw new StorageUnavailableError(`PutObject failed: ${awsErrorName(error)}`);
   }
-}
-
-/** Writes the zero-byte marker that says this body's event was published. */
-export async function putMarker(
-  s3: S3Client,
-  bucket: string,
-  sha256: string,
-  metadata: Record<string, string>,
-): Promise<void> {
-  await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: markerKey(sha256),
-      Body: new Uint8Array(0),
-      ContentType: 'application/octet-stream',
-      Metadata: metadata,
-    }),
-  );
-}
-
-export async function hasMarker(s3: S3Client, bucket: string, sha256: string): Promise<boolean> {
-  return (await headObject(s3, bucket, markerKey(sha256))) !== undefined;
 }

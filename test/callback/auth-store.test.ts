@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { redactPath, secretMatches } from '../../lib/callback/auth';
-import { keySegment, markerKey, placeResult, resultKey } from '../../lib/callback/store';
+import { keySegment, placeResult, resultKey } from '../../lib/callback/store';
 
 describe('secretMatches', () => {
   const accepted = ['s3cret-current-0123456789', 'old-previous-secret'];
@@ -56,6 +56,5 @@ describe('result keys', () => {
     expect(placeResult(sha, 'json', { taskId: 'x'.repeat(400), dataId: 'y'.repeat(400) }).unmatched).toBeUndefined();
     expect(keySegment('img-\ud800')).toBe('img-%ED%A0%80');
     expect(resultKey(sha, 'json', { taskId: '_emitted', dataId: 'd' }).startsWith('results/%5Femitted/')).toBe(true);
-    expect(markerKey(sha)).toBe(`results/_emitted/${sha}`);
   });
 });
