@@ -108,7 +108,15 @@ export async function handleListTaskSubmissions(taskId: string, req: ApiRequest,
 }
 
 /** What `?status=` takes: the statuses users see (docs: the README's status list). */
-const LISTABLE_STATUSES: readonly SubmissionStatus[] = ['pending', 'submitted', 'completed', 'failed', 'uncertain'];
+const LISTABLE_STATUSES: readonly SubmissionStatus[] = [
+  'pending',
+  'submitted',
+  'completed',
+  'failed',
+  'uncertain',
+  'overdue',
+  'expired',
+];
 
 /** GET /v1/submissions?status=…: every task's submissions in one status, newest first. */
 export async function handleListSubmissions(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {

@@ -326,7 +326,9 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return toRecord(out.Attributes ?? {});
+      const item = out.Attributes ?? {};
+      await syncIndexKeys(item);
+      return toRecord(item);
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
       throw error;
@@ -370,7 +372,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     const id = item.id as string | undefined;
     const createdAt = item.createdAt as string | undefined;
     if (!id || !createdAt) return;
-    const status = deriveStatus(item.submitStatus as SubmissionRecord['submitStatus'], item.result as ResultRef);
+    const status = deriveStatus(item.submitStatus as SubmissionRecord['submitStatus'], item.result as ResultRef, item);
     const want: Item = { gsi2pk: `STATUS#${status}`, gsi2sk: `${createdAt}#${id}` };
     if (typeof item.taskId === 'string' && item.taskId !== '' && item.gsi1pk === undefined) {
       want.gsi1pk = `TASK#${item.taskId}`;
@@ -394,6 +396,16 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       values[':resultStatus'] = result.status;
       condition += ' AND #result.#receivedAt = :receivedAt AND #result.#status = :resultStatus';
     } else condition += ' AND attribute_not_exists(#result)';
+    // The sweep's marks are part of the derived status too (deriveStatus).
+    for (const mark of ['overdueAt', 'expiredAt'] as const) {
+      names[`#${mark}`] = mark;
+      condition += item[mark] === undefined ? ` AND attribute_not_exists(#${mark})` : ` AND attribute_exists(#${mark})`;
+    }
+    if (item.expiredAt !== undefined) {
+      names['#attempts'] = 'attempts';
+      values[':attempts'] = item.attempts ?? 0;
+      condition += item.attempts === undefined ? ' AND attribute_not_exists(#attempts)' : ' AND #attempts = :attempts';
+    }
     try {
       await doc.send(
         new UpdateCommand({
@@ -665,19 +677,21 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     },
 
     async unmark(id, which) {
-      await doc
-        .send(
+      try {
+        const out = await doc.send(
           new UpdateCommand({
             TableName: table,
             Key: subKey(id),
             UpdateExpression: 'REMOVE #mark',
             ConditionExpression: 'attribute_exists(pk)',
             ExpressionAttributeNames: { '#mark': which === 'overdue' ? 'overdueAt' : 'expiredAt' },
+            ReturnValues: 'ALL_NEW',
           }),
-        )
-        .catch((error: unknown) => {
-          if (!isConditionFailure(error)) throw error;
-        });
+        );
+        await syncIndexKeys(out.Attributes ?? {});
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
     },
 
     async sweepCandidates(input) {

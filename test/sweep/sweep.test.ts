@@ -80,6 +80,11 @@ describe('sweep', () => {
       receivedAt: new Date(clock.t).toISOString(),
     });
     expect(await ledger.get('late')).toMatchObject({ status: 'completed', overdueAt: expect.any(String) });
+    // The status listing follows the marks and what undoes them.
+    const ids = async (status: 'overdue' | 'completed') =>
+      (await ledger.listByStatus(status)).items.map((r) => r.id).sort();
+    expect(await ids('overdue')).toEqual(['running']);
+    expect(await ids('completed')).toEqual(['done', 'late']);
   });
 
   it('marks a reserved upload never used expired after the set time; an upload that still arrives is processed', async () => {
@@ -92,6 +97,7 @@ describe('sweep', () => {
     expect(report.expired).toEqual(['unused']);
     expect(await ledger.get('unused')).toMatchObject({ status: 'expired', expiredAt: expect.any(String) });
     expect((await ledger.get('used'))?.status).toBe('pending');
+    expect((await ledger.listByStatus('expired')).items.map((r) => r.id)).toEqual(['unused']);
     expect(events).toEqual([
       { type: 'Upload Expired', detail: expect.objectContaining({ submissionId: 'unused', status: 'expired' }) },
     ]);
@@ -101,6 +107,7 @@ describe('sweep', () => {
     const begun = await ledger.begin({ id: 'unused', source: 'upload', taskId: 't', kind: 'image' });
     expect(begun.action).toBe('proceed');
     expect((await ledger.get('unused'))?.status).toBe('pending');
+    expect((await ledger.listByStatus('expired')).items).toEqual([]);
   });
 
   it('takes a mark back when its event cannot be published, and announces it on the next run', async () => {
