@@ -195,13 +195,17 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
         TaskID: task,
         ImageID: submitted.dataId,
       });
-      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
-        source: string;
-        detail: Record<string, unknown>;
-      }[];
-      expect(events.some((e) => e.source === 'iva-bridge' && JSON.stringify(e.detail).includes(submitted.dataId))).toBe(
-        true,
-      );
+      // The ledger shows the result first and the event follows (so a consumer reacting to
+      // the event finds the status already there): wait for it rather than race it.
+      await until('the result event', async () => {
+        const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
+          source: string;
+          detail: Record<string, unknown>;
+        }[];
+        return events.some((e) => e.source === 'iva-bridge' && JSON.stringify(e.detail).includes(submitted.dataId))
+          ? true
+          : undefined;
+      });
       expect(lines.some((l) => l.startsWith('s3: upload seen') && l.includes(task))).toBe(true);
     });
 
