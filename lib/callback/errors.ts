@@ -98,8 +98,7 @@ export class EventPublishError extends RetryableCallbackError {
 /** Another delivery of the same body holds its event claim right now: retry later. */
 export class EventInProgressError extends RetryableCallbackError {
   override readonly name = 'EventInProgressError';
-  readonly code = 'EventInProgress';
   constructor() {
-    super('The same callback is being processed by another delivery; retry later');
+    super('EventInProgress', 'The same callback is being processed by another delivery; retry later');
   }
 }
