@@ -9,14 +9,12 @@ import { CallbackError } from '../../lib/callback/errors';
 import { createMemoryPublisher, type MemoryPublisher } from '../../lib/callback/events';
 import { type CallbackDeps, type CallbackRequest, handleCallback } from '../../lib/callback/handle';
 import { createDynamoLedger, createLedgerTable, type Ledger } from '../../lib/ledger/index';
+import { noMetrics, silentLogger } from '../../lib/observability';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { startDynalite } from '../../local/servers/dynalite';
 import { startS3rver } from '../../local/servers/s3rver';
 
 export const SECRET = 'cb-secret-Zq8w3N1xY7pL0aVt5R2kH9mJ4sD6fG';
-
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const noMetrics = { addMetric: () => undefined };
 
 export interface Servers {
   s3: S3Client;
@@ -87,7 +85,7 @@ export async function world(servers: Servers, overrides: Partial<CallbackDeps> =
     ledger,
     secrets: { get: async () => [SECRET] },
     publisher: events,
-    logger: quiet,
+    logger: silentLogger,
     metrics: noMetrics,
     ...overrides,
   };
