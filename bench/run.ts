@@ -1,4 +1,5 @@
 /** `npm run bench`: runs each benchmark module and prints its table. */
+import { benchBacklog } from './backlog';
 import { benchDirectSubmit } from './direct-submit';
 import type { BenchTable } from './harness';
 import { benchSigner } from './signer';
@@ -24,6 +25,7 @@ function render(table: BenchTable): string {
 const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [
   { name: 'signer', run: () => benchSigner() },
   { name: 'direct-submit', run: () => benchDirectSubmit() },
+  { name: 'backlog', run: () => benchBacklog() },
 ];
 
 const only = process.argv.slice(2);

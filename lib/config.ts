@@ -28,6 +28,8 @@ export const ENV = {
   /** Role assumed to sign the PUT URLs of POST /v1/uploads (direct-submit), for the same reason. */
   uploadRoleArn: 'UPLOAD_ROLE_ARN',
   ivaConcurrency: 'IVA_CONCURRENCY',
+  /** `on` turns on the S3 path's adaptive pacing of IVA calls (lib/s3-intake/pacer.ts); default off. */
+  ivaPacing: 'IVA_PACING',
   /** Per-attempt HTTP timeout towards IVA. */
   ivaTimeoutMs: 'IVA_TIMEOUT_MS',
   callbackSecretArn: 'CALLBACK_SECRET_ARN',

@@ -13,12 +13,19 @@ import { ivaFromEnv, lazy, ledgerFromEnv } from '../../lib/runtime';
 import { createLimiter } from '../../lib/s3-intake/limiter';
 import { createIntake, type IntakeDeps } from '../../lib/s3-intake/process';
 import { presignerFromEnv } from '../../lib/storage/presign';
+import { createPacer } from '../../lib/s3-intake/pacer';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 /** The intake's own deps, with IVA's concurrency as a number (IVA_CONCURRENCY) instead of a limiter. */
 export type ObjectCreatedDeps = Omit<IntakeDeps, 'limiter'> & {
   /** IVA calls in flight at once per container. */
   concurrency?: number;
+  /**
+   * Pace IVA calls at the rate IVA accepts, learnt from its throttles (IVA_PACING=on).
+   * Default off: a storm of 429s before any success collapses the learnt rate, and it
+   * then climbs back too slowly (lib/s3-intake/README.md, "Throttling").
+   */
+  pacing?: boolean;
 };
 
 export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
@@ -32,16 +39,19 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
     presigner: presignerFromEnv(s3, { env }),
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
+    pacing: optional(env, ENV.ivaPacing) === 'on',
   };
 }
 
 export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps)) {
   const getDeps = lazy(deps);
   const getIntake = lazy(() => {
-    const { concurrency = DEFAULTS.ivaConcurrency, ...intakeDeps } = getDeps();
+    const { concurrency = DEFAULTS.ivaConcurrency, pacing, ...intakeDeps } = getDeps();
     return createIntake({
       ...withObservability(intakeDeps),
       limiter: createLimiter(Math.max(1, Math.floor(concurrency))),
+      // One per container, shared by its invocations: what it learns outlives a batch.
+      ...(pacing === true ? { pacer: createPacer() } : {}),
     });
   });
 

@@ -9,7 +9,7 @@
  */
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
-import { isCredentialProblem, IvaAmbiguousError, IvaError } from '../iva/errors';
+import { isCredentialProblem, IvaAbortedError, IvaAmbiguousError, IvaError } from '../iva/errors';
 import type { IvaClient, SubmitResult } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
@@ -19,6 +19,7 @@ import { escapeForLog } from '../submission/validate';
 import { IntakeRuleError, MalformedMessageError } from './errors';
 import { parseMessageBody, type ObjectCreatedRecord } from './events';
 import { createLimiter, type Limiter } from './limiter';
+import { isThrottle, type Pacer } from './pacer';
 import {
   decide,
   derivedSubmissionId,
@@ -52,6 +53,8 @@ export interface IntakeDeps extends ObservabilityDeps {
   leaseMarginMs?: number;
   /** Re-reads the Volcengine secret after IVA refused the keys (a rotation). */
   refreshCredentials?: () => Promise<unknown>;
+  /** Paces IVA calls at the rate IVA accepts (pacer.ts); none: unpaced, the client's own retries only. */
+  pacer?: Pacer;
 }
 
 export interface IntakeMessage {
@@ -155,6 +158,7 @@ export function createIntake(deps: IntakeDeps) {
   const safety = deps.safetyMarginMs ?? DEFAULT_SAFETY_MS;
   const minBudget = deps.minBudgetMs ?? DEFAULT_MIN_BUDGET_MS;
   const leaseMargin = deps.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS;
+  const pacer = deps.pacer;
   const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
 
   async function head(record: ObjectCreatedRecord): Promise<HeadObjectCommandOutput | undefined> {
@@ -365,27 +369,59 @@ export function createIntake(deps: IntakeDeps) {
       });
 
       ivaCalled = true;
-      let result: SubmitResult;
+      const input = {
+        kind: plan.kind,
+        taskId: plan.taskId,
+        name: plan.name,
+        desc: plan.desc,
+        algoParamConf: plan.algoParamConf,
+        source: { type: 'url' as const, url: presigned.url },
+      };
+      let result: SubmitResult | undefined;
       try {
-        result = await deps.iva.submit(
-          {
-            kind: plan.kind,
-            taskId: plan.taskId,
-            name: plan.name,
-            desc: plan.desc,
-            algoParamConf: plan.algoParamConf,
-            source: { type: 'url', url: presigned.url },
-          },
-          {
-            budgetMs: budgetMs(),
-            onRetry: (info) =>
-              log.warn('IVA call retried', {
-                attempt: info.attempt,
-                delayMs: info.delayMs,
-                ...errorFields(info.error),
-              }),
-          },
-        );
+        // Paced (see pacer.ts): a throttle ends the attempt at once (a 429 proves IVA did
+        // not take it) and the record waits for its next slot, instead of the client's own
+        // backoff sending it again at a rate IVA has just refused.
+        while (!result) {
+          if (pacer && !(await pacer.acquire(Math.max(0, budgetMs() - minBudget)))) {
+            await deps.ledger.markRetrying(id, {
+              code: 'FlowLimitExceeded',
+              message: 'IVA is throttling: no send slot within this invocation; SQS redelivers it',
+            });
+            count(METRIC.retried);
+            log.warn('IVA is throttling and no send slot is free in time; recorded pending, left to redelivery', {
+              pacedRate: pacer.rate,
+            });
+            return 'retry';
+          }
+          const abort = new AbortController();
+          let throttled = false;
+          try {
+            result = await deps.iva.submit(input, {
+              budgetMs: budgetMs(),
+              signal: abort.signal,
+              onRetry: (info) => {
+                if (pacer && isThrottle(info.error)) {
+                  throttled = true;
+                  pacer.onThrottle();
+                  abort.abort();
+                  return;
+                }
+                log.warn('IVA call retried', {
+                  attempt: info.attempt,
+                  delayMs: info.delayMs,
+                  ...errorFields(info.error),
+                });
+              },
+            });
+            pacer?.onSuccess();
+          } catch (error) {
+            // Aborted in the backoff after a throttle, so nothing was in flight: wait for a slot.
+            if (throttled && error instanceof IvaAbortedError) continue;
+            if (pacer && error instanceof IvaError && isThrottle(error)) pacer.onThrottle();
+            throw error;
+          }
+        }
       } catch (error) {
         if (!(error instanceof IvaError)) throw error;
         // Recorded in the ledger, which GET /v1/submissions shows: no usable URL in it.
@@ -432,6 +468,7 @@ export function createIntake(deps: IntakeDeps) {
         log.warn('IVA refused it; recorded as failed', errorFields(error));
         return 'failed';
       }
+      if (result === undefined) throw new Error('IVA submission ended without a result');
       // The double-submission window (see the file comment) is between here and the write.
       log.set({ dataId: result.dataId, requestId: result.requestId });
       await deps.ledger.markSubmitted(id, { dataId: result.dataId, requestId: result.requestId, kind: result.kind });

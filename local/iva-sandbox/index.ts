@@ -8,6 +8,7 @@ export type {
   CallbackStatus,
   Fault,
   IvaSandboxOptions,
+  RateLimit,
   SandboxAction,
   SandboxEvents,
   SandboxRequest,

@@ -20,6 +20,7 @@ import type {
   CallbackStatus,
   Fault,
   IvaSandboxOptions,
+  RateLimit,
   SandboxAction,
   SandboxEvents,
   SandboxRequest,
@@ -72,6 +73,9 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
   private readonly shutdown = new AbortController();
   private readonly idleWaiters: (() => void)[] = [];
   private pendingCallbacks = 0;
+  private rateLimit: Required<RateLimit> | undefined;
+  private tokens = 0;
+  private tokensAt = 0;
   private address = '';
   private closing: Promise<void> | undefined;
 
@@ -84,6 +88,7 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     this.service = options.service ?? 'iva';
     this.callbackUrl = options.callbackUrl;
     this.callbackStatus = options.callbackStatus ?? 'success';
+    this.setRateLimit(options.rateLimit);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.log(`unexpected error: ${(err as Error).message}`);
@@ -109,6 +114,31 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
 
   setCallbackStatus(status: CallbackStatus): void {
     this.callbackStatus = status;
+  }
+
+  /** Sets (or, with undefined, lifts) the flow limit; the bucket starts full. */
+  setRateLimit(limit: RateLimit | undefined): void {
+    if (limit === undefined) {
+      this.rateLimit = undefined;
+      return;
+    }
+    const burst = limit.burst ?? limit.perSecond;
+    if (!(limit.perSecond > 0) || !(burst >= 1)) throw new Error('rateLimit needs perSecond > 0 and burst >= 1');
+    this.rateLimit = { perSecond: limit.perSecond, burst };
+    this.tokens = burst;
+    this.tokensAt = Date.now();
+  }
+
+  /** Takes one token from the flow-limit bucket; false when it is empty (IVA answers 429). */
+  private takeToken(): boolean {
+    const limit = this.rateLimit;
+    if (!limit) return true;
+    const now = Date.now();
+    this.tokens = Math.min(limit.burst, this.tokens + ((now - this.tokensAt) / 1000) * limit.perSecond);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   /** Queues faults; each applies to the next `count` (default 1) IVA requests, in order. */
@@ -201,6 +231,13 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
       if (fault && 'code' in fault) {
         record.fault = 'error';
         throw new SandboxError(fault.code, fault.httpStatus, fault.message ?? `Injected fault ${fault.code}.`);
+      }
+      if (!fault && !this.takeToken()) {
+        throw new SandboxError(
+          'FlowLimitExceeded',
+          429,
+          'Flow limit exceeded: too many requests per second for this account (sandbox rate limit).',
+        );
       }
       if (fault && 'delayMs' in fault) {
         record.fault = 'delay';
@@ -467,6 +504,19 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
             if (typeof value === 'string') new URL(value);
             this.setCallbackUrl(value ?? undefined);
           }
+          if ('rateLimit' in config) {
+            const limit = config.rateLimit;
+            if (limit !== null && (!isRecord(limit) || typeof limit.perSecond !== 'number'))
+              throw new Error('rateLimit must be {"perSecond": n, "burst"?: n} or null');
+            this.setRateLimit(
+              limit === null
+                ? undefined
+                : {
+                    perSecond: limit.perSecond as number,
+                    ...(typeof limit.burst === 'number' ? { burst: limit.burst } : {}),
+                  },
+            );
+          }
           if ('callbackStatus' in config) {
             if (config.callbackStatus !== 'success' && config.callbackStatus !== 'failed')
               throw new Error('callbackStatus must be "success" or "failed"');
@@ -475,6 +525,7 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
           return sendJson(res, 200, {
             callbackUrl: this.callbackUrl ? new URL(this.callbackUrl).origin : null,
             callbackStatus: this.callbackStatus,
+            rateLimit: this.rateLimit ?? null,
           });
         }
         default:

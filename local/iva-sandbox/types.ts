@@ -4,6 +4,11 @@ import type { ParsedSubmission, SandboxKind } from './multipart';
 export type SandboxAction = 'AddAsyncTaskImageData' | 'AddAsyncTaskVideoData';
 export type CallbackStatus = 'success' | 'failed';
 
+export interface RateLimit {
+  perSecond: number;
+  burst?: number;
+}
+
 export interface IvaSandboxOptions {
   /** Default 0: a free port. */
   port?: number;
@@ -36,6 +41,11 @@ export interface IvaSandboxOptions {
   maxBodyBytes?: number;
   /** Timeout for fetching a Source=url object (default 30 s). */
   downloadTimeoutMs?: number;
+  /**
+   * IVA's flow limit, as a token bucket: `perSecond` submissions a second, `burst` at once
+   * (default perSecond). A submission over it gets IVA's 429 `FlowLimitExceeded`. Default: none.
+   */
+  rateLimit?: RateLimit;
   /** Server clock, for skew checks (default Date.now). */
   now?: () => number;
   /** One line per notable event; nothing secret is passed to it. Default: silent. */

@@ -269,6 +269,43 @@ describe('IVA sandbox', () => {
     });
   });
 
+  describe('flow limit (token bucket)', () => {
+    afterEach(() => sandbox.setRateLimit(undefined));
+
+    it('admits a burst, then answers 429 FlowLimitExceeded until tokens come back at the set rate', async () => {
+      sandbox.setRateLimit({ perSecond: 5, burst: 3 });
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++)
+        statuses.push((await submit([requestField(fileRequest()), imageFile(randomBytes(10))])).status);
+      expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+      expect(statuses.slice(3)).toEqual([429, 429]);
+      const refused = sandbox.requests.filter((r) => r.httpStatus === 429);
+      expect(refused.map((r) => r.code)).toEqual(['FlowLimitExceeded', 'FlowLimitExceeded']);
+      expect(sandbox.submissions).toHaveLength(3);
+      await new Promise((resolve) => setTimeout(resolve, 450)); // 5/s: two tokens back
+      const later = await submit([requestField(fileRequest()), imageFile(randomBytes(10))]);
+      expect(later.status).toBe(200);
+      expect(later.json.ResponseMetadata).not.toHaveProperty('Error');
+    });
+
+    it('is set and lifted over the control API', async () => {
+      const set = await fetch(`${sandbox.url}/__sandbox/config`, {
+        method: 'POST',
+        body: JSON.stringify({ rateLimit: { perSecond: 1, burst: 1 } }),
+      });
+      expect(((await set.json()) as { rateLimit: unknown }).rateLimit).toEqual({ perSecond: 1, burst: 1 });
+      expect((await submit([requestField(fileRequest()), imageFile(randomBytes(10))])).status).toBe(200);
+      expect((await submit([requestField(fileRequest()), imageFile(randomBytes(10))])).status).toBe(429);
+      await fetch(`${sandbox.url}/__sandbox/config`, { method: 'POST', body: JSON.stringify({ rateLimit: null }) });
+      expect((await submit([requestField(fileRequest()), imageFile(randomBytes(10))])).status).toBe(200);
+      const bad = await fetch(`${sandbox.url}/__sandbox/config`, {
+        method: 'POST',
+        body: '{"rateLimit":{"perSecond":0}}',
+      });
+      expect(bad.status).toBe(400);
+    });
+  });
+
   describe('signature verification', () => {
     const parts = (): FormPart[] => [requestField(fileRequest()), imageFile(randomBytes(100))];
 

@@ -234,7 +234,8 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     const noTask = await upload('incoming/no-task.jpg', 'no task');
     const limited = await upload('incoming/limited/flow.jpg', 'flow');
     sandbox.injectFaults({ count: 1000, code: 'FlowLimitExceeded', httpStatus: 429 });
-    const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100 }));
+    // Unpaced: the IVA client's own retries within the budget (the paced path has its own test).
+    const handler = createHandler(deps({ safetyMarginMs: 500, minBudgetMs: 100, pacing: false }));
     const permanentId = 'msg-permanent';
     const retryId = 'msg-retry';
     const result = await run(
@@ -379,6 +380,32 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(sandbox.requests).toHaveLength(1);
     expect(sandbox.submissions).toHaveLength(1);
     expect(await ledger.get(idOf(note))).toMatchObject({ status: 'uncertain', attempts: 1 });
+  });
+
+  it('under IVA flow limits, paces its calls instead of retrying into the limit: every upload submitted once, few 429s', async () => {
+    const throttledCalls = async (pacing: boolean, prefix: string) => {
+      sandbox.reset();
+      sandbox.setRateLimit({ perSecond: 10, burst: 1 });
+      try {
+        const notes = [];
+        for (let i = 0; i < 24; i++) notes.push(await upload(`incoming/${prefix}/${i}.jpg`, `bytes ${i}`));
+        sandbox.setRateLimit({ perSecond: 10, burst: 1 }); // a fresh bucket, not one filled during the uploads
+        const handler = createHandler(deps({ pacing, concurrency: 4 }));
+        const out = await run(handler, sqsEvent(...notes.map((n) => sqsRecord(JSON.stringify(n)))));
+        expect(out, `pacing ${pacing}`).toEqual({ batchItemFailures: [] });
+        expect(sandbox.submissions, `pacing ${pacing}`).toHaveLength(24);
+        for (const n of notes) expect(await ledger.get(idOf(n))).toMatchObject({ status: 'submitted' });
+        return sandbox.requests.filter((r) => r.httpStatus === 429).length;
+      } finally {
+        sandbox.setRateLimit(undefined);
+      }
+    };
+    const unpaced = await throttledCalls(false, 'unpaced');
+    const paced = await throttledCalls(true, 'paced');
+    // The client's own backoff (20-100 ms here) keeps hitting a limit of 10/s (46 429s in a
+    // quiet run); the pacer learns the limit after a few (8).
+    expect(unpaced).toBeGreaterThan(15);
+    expect(paced).toBeLessThan(unpaced / 2);
   });
 
   it('records an upload pending (NoTimeLeft) before leaving it to redelivery when too little time is left; the redelivery submits it', async () => {
