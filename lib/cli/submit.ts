@@ -15,7 +15,7 @@ import type { MediaKind, SubmitInput, SubmitSource } from '../iva/types';
 import { checkDesc, checkName, checkTaskId, parseAlgoParamConf, SubmissionFieldError } from '../submission/validate';
 
 export interface CliIo {
-  stdout: { write(text: string): unknown };
+  stdout: { write(text: string | Uint8Array): unknown };
   stderr: { write(text: string): unknown };
   env: Env;
 }
@@ -33,7 +33,14 @@ export const EXIT_UNCERTAIN = 3;
 
 export const MAIN_HELP = `Usage: iva-bridge <command> [options]
 
-Commands:
+Commands for iva-bridge's API (the local stack of "npm start", or a deployed stack):
+  send      Send images and videos (direct or by upload, by size), optionally wait and save results
+  status    Print submissions by id
+  list      Print the submissions of a task
+  wait      Wait for submissions to reach a final state
+  result    Fetch a submission's result (the callback body, byte for byte)
+
+Commands for Volcengine IVA itself:
   submit    Submit one image or video to Volcengine IVA (AddAsyncTask{Image,Video}Data)
 
 Run "iva-bridge submit --help" for the options of a command.
@@ -81,6 +88,16 @@ that does not verify ends at once. A failure after the request was sent (connect
 dropped, no answer within the per-attempt timeout, an answer that is not IVA's) is never
 retried: IVA may have accepted it, so the command exits 3 instead of submitting twice.
 `;
+
+/** Commands that talk to iva-bridge's own API, loaded on use (lib/cli/send.ts, lib/cli/query.ts). */
+const API_COMMANDS: Record<string, () => Promise<(args: string[], io: CliIo) => Promise<number>>> = {
+  send: async () => (await import('./send')).runSend,
+  status: async () => (await import('./query')).runStatus,
+  list: async () => (await import('./query')).runList,
+  wait: async () => (await import('./query')).runWait,
+  result: async () => (await import('./query')).runResult,
+};
+
 
 class UsageError extends BridgeError {
   override readonly name = 'UsageError';
@@ -298,6 +315,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return EXIT_OK;
   }
   if (command === 'submit') return runSubmit(rest, io);
+  const apiCommand = API_COMMANDS[command];
+  if (apiCommand) return (await apiCommand())(rest, io);
   io.stderr.write(line(`iva-bridge: unknown command "${command}" (see iva-bridge --help)`, undefined));
   return EXIT_USAGE;
 }

@@ -1,0 +1,73 @@
+/** What every command that talks to iva-bridge's own API shares: where it connects, how it fails. */
+import { createIvaBridgeClient, type IvaBridgeClient } from '../client/client';
+import { resolveConnection } from '../client/connection';
+import { IvaBridgeError, IvaBridgeInputError } from '../client/errors';
+import { EXIT_IVA, EXIT_USAGE, type CliIo } from './submit';
+
+export const CONNECTION_OPTIONS = {
+  'api-url': { type: 'string' },
+  'api-key': { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const CONNECTION_HELP = `Where it connects (first match wins):
+  --api-url URL --api-key KEY   the API's base URL (stage included) and an API key
+  IVA_BRIDGE_API_URL, IVA_BRIDGE_API_KEY   the same from the environment
+  --stack NAME [--region R]     a deployed stack: its ApiUrl and API key, read with your
+                                AWS credentials (cloudformation:DescribeStacks, apigateway:GET)
+  (nothing)                     the local stack of "npm start" (.local/stack.json)`;
+
+export class UsageError extends Error {}
+
+export interface ConnectionValues {
+  'api-url'?: string;
+  'api-key'?: string;
+  stack?: string;
+  region?: string;
+}
+
+export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaBridgeClient> {
+  const connection = await resolveConnection({
+    ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
+    ...(values['api-key'] ? { apiKey: values['api-key'] } : {}),
+    ...(values.stack ? { stack: values.stack } : {}),
+    ...(values.region ? { region: values.region } : {}),
+    env: io.env,
+  });
+  return createIvaBridgeClient({ apiUrl: connection.apiUrl, ...(connection.apiKey ? { apiKey: connection.apiKey } : {}) });
+}
+
+/** One line, never the API key, whatever a message carries. */
+export function cliLine(text: string, secrets: (string | undefined)[] = []): string {
+  let out = text.replace(/[\r\n]+/g, ' ');
+  for (const secret of secrets) if (secret && secret.length >= 8) out = out.split(secret).join('***');
+  return `${out}\n`;
+}
+
+/** `Code: Message (RequestId …) [HTTP n]`, like `iva-bridge submit`'s error lines. */
+export function describeError(error: unknown): string {
+  if (error instanceof IvaBridgeError) {
+    const rid = error.requestId ? ` (RequestId ${error.requestId})` : '';
+    const status = error.status !== undefined ? ` [HTTP ${error.status}]` : '';
+    return `${error.code}: ${error.message}${rid}${status}`;
+  }
+  return `unexpected failure: ${(error as Error)?.message ?? String(error)}`;
+}
+
+/** Exit code for an error: 2 when nothing was sent because of local input, else 1. */
+export function exitCodeOf(error: unknown): number {
+  return error instanceof IvaBridgeInputError || error instanceof UsageError ? EXIT_USAGE : EXIT_IVA;
+}
+
+export function failWith(command: string, io: CliIo, error: unknown): number {
+  const message =
+    error instanceof UsageError
+      ? `${error.message} (see --help)`
+      : error instanceof IvaBridgeInputError
+        ? error.message
+        : describeError(error);
+  io.stderr.write(cliLine(`iva-bridge ${command}: ${message}`, [io.env.IVA_BRIDGE_API_KEY]));
+  return exitCodeOf(error);
+}

@@ -1,0 +1,599 @@
+/**
+ * A typed client of iva-bridge's HTTP API (README "Direct submissions", "Large files",
+ * "Status", "Results over HTTPS"), for Node.js: no Lambda or AWS SDK types.
+ *
+ * - `sendFile` picks the route by size: a direct multipart POST when the body fits the
+ *   direct limit, else `POST /v1/uploads` and a PUT of the file to the presigned URL with
+ *   every header the ticket names. The file is streamed from disk, never read whole.
+ * - Every POST carries an `Idempotency-Key`, the same on each retry of that call, so a
+ *   retried request (throttling, 5xx, a dropped connection) is answered with the first
+ *   request's outcome instead of submitting again. The PUT adds `If-None-Match: *`: when
+ *   an earlier attempt stored the object and only its answer was lost, S3 answers 412 and
+ *   the object is not written (and announced) a second time.
+ * - Results that the API redirects to S3 (large or binary bodies) are fetched from the
+ *   presigned URL without the API key.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream, openAsBlob } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { basename, extname } from 'node:path';
+import { DEFAULTS } from '../config';
+import { kindFromExtension } from '../s3-intake/rules';
+import { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
+import {
+  FINAL_STATUSES,
+  type MediaKind,
+  type ResultBody,
+  type ResultList,
+  type Sent,
+  type Submission,
+  type SubmissionPage,
+  type UploadTicket,
+} from './types';
+
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+const SUBMISSION_ID_HEADER = 'x-iva-bridge-submission-id';
+const RESULT_ID_HEADER = 'x-iva-bridge-result-id';
+/** Multipart framing and the Request field, kept free below the direct limit. */
+const DIRECT_OVERHEAD_BYTES = 16 * 1024;
+
+export interface RetryOptions {
+  /** Attempts per call, the first included. @default 6 */
+  attempts?: number;
+  /** First backoff; doubles each retry, with jitter. @default 300 */
+  baseDelayMs?: number;
+  /** Longest single wait, Retry-After included. @default 10000 */
+  maxDelayMs?: number;
+}
+
+export interface IvaBridgeClientOptions {
+  /** The API's base URL, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/prod/` or `http://127.0.0.1:3000`. */
+  apiUrl: string;
+  /** Sent as `x-api-key`. */
+  apiKey?: string;
+  /** Largest direct body the API takes. @default 4500000 (the stack's default) */
+  directMaxBytes?: number;
+  retry?: RetryOptions;
+  /** Per-attempt timeout of API calls (not of the file PUT). @default 60000 */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface SendFileInput {
+  path: string;
+  taskId: string;
+  /** Default: from the file extension (an unknown one is an IvaBridgeInputError). */
+  kind?: MediaKind;
+  /** Default: the file name. */
+  name?: string;
+  desc?: string;
+  algoParamConf?: Record<string, unknown>;
+  /** Default: from the file extension, else application/octet-stream. */
+  contentType?: string;
+  /** Default: a random UUID. Reuse it to make a whole re-run of the same send safe. */
+  idempotencyKey?: string;
+  /** Bytes of the file handed to the network so far (of `total`). */
+  onProgress?: (sent: number, total: number) => void;
+  /** Called before each retry (for progress displays and logs). */
+  onRetry?: (info: { attempt: number; reason: string; delayMs: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface WaitOptions {
+  /** First poll interval; grows ×1.5 up to 5 s. @default 1000 */
+  intervalMs?: number;
+  /** Give up after this long (IvaBridgeError `WaitTimeout`). @default no limit */
+  timeoutMs?: number;
+  onStatus?: (submission: Submission) => void;
+  signal?: AbortSignal;
+}
+
+interface CallOptions {
+  method?: string;
+  body?: () => NonNullable<RequestInit['body']>;
+  headers?: Record<string, string>;
+  idempotencyKey?: string;
+  /** Statuses returned to the caller instead of thrown (besides 2xx). */
+  accept?: number[];
+  onRetry?: SendFileInput['onRetry'];
+  signal?: AbortSignal;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  jpe: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  bmp: 'image/bmp',
+  webp: 'image/webp',
+  tif: 'image/tiff',
+  tiff: 'image/tiff',
+  heic: 'image/heic',
+  heif: 'image/heif',
+  avif: 'image/avif',
+  mp4: 'video/mp4',
+  m4v: 'video/mp4',
+  mov: 'video/quicktime',
+  avi: 'video/x-msvideo',
+  mkv: 'video/x-matroska',
+  webm: 'video/webm',
+  flv: 'video/x-flv',
+  wmv: 'video/x-ms-wmv',
+  mpeg: 'video/mpeg',
+  mpg: 'video/mpeg',
+  ts: 'video/mp2t',
+  '3gp': 'video/3gpp',
+  ogv: 'video/ogg',
+};
+
+export function contentTypeOf(path: string): string {
+  return CONTENT_TYPES[extname(path).slice(1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+/** The API's error shape (IVA's): `{"ResponseMetadata":{"RequestId","Error":{"Code","Message"}}}`. */
+function errorFrom(status: number, text: string, fallbackRequestId?: string): IvaBridgeError {
+  let code = `Http${status}`;
+  let message = text.slice(0, 300) || `HTTP ${status}`;
+  let requestId = fallbackRequestId;
+  let submissionId: string | undefined;
+  try {
+    const body = JSON.parse(text) as {
+      ResponseMetadata?: { RequestId?: string; Error?: { Code?: string; Message?: string } };
+      SubmissionId?: string;
+      message?: string;
+    };
+    const error = body.ResponseMetadata?.Error;
+    if (error?.Code) code = error.Code;
+    if (error?.Message) message = error.Message;
+    else if (typeof body.message === 'string') message = body.message;
+    requestId = body.ResponseMetadata?.RequestId ?? requestId;
+    submissionId = body.SubmissionId;
+  } catch {
+    // Not JSON (a proxy's HTML page): keep the text.
+  }
+  return new IvaBridgeError(code, message, {
+    status,
+    retryable: isRetryableStatus(status),
+    ...(requestId ? { requestId } : {}),
+    ...(submissionId ? { submissionId } : {}),
+  });
+}
+
+function retryAfterMs(res: Response | IncomingMessage): number | undefined {
+  const raw = res instanceof Response ? res.headers.get('retry-after') : res.headers['retry-after'];
+  if (typeof raw !== 'string') return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function describe(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+  return cause?.code ?? cause?.message ?? (error as Error)?.message ?? String(error);
+}
+
+export class IvaBridgeClient {
+  readonly apiUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly directMaxBytes: number;
+  private readonly retry: Required<RetryOptions>;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: IvaBridgeClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.apiUrl);
+    } catch {
+      throw new IvaBridgeInputError('InvalidApiUrl', `Not a URL: ${options.apiUrl}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new IvaBridgeInputError('InvalidApiUrl', `The API URL must be http(s): ${options.apiUrl}`);
+    this.apiUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
+    this.apiKey = options.apiKey;
+    this.directMaxBytes = options.directMaxBytes ?? DEFAULTS.directMaxBytes;
+    this.retry = {
+      attempts: options.retry?.attempts ?? 6,
+      baseDelayMs: options.retry?.baseDelayMs ?? 300,
+      maxDelayMs: options.retry?.maxDelayMs ?? 10_000,
+    };
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  private url(path: string): string {
+    return new URL(path.replace(/^\//, ''), this.apiUrl).href;
+  }
+
+  private delay(attempt: number, hint?: number): number {
+    const backoff = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+    return Math.min(this.retry.maxDelayMs, Math.max(hint ?? 0, backoff));
+  }
+
+  /** One API call with retries; 2xx (and `accept`) come back, anything else is thrown. */
+  private async call(path: string, options: CallOptions = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.apiKey) headers['x-api-key'] = this.apiKey;
+    if (options.idempotencyKey) headers[IDEMPOTENCY_KEY_HEADER] = options.idempotencyKey;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchImpl(this.url(path), {
+          method: options.method ?? 'GET',
+          headers,
+          redirect: 'manual',
+          ...(options.body ? { body: options.body() } : {}),
+          signal: options.signal
+            ? AbortSignal.any([options.signal, AbortSignal.timeout(this.timeoutMs)])
+            : AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (attempt >= this.retry.attempts)
+          throw new IvaBridgeNetworkError(
+            `${options.method ?? 'GET'} ${path} failed after ${attempt} attempts: ${describe(error)}`,
+            error,
+          );
+        const delayMs = this.delay(attempt);
+        options.onRetry?.({ attempt, reason: describe(error), delayMs });
+        await sleep(delayMs, options.signal);
+        continue;
+      }
+      if (res.ok || options.accept?.includes(res.status)) return res;
+      const text = await res.text().catch(() => '');
+      const error = errorFrom(res.status, text, res.headers.get('x-amzn-requestid') ?? undefined);
+      if (!error.retryable || attempt >= this.retry.attempts) throw error;
+      const delayMs = this.delay(attempt, retryAfterMs(res));
+      options.onRetry?.({ attempt, reason: `${res.status} ${error.code}`, delayMs });
+      await sleep(delayMs, options.signal);
+    }
+  }
+
+  private async json<T>(path: string, options?: CallOptions): Promise<T> {
+    return (await (await this.call(path, options)).json()) as T;
+  }
+
+  async getSubmission(id: string, signal?: AbortSignal): Promise<Submission> {
+    return this.json<Submission>(`v1/submissions/${encodeURIComponent(id)}`, signal ? { signal } : {});
+  }
+
+  async listTaskSubmissions(
+    taskId: string,
+    options: { limit?: number; cursor?: string; signal?: AbortSignal } = {},
+  ): Promise<SubmissionPage> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.cursor) query.set('cursor', options.cursor);
+    const q = query.toString();
+    return this.json<SubmissionPage>(
+      `v1/tasks/${encodeURIComponent(taskId)}/submissions${q ? `?${q}` : ''}`,
+      options.signal ? { signal: options.signal } : {},
+    );
+  }
+
+  /** Every submission of a task, newest first, page by page. */
+  async *iterateTaskSubmissions(taskId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listTaskSubmissions(taskId, { limit: 100, ...(cursor ? { cursor } : {}), ...options });
+      yield* page.Items;
+      cursor = page.NextCursor;
+    } while (cursor);
+  }
+
+  /** Polls until the submission reaches a final state (FINAL_STATUSES) and returns it. */
+  async waitFor(id: string, options: WaitOptions = {}): Promise<Submission> {
+    const started = Date.now();
+    let interval = options.intervalMs ?? 1000;
+    for (;;) {
+      const submission = await this.getSubmission(id, options.signal);
+      options.onStatus?.(submission);
+      if (FINAL_STATUSES.has(submission.Status)) return submission;
+      if (options.timeoutMs !== undefined && Date.now() - started + interval > options.timeoutMs)
+        throw new IvaBridgeError(
+          'WaitTimeout',
+          `Submission ${id} is still ${submission.Status} after ${Math.round((Date.now() - started) / 1000)} s`,
+          { submissionId: id },
+        );
+      await sleep(interval, options.signal);
+      interval = Math.min(5000, interval * 1.5);
+    }
+  }
+
+  async listResults(id: string, signal?: AbortSignal): Promise<ResultList> {
+    return this.json<ResultList>(`v1/submissions/${encodeURIComponent(id)}/results`, signal ? { signal } : {});
+  }
+
+  /**
+   * The final callback body (or, with `resultId`, one listed by listResults), byte for
+   * byte. Throws IvaBridgeError `ResultNotReady` (404) while there is none.
+   */
+  async getResult(id: string, options: { resultId?: string; signal?: AbortSignal } = {}): Promise<ResultBody> {
+    const path = `v1/submissions/${encodeURIComponent(id)}/${options.resultId ? `results/${encodeURIComponent(options.resultId)}` : 'result'}`;
+    const res = await this.call(path, { accept: [302, 303, 307], ...(options.signal ? { signal: options.signal } : {}) });
+    const resultId = res.headers.get(RESULT_ID_HEADER) ?? undefined;
+    if (res.status >= 300) {
+      const location = res.headers.get('location');
+      await res.body?.cancel();
+      if (!location) throw new IvaBridgeError('MissingLocation', `${path} redirected without a Location`);
+      return this.fetchRedirected(location, resultId, options.signal);
+    }
+    return {
+      resultId,
+      contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+      bytes: new Uint8Array(await res.arrayBuffer()),
+    };
+  }
+
+  /** The presigned S3 URL: no API key (it is not S3's business), retried on network errors and 5xx. */
+  private async fetchRedirected(url: string, resultId: string | undefined, signal?: AbortSignal): Promise<ResultBody> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.fetchImpl(url, signal ? { signal } : {});
+        if (res.ok)
+          return {
+            resultId,
+            contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+            bytes: new Uint8Array(await res.arrayBuffer()),
+          };
+        const text = await res.text().catch(() => '');
+        if (res.status < 500 || attempt >= this.retry.attempts)
+          throw new IvaBridgeError(
+            `S3Http${res.status}`,
+            `Fetching the stored result from S3 failed: HTTP ${res.status} ${text.slice(0, 200)}`,
+            {
+              status: res.status,
+            },
+          );
+      } catch (error) {
+        if (error instanceof IvaBridgeError || signal?.aborted || attempt >= this.retry.attempts) throw error;
+      }
+      await sleep(this.delay(attempt), signal);
+    }
+  }
+
+  /** Sends one file by the route its size allows; see the module comment. */
+  async sendFile(input: SendFileInput): Promise<Sent> {
+    let size: number;
+    try {
+      const info = await stat(input.path);
+      if (!info.isFile()) throw new Error('not a regular file');
+      size = info.size;
+    } catch (error) {
+      throw new IvaBridgeInputError(
+        'FileUnreadable',
+        `cannot read ${input.path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+    if (size === 0) throw new IvaBridgeInputError('EmptyFile', `${input.path} is empty`);
+    const kind = input.kind ?? kindFromExtension(input.path);
+    if (!kind)
+      throw new IvaBridgeInputError(
+        'UnknownKind',
+        `cannot tell image from video by the extension of ${input.path}: pass --kind image|video`,
+      );
+    const name = input.name ?? basename(input.path);
+    const contentType = input.contentType ?? contentTypeOf(input.path);
+    const key = input.idempotencyKey ?? randomUUID();
+    const request = {
+      TaskID: input.taskId,
+      [kind === 'image' ? 'Image' : 'Video']: {
+        Name: name,
+        Source: 'file',
+        ...(input.desc !== undefined ? { Desc: input.desc } : {}),
+      },
+      ...(input.algoParamConf ? { AlgoParamConf: input.algoParamConf } : {}),
+    };
+    const requestJson = JSON.stringify(request);
+    const fits = size + Buffer.byteLength(requestJson) + DIRECT_OVERHEAD_BYTES <= this.directMaxBytes;
+    if (fits) {
+      try {
+        return await this.sendDirect(input, { kind, name, contentType, size, requestJson, key });
+      } catch (error) {
+        // The stack may be configured with a lower limit than the default: fall back.
+        if (!(error instanceof IvaBridgeError && error.status === 413 && error.code === 'PayloadTooLarge')) throw error;
+      }
+    }
+    return this.sendByUpload(input, { kind, name, contentType, size, key });
+  }
+
+  private async sendDirect(
+    input: SendFileInput,
+    file: { kind: MediaKind; name: string; contentType: string; size: number; requestJson: string; key: string },
+  ): Promise<Sent> {
+    const blob = await openAsBlob(input.path, { type: file.contentType });
+    input.onProgress?.(0, file.size);
+    const res = await this.call(file.kind === 'image' ? 'v1/images' : 'v1/videos', {
+      method: 'POST',
+      idempotencyKey: `${file.key}-direct`,
+      // A fresh form per attempt; the file part is read from disk each time, not held.
+      body: () => {
+        const form = new FormData();
+        form.set(file.kind === 'image' ? 'ImageFile' : 'VideoFile', blob, basename(input.path));
+        form.set('Request', file.requestJson);
+        return form;
+      },
+      ...(input.onRetry ? { onRetry: input.onRetry } : {}),
+      ...(input.signal ? { signal: input.signal } : {}),
+    });
+    const body = (await res.json()) as {
+      ResponseMetadata?: { RequestId?: string };
+      Result?: { ImageID?: string; VideoID?: string; SubmissionId?: string };
+    };
+    input.onProgress?.(file.size, file.size);
+    const submissionId = body.Result?.SubmissionId ?? res.headers.get(SUBMISSION_ID_HEADER);
+    if (!submissionId) throw new IvaBridgeError('MissingSubmissionId', 'The API answered without a SubmissionId');
+    const dataId = body.Result?.ImageID ?? body.Result?.VideoID;
+    const requestId = body.ResponseMetadata?.RequestId;
+    return {
+      submissionId,
+      route: 'direct',
+      kind: file.kind,
+      ...(dataId ? { dataId } : {}),
+      ...(requestId ? { requestId } : {}),
+    };
+  }
+
+  /** POST /v1/uploads for a presigned PUT URL. */
+  async createUpload(
+    input: {
+      taskId: string;
+      kind: MediaKind;
+      name: string;
+      size: number;
+      contentType?: string;
+      desc?: string;
+      algoParamConf?: Record<string, unknown>;
+    },
+    options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'> = {},
+  ): Promise<UploadTicket> {
+    const body = JSON.stringify({
+      TaskID: input.taskId,
+      Kind: input.kind,
+      Name: input.name,
+      Size: input.size,
+      ContentType: input.contentType ?? 'application/octet-stream',
+      ...(input.desc !== undefined ? { Desc: input.desc } : {}),
+      ...(input.algoParamConf ? { AlgoParamConf: input.algoParamConf } : {}),
+    });
+    return this.json<UploadTicket>('v1/uploads', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => body,
+      idempotencyKey: options.idempotencyKey ?? randomUUID(),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  private async sendByUpload(
+    input: SendFileInput,
+    file: { kind: MediaKind; name: string; contentType: string; size: number; key: string },
+  ): Promise<Sent> {
+    const ticket = await this.createUpload(
+      {
+        taskId: input.taskId,
+        kind: file.kind,
+        name: file.name,
+        size: file.size,
+        contentType: file.contentType,
+        ...(input.desc !== undefined ? { desc: input.desc } : {}),
+        ...(input.algoParamConf ? { algoParamConf: input.algoParamConf } : {}),
+      },
+      { ...input, idempotencyKey: `${file.key}-upload` },
+    );
+    await this.putFile(ticket, input.path, file.size, input);
+    return { submissionId: ticket.SubmissionId, route: 'upload', kind: file.kind };
+  }
+
+  /** PUTs the file to a ticket's URL, streamed, retried whole on network errors and 5xx. */
+  async putFile(
+    ticket: Pick<UploadTicket, 'Url' | 'Method' | 'Headers'>,
+    path: string,
+    size: number,
+    options: Pick<SendFileInput, 'onProgress' | 'onRetry' | 'signal'> = {},
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let outcome: { status: number; text: string; retryAfter?: number };
+      try {
+        outcome = await putOnce(ticket, path, size, options);
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (attempt >= this.retry.attempts)
+          throw new IvaBridgeNetworkError(`PUT of ${path} failed after ${attempt} attempts: ${describe(error)}`, error);
+        const delayMs = this.delay(attempt);
+        options.onRetry?.({ attempt, reason: describe(error), delayMs });
+        await sleep(delayMs, options.signal);
+        continue;
+      }
+      // 412: an earlier attempt stored the object and only its answer was lost.
+      if ((outcome.status >= 200 && outcome.status < 300) || outcome.status === 412) {
+        options.onProgress?.(size, size);
+        return;
+      }
+      // 409 ConditionalRequestConflict: a concurrent conditional write; retry like a 5xx.
+      const retryable = outcome.status >= 500 || outcome.status === 409 || outcome.status === 429;
+      const code = /<Code>([^<]+)<\/Code>/.exec(outcome.text)?.[1] ?? `S3Http${outcome.status}`;
+      if (!retryable || attempt >= this.retry.attempts)
+        throw new IvaBridgeError(
+          code,
+          `S3 refused the upload of ${path}: HTTP ${outcome.status} ${code}${outcome.status === 403 ? ' (the upload URL may have expired: send again)' : ''}`,
+          { status: outcome.status, retryable },
+        );
+      const delayMs = this.delay(attempt, outcome.retryAfter);
+      options.onRetry?.({ attempt, reason: `S3 ${outcome.status} ${code}`, delayMs });
+      await sleep(delayMs, options.signal);
+    }
+  }
+}
+
+/** One streamed PUT with an exact Content-Length (S3 takes no chunked uploads). */
+function putOnce(
+  ticket: Pick<UploadTicket, 'Url' | 'Method' | 'Headers'>,
+  path: string,
+  size: number,
+  options: Pick<SendFileInput, 'onProgress' | 'signal'>,
+): Promise<{ status: number; text: string; retryAfter?: number }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(ticket.Url);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, {
+      method: ticket.Method,
+      headers: { ...ticket.Headers, 'content-length': String(size), 'if-none-match': '*' },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const file = createReadStream(path);
+    let sent = 0;
+    options.onProgress?.(0, size);
+    file.on('data', (chunk) => {
+      sent += chunk.length;
+      options.onProgress?.(Math.min(sent, size), size);
+    });
+    file.on('error', (error) => {
+      req.destroy(error);
+      reject(error);
+    });
+    req.on('error', (error) => {
+      file.destroy();
+      reject(error);
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (chunks.length < 64) chunks.push(c);
+      });
+      res.on('end', () => {
+        const retryAfter = retryAfterMs(res);
+        resolve({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8').slice(0, 2000),
+          ...(retryAfter !== undefined ? { retryAfter } : {}),
+        });
+      });
+      res.on('error', reject);
+    });
+    file.pipe(req);
+  });
+}
+
+export function createIvaBridgeClient(options: IvaBridgeClientOptions): IvaBridgeClient {
+  return new IvaBridgeClient(options);
+}

@@ -1,0 +1,83 @@
+/** The HTTP API's shapes as the client library returns them (README "Status", "Results over HTTPS"). */
+
+export type MediaKind = 'image' | 'video';
+
+/**
+ * `pending` → `submitted` → `completed` | `failed`; `uncertain` when IVA may or may not
+ * have taken it (its owner resolves it); later releases may add states such as
+ * `overdue` or `expired`, so unknown strings are passed through.
+ */
+export type SubmissionStatus = 'pending' | 'submitted' | 'completed' | 'failed' | 'uncertain' | (string & {});
+
+/** States after which nothing changes by itself: waiting stops there. */
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'uncertain', 'expired']);
+
+export interface Submission {
+  SubmissionId: string;
+  Status: SubmissionStatus;
+  Source: 's3' | 'api' | 'upload';
+  TaskID?: string;
+  Kind?: MediaKind;
+  Name?: string;
+  Desc?: string;
+  ImageID?: string;
+  VideoID?: string;
+  RequestId?: string;
+  Error?: { Code: string; Message: string; RequestId?: string };
+  Attempts?: number;
+  CreatedAt?: string;
+  UpdatedAt?: string;
+  SubmittedAt?: string;
+  Result?: { Status: string; RawStatus?: string; Location: string; ReceivedAt: string };
+  Object?: { Bucket: string; Key: string; VersionId?: string; Size?: number };
+  [field: string]: unknown;
+}
+
+export interface SubmissionPage {
+  Items: Submission[];
+  NextCursor?: string;
+}
+
+export interface ResultItem {
+  ResultId: string;
+  Size: number;
+  StoredAt?: string;
+  Current: boolean;
+  /** Path relative to the API root. */
+  Url: string;
+}
+
+export interface ResultList {
+  SubmissionId: string;
+  Status: SubmissionStatus;
+  ResultStatus?: string;
+  Items: ResultItem[];
+}
+
+export interface ResultBody {
+  resultId: string | undefined;
+  contentType: string;
+  bytes: Uint8Array;
+}
+
+export interface UploadTicket {
+  SubmissionId: string;
+  Url: string;
+  Method: 'PUT';
+  Headers: Record<string, string>;
+  ExpiresAt: string;
+  Key: string;
+  Bucket: string;
+}
+
+/** What a send produced: the submission to follow. */
+export interface Sent {
+  submissionId: string;
+  /** `direct`: POST /v1/images|videos; `upload`: POST /v1/uploads + PUT. */
+  route: 'direct' | 'upload';
+  kind: MediaKind;
+  /** IVA's ImageID/VideoID when known at once (direct route). */
+  dataId?: string;
+  /** IVA's RequestId (direct route). */
+  requestId?: string;
+}
