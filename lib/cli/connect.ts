@@ -36,7 +36,10 @@ export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaB
     ...(values.region ? { region: values.region } : {}),
     env: io.env,
   });
-  return createIvaBridgeClient({ apiUrl: connection.apiUrl, ...(connection.apiKey ? { apiKey: connection.apiKey } : {}) });
+  return createIvaBridgeClient({
+    apiUrl: connection.apiUrl,
+    ...(connection.apiKey ? { apiKey: connection.apiKey } : {}),
+  });
 }
 
 /** One line, never the API key, whatever a message carries. */

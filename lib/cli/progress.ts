@@ -64,7 +64,9 @@ export function plainReporter(io: CliIo): SendReporter {
 export function jsonReporter(io: CliIo): SendReporter {
   return {
     skipped: (file, reason) =>
-      io.stdout.write(`${JSON.stringify({ file, ok: false, status: 'skipped', error: { code: 'Skipped', message: reason } })}\n`),
+      io.stdout.write(
+        `${JSON.stringify({ file, ok: false, status: 'skipped', error: { code: 'Skipped', message: reason } })}\n`,
+      ),
     started: () => undefined,
     progress: () => undefined,
     retrying: () => undefined,
@@ -120,7 +122,11 @@ export async function ttyReporter(io: CliIo, totalBytes: number, totalFiles: num
   return {
     skipped: (file, reason) => multi.log(`skipped ${file}: ${oneLine(reason)}\n`),
     started: (file, size) => {
-      bars.set(file, { bar: multi.create(Math.max(size, 1), 0, { name: label(file), status: 'sending' }), sent: 0, size });
+      bars.set(file, {
+        bar: multi.create(Math.max(size, 1), 0, { name: label(file), status: 'sending' }),
+        sent: 0,
+        size,
+      });
     },
     progress: (file, sent) => {
       const b = bars.get(file);

@@ -44,7 +44,12 @@ function parse<O extends Record<string, { type: 'string' | 'boolean'; short?: st
   positionals: boolean,
 ) {
   try {
-    return parseArgs({ args, options: { ...CONNECTION_OPTIONS, ...options }, strict: true, allowPositionals: positionals });
+    return parseArgs({
+      args,
+      options: { ...CONNECTION_OPTIONS, ...options },
+      strict: true,
+      allowPositionals: positionals,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -104,7 +109,8 @@ export async function runWait(args: string[], io: CliIo): Promise<number> {
     let timeoutMs: number | undefined;
     if (values.timeout !== undefined) {
       const seconds = Number(values.timeout);
-      if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new UsageError('--timeout must be a positive number of seconds');
       timeoutMs = seconds * 1000;
     }
     const client = await connect(values, io);
@@ -114,7 +120,11 @@ export async function runWait(args: string[], io: CliIo): Promise<number> {
           const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
           io.stdout.write(`${JSON.stringify(final)}\n`);
           if (final.Status === 'completed') return EXIT_OK;
-          io.stderr.write(cliLine(`iva-bridge wait: ${id}: ended ${final.Status}${final.Error ? ` ${final.Error.Code}: ${final.Error.Message}` : ''}`));
+          io.stderr.write(
+            cliLine(
+              `iva-bridge wait: ${id}: ended ${final.Status}${final.Error ? ` ${final.Error.Code}: ${final.Error.Message}` : ''}`,
+            ),
+          );
           return EXIT_IVA;
         } catch (error) {
           io.stderr.write(cliLine(`iva-bridge wait: ${id}: ${describeError(error)}`));

@@ -230,14 +230,14 @@ export async function runSend(args: string[], io: CliIo): Promise<number> {
       const sent = await sending.run(() => {
         reporter.started(job.label, job.size);
         return client.sendFile({
-        path: job.path,
-        taskId,
-        ...(job.kind ? { kind: job.kind } : {}),
-        ...(values.desc !== undefined ? { desc: values.desc } : {}),
-        ...(algoParamConf ? { algoParamConf } : {}),
-        idempotencyKey: randomUUID(),
-        onProgress: (n) => reporter.progress(job.label, n),
-        onRetry: (info) => reporter.retrying(job.label, info.reason),
+          path: job.path,
+          taskId,
+          ...(job.kind ? { kind: job.kind } : {}),
+          ...(values.desc !== undefined ? { desc: values.desc } : {}),
+          ...(algoParamConf ? { algoParamConf } : {}),
+          idempotencyKey: randomUUID(),
+          onProgress: (n) => reporter.progress(job.label, n),
+          onRetry: (info) => reporter.retrying(job.label, info.reason),
         });
       });
       Object.assign(outcome, {
@@ -269,7 +269,10 @@ export async function runSend(args: string[], io: CliIo): Promise<number> {
         };
       if (out !== undefined && final.Result) {
         const result = await client.getResult(sent.submissionId);
-        const file = join(out, resultFileName(job, result.contentType, sent.submissionId, names.get(basename(job.path)) === 1));
+        const file = join(
+          out,
+          resultFileName(job, result.contentType, sent.submissionId, names.get(basename(job.path)) === 1),
+        );
         await writeFile(file, result.bytes);
         outcome.result = relative(process.cwd(), file) || file;
       }

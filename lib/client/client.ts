@@ -328,7 +328,10 @@ export class IvaBridgeClient {
    */
   async getResult(id: string, options: { resultId?: string; signal?: AbortSignal } = {}): Promise<ResultBody> {
     const path = `v1/submissions/${encodeURIComponent(id)}/${options.resultId ? `results/${encodeURIComponent(options.resultId)}` : 'result'}`;
-    const res = await this.call(path, { accept: [302, 303, 307], ...(options.signal ? { signal: options.signal } : {}) });
+    const res = await this.call(path, {
+      accept: [302, 303, 307],
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     const resultId = res.headers.get(RESULT_ID_HEADER) ?? undefined;
     if (res.status >= 300) {
       const location = res.headers.get('location');

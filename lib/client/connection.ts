@@ -78,7 +78,10 @@ export async function connectionFromStack(stackName: string, region?: string): P
     const apiUrl = output('ApiUrl');
     const apiKeyId = output('ApiKeyId');
     if (!apiUrl)
-      throw new IvaBridgeError('StackUnreadable', `stack ${stackName} has no ApiUrl output: is it an iva-bridge stack?`);
+      throw new IvaBridgeError(
+        'StackUnreadable',
+        `stack ${stackName} has no ApiUrl output: is it an iva-bridge stack?`,
+      );
     let apiKey: string | undefined;
     if (apiKeyId) {
       try {

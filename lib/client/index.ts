@@ -17,6 +17,12 @@ export {
   type SendFileInput,
   type WaitOptions,
 } from './client';
-export { resolveConnection, connectionFromStack, CONNECTION_ENV, type Connection, type ConnectionInput } from './connection';
+export {
+  resolveConnection,
+  connectionFromStack,
+  CONNECTION_ENV,
+  type Connection,
+  type ConnectionInput,
+} from './connection';
 export { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
 export * from './types';

@@ -23,7 +23,9 @@ interface Seen {
 let dir: string;
 const servers: Server[] = [];
 
-async function serve(handler: (req: Seen, res: ServerResponse, n: number) => void): Promise<{ url: string; seen: Seen[] }> {
+async function serve(
+  handler: (req: Seen, res: ServerResponse, n: number) => void,
+): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -74,7 +76,9 @@ describe('IvaBridgeClient', () => {
     const refusing = await serve((_req, res) => {
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(
-        JSON.stringify({ ResponseMetadata: { RequestId: 'r-9', Error: { Code: 'InvalidKind', Message: 'Kind must be' } } }),
+        JSON.stringify({
+          ResponseMetadata: { RequestId: 'r-9', Error: { Code: 'InvalidKind', Message: 'Kind must be' } },
+        }),
       );
     });
     const other = createIvaBridgeClient({ apiUrl: refusing.url, retry: fast });
@@ -90,7 +94,10 @@ describe('IvaBridgeClient', () => {
       res.end(Buffer.from([0xff, 0x00, 0x01]));
     });
     const api = await serve((_req, res) => {
-      res.writeHead(303, { location: `${s3.url}/bucket/results/x?X-Amz-Signature=abc`, 'x-iva-bridge-result-id': 'r.txt' });
+      res.writeHead(303, {
+        location: `${s3.url}/bucket/results/x?X-Amz-Signature=abc`,
+        'x-iva-bridge-result-id': 'r.txt',
+      });
       res.end('{}');
     });
     const client = createIvaBridgeClient({ apiUrl: api.url, apiKey: 'secret-api-key', retry: fast });
@@ -115,7 +122,11 @@ describe('IvaBridgeClient', () => {
     const client = createIvaBridgeClient({ apiUrl: 'http://127.0.0.1:1', retry: fast });
     const progress: number[] = [];
     await client.putFile(
-      { Url: `${s3.url}/b/k?sig=1`, Method: 'PUT', Headers: { 'Content-Type': 'video/mp4', 'x-amz-meta-iva-kind': 'video' } },
+      {
+        Url: `${s3.url}/b/k?sig=1`,
+        Method: 'PUT',
+        Headers: { 'Content-Type': 'video/mp4', 'x-amz-meta-iva-kind': 'video' },
+      },
       path,
       bytes.length,
       { onProgress: (n) => progress.push(n) },

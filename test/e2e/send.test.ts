@@ -50,7 +50,11 @@ function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Run
       { cwd: dir, env: { ...env, ...extraEnv }, timeout: 170_000, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' },
       (error, stdout, stderr) => {
         const code = error ? ((error as { code?: number }).code ?? 1) : 0;
-        resolve({ code: typeof code === 'number' ? code : 1, stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8') });
+        resolve({
+          code: typeof code === 'number' ? code : 1,
+          stdout: stdout.toString('utf8'),
+          stderr: stderr.toString('utf8'),
+        });
       },
     );
   });
@@ -60,7 +64,8 @@ function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Run
 async function inProcess(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
-  const decoder = (chunk: string | Uint8Array) => (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+  const decoder = (chunk: string | Uint8Array) =>
+    typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
   const code = await runCli(args, {
     stdout: { write: (c: string | Uint8Array) => (stdout += decoder(c)) },
     stderr: { write: (c: string | Uint8Array) => (stderr += decoder(c)) },
