@@ -159,7 +159,9 @@ describe('iva-bridge send against the local stack', () => {
     expect(sentLines.find((l) => l.file.endsWith('cat.jpg'))?.route).toBe('direct');
     expect(sentLines.filter((l) => l.route === 'upload').length).toBe(6);
 
-    // Each file reached IVA once, with its bytes; each saved result is IVA's callback body.
+    // Each file reached IVA once, with its bytes; each saved result is IVA's callback body
+    // (the sandbox records a delivery once its POST is answered: let the last ones land).
+    await stack.sandbox?.callbacksSettled();
     const submissions = stack.sandbox!.submissions.filter((s) => s.taskId === task);
     expect(submissions).toHaveLength(52);
     for (const name of names) {
@@ -245,6 +247,7 @@ describe('iva-bridge send against the local stack', () => {
     expect(lines(list).map((l) => (l as unknown as { SubmissionId: string }).SubmissionId)).toEqual([id]);
     expect((await inProcess(['list', '--task-id', task, '--status', 'failed'])).stdout).toBe('');
 
+    await stack.sandbox?.callbacksSettled();
     const result = await inProcess(['result', id]);
     expect(result.code).toBe(0);
     const dataId = (JSON.parse(status.stdout) as { ImageID: string }).ImageID;
