@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, UsageError, cliLine, connect, describeError, failWith } from './connect';
-import { EXIT_IVA, EXIT_OK, type CliIo } from './submit';
+import { EXIT_IVA, EXIT_OK, EXIT_UNCERTAIN, type CliIo } from './submit';
 
 export const STATUS_HELP = `Usage: iva-bridge status ID... [connection options]
 
@@ -23,8 +23,8 @@ ${CONNECTION_HELP}
 export const WAIT_HELP = `Usage: iva-bridge wait ID... [--timeout SECONDS] [connection options]
 
 Polls each submission until it reaches a final state (completed, failed, uncertain,
-expired) and prints it as one JSON line. Exit 0 when all completed, 1 otherwise (or on
-timeout).
+expired) and prints it as one JSON line. Exit 0 when all completed, 3 when the others
+ended uncertain (IVA may or may not have them), 1 otherwise (or on timeout).
 
 ${CONNECTION_HELP}
 `;
@@ -120,6 +120,10 @@ export async function runWait(args: string[], io: CliIo): Promise<number> {
           const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
           io.stdout.write(`${JSON.stringify(final)}\n`);
           if (final.Status === 'completed') return EXIT_OK;
+          if (final.Status === 'uncertain') {
+            io.stderr.write(cliLine(`iva-bridge wait: ${id}: ended uncertain: IVA may or may not have it; resolve it`));
+            return EXIT_UNCERTAIN;
+          }
           io.stderr.write(
             cliLine(
               `iva-bridge wait: ${id}: ended ${final.Status}${final.Error ? ` ${final.Error.Code}: ${final.Error.Message}` : ''}`,
@@ -132,7 +136,8 @@ export async function runWait(args: string[], io: CliIo): Promise<number> {
         }
       }),
     );
-    return codes.every((c) => c === EXIT_OK) ? EXIT_OK : EXIT_IVA;
+    if (codes.every((c) => c === EXIT_OK)) return EXIT_OK;
+    return codes.every((c) => c === EXIT_OK || c === EXIT_UNCERTAIN) ? EXIT_UNCERTAIN : EXIT_IVA;
   } catch (error) {
     return failWith('wait', io, error);
   }

@@ -14,7 +14,7 @@ import { createLimiter } from '../s3-intake/limiter';
 import { kindFromExtension } from '../s3-intake/rules';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, UsageError, connect, failWith } from './connect';
 import { jsonReporter, plainReporter, ttyReporter, type FileOutcome, type SendReporter, type Stream } from './progress';
-import { EXIT_IVA, EXIT_OK, type CliIo } from './submit';
+import { EXIT_IVA, EXIT_OK, EXIT_UNCERTAIN, type CliIo } from './submit';
 
 export const SEND_HELP = `Usage: iva-bridge send FILE|FOLDER... --task-id ID [options]
 
@@ -42,9 +42,11 @@ Output:
   per file ("sent FILE → ID (route)", then "FILE: STATUS ID → RESULT" with --wait);
   errors go to stderr as "iva-bridge send: FILE: ... Code: Message (RequestId ...)".
   exit 0: every file sent (with --wait: completed, and its result saved with --out)
-  exit 1: the API, S3 or IVA refused or failed a file, or a submission ended failed or
-          uncertain (the other files still go through)
+  exit 1: the API, S3 or IVA refused or failed a file, or a submission ended failed
+          (the other files still go through)
   exit 2: usage, connection settings or a local file is wrong: nothing was sent
+  exit 3: with --wait, the only trouble is submissions that ended uncertain (IVA may or
+          may not have them: see the submission and resolve it)
 
 Retries: throttling (429), 5xx and dropped connections are retried with backoff. Every
 POST carries an Idempotency-Key that stays the same across its retries, and the upload PUT
@@ -295,9 +297,10 @@ export async function runSend(args: string[], io: CliIo): Promise<number> {
   await Promise.all(jobs.map(handle));
 
   const failed = outcomes.filter((o) => !o.ok).length;
+  const uncertain = outcomes.filter((o) => o.status === 'uncertain').length;
   const what = values.wait ? 'completed' : 'sent';
   reporter.finish(
     `iva-bridge send: ${outcomes.length - failed}/${outcomes.length} files ${what}${failed ? `, ${failed} not (see above)` : ''}${skipped.length ? `, ${skipped.length} skipped` : ''}`,
   );
-  return failed === 0 ? EXIT_OK : EXIT_IVA;
+  return failed === 0 ? EXIT_OK : failed === uncertain ? EXIT_UNCERTAIN : EXIT_IVA;
 }
