@@ -98,7 +98,6 @@ const API_COMMANDS: Record<string, () => Promise<(args: string[], io: CliIo) => 
   result: async () => (await import('./query')).runResult,
 };
 
-
 class UsageError extends BridgeError {
   override readonly name = 'UsageError';
   constructor(message: string) {
