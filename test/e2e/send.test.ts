@@ -172,7 +172,7 @@ describe('iva-bridge send against the local stack', () => {
       const line = sentLines.find((l) => l.file === join(root, name));
       expect(line?.dataId, name).toBe(matches[0]?.dataId);
       const saved = await readFile(join(dir, line!.result!), 'utf8');
-      const delivered = stack.sandbox!.callbacks.find((c) => c.ok && c.dataId === matches[0]?.dataId);
+      const delivered = stack.sandbox!.callbacks.find((c) => c.dataId === matches[0]?.dataId);
       expect(saved, name).toBe(delivered?.body);
     }
     expect((await readdir(join(dir, 'results'))).length).toBe(52);
@@ -252,7 +252,7 @@ describe('iva-bridge send against the local stack', () => {
     const result = await inProcess(['result', id]);
     expect(result.code).toBe(0);
     const dataId = (JSON.parse(status.stdout) as { ImageID: string }).ImageID;
-    expect(result.stdout).toBe(stack.sandbox!.callbacks.find((c) => c.ok && c.dataId === dataId)?.body);
+    expect(result.stdout).toBe(stack.sandbox!.callbacks.find((c) => c.dataId === dataId)?.body);
     const saved = await inProcess(['result', id, '--out', join(dir, 'r.json')]);
     expect(saved.code).toBe(0);
     expect(await readFile(join(dir, 'r.json'), 'utf8')).toBe(result.stdout);
