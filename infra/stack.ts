@@ -227,6 +227,8 @@ export class IvaBridgeStack extends Stack {
       [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.directSubmit.ivaTimeoutMs),
       [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
       [ENV.uploadUrlTtlSeconds]: String(config.uploadUrlTtlSeconds),
+      // `IVA Submission Uncertain` events (lib/iva/README.md).
+      [ENV.eventBusName]: config.eventBusName,
     });
     const resultCallback = this.createFunction('ResultCallback', FUNCTION_SPECS.resultCallback, retention, {
       ...shared,
@@ -358,16 +360,15 @@ export class IvaBridgeStack extends Stack {
       }),
     );
     resultCallback.addToRolePolicy(readSecret('ReadCallbackSecret', callbackSecret.secretArn));
+    const eventBusArn = config.eventBusName.startsWith('arn:')
+      ? config.eventBusName
+      : `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-bus/${config.eventBusName}`;
     resultCallback.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'EmitResultEvents',
-        actions: ['events:PutEvents'],
-        resources: [
-          config.eventBusName.startsWith('arn:')
-            ? config.eventBusName
-            : `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-bus/${config.eventBusName}`,
-        ],
-      }),
+      new iam.PolicyStatement({ sid: 'EmitResultEvents', actions: ['events:PutEvents'], resources: [eventBusArn] }),
+    );
+    // `IVA Submission Uncertain`: a direct submission whose answer from IVA was lost.
+    directSubmit.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'EmitSubmissionEvents', actions: ['events:PutEvents'], resources: [eventBusArn] }),
     );
     for (const fn of [objectCreated, directSubmit, resultCallback]) {
       const prefixes =

@@ -11,6 +11,7 @@ import { createApi, type Api, type ApiDeps, type ApiRequest, type ApiResponse } 
 import { ApiError } from '../../lib/api/errors';
 import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
+import { createSubmissionEventPublisher } from '../../lib/callback/events';
 import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
 import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics, withObservability } from '../../lib/observability';
@@ -34,6 +35,7 @@ export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
     // known, so ExpiresAt is the URL's real end (Lambda's own credentials carry none).
     presignS3: signingS3Client(s3, ENV.uploadRoleArn, uploadUrlTtlSeconds, { env }),
     bucket: required(env, ENV.bucket),
+    events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     config: {
       directMaxBytes: directMaxBytesFromEnv(env),
       uploadUrlTtlSeconds,

@@ -8,7 +8,7 @@
  * file), and the IVA client's small framing buffers — nothing else scales with the file.
  */
 import { randomUUID } from 'node:crypto';
-import { IvaError } from '../iva/errors';
+import { IvaAmbiguousError, IvaError } from '../iva/errors';
 import type { SubmitInput } from '../iva/types';
 import { METRIC, MetricUnit } from '../observability';
 import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
@@ -168,6 +168,8 @@ export async function handleSubmit(
         { [SUBMISSION_ID_HEADER]: id },
       );
     } catch (error) {
+      // IVA may have it: record and say so; never `failed` + "retry", which makes a duplicate.
+      if (error instanceof IvaAmbiguousError) return await answerUncertain(error, id, sub, meta, deps);
       // Our keys refused: most likely a rotation this container has not seen yet.
       if (isCredentialRejection(error) && !refreshed && deps.credentials) {
         refreshed = true;
@@ -185,6 +187,63 @@ export async function handleSubmit(
       return await answerFailure(error, id, meta, deps);
     }
   }
+}
+
+/** Where the owner reads an uncertain submission and how to resolve it; also used by the upload path. */
+export function uncertainAdvice(id: string): string {
+  return `It is recorded as uncertain under SubmissionId ${id} and will not be sent again automatically. Do not submit it again as a new request: check GET /v1/submissions/${id} (or wait for its result callback), then POST /v1/submissions/${id}/resolve with {"Status":"submitted"} or {"Status":"failed"}, or POST /v1/submissions/${id}/resubmit to send it again`;
+}
+
+/**
+ * The request reached IVA (or may have) but its answer was lost: `uncertain` in the
+ * ledger with the cause and times, an `IVA Submission Uncertain` event, and a 202 that
+ * says so. 202, not a 5xx: clients and SDKs retry 5xx on their own, which is exactly the
+ * duplicate this state exists to prevent.
+ */
+async function answerUncertain(
+  error: IvaAmbiguousError,
+  id: string,
+  sub: DirectSubmission,
+  meta: { action: string; version: string; requestId: string },
+  deps: ApiDeps,
+): Promise<ApiResponse> {
+  const sentAt = new Date(error.sentAt).toISOString();
+  const failedAt = new Date(error.failedAt).toISOString();
+  try {
+    await deps.ledger.markUncertain(id, { code: error.code, message: error.message, sentAt, failedAt });
+  } catch (ledgerError) {
+    deps.logger?.error('could not record the uncertain submission in the ledger', {
+      error: (ledgerError as Error).message,
+    });
+  }
+  deps.metrics?.addMetric(METRIC.uncertain, MetricUnit.Count, 1);
+  deps.logger?.error('IVA may have the submission but its answer was lost; recorded uncertain', {
+    code: error.code,
+    sentAt,
+    failedAt,
+  });
+  try {
+    await deps.events?.publishSubmissionUncertain({
+      submissionId: id,
+      source: 'api',
+      taskId: sub.taskId,
+      kind: sub.kind,
+      name: sub.name,
+      code: error.code,
+      message: error.message,
+      sentAt,
+      failedAt,
+    });
+  } catch (eventError) {
+    // The ledger holds the state; the event only announces it.
+    deps.logger?.error('could not announce the uncertain submission', { error: (eventError as Error).message });
+  }
+  const answer = new ApiError(
+    'SubmissionUncertain',
+    `The submission was sent to IVA but its answer was lost (${error.message}); IVA may have accepted it. ${uncertainAdvice(id)}.`,
+    { headers: { location: `/v1/submissions/${encodeURIComponent(id)}` }, cause: error },
+  );
+  return errorResponse(answer, meta, { submissionId: id });
 }
 
 async function answerFailure(

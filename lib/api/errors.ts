@@ -67,6 +67,11 @@ export const API_ERRORS = {
   ResultNotReady: 404,
   ResultNotFound: 404,
   InvalidResultId: 400,
+  // Submissions whose fate at IVA is unknown (lib/iva/README.md)
+  /** Not an error of the request: IVA may have it; answered 202 so that nothing resends it. */
+  SubmissionUncertain: 202,
+  /** resolve/resubmit on a submission that is not `uncertain`. */
+  SubmissionNotUncertain: 409,
   // Ours, not the client's fault
   UpstreamCredentialsRejected: 502,
   UpstreamCredentialsUnavailable: 503,

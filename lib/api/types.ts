@@ -5,6 +5,7 @@
 import type { ObservabilityDeps } from '../observability';
 import type { Ledger } from '../ledger/types';
 import type { IvaClient } from '../iva/types';
+import type { SubmissionEventPublisher } from '../callback/events';
 import type { S3Client } from '@aws-sdk/client-s3';
 
 export interface ApiRequest {
@@ -75,6 +76,8 @@ export interface ApiDeps extends ObservabilityDeps {
   presignS3?: S3Client;
   bucket: string;
   config: ApiConfig;
+  /** Announces submissions left `uncertain` (EventBridge); none → not announced. */
+  events?: SubmissionEventPublisher;
   /** Submission id factory (default `api_`/`upl_` + random UUID). */
   newId?: (source: 'api' | 'upload') => string;
   now?: () => Date;

@@ -10,8 +10,11 @@ import { EventPublishError } from '../../lib/callback/errors';
 import {
   createEventBridgePublisher,
   createMemoryPublisher,
+  createSubmissionEventPublisher,
   EVENT_SOURCE,
   RESULT_STORED_DETAIL_TYPE,
+  SUBMISSION_UNCERTAIN_DETAIL_TYPE,
+  type SubmissionUncertainDetail,
   type ResultStoredDetail,
 } from '../../lib/callback/events';
 
@@ -115,5 +118,41 @@ describe('EventBridge publisher', () => {
     await memory.publishResultStored(detail);
     await memory.publishResultStored({ ...detail, status: 'failed' });
     expect(memory.events.map((e) => e.status)).toEqual(['completed', 'failed']);
+  });
+});
+
+describe('submission events', () => {
+  const uncertain: SubmissionUncertainDetail = {
+    submissionId: 'api_1',
+    source: 'api',
+    taskId: 't',
+    kind: 'image',
+    name: 'cat.jpg',
+    code: 'ConnectionLostAfterSend',
+    message: 'ConnectionLostAfterSend: socket hang up',
+    sentAt: '2026-11-30T12:00:00.000Z',
+    failedAt: '2026-11-30T12:00:01.000Z',
+  };
+
+  it('IVA Submission Uncertain: one entry, source iva-bridge, on the configured bus, time = failedAt', async () => {
+    reply = { status: 200, body: { FailedEntryCount: 0, Entries: [{ EventId: 'e1' }] } };
+    await createSubmissionEventPublisher({ client: client(), eventBusName: 'bus-u' }).publishSubmissionUncertain(
+      uncertain,
+    );
+    const entry = seen[0]?.body.Entries[0] as Record<string, unknown> | undefined;
+    expect(entry).toMatchObject({
+      Source: EVENT_SOURCE,
+      DetailType: SUBMISSION_UNCERTAIN_DETAIL_TYPE,
+      EventBusName: 'bus-u',
+    });
+    expect(JSON.parse(String(entry?.['Detail']))).toEqual(uncertain);
+    expect(entry?.['Time']).toBe(Date.parse(uncertain.failedAt) / 1000);
+  });
+
+  it('a refused entry is an error naming the reason', async () => {
+    reply = { status: 200, body: { FailedEntryCount: 1, Entries: [{ ErrorCode: 'AccessDenied' }] } };
+    await expect(
+      createSubmissionEventPublisher({ client: client() }).publishSubmissionUncertain(uncertain),
+    ).rejects.toThrow(/AccessDenied/);
   });
 });

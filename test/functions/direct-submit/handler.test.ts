@@ -663,6 +663,67 @@ describe('every bad request gets a 4xx with a stable code', () => {
 describe('IVA failures', () => {
   const request = { TaskID: 'task-fail', Image: { Name: 'x.jpg', Source: 'file' } };
 
+  describe('the answer lost after sending: uncertain, announced, never "retry"', () => {
+    const cases = [
+      {
+        label: 'drop after accept',
+        fault: { drop: true as const, afterAccept: true },
+        code: 'ConnectionLostAfterSend',
+        atIva: 1,
+      },
+      { label: 'drop before accept', fault: { drop: true as const }, code: 'ConnectionLostAfterSend', atIva: 0 },
+      {
+        label: 'an answer slower than the per-attempt timeout',
+        fault: { delayMs: 900 },
+        code: 'TimeoutAfterSend',
+        atIva: 1,
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.label} → 202 SubmissionUncertain, ledger uncertain with cause and times, one event, IVA asked once`, async () => {
+        const events: unknown[] = [];
+        const slowClient = createIvaClient({
+          endpoint: sandbox.url,
+          credentials: DEFAULT_SANDBOX_CREDENTIALS,
+          timeoutMs: 300,
+          minThroughputBytesPerSecond: 1e12,
+          baseDelayMs: 5,
+          maxDelayMs: 40,
+        });
+        try {
+          const h = createHandler(
+            deps({ iva: slowClient, events: { publishSubmissionUncertain: async (d) => void events.push(d) } }),
+          );
+          sandbox.injectFaults(c.fault);
+          const res = await call(post('/v1/images', await imageForm(request, randomBytes(100))), 30_000, h);
+          expect(res.statusCode, res.body).toBe(202);
+          const id = header(res, 'x-iva-bridge-submission-id') ?? '';
+          expect(res.json).toMatchObject({
+            SubmissionId: id,
+            ResponseMetadata: { Error: { Code: 'SubmissionUncertain' } },
+          });
+          expect(res.json.ResponseMetadata.Error.Message).toContain(`POST /v1/submissions/${id}/resolve`);
+          expect(header(res, 'location')).toBe(`/v1/submissions/${id}`);
+          expect(header(res, 'retry-after')).toBeUndefined();
+          const record = await ledger.get(id);
+          expect(record).toMatchObject({ status: 'uncertain', uncertain: { code: c.code }, error: { code: c.code } });
+          expect(Date.parse(record?.uncertain?.failedAt ?? '')).toBeGreaterThanOrEqual(
+            Date.parse(record?.uncertain?.sentAt ?? ''),
+          );
+          expect(events).toEqual([
+            expect.objectContaining({ submissionId: id, source: 'api', taskId: 'task-fail', code: c.code }),
+          ]);
+          expect(counted).toContain('Uncertain');
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          expect(sandbox.requests).toHaveLength(1);
+          expect(sandbox.submissions).toHaveLength(c.atIva);
+        } finally {
+          slowClient.close?.();
+        }
+      });
+    }
+  });
+
   it('InvalidParameter passes through as 400 with IVA code, message and RequestId; ledger failed', async () => {
     sandbox.injectFaults({ code: 'InvalidParameter', httpStatus: 400, message: 'The image format is not supported.' });
     const res = await call(post('/v1/images', await imageForm(request, randomBytes(100))));
