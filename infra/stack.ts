@@ -764,6 +764,8 @@ export class IvaBridgeStack extends Stack {
     const results = submission.addResource('results');
     results.addMethod('GET', direct, keyed);
     results.addResource('{resultId}').addMethod('GET', direct, keyed);
+    // The owner's verdict on an uncertain submission (lib/iva/README.md).
+    submission.addResource('resolve').addMethod('POST', direct, keyed);
     v1.addResource('tasks').addResource('{taskId}').addResource('submissions').addMethod('GET', direct, keyed);
     // Vendor-compatible form: POST /?Action=AddAsyncTaskImageData&Version=2022-05-13.
     api.root.addMethod('POST', direct, multipart);

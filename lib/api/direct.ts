@@ -191,7 +191,7 @@ export async function handleSubmit(
 
 /** Where the owner reads an uncertain submission and how to resolve it; also used by the upload path. */
 export function uncertainAdvice(id: string): string {
-  return `It is recorded as uncertain under SubmissionId ${id} and will not be sent again automatically. Do not submit it again as a new request: check GET /v1/submissions/${id} (or wait for its result callback), then POST /v1/submissions/${id}/resolve with {"Status":"submitted"} or {"Status":"failed"}, or POST /v1/submissions/${id}/resubmit to send it again`;
+  return `It is recorded as uncertain under SubmissionId ${id} and will not be sent again automatically. Do not submit it again blindly: check GET /v1/submissions/${id} (a result callback that arrives is linked to it when you resolve it with its ImageID/VideoID), then POST /v1/submissions/${id}/resolve with {"Status":"submitted"} if IVA has it, or {"Status":"failed"} and submit it again as a new request`;
 }
 
 /**

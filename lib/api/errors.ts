@@ -70,8 +70,10 @@ export const API_ERRORS = {
   // Submissions whose fate at IVA is unknown (lib/iva/README.md)
   /** Not an error of the request: IVA may have it; answered 202 so that nothing resends it. */
   SubmissionUncertain: 202,
-  /** resolve/resubmit on a submission that is not `uncertain`. */
+  /** resolve on a submission that is not `uncertain`. */
   SubmissionNotUncertain: 409,
+  /** The body of POST /v1/submissions/{id}/resolve. */
+  InvalidResolution: 400,
   // Ours, not the client's fault
   UpstreamCredentialsRejected: 502,
   UpstreamCredentialsUnavailable: 503,

@@ -4,6 +4,7 @@
  * faults (ledger down, bugs) become a 5xx, and never with internal details.
  */
 import { handleSubmit } from './direct';
+import { handleResolve } from './resolve';
 import { ApiError } from './errors';
 import { errorResponse } from './responses';
 import { route, UNKNOWN_ACTION, type Route } from './router';
@@ -41,6 +42,8 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
       return handleListTaskSubmissions(r.taskId, req, deps);
     case 'listSubmissions':
       return handleListSubmissions(req, deps);
+    case 'resolveSubmission':
+      return handleResolve(r.id, req, deps);
   }
 }
 

@@ -17,7 +17,8 @@ export type Route =
   | { op: 'listSubmissions'; action: 'ListSubmissions' }
   | { op: 'getResult'; action: 'GetResult'; id: string }
   | { op: 'listResults'; action: 'ListResults'; id: string }
-  | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string };
+  | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string }
+  | { op: 'resolveSubmission'; action: 'ResolveSubmission'; id: string };
 
 /** The operation name used in error metadata before a route is known. */
 export const UNKNOWN_ACTION = 'Unknown';
@@ -110,6 +111,11 @@ const ROUTES: ReadonlyArray<{
     build: (p) => ({ op: 'getResultById', action: 'GetResultById', id: p['id'] ?? '', resultId: p['resultId'] ?? '' }),
   },
   {
+    method: 'POST',
+    resource: '/v1/submissions/{id}/resolve',
+    build: (p) => ({ op: 'resolveSubmission', action: 'ResolveSubmission', id: p['id'] ?? '' }),
+  },
+  {
     method: 'GET',
     resource: '/v1/tasks/{taskId}/submissions',
     build: (p) => ({ op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: p['taskId'] ?? '' }),
@@ -155,6 +161,6 @@ export function route(req: ApiRequest): Route {
   const shown = req.resource && byResource.length > 0 ? req.resource : req.path;
   throw new ApiError(
     'RouteNotFound',
-    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, GET /v1/tasks/{TaskID}/submissions`,
+    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, POST /v1/submissions/{id}/resolve, GET /v1/tasks/{TaskID}/submissions`,
   );
 }

@@ -53,10 +53,15 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
   return view;
 }
 
-/** The record, or the 400/404 every `/v1/submissions/{id}…` route answers. */
-export async function loadSubmission(id: string, deps: ApiDeps): Promise<SubmissionRecord> {
+/** The 400 every `/v1/submissions/{id}…` route answers for an id no submission can have. */
+export function checkSubmissionId(id: string): void {
   if (id === '' || id.length > 256 || CONTROL.test(id))
     throw new ApiError('InvalidSubmissionId', 'The submission id must be 1-256 characters without control characters');
+}
+
+/** The record, or the 400/404 every `/v1/submissions/{id}…` route answers. */
+export async function loadSubmission(id: string, deps: ApiDeps): Promise<SubmissionRecord> {
+  checkSubmissionId(id);
   const record = await deps.ledger.get(id);
   if (!record)
     throw new ApiError(

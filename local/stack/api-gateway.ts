@@ -45,6 +45,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', resource: '/v1/submissions/{id}/result', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}/results', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/submissions/{id}/results/{resultId}', target: 'directSubmit', apiKeyRequired: true },
+  { method: 'POST', resource: '/v1/submissions/{id}/resolve', target: 'directSubmit', apiKeyRequired: true },
   { method: 'GET', resource: '/v1/tasks/{taskId}/submissions', target: 'directSubmit', apiKeyRequired: true },
   { method: 'POST', resource: '/', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
   { method: 'POST', resource: '/callbacks/{secret}', target: 'resultCallback', apiKeyRequired: false },

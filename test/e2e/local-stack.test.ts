@@ -234,6 +234,80 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect(((await vendor.json()) as { Result: { ImageID: string } }).Result.ImageID).toMatch(/^img-/);
     });
 
+    it('a direct submission whose answer is lost: 202 SubmissionUncertain, an event, then the owner resolves it and the result links', async () => {
+      const task = taskId('uncertain');
+      await http.injectFaults([{ drop: true, afterAccept: true }]);
+      const res = await http.api('/v1/images', {
+        method: 'POST',
+        body: imageForm({ TaskID: task, Image: { Name: 'lost.jpg', Source: 'file' } }, randomBytes(2_000)),
+      });
+      expect(res.status).toBe(202);
+      const body = (await res.json()) as { SubmissionId: string; ResponseMetadata: { Error: { Code: string } } };
+      expect(body.ResponseMetadata.Error.Code).toBe('SubmissionUncertain');
+      const id = body.SubmissionId;
+      expect((await http.submission(id)).Status).toBe('uncertain');
+      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
+        source: string;
+        detailType: string;
+        detail: Record<string, unknown>;
+      }[];
+      expect(events.filter((e) => e.detailType === 'IVA Submission Uncertain' && e.detail.submissionId === id)).toEqual(
+        [expect.objectContaining({ source: 'iva-bridge', detail: expect.objectContaining({ taskId: task }) })],
+      );
+      // IVA did accept it (the sandbox knows): one submission, whose callback arrives unmatched.
+      const atIva = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
+      expect(atIva).toHaveLength(1);
+      const dataId = atIva[0]?.dataId ?? '';
+      await until('the callback delivered', async () => {
+        const callbacks = (await (await fetch(`${stack.ivaEndpoint}/__sandbox/callbacks`)).json()) as {
+          dataId: string;
+          ok: boolean;
+        }[];
+        return callbacks.some((c) => c.dataId === dataId && c.ok) ? true : undefined;
+      });
+
+      const resolve = (payload: unknown, contentType = 'application/json') =>
+        http.api(`/v1/submissions/${encodeURIComponent(id)}/resolve`, {
+          method: 'POST',
+          headers: { 'content-type': contentType },
+          body: typeof payload === 'string' ? payload : JSON.stringify(payload),
+        });
+      for (const [bad, code] of [
+        [{ Status: 'done' }, 'InvalidResolution'],
+        [{ Status: 'failed', ImageID: dataId }, 'InvalidResolution'],
+        [{ Status: 'submitted', ImageID: dataId, Extra: 1 }, 'InvalidResolution'],
+        ['{not json', 'InvalidJson'],
+      ] as const) {
+        const refused = await resolve(bad);
+        expect(refused.status, JSON.stringify(bad)).toBe(400);
+        expect(
+          ((await refused.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+        ).toBe(code);
+      }
+      expect((await http.submission(id)).Status).toBe('uncertain');
+
+      const resolved = await resolve({ Status: 'submitted', ImageID: dataId, Note: 'found in IVA' });
+      expect(resolved.status).toBe(200);
+      expect(await resolved.json()).toMatchObject({
+        SubmissionId: id,
+        Status: 'completed',
+        ImageID: dataId,
+        Resolution: { Action: 'submitted', Note: 'found in IVA' },
+        Uncertain: { Code: 'ConnectionLostAfterSend' },
+      });
+      const again = await resolve({ Status: 'failed' });
+      expect(again.status).toBe(409);
+      expect(
+        ((await again.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+      ).toBe('SubmissionNotUncertain');
+      const missing = await http.api('/v1/submissions/api_nope/resolve', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"Status":"failed"}',
+      });
+      expect(missing.status).toBe(404);
+    });
+
     it('the upload route takes a file larger than the direct limit', async () => {
       const task = taskId('uploads');
       const bytes = randomBytes(6 * 1024 * 1024);

@@ -403,6 +403,7 @@ describe('API', () => {
         'GET /v1/submissions/{id}/result',
         'GET /v1/submissions/{id}/results',
         'GET /v1/submissions/{id}/results/{resultId}',
+        'POST /v1/submissions/{id}/resolve',
         'GET /v1/tasks/{taskId}/submissions',
         'POST /',
         'POST /callbacks/{secret}',

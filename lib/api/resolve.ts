@@ -1,0 +1,96 @@
+/**
+ * POST /v1/submissions/{id}/resolve: the owner's verdict on an `uncertain` submission
+ * (lib/iva/README.md): IVA has it (`submitted`, optionally with the data id they found),
+ * or it is to be dropped (`failed`). Only an `uncertain` submission can be resolved: any
+ * other status answers 409 SubmissionNotUncertain, so a verdict never overwrites IVA's.
+ */
+import { SubmissionNotFoundError, SubmissionNotUncertainError } from '../ledger/errors';
+import type { ResolveInput } from '../ledger/types';
+import { decodeBody, header } from './body';
+import { ApiError } from './errors';
+import { json } from './responses';
+import { checkSubmissionId, submissionView } from './status';
+import type { ApiDeps, ApiRequest, ApiResponse } from './types';
+
+const MAX_RESOLVE_BYTES = 8 * 1024;
+const MAX_NOTE_CHARS = 1_000;
+const MAX_ID_CHARS = 256;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+const FIELDS = new Set(['Status', 'ImageID', 'VideoID', 'DataID', 'RequestId', 'Note']);
+
+function invalid(message: string): ApiError {
+  return new ApiError('InvalidResolution', message);
+}
+
+function optionalString(body: Record<string, unknown>, name: string, max: number): string | undefined {
+  const value = body[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '' || value.length > max)
+    throw invalid(`${name} must be a non-empty string of at most ${max} characters`);
+  if (name !== 'Note' && CONTROL.test(value)) throw invalid(`${name} must not contain control characters`);
+  return value;
+}
+
+/** The body: `{"Status":"submitted"|"failed", "ImageID"|"VideoID"|"DataID"?, "RequestId"?, "Note"?}`. */
+export function parseResolution(req: ApiRequest): ResolveInput {
+  const contentType = header(req, 'content-type') ?? '';
+  if (!/^application\/json\b/i.test(contentType.trim()))
+    throw new ApiError(
+      'UnsupportedMediaType',
+      `POST /v1/submissions/{id}/resolve takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
+    );
+  const raw = decodeBody(req, MAX_RESOLVE_BYTES, (size) =>
+    invalid(`The body is ${size} bytes; a resolution is at most ${MAX_RESOLVE_BYTES} bytes`),
+  );
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (error) {
+    throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object');
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !FIELDS.has(k));
+  if (unknown.length > 0)
+    throw invalid(`Unknown field ${JSON.stringify(unknown[0]?.slice(0, 40))}; fields: ${[...FIELDS].join(', ')}`);
+  const note = optionalString(fields, 'Note', MAX_NOTE_CHARS);
+  if (fields['Status'] === 'failed') {
+    for (const name of ['ImageID', 'VideoID', 'DataID', 'RequestId'])
+      if (fields[name] !== undefined) throw invalid(`${name} only goes with "Status":"submitted"`);
+    return { status: 'failed', ...(note !== undefined ? { note } : {}) };
+  }
+  if (fields['Status'] !== 'submitted') throw invalid('Status must be "submitted" (IVA has it) or "failed"');
+  const ids = (['ImageID', 'VideoID', 'DataID'] as const)
+    .map((name) => [name, optionalString(fields, name, MAX_ID_CHARS)] as const)
+    .filter(([, value]) => value !== undefined);
+  if (ids.length > 1) throw invalid('Give at most one of ImageID, VideoID, DataID');
+  const requestId = optionalString(fields, 'RequestId', MAX_ID_CHARS);
+  const [idName, dataId] = ids[0] ?? [];
+  return {
+    status: 'submitted',
+    ...(dataId !== undefined ? { dataId } : {}),
+    ...(idName === 'ImageID' ? { kind: 'image' as const } : idName === 'VideoID' ? { kind: 'video' as const } : {}),
+    ...(requestId !== undefined ? { requestId } : {}),
+    ...(note !== undefined ? { note } : {}),
+  };
+}
+
+export async function handleResolve(id: string, req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
+  checkSubmissionId(id);
+  const resolution = parseResolution(req);
+  try {
+    const record = await deps.ledger.resolveUncertain(id, resolution);
+    deps.log?.info('uncertain submission resolved by its owner', { submissionId: id, status: resolution.status });
+    return json(200, submissionView(record));
+  } catch (error) {
+    if (error instanceof SubmissionNotFoundError)
+      throw new ApiError('SubmissionNotFound', `No submission with id "${id.slice(0, 80)}"`);
+    if (error instanceof SubmissionNotUncertainError)
+      throw new ApiError(
+        'SubmissionNotUncertain',
+        `Submission ${id.slice(0, 80)} is ${error.status ?? 'not uncertain'}; only an uncertain submission can be resolved`,
+      );
+    throw error;
+  }
+}
