@@ -118,7 +118,8 @@ export class IvaBridgeStack extends Stack {
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      // Declared for housekeeping only; the ledger never relies on items expiring.
+      // Idempotency-Key records (IDEM#…) carry it: DynamoDB removes them after their 24 h
+      // (reads also treat an expired one as absent). Submissions never carry it.
       timeToLiveAttribute: 'expiresAt',
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -307,6 +308,15 @@ export class IvaBridgeStack extends Stack {
     this.warnUnreachableTtls(config);
 
     directSubmit.addToRolePolicy(ledgerAccess);
+    // A failed request forgets its Idempotency-Key record (lib/ledger/idempotency.ts): those items only.
+    directSubmit.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ForgetIdempotencyKeys',
+        actions: ['dynamodb:DeleteItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IDEM#*'] } },
+      }),
+    );
     directSubmit.addToRolePolicy(ledgerListing);
     directSubmit.addToRolePolicy(
       // Presigned PUT URLs returned by POST /v1/uploads are signed with this role.

@@ -12,6 +12,7 @@ import { ApiError } from '../../lib/api/errors';
 import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { createSubmissionEventPublisher } from '../../lib/callback/events';
+import { createDynamoIdempotencyStore } from '../../lib/ledger/idempotency';
 import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
 import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics, withObservability } from '../../lib/observability';
@@ -36,6 +37,7 @@ export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
     presignS3: signingS3Client(s3, ENV.uploadRoleArn, uploadUrlTtlSeconds, { env }),
     bucket: required(env, ENV.bucket),
     events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
+    idempotency: createDynamoIdempotencyStore({ tableName: required(env, ENV.ledgerTable) }),
     config: {
       directMaxBytes: directMaxBytesFromEnv(env),
       uploadUrlTtlSeconds,

@@ -17,6 +17,7 @@ import { ApiError } from './errors';
 import { API_VERSION, errorResponse, json, SUBMISSION_ID_HEADER } from './responses';
 import type { Route } from './router';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
+import { fingerprint, withIdempotency } from './idempotency';
 import { isCredentialRejection, mapIvaError } from './upstream';
 import {
   checkMultipartContentType,
@@ -106,6 +107,34 @@ export async function handleSubmit(
 ): Promise<ApiResponse> {
   const sub = await readDirectSubmission(req, route.kind, deps.config.directMaxBytes);
   const id = (deps.newId ?? newSubmissionId)('api');
+  const print = (): string =>
+    fingerprint(
+      `${req.method.toUpperCase()} ${req.resource ?? req.path} ${route.kind}`,
+      {
+        taskId: sub.taskId,
+        name: sub.name,
+        desc: sub.desc ?? null,
+        algoParamConf: sub.algoParamConf ?? null,
+        source:
+          sub.source.type === 'url'
+            ? { type: 'url', url: sub.source.url }
+            : { type: 'file', filename: sub.source.filename ?? null, contentType: sub.source.contentType },
+      },
+      sub.source.type === 'file' ? [sub.source.chunks] : [],
+    );
+  return withIdempotency(req, deps, print, { submissionId: id }, () =>
+    submitDirect(req, route, deps, startedAt, sub, id),
+  );
+}
+
+async function submitDirect(
+  req: ApiRequest,
+  route: Extract<Route, { op: 'submit' }>,
+  deps: ApiDeps,
+  startedAt: number,
+  sub: DirectSubmission,
+  id: string,
+): Promise<ApiResponse> {
   const log = deps.logger;
   log?.appendKeys({ submissionId: id, taskId: sub.taskId });
 

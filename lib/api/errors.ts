@@ -74,6 +74,10 @@ export const API_ERRORS = {
   SubmissionNotUncertain: 409,
   /** The body of POST /v1/submissions/{id}/resolve. */
   InvalidResolution: 400,
+  // Idempotency-Key (lib/api/idempotency.ts)
+  InvalidIdempotencyKey: 400,
+  IdempotencyKeyReuse: 422,
+  IdempotencyKeyInFlight: 409,
   // Ours, not the client's fault
   UpstreamCredentialsRejected: 502,
   UpstreamCredentialsUnavailable: 503,

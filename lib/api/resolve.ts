@@ -81,7 +81,7 @@ export async function handleResolve(id: string, req: ApiRequest, deps: ApiDeps):
   const resolution = parseResolution(req);
   try {
     const record = await deps.ledger.resolveUncertain(id, resolution);
-    deps.log?.info('uncertain submission resolved by its owner', { submissionId: id, status: resolution.status });
+    deps.logger?.info('uncertain submission resolved by its owner', { submissionId: id, status: resolution.status });
     return json(200, submissionView(record));
   } catch (error) {
     if (error instanceof SubmissionNotFoundError)

@@ -76,6 +76,8 @@ export interface ApiDeps extends ObservabilityDeps {
   presignS3?: S3Client;
   bucket: string;
   config: ApiConfig;
+  /** Idempotency-Key records; none → the header is ignored. */
+  idempotency?: import('../ledger/idempotency').IdempotencyStore;
   /** Announces submissions left `uncertain` (EventBridge); none → not announced. */
   events?: SubmissionEventPublisher;
   /** Submission id factory (default `api_`/`upl_` + random UUID). */

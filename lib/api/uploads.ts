@@ -14,6 +14,7 @@ import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
 import { json, SUBMISSION_ID_HEADER } from './responses';
+import { fingerprint, withIdempotency } from './idempotency';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { checkAlgoParamConf, checkDesc, checkKind, checkName, checkTaskId } from '../submission/validate';
 import { field, isPlainObject } from './validate';
@@ -212,6 +213,16 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
 
 export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
   const input = validateUploadRequest(parseJsonBody(req));
+  return withIdempotency(
+    req,
+    deps,
+    () => fingerprint(`${req.method.toUpperCase()} ${req.resource ?? req.path}`, input),
+    {},
+    () => issueUpload(input, deps),
+  );
+}
+
+async function issueUpload(input: UploadRequest, deps: ApiDeps): Promise<ApiResponse> {
   const ticket = await createUploadTicket(input, deps);
   deps.logger?.appendKeys({
     submissionId: ticket.SubmissionId,

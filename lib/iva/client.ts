@@ -270,12 +270,13 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
   const baseDelayMs = config.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
   const maxDelayMs = config.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
   const minAttemptMs = config.minAttemptMs ?? DEFAULT_MIN_ATTEMPT_MS;
+  const maxIdleReuseMs = config.maxIdleReuseMs ?? MAX_IDLE_REUSE_MS;
   // Keep-alive: a warm Lambda reuses its TLS connection instead of a new handshake per call.
   const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   let lastActivity = 0;
   /** Closes idle keep-alive connections that may have gone stale (see MAX_IDLE_REUSE_MS). */
   function dropStaleConnections(): void {
-    if (Date.now() - lastActivity <= MAX_IDLE_REUSE_MS) return;
+    if (Date.now() - lastActivity <= maxIdleReuseMs) return;
     for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
   }
   const send = secure ? httpsRequest : httpRequest;

@@ -77,6 +77,8 @@ export interface IvaClientConfig {
   /** Default total budget in ms when a call gives none (default 60 000). */
   budgetMs?: number;
   baseDelayMs?: number;
+  /** A kept-alive connection idle longer than this is closed, not reused (default 4 000 ms). */
+  maxIdleReuseMs?: number;
   /** Least budget left for a retry to start (default 1 000 ms); the first attempt always starts. */
   minAttemptMs?: number;
   maxDelayMs?: number;

@@ -357,26 +357,32 @@ describe('IAM', () => {
     expect(role.Policies).toBeUndefined();
   });
 
-  it('lets only result-callback put events, on the default bus', () => {
+  it('lets only result-callback (results) and direct-submit (uncertain submissions) put events, on the default bus', () => {
     const putters = (['objectCreated', 'directSubmit', 'resultCallback'] as const).filter((fn) =>
       statementsOf(fn).some((s) => actionsOf(s).includes('events:PutEvents')),
     );
-    expect(putters).toEqual(['resultCallback']);
-    const statement = statementsOf('resultCallback').find((s) =>
-      actionsOf(s).includes('events:PutEvents'),
-    ) as Statement;
-    expect(json(statement.Resource)).toContain(':event-bus/default');
+    expect(putters).toEqual(['directSubmit', 'resultCallback']);
+    for (const fn of putters) {
+      const statement = statementsOf(fn).find((s) => actionsOf(s).includes('events:PutEvents')) as Statement;
+      expect(json(statement.Resource), fn).toContain(':event-bus/default');
+    }
+    expect(fnProps('directSubmit').Environment).toMatchObject({ Variables: { EVENT_BUS_NAME: 'default' } });
   });
 
   it('grants only the ledger calls each function makes: item reads/writes, and Query on gsi1 for listings', () => {
     for (const fn of ['objectCreated', 'directSubmit', 'resultCallback'] as const) {
       const ddb = statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
       const onTable = ddb.filter((s) => !json(resourcesOf(s)).includes('/index/'));
-      expect(onTable.flatMap(actionsOf).sort(), fn).toEqual([
+      const deletes = onTable.filter((s) => actionsOf(s).includes('dynamodb:DeleteItem'));
+      expect(onTable.filter((s) => !deletes.includes(s)).flatMap(actionsOf).sort(), fn).toEqual([
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
       ]);
+      // Only direct-submit deletes, and only Idempotency-Key records (IDEM#…), never a submission.
+      expect(deletes.flatMap(actionsOf), fn).toEqual(fn === 'directSubmit' ? ['dynamodb:DeleteItem'] : []);
+      for (const d of deletes)
+        expect(d.Condition, fn).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IDEM#*'] } });
       const onIndex = ddb.filter((s) => json(resourcesOf(s)).includes('/index/'));
       // Only direct-submit lists a task's submissions (GET /v1/tasks/{taskId}/submissions).
       expect(onIndex.flatMap(actionsOf), fn).toEqual(fn === 'directSubmit' ? ['dynamodb:Query'] : []);

@@ -150,7 +150,7 @@ describe('failures before anything was sent', () => {
     const port = await closedPort();
     const retries: RetryInfo[] = [];
     const error = await client({ endpoint: `http://127.0.0.1:${port}` })
-      .submit(input, { budgetMs: 300, onRetry: (r) => retries.push(r) })
+      .submit(input, { budgetMs: 1_500, onRetry: (r) => retries.push(r) })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IvaBudgetExceededError);
     expect(error).toMatchObject({ code: 'NetworkError', ambiguous: false });

@@ -408,10 +408,20 @@ describe('IVA client: answers and retries', () => {
   });
 
   it('reuses the keep-alive connection between calls', async () => {
-    const c = client();
+    // However slow this machine is between the two calls, the connection counts as fresh.
+    const c = client({ maxIdleReuseMs: 600_000 });
     await c.submit(input);
     await c.submit(input);
     expect(gw.calls).toHaveLength(2);
     expect(gw.calls[1]!.remotePort).toBe(gw.calls[0]!.remotePort);
+  });
+
+  it('closes a kept-alive connection idle longer than maxIdleReuseMs instead of reusing it', async () => {
+    const c = client({ maxIdleReuseMs: 0 });
+    await c.submit(input);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await c.submit(input);
+    expect(gw.calls).toHaveLength(2);
+    expect(gw.calls[1]!.remotePort).not.toBe(gw.calls[0]!.remotePort);
   });
 });

@@ -4,7 +4,7 @@
  * injected faults) and s3rver (presigned PUT). Events are API Gateway REST v1 events
  * with multipart bodies written by a real encoder, base64-encoded like the gateway does.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -17,6 +17,7 @@ import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
 import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
+import { createDynamoIdempotencyStore, type IdempotencyStore } from '../../../lib/ledger/idempotency';
 import { logger } from '../../../lib/observability';
 import type { VolcCredentials } from '../../../lib/signer/index';
 import { createS3Client } from '../../../lib/storage/s3-client';
@@ -791,6 +792,120 @@ describe('IVA failures', () => {
     expect(res.body).not.toContain('wrong-secret-value');
     expect(JSON.stringify(logLines)).not.toContain('wrong-secret-value');
     expect(refreshes).toBe(1);
+  });
+});
+
+describe('Idempotency-Key: a client retry returns the first answer, never a second submission', () => {
+  let store: IdempotencyStore;
+  let withKey: ReturnType<typeof createHandler>;
+  beforeAll(() => {
+    const doc = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }),
+      { marshallOptions: { removeUndefinedValues: true } },
+    );
+    store = createDynamoIdempotencyStore({ tableName: 'ledger', client: doc });
+    withKey = createHandler(deps({ idempotency: store }));
+  });
+  const request = (task: string) => ({ TaskID: task, Image: { Name: 'k.jpg', Source: 'file' } });
+  const keyed = async (key: string, task: string, file: Buffer, path = '/v1/images') =>
+    post(path, await imageForm(request(task), file), { headers: { 'Idempotency-Key': key } });
+
+  it('same key, same request (a new multipart encoding): the first answer again, IVA called once', async () => {
+    const key = `k-${randomUUID()}`;
+    const file = randomBytes(5_000);
+    const first = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(first.statusCode, first.body).toBe(200);
+    const again = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(again.statusCode).toBe(200);
+    expect(again.json).toEqual(first.json);
+    expect(header(again, 'x-iva-bridge-submission-id')).toBe(header(first, 'x-iva-bridge-submission-id'));
+    expect(header(again, 'idempotent-replayed')).toBe('true');
+    expect(header(first, 'idempotent-replayed')).toBeUndefined();
+    expect(sandbox.submissions).toHaveLength(1);
+  });
+
+  it('same key, another request (other file, other fields, other route): 422 IdempotencyKeyReuse, IVA not called', async () => {
+    const key = `k-${randomUUID()}`;
+    const file = randomBytes(5_000);
+    expect((await call(await keyed(key, 'task-idem', file), 30_000, withKey)).statusCode).toBe(200);
+    for (const other of [
+      await keyed(key, 'task-idem', randomBytes(5_000)),
+      await keyed(key, 'task-other', file),
+      post(
+        '/v1/videos',
+        await imageForm({ TaskID: 'task-idem', Video: { Name: 'k.jpg', Source: 'file' } }, file, 'VideoFile'),
+        { headers: { 'Idempotency-Key': key } },
+      ),
+    ]) {
+      const res = await call(other, 30_000, withKey);
+      expect(res.statusCode, res.body).toBe(422);
+      expect(res.json.ResponseMetadata.Error.Code).toBe('IdempotencyKeyReuse');
+    }
+    expect(sandbox.submissions).toHaveLength(1);
+  });
+
+  it('while the first request is still at IVA: 409 IdempotencyKeyInFlight with Retry-After, then the replay', async () => {
+    const key = `k-${randomUUID()}`;
+    const file = randomBytes(5_000);
+    sandbox.injectFaults({ delayMs: 1_500 });
+    const first = call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const during = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(during.statusCode, during.body).toBe(409);
+    expect(during.json.ResponseMetadata.Error.Code).toBe('IdempotencyKeyInFlight');
+    expect(Number(header(during, 'retry-after'))).toBeGreaterThan(0);
+    const done = await first;
+    expect(done.statusCode).toBe(200);
+    const after = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(after.json).toEqual(done.json);
+    expect(sandbox.submissions).toHaveLength(1);
+  });
+
+  it('an uncertain answer is replayed too (202, same SubmissionId): a retry never resends it', async () => {
+    const key = `k-${randomUUID()}`;
+    const file = randomBytes(5_000);
+    sandbox.injectFaults({ drop: true, afterAccept: true });
+    const first = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(first.statusCode).toBe(202);
+    const again = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(again.statusCode).toBe(202);
+    expect(again.json.SubmissionId).toBe(first.json.SubmissionId);
+    expect(sandbox.requests).toHaveLength(1);
+  });
+
+  it('a 503 (IVA said "not now" until the budget ran out) forgets the key: the retry with it runs', async () => {
+    const key = `k-${randomUUID()}`;
+    const file = randomBytes(5_000);
+    sandbox.injectFaults({ count: 10_000, code: 'FlowLimitExceeded', httpStatus: 429 });
+    const first = await call(await keyed(key, 'task-idem', file), 3_000, withKey);
+    expect(first.statusCode, first.body).toBe(503);
+    sandbox.reset();
+    const retry = await call(await keyed(key, 'task-idem', file), 30_000, withKey);
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(header(retry, 'idempotent-replayed')).toBeUndefined();
+    expect(sandbox.submissions).toHaveLength(1);
+  });
+
+  it('POST /v1/uploads: same key → the same ticket; a bad key → 400 InvalidIdempotencyKey', async () => {
+    const key = `k-${randomUUID()}`;
+    const body = { TaskID: 'task-idem', Kind: 'image', Name: 'u.jpg', ContentType: 'image/jpeg', Size: 10 };
+    const upload = (k: string, b: unknown) => ({
+      method: 'POST',
+      path: '/v1/uploads',
+      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': k },
+      body: JSON.stringify(b),
+    });
+    const first = await call(upload(key, body), 30_000, withKey);
+    expect(first.statusCode, first.body).toBe(200);
+    const again = await call(upload(key, { ...body }), 30_000, withKey);
+    expect(again.json).toEqual(first.json);
+    const other = await call(upload(key, { ...body, Size: 11 }), 30_000, withKey);
+    expect(other.statusCode).toBe(422);
+    for (const bad of ['', 'x'.repeat(256), 'caf\u00e9']) {
+      const res = await call(upload(bad, body), 30_000, withKey);
+      expect(res.statusCode, JSON.stringify(bad)).toBe(400);
+      expect(res.json.ResponseMetadata.Error.Code).toBe('InvalidIdempotencyKey');
+    }
   });
 });
 
