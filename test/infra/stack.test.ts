@@ -374,11 +374,13 @@ describe('IAM', () => {
       const ddb = statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
       const onTable = ddb.filter((s) => !json(resourcesOf(s)).includes('/index/'));
       const deletes = onTable.filter((s) => actionsOf(s).includes('dynamodb:DeleteItem'));
-      expect(onTable.filter((s) => !deletes.includes(s)).flatMap(actionsOf).sort(), fn).toEqual([
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-      ]);
+      expect(
+        onTable
+          .filter((s) => !deletes.includes(s))
+          .flatMap(actionsOf)
+          .sort(),
+        fn,
+      ).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
       // Only direct-submit deletes, and only Idempotency-Key records (IDEM#…), never a submission.
       expect(deletes.flatMap(actionsOf), fn).toEqual(fn === 'directSubmit' ? ['dynamodb:DeleteItem'] : []);
       for (const d of deletes)
