@@ -302,7 +302,9 @@ describe('IVA client: answers and retries', () => {
   it('keeps retrying within the budget, then throws IvaBudgetExceededError', async () => {
     gw.respond = () => ivaError('ServiceUnavailableTemp', 'busy', 503, 'rid-busy');
     const started = Date.now();
-    const error = await client({ baseDelayMs: 20, maxDelayMs: 80 })
+    // An attempt starts only with 250 ms of budget left, so a loaded machine cannot make the
+    // budget's end cut a sent attempt (which is ambiguous, by design) instead of ending the retries.
+    const error = await client({ baseDelayMs: 20, maxDelayMs: 80, minAttemptMs: 250 })
       .submit(input, { budgetMs: 700 })
       .catch((e: unknown) => e);
     const elapsed = Date.now() - started;
