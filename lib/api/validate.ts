@@ -167,7 +167,7 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
     const otherKey = MEDIA_KEY[OTHER[kind]];
     const hint =
       otherKey in request
-        ? ` (got "${otherKey}": this is the ${kind} route, ${FILE_FIELD[kind]} / ${key}; videos go to ${kind === 'image' ? 'POST /v1/videos' : 'POST /v1/images'})`
+        ? ` (got "${otherKey}": this is the ${kind} route, ${FILE_FIELD[kind]} / ${key}; ${kind === 'image' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`
         : '';
     throw new ApiError(
       kind === 'image' ? 'MissingImage' : 'MissingVideo',

@@ -62,6 +62,27 @@ describe('validateDirect limits that a 4.5 MB body cannot reach', () => {
   });
 });
 
+describe('a Request for the other kind names the route it belongs to', () => {
+  const form = (request: object) => ({
+    fields: [{ name: 'Request', value: JSON.stringify(request), truncated: false }],
+    files: [],
+  });
+  it('an Image on the video route points to POST /v1/images, a Video on the image route to POST /v1/videos', () => {
+    expect(() => validateDirect(form({ TaskID: 't', Image: { Name: 'a', Source: 'url' } }), 'video')).toThrow(
+      expect.objectContaining({
+        code: 'MissingVideo',
+        message: expect.stringContaining('images go to POST /v1/images'),
+      }),
+    );
+    expect(() => validateDirect(form({ TaskID: 't', Video: { Name: 'a', Source: 'url' } }), 'image')).toThrow(
+      expect.objectContaining({
+        code: 'MissingImage',
+        message: expect.stringContaining('videos go to POST /v1/videos'),
+      }),
+    );
+  });
+});
+
 describe('JSON with a UTF-8 byte order mark (Windows editors, PowerShell)', () => {
   it('a Request field starting with a BOM is read, as a text field and as a file part', () => {
     const json = `\uFEFF${JSON.stringify({ TaskID: 't', Image: { Name: 'a', Source: 'url', Url: 'https://example.com/a.jpg' } })}`;
