@@ -58,8 +58,8 @@ export interface DynamoLedgerOptions {
   leaseMs?: number;
 }
 
-const GSI = 'gsi1';
-const STATUS_GSI = 'gsi2';
+const GSI = 'gsi1' as const;
+const STATUS_GSI = 'gsi2' as const;
 const DEFAULT_LEASE_MS = 2 * 60 * 1000;
 const MAX_PAGE = 100;
 
@@ -207,13 +207,16 @@ function stripUndefined<T extends Item>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
+/** The table client both the ledger and the Idempotency-Key store use when given none. */
+export function defaultDocumentClient(): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+}
+
 export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
   const table = options.tableName;
-  const doc =
-    options.client ??
-    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), {
-      marshallOptions: { removeUndefinedValues: true },
-    });
+  const doc = options.client ?? defaultDocumentClient();
   const now = options.now ?? (() => new Date());
   const defaultLease = options.leaseMs ?? DEFAULT_LEASE_MS;
 
@@ -836,43 +839,40 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     },
 
     async listByTask(taskId, opts): Promise<Page<SubmissionRecord>> {
-      const limit = Math.min(Math.max(opts?.limit ?? 25, 1), MAX_PAGE);
-      const out = await doc.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: GSI,
-          KeyConditionExpression: 'gsi1pk = :pk',
-          ExpressionAttributeValues: { ':pk': `TASK#${taskId}` },
-          ScanIndexForward: false,
-          Limit: limit,
-          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, 'gsi1', `TASK#${taskId}`) : undefined,
-        }),
-      );
-      const page: Page<SubmissionRecord> = { items: (out.Items ?? []).map(toRecord) };
-      if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
-      return page;
+      return queryIndexPage(doc, table, GSI, `TASK#${taskId}`, opts);
     },
 
     async listByStatus(status, opts): Promise<Page<SubmissionRecord>> {
-      const limit = Math.min(Math.max(opts?.limit ?? 25, 1), MAX_PAGE);
-      const out = await doc.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: STATUS_GSI,
-          KeyConditionExpression: 'gsi2pk = :pk',
-          ExpressionAttributeValues: { ':pk': `STATUS#${status}` },
-          ScanIndexForward: false,
-          Limit: limit,
-          ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, 'gsi2', `STATUS#${status}`) : undefined,
-        }),
-      );
+      const page = await queryIndexPage(doc, table, STATUS_GSI, `STATUS#${status}`, opts);
       // A key a racing write has not corrected yet (see syncIndexKeys) is not shown under the wrong status.
-      const items = (out.Items ?? []).map(toRecord).filter((record) => record.status === status);
-      const page: Page<SubmissionRecord> = { items };
-      if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
+      page.items = page.items.filter((record) => record.status === status);
       return page;
     },
   };
+}
+
+/** One page of an index partition, newest first; the cursor is bound to that index and partition. */
+async function queryIndexPage(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  index: 'gsi1' | 'gsi2',
+  partition: string,
+  opts: { limit?: number; cursor?: string } | undefined,
+): Promise<Page<SubmissionRecord>> {
+  const out = await doc.send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: index,
+      KeyConditionExpression: `${index}pk = :pk`,
+      ExpressionAttributeValues: { ':pk': partition },
+      ScanIndexForward: false,
+      Limit: Math.min(Math.max(opts?.limit ?? 25, 1), MAX_PAGE),
+      ExclusiveStartKey: opts?.cursor ? decodeCursor(opts.cursor, index, partition) : undefined,
+    }),
+  );
+  const page: Page<SubmissionRecord> = { items: (out.Items ?? []).map(toRecord) };
+  if (out.LastEvaluatedKey) page.cursor = encodeCursor(out.LastEvaluatedKey);
+  return page;
 }
 
 function encodeCursor(key: Item): string {

@@ -9,9 +9,15 @@
  * Why not Powertools' idempotency utility: see lib/api/README.md ("Idempotency-Key").
  */
 import { createHash } from 'node:crypto';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { sdkRequestHandler } from '../storage/sdk-http';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { defaultDocumentClient } from './dynamo';
 
 /** How long a key is remembered: a client retrying within this window gets the first answer. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
@@ -62,11 +68,7 @@ function isConditionFailure(error: unknown): boolean {
 
 export function createDynamoIdempotencyStore(options: DynamoIdempotencyOptions): IdempotencyStore {
   const table = options.tableName;
-  const doc =
-    options.client ??
-    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: sdkRequestHandler() }), {
-      marshallOptions: { removeUndefinedValues: true },
-    });
+  const doc = options.client ?? defaultDocumentClient();
   const now = options.now ?? (() => new Date());
   const ttlSeconds = options.ttlSeconds ?? IDEMPOTENCY_TTL_SECONDS;
 
