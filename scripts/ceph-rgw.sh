@@ -9,7 +9,7 @@
 # DIR defaults to .local/ceph under the repo. Environment: CEPH_RGW_PORT (7480),
 # CEPH_S3_ACCESS_KEY_ID, CEPH_S3_SECRET_ACCESS_KEY (fixed local test keys by default),
 # CEPH_START_TIMEOUT (seconds, 90).
-# Facts behind the settings: shared/reference/local-s3.md.
+# Facts behind the settings: docs/local-s3.md.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
