@@ -9,6 +9,7 @@
  * The functions read process.env, so one stack runs per process at a time; a second
  * stack started after the first closed gets fresh handler module instances.
  */
+import type { LocalStackFacts } from '../../lib/smoke/local';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -115,15 +116,7 @@ export interface LocalStackOptions {
 }
 
 /** What `npm start` writes to .local/stack.json. */
-export interface StackInfo {
-  s3Endpoint: string;
-  s3AccessKeyId: string;
-  s3SecretAccessKey: string;
-  s3Region: string;
-  bucket: string;
-  apiUrl: string;
-  apiKey: string;
-  callbackUrl: string;
+export interface StackInfo extends LocalStackFacts {
   ivaEndpoint: string;
   /** `sandbox` or `remote`. */
   ivaMode: 'sandbox' | 'remote';
