@@ -5,7 +5,7 @@
  */
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import type { MediaKind } from '../iva/types';
-import { sdkRequestHandler } from '../storage/sdk-http';
+import { sdkRequestHandler } from '../aws/sdk-http';
 import type { ResultStatus, SubmissionSource } from '../ledger/types';
 import { EventPublishError } from './errors';
 import type { StoredObject } from './store';

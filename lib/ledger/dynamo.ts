@@ -31,7 +31,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { sdkRequestHandler } from '../storage/sdk-http';
+import { sdkRequestHandler } from '../aws/sdk-http';
 import { encodeKeySegment, isWellFormed, toWellFormed } from '../storage/wtf8';
 import { InvalidCursorError, SubmissionNotFoundError, SubmissionNotUncertainError } from './errors';
 import type {

@@ -8,7 +8,7 @@ import { BridgeError } from '../errors';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ENV, type Env } from '../config';
 import type { VolcCredentials } from '../signer/index';
-import { sdkRequestHandler } from '../storage/sdk-http';
+import { sdkRequestHandler } from '../aws/sdk-http';
 
 /** The secret's value is not the documented shape: fixing the secret (not retrying) cures it. */
 export class SecretFormatError extends BridgeError {

@@ -14,7 +14,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { optional, type Env } from '../config';
 import { createS3Client } from './s3-client';
-import { sdkRequestHandler } from './sdk-http';
+import { sdkRequestHandler } from '../aws/sdk-http';
 
 /** The shape an SDK client's `credentials` option accepts (a provider with an expiry). */
 export interface ExpiringCredentials {

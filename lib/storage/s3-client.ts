@@ -8,7 +8,7 @@
  */
 import { S3Client } from '@aws-sdk/client-s3';
 import { ENV, type Env } from '../config';
-import { sdkRequestHandler, type SdkHttpTimeouts } from './sdk-http';
+import { sdkRequestHandler, type SdkHttpTimeouts } from '../aws/sdk-http';
 
 export interface S3ClientOptions {
   /** e.g. `http://127.0.0.1:4568` for a local S3; omitted → the SDK's own resolution. */
@@ -23,7 +23,7 @@ export interface S3ClientOptions {
     | (() => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>);
   /** Environment to read defaults from; process.env when omitted. */
   env?: Env;
-  /** Overrides of SDK_HTTP_TIMEOUTS (lib/storage/sdk-http.ts). */
+  /** Overrides of SDK_HTTP_TIMEOUTS (lib/aws/sdk-http.ts). */
   timeouts?: Partial<SdkHttpTimeouts>;
 }
 

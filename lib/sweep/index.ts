@@ -10,7 +10,7 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import type { Ledger, SubmissionRecord } from '../ledger/types';
 import type { LoggerPort } from '../observability';
-import { sdkRequestHandler } from '../storage/sdk-http';
+import { sdkRequestHandler } from '../aws/sdk-http';
 import { DEFAULT_SWEEP, type SweepSettings } from './settings';
 
 export { DEFAULT_SWEEP, SWEEP_ENV, type SweepSettings, sweepSettingsFromEnv } from './settings';

@@ -3,7 +3,7 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SDK_HTTP_TIMEOUTS, sdkRequestHandler } from '../../lib/storage/sdk-http';
+import { SDK_HTTP_TIMEOUTS, sdkRequestHandler } from '../../lib/aws/sdk-http';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 /** Reads every request and never answers: a hung AWS endpoint. */
