@@ -7,6 +7,7 @@
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/storage/s3-client';
+import { INCOMING_PREFIX } from '../lib/storage/prefixes';
 import { startLocalStack } from '../local/stack/index';
 
 const [n = 200, rate = 20] = process.argv.slice(2).map(Number);
@@ -37,7 +38,7 @@ await Promise.all(
       await s3.send(
         new PutObjectCommand({
           Bucket: stack.bucket,
-          Key: `incoming/backlog/${i}.jpg`,
+          Key: `${INCOMING_PREFIX}backlog/${i}.jpg`,
           Body: body,
           ContentType: 'image/jpeg',
         }),

@@ -39,11 +39,10 @@ import type { Construct, IConstruct } from 'constructs';
 import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
 import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
+import { INCOMING_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-export const INCOMING_PREFIX = 'incoming/';
-export const RESULTS_PREFIX = 'results/';
 export const STAGE_NAME = 'prod';
 /** Value put in the Volcengine secret at creation; the operator replaces it after deploy. */
 export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';

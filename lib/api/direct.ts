@@ -9,12 +9,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { IvaAmbiguousError, IvaError } from '../iva/errors';
+import { IVA_VERSION, KIND_PROTOCOL } from '../iva/protocol';
 import type { SubmitInput } from '../iva/types';
 import { METRIC, MetricUnit } from '../observability';
 import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
-import { API_VERSION, errorResponse, json, SUBMISSION_ID_HEADER } from './responses';
+import { errorResponse, json, SUBMISSION_ID_HEADER } from './responses';
 import type { Route } from './router';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { fingerprint, withIdempotency } from './idempotency';
@@ -149,7 +150,7 @@ async function submitDirect(
   if (begun.action !== 'proceed')
     throw new Error(`fresh submission id ${id} was already in the ledger (${begun.action})`);
 
-  const meta = { action: route.action, version: API_VERSION, requestId: req.requestId };
+  const meta = { action: route.action, version: IVA_VERSION, requestId: req.requestId };
   const input = toSubmitInput(sub);
   let refreshed = false;
   for (;;) {
@@ -188,11 +189,11 @@ async function submitDirect(
           ResponseMetadata: {
             RequestId: result.requestId,
             Action: route.action,
-            Version: API_VERSION,
+            Version: IVA_VERSION,
             Service: deps.config.ivaService,
             Region: deps.config.ivaRegion,
           },
-          Result: { [sub.kind === 'image' ? 'ImageID' : 'VideoID']: result.dataId, SubmissionId: id },
+          Result: { [KIND_PROTOCOL[sub.kind].idKey]: result.dataId, SubmissionId: id },
         },
         { [SUBMISSION_ID_HEADER]: id },
       );

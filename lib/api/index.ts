@@ -15,7 +15,7 @@ import { handleCreateUpload } from './uploads';
 
 export * from './types';
 export { ApiError, API_ERRORS, type ApiErrorCode } from './errors';
-export { SUBMISSION_ID_HEADER, API_VERSION } from './responses';
+export { SUBMISSION_ID_HEADER } from './responses';
 export { VIDEO_MAX_BYTES, uploadKey, sanitizeSegment } from './uploads';
 export { INLINE_RESULT_MAX_BYTES, RESULT_ID_HEADER, RESULT_URL_TTL_SECONDS } from './results';
 export { newSubmissionId, DEFAULT_MAX_BUDGET_MS } from './direct';

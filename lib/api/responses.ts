@@ -1,9 +1,9 @@
 /** Response bodies in IVA's shape, so a client written for IVA reads ours unchanged. */
+import { IVA_VERSION } from '../iva/protocol';
 import type { ApiError } from './errors';
 import type { ApiResponse } from './types';
 
 export const SUBMISSION_ID_HEADER = 'x-iva-bridge-submission-id';
-export const API_VERSION = '2022-05-13';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -28,7 +28,7 @@ export function errorResponse(error: ApiError, meta: Meta, extra: { submissionId
       ResponseMetadata: {
         RequestId: error.requestId ?? meta.requestId,
         Action: meta.action,
-        Version: meta.version ?? API_VERSION,
+        Version: meta.version ?? IVA_VERSION,
         Error: { Code: error.code, Message: error.message },
       },
       ...(extra.submissionId ? { SubmissionId: extra.submissionId } : {}),

@@ -25,7 +25,8 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { s3ObjectAbsence } from '../aws/errors';
-import { keySegment, RESULTS_PREFIX } from '../callback/store';
+import { keySegment } from '../callback/store';
+import { RESULTS_PREFIX } from '../storage/prefixes';
 import type { SubmissionRecord } from '../ledger/types';
 import { ApiError } from './errors';
 import { json } from './responses';

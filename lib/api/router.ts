@@ -1,13 +1,8 @@
 /** Maps method + path (+ Action/Version for the vendor-compatible form) to an operation. */
+import { IVA_VERSION, KIND_PROTOCOL, kindOfAction } from '../iva/protocol';
 import type { MediaKind } from '../iva/types';
 import { ApiError } from './errors';
-import { API_VERSION } from './responses';
 import type { ApiRequest } from './types';
-
-export const SUBMIT_ACTIONS: Record<MediaKind, string> = {
-  image: 'AddAsyncTaskImageData',
-  video: 'AddAsyncTaskVideoData',
-};
 
 export type Route =
   | { op: 'submit'; kind: MediaKind; action: string }
@@ -46,21 +41,21 @@ function vendorRoute(req: ApiRequest): Route {
   if (action === undefined || action === '') {
     throw new ApiError(
       'MissingAction',
-      `The Action query parameter is required: POST /?Action=${SUBMIT_ACTIONS.image}&Version=${API_VERSION} (or ${SUBMIT_ACTIONS.video}), or use POST /v1/images and POST /v1/videos`,
+      `The Action query parameter is required: POST /?Action=${KIND_PROTOCOL.image.action}&Version=${IVA_VERSION} (or ${KIND_PROTOCOL.video.action}), or use POST /v1/images and POST /v1/videos`,
     );
   }
-  const kind = (Object.keys(SUBMIT_ACTIONS) as MediaKind[]).find((k) => SUBMIT_ACTIONS[k] === action);
+  const kind = kindOfAction(action);
   if (!kind) {
     throw new ApiError(
       'InvalidActionOrVersion',
-      `Unknown Action "${action.slice(0, 64)}": this endpoint serves ${SUBMIT_ACTIONS.image} and ${SUBMIT_ACTIONS.video}`,
+      `Unknown Action "${action.slice(0, 64)}": this endpoint serves ${KIND_PROTOCOL.image.action} and ${KIND_PROTOCOL.video.action}`,
     );
   }
   const version = firstQuery(req, 'Version');
-  if (version !== API_VERSION) {
+  if (version !== IVA_VERSION) {
     throw new ApiError(
       'InvalidVersion',
-      `${action} needs Version=${API_VERSION}${version ? `, got "${version.slice(0, 32)}"` : ' (missing)'}`,
+      `${action} needs Version=${IVA_VERSION}${version ? `, got "${version.slice(0, 32)}"` : ' (missing)'}`,
     );
   }
   return { op: 'submit', kind, action };
@@ -81,12 +76,12 @@ const ROUTES: ReadonlyArray<{
   {
     method: 'POST',
     resource: '/v1/images',
-    build: () => ({ op: 'submit', kind: 'image', action: SUBMIT_ACTIONS.image }),
+    build: () => ({ op: 'submit', kind: 'image', action: KIND_PROTOCOL.image.action }),
   },
   {
     method: 'POST',
     resource: '/v1/videos',
-    build: () => ({ op: 'submit', kind: 'video', action: SUBMIT_ACTIONS.video }),
+    build: () => ({ op: 'submit', kind: 'video', action: KIND_PROTOCOL.video.action }),
   },
   { method: 'POST', resource: '/v1/uploads', build: () => ({ op: 'createUpload', action: 'CreateUpload' }) },
   { method: 'GET', resource: '/v1/submissions', build: () => ({ op: 'listSubmissions', action: 'ListSubmissions' }) },
@@ -161,6 +156,6 @@ export function route(req: ApiRequest): Route {
   const shown = req.resource && byResource.length > 0 ? req.resource : req.path;
   throw new ApiError(
     'RouteNotFound',
-    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${API_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, POST /v1/submissions/{id}/resolve, GET /v1/tasks/{TaskID}/submissions`,
+    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${IVA_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, POST /v1/submissions/{id}/resolve, GET /v1/tasks/{TaskID}/submissions`,
   );
 }

@@ -1,5 +1,6 @@
 /** GET /v1/submissions/{id} and GET /v1/tasks/{TaskID}/submissions: the ledger, as users read it. */
 import { InvalidCursorError } from '../ledger/errors';
+import { KIND_PROTOCOL } from '../iva/protocol';
 import type { SubmissionRecord, SubmissionStatus } from '../ledger/types';
 import { escapeForLog } from '../submission/validate';
 import { ApiError } from './errors';
@@ -24,7 +25,7 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
     Desc: r.desc,
   };
   if (r.dataId !== undefined)
-    view[r.kind === 'video' ? 'VideoID' : r.kind === 'image' ? 'ImageID' : 'DataID'] = r.dataId;
+    view[r.kind === 'video' || r.kind === 'image' ? KIND_PROTOCOL[r.kind].idKey : 'DataID'] = r.dataId;
   view['RequestId'] = r.requestId;
   if (r.error) view['Error'] = { Code: r.error.code, Message: r.error.message, RequestId: r.error.requestId };
   view['Attempts'] = r.attempts;

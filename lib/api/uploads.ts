@@ -8,6 +8,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IMAGE_MAX_BYTES } from '../config';
 import { headerSafe } from '../storage/metadata';
+import { INCOMING_PREFIX } from '../storage/prefixes';
 import { redactPresignedUrl } from '../storage/presign';
 import type { MediaKind } from '../iva/types';
 import { decodeBody, header } from './body';
@@ -107,7 +108,7 @@ export function sanitizeSegment(value: string, fallback = 'file'): string {
 }
 
 export function uploadKey(taskId: string, submissionId: string, name: string): string {
-  return `incoming/${sanitizeSegment(taskId, 'task')}/${submissionId}/${sanitizeSegment(name)}`;
+  return `${INCOMING_PREFIX}${sanitizeSegment(taskId, 'task')}/${submissionId}/${sanitizeSegment(name)}`;
 }
 
 export function uploadMetadata(input: UploadRequest, submissionId: string): Record<string, string> {

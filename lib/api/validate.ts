@@ -3,6 +3,7 @@
  * with one stable error code per way it can be wrong. Messages say what to send instead.
  */
 import { IMAGE_MAX_BYTES } from '../config';
+import { KIND_PROTOCOL, REQUEST_FIELD } from '../iva/protocol';
 import type { MediaKind } from '../iva/types';
 import { checkBoundary, isMultipartFormData, MultipartError, type FilePart, type ParsedForm } from '../multipart/index';
 import {
@@ -16,8 +17,6 @@ import {
 } from '../submission/validate';
 import { ApiError } from './errors';
 
-export const FILE_FIELD: Record<MediaKind, 'ImageFile' | 'VideoFile'> = { image: 'ImageFile', video: 'VideoFile' };
-export const MEDIA_KEY: Record<MediaKind, 'Image' | 'Video'> = { image: 'Image', video: 'Video' };
 const OTHER: Record<MediaKind, MediaKind> = { image: 'video', video: 'image' };
 
 /** Largest `Request` field accepted: it carries names and parameters, not data. */
@@ -82,8 +81,8 @@ export function parseHttpUrl(value: string): URL | undefined {
 
 /** The Request field: from a text part, or from a file part named Request (`curl -F Request=@req.json`). */
 function requestText(form: ParsedForm): string {
-  const asFields = form.fields.filter((f) => f.name === 'Request');
-  const asFiles = form.files.filter((f) => f.field === 'Request');
+  const asFields = form.fields.filter((f) => f.name === REQUEST_FIELD);
+  const asFiles = form.files.filter((f) => f.field === REQUEST_FIELD);
   const count = asFields.length + asFiles.length;
   if (count === 0) {
     const seen = [...form.fields.map((f) => f.name), ...form.files.map((f) => f.field)].filter(
@@ -161,13 +160,13 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
     ),
   );
 
-  const key = MEDIA_KEY[kind];
+  const key = KIND_PROTOCOL[kind].mediaKey;
   const media = request[key];
   if (media === undefined || media === null) {
-    const otherKey = MEDIA_KEY[OTHER[kind]];
+    const otherKey = KIND_PROTOCOL[OTHER[kind]].mediaKey;
     const hint =
       otherKey in request
-        ? ` (got "${otherKey}": this is the ${kind} route, ${FILE_FIELD[kind]} / ${key}; ${kind === 'image' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`
+        ? ` (got "${otherKey}": this is the ${kind} route, ${KIND_PROTOCOL[kind].fileField} / ${key}; ${kind === 'image' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`
         : '';
     throw new ApiError(
       kind === 'image' ? 'MissingImage' : 'MissingVideo',
@@ -183,7 +182,7 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
   if (source !== 'url' && source !== 'file') {
     throw new ApiError(
       'InvalidSource',
-      `Request.${key}.Source must be "file" (the ${FILE_FIELD[kind]} part holds the bytes) or "url" (IVA downloads Url), got ${source === undefined ? 'nothing' : describe(source)}`,
+      `Request.${key}.Source must be "file" (the ${KIND_PROTOCOL[kind].fileField} part holds the bytes) or "url" (IVA downloads Url), got ${source === undefined ? 'nothing' : describe(source)}`,
     );
   }
 
@@ -206,14 +205,14 @@ export function validateRequestObject(request: Record<string, unknown>, kind: Me
 }
 
 function checkFiles(form: ParsedForm, kind: MediaKind, sourceType: 'url' | 'file'): FilePart | undefined {
-  const expected = FILE_FIELD[kind];
-  const other = FILE_FIELD[OTHER[kind]];
-  const files = form.files.filter((f) => f.field !== 'Request');
+  const expected = KIND_PROTOCOL[kind].fileField;
+  const other = KIND_PROTOCOL[OTHER[kind]].fileField;
+  const files = form.files.filter((f) => f.field !== REQUEST_FIELD);
   for (const file of files) {
     if (file.field === other) {
       throw new ApiError(
         'WrongFilePart',
-        `This is the ${kind} route: send the file as "${expected}", not "${other}" (${other === 'VideoFile' ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`,
+        `This is the ${kind} route: send the file as "${expected}", not "${other}" (${other === KIND_PROTOCOL.video.fileField ? 'videos go to POST /v1/videos' : 'images go to POST /v1/images'})`,
       );
     }
     if (file.field !== expected) {

@@ -17,7 +17,6 @@ export {
   type UnmatchedReason,
   keySegment,
   putOnce,
-  RESULTS_PREFIX,
   UNMATCHED_PREFIX,
   EMITTED_PREFIX,
   type StoredObject,

@@ -19,10 +19,10 @@
  */
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { encodeKeySegment } from '../storage/wtf8';
+import { RESULTS_PREFIX } from '../storage/prefixes';
 import { StorageUnavailableError } from './errors';
 import { awsErrorName, awsHttpStatus, isAwsError, s3ObjectAbsence } from '../aws/errors';
 
-export const RESULTS_PREFIX = 'results/';
 export const UNMATCHED_PREFIX = `${RESULTS_PREFIX}_unmatched/`;
 export const EMITTED_PREFIX = `${RESULTS_PREFIX}_emitted/`;
 const UNKNOWN_TASK = '_unknown-task';

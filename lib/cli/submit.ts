@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { ENV, ivaTarget, type Env } from '../config';
 import { createIvaClient } from '../iva/client';
 import { IvaAmbiguousError, IvaError, IvaInputError } from '../iva/errors';
+import { KIND_PROTOCOL } from '../iva/protocol';
 import type { MediaKind, SubmitInput, SubmitSource } from '../iva/types';
 import { checkDesc, checkName, checkTaskId, parseAlgoParamConf, SubmissionFieldError } from '../submission/validate';
 
@@ -279,8 +280,9 @@ export async function runSubmit(args: string[], io: CliIo): Promise<number> {
         );
       },
     });
-    const idKey = result.kind === 'image' ? 'ImageID' : 'VideoID';
-    io.stdout.write(line(JSON.stringify({ [idKey]: result.dataId, RequestId: result.requestId }), secret));
+    io.stdout.write(
+      line(JSON.stringify({ [KIND_PROTOCOL[result.kind].idKey]: result.dataId, RequestId: result.requestId }), secret),
+    );
     return EXIT_OK;
   } catch (error) {
     if (error instanceof IvaInputError) return fail(EXIT_USAGE, error.message);

@@ -20,6 +20,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { basename, extname } from 'node:path';
 import { DEFAULTS } from '../config';
+import { KIND_PROTOCOL, REQUEST_FIELD } from '../iva/protocol';
 import { kindFromExtension } from '../s3-intake/rules';
 import { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
 import {
@@ -398,7 +399,7 @@ export class IvaBridgeClient {
     const key = input.idempotencyKey ?? randomUUID();
     const request = {
       TaskID: input.taskId,
-      [kind === 'image' ? 'Image' : 'Video']: {
+      [KIND_PROTOCOL[kind].mediaKey]: {
         Name: name,
         Source: 'file',
         ...(input.desc !== undefined ? { Desc: input.desc } : {}),
@@ -430,8 +431,8 @@ export class IvaBridgeClient {
       // A fresh form per attempt; the file part is read from disk each time, not held.
       body: () => {
         const form = new FormData();
-        form.set(file.kind === 'image' ? 'ImageFile' : 'VideoFile', blob, basename(input.path));
-        form.set('Request', file.requestJson);
+        form.set(KIND_PROTOCOL[file.kind].fileField, blob, basename(input.path));
+        form.set(REQUEST_FIELD, file.requestJson);
         return form;
       },
       ...(input.onRetry ? { onRetry: input.onRetry } : {}),

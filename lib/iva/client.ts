@@ -26,6 +26,7 @@ import {
   RESIGN_CODES,
 } from './errors';
 import { frameRequestOnly, frameWithFile, multipartContentType, randomBoundary } from './multipart';
+import { IVA_VERSION, KIND_PROTOCOL } from './protocol';
 import type {
   FileData,
   IvaClient,
@@ -36,7 +37,6 @@ import type {
   SubmitResult,
 } from './types';
 
-export const IVA_VERSION = '2022-05-13';
 export const DEFAULT_BUDGET_MS = 60_000;
 export const DEFAULT_BASE_DELAY_MS = 200;
 export const DEFAULT_MAX_DELAY_MS = 5_000;
@@ -61,12 +61,6 @@ export const DEFAULT_MIN_ATTEMPT_MS = 1_000;
 /** IVA's answers are small JSON documents; anything bigger is not IVA. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-const ACTIONS: Record<MediaKind, { action: string; field: string; key: 'Image' | 'Video'; id: 'ImageID' | 'VideoID' }> =
-  {
-    image: { action: 'AddAsyncTaskImageData', field: 'ImageFile', key: 'Image', id: 'ImageID' },
-    video: { action: 'AddAsyncTaskVideoData', field: 'VideoFile', key: 'Video', id: 'VideoID' },
-  };
-
 type StreamFile = Extract<FileData, { open: unknown }>;
 
 /** A body ready to hash once and send any number of times. */
@@ -83,17 +77,17 @@ function isStreamFile(data: FileData): data is StreamFile {
 }
 
 export function buildRequestJson(input: SubmitInput): string {
-  const spec = ACTIONS[input.kind];
+  const spec = KIND_PROTOCOL[input.kind];
   const media: Record<string, string> = { Name: input.name, Source: input.source.type };
   if (input.source.type === 'url') media['Url'] = input.source.url;
   if (input.desc !== undefined) media['Desc'] = input.desc;
-  const request: Record<string, unknown> = { TaskID: input.taskId, [spec.key]: media };
+  const request: Record<string, unknown> = { TaskID: input.taskId, [spec.mediaKey]: media };
   if (input.algoParamConf !== undefined) request['AlgoParamConf'] = input.algoParamConf;
   return JSON.stringify(request);
 }
 
 function validate(input: SubmitInput): void {
-  if (!ACTIONS[input.kind]) throw new IvaInputError('InvalidKind', `kind must be "image" or "video"`);
+  if (!KIND_PROTOCOL[input.kind]) throw new IvaInputError('InvalidKind', `kind must be "image" or "video"`);
   if (typeof input.taskId !== 'string' || input.taskId.trim() === '')
     throw new IvaInputError('MissingTaskID', 'TaskID is required');
   if (typeof input.name !== 'string' || input.name.trim() === '')
@@ -120,7 +114,7 @@ async function prepareBody(input: SubmitInput): Promise<PreparedBody> {
   const source = input.source;
   const frame = frameWithFile({
     boundary,
-    fieldName: ACTIONS[input.kind].field,
+    fieldName: KIND_PROTOCOL[input.kind].fileField,
     filename: source.filename ?? input.name,
     requestJson,
     ...(source.contentType !== undefined ? { contentType: source.contentType } : {}),
@@ -221,9 +215,9 @@ function parseAnswer(
     throw unreadable(`IVA answered HTTP ${answer.status} without an error code`);
   }
   const result = (doc as { Result?: unknown }).Result as Record<string, unknown> | undefined;
-  const dataId = result?.[ACTIONS[kind].id];
+  const dataId = result?.[KIND_PROTOCOL[kind].idKey];
   if (typeof dataId !== 'string' || dataId === '') {
-    throw unreadable(`IVA answered success without Result.${ACTIONS[kind].id}`);
+    throw unreadable(`IVA answered success without Result.${KIND_PROTOCOL[kind].idKey}`);
   }
   return { dataId, requestId: requestId ?? '' };
 }
@@ -318,7 +312,7 @@ export function createIvaClient(config: IvaClientConfig): IvaClient {
       method: 'POST',
       host,
       path,
-      query: { Action: ACTIONS[kind].action, Version: IVA_VERSION },
+      query: { Action: KIND_PROTOCOL[kind].action, Version: IVA_VERSION },
       headers: { 'Content-Type': body.contentType },
       bodySha256: body.sha256,
       credentials: creds,

@@ -6,6 +6,7 @@
  * itself is never copied, so the client can hash and send it in place.
  */
 import { randomBytes } from 'node:crypto';
+import { REQUEST_FIELD } from './protocol';
 
 export const CRLF = '\r\n';
 
@@ -58,11 +59,11 @@ export function frameWithFile(input: FileFrameInput): FileFrame {
     `--${input.boundary}${CRLF}` +
     `Content-Disposition: form-data; name="${quoteParam(input.fieldName)}"; filename="${quoteParam(input.filename)}"${CRLF}` +
     `Content-Type: ${contentType}${CRLF}${CRLF}`;
-  const suffix = fieldPart(input.boundary, 'Request', input.requestJson, false) + closing(input.boundary);
+  const suffix = fieldPart(input.boundary, REQUEST_FIELD, input.requestJson, false) + closing(input.boundary);
   return { prefix: Buffer.from(prefix, 'utf8'), suffix: Buffer.from(suffix, 'utf8') };
 }
 
 /** Source=url: the body is the `Request` field alone. */
 export function frameRequestOnly(boundary: string, requestJson: string): Buffer {
-  return Buffer.from(fieldPart(boundary, 'Request', requestJson, true) + closing(boundary), 'utf8');
+  return Buffer.from(fieldPart(boundary, REQUEST_FIELD, requestJson, true) + closing(boundary), 'utf8');
 }

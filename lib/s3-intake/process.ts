@@ -14,6 +14,7 @@ import type { IvaClient, SubmitResult } from '../iva/types';
 import type { Ledger, ObjectRef, SubmissionRecord, SubmissionSource } from '../ledger/types';
 import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { decodeMetadataValue } from '../storage/metadata';
+import { INCOMING_PREFIX } from '../storage/prefixes';
 import { redactPresignedUrl, redactSignedUrls, type Presigner } from '../storage/presign';
 import { escapeForLog } from '../submission/validate';
 import { IntakeRuleError, MalformedMessageError } from './errors';
@@ -222,7 +223,7 @@ export function createIntake(deps: IntakeDeps) {
     log: RecordLog,
   ): Promise<RecordOutcome> {
     if (!isSubmittableKey(record.key)) {
-      log.info('Ignored: only objects under incoming/ are submitted');
+      log.info(`Ignored: only objects under ${INCOMING_PREFIX} are submitted`);
       return 'ignored';
     }
     const object = await head(record);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { MediaKind } from '../iva/types';
 import { decodeMetadataValue } from '../storage/metadata';
+import { INCOMING_PREFIX } from '../storage/prefixes';
 import {
   checkDesc,
   checkKind,
@@ -17,8 +18,6 @@ import {
   SubmissionFieldError,
 } from '../submission/validate';
 import { IntakeRuleError } from './errors';
-
-export const INCOMING_PREFIX = 'incoming/';
 
 /** Object metadata keys (S3 lower-cases user metadata names). */
 export const META = {

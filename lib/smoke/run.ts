@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../config';
+import { INCOMING_PREFIX } from '../storage/prefixes';
 
 export interface ResultEvent {
   source: string;
@@ -256,7 +257,7 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
     );
 
     // ------------------------------------------------------------ S3 upload
-    const key = `incoming/${run}-s3/cat.jpg`;
+    const key = `${INCOMING_PREFIX}${run}-s3/cat.jpg`;
     await target.s3.send(
       new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: randomBytes(2048), ContentType: 'image/jpeg' }),
     );

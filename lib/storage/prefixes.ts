@@ -1,0 +1,11 @@
+/**
+ * The bucket's two key prefixes, one home for both: the stack (infra/) scopes grants,
+ * the notification and lifecycle rules by them, and the functions read and write under
+ * them. Constants only, no imports, so infra can depend on it without pulling in SDKs.
+ */
+
+/** Objects under it are submitted (docs/contract.md, section 1); nothing else is. */
+export const INCOMING_PREFIX = 'incoming/';
+
+/** Where result-callback files IVA's callback bodies; never submitted, so never a loop. */
+export const RESULTS_PREFIX = 'results/';
