@@ -36,6 +36,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
+import { ROUTES, type RouteFunction } from '../lib/api/routes';
 import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
 import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
@@ -733,7 +734,6 @@ export class IvaBridgeStack extends Stack {
 
     // One Lambda permission for the whole API instead of one per method.
     const direct = new apigw.LambdaIntegration(directSubmit, { scopePermissionToMethod: false });
-    const keyed: apigw.MethodOptions = { apiKeyRequired: true };
     // A base64-encoded body over ~4.5 MB makes a Lambda event over 6 MB: the invoke
     // fails and API Gateway would answer 502. This authorizer denies such bodies from
     // their Content-Length first, and the ACCESS_DENIED gateway response turns the deny
@@ -756,36 +756,24 @@ export class IvaBridgeStack extends Stack {
       resultsCacheTtl: Duration.seconds(0),
     });
     const multipart: apigw.MethodOptions = {
-      ...keyed,
+      apiKeyRequired: true,
       authorizer: sizeGuardAuthorizer,
       authorizationType: apigw.AuthorizationType.CUSTOM,
     };
-    const v1 = api.root.addResource('v1');
-    v1.addResource('images').addMethod('POST', direct, multipart);
-    v1.addResource('videos').addMethod('POST', direct, multipart);
-    v1.addResource('uploads').addMethod('POST', direct, keyed);
-    const submissions = v1.addResource('submissions');
-    // GET /v1/submissions?status=…: every task's submissions in one status (the status index).
-    submissions.addMethod('GET', direct, keyed);
-    const submission = submissions.addResource('{id}');
-    submission.addMethod('GET', direct, keyed);
-    submission.addResource('result').addMethod('GET', direct, keyed);
-    const results = submission.addResource('results');
-    results.addMethod('GET', direct, keyed);
-    results.addResource('{resultId}').addMethod('GET', direct, keyed);
-    // The owner's verdict on an uncertain submission (lib/iva/README.md).
-    submission.addResource('resolve').addMethod('POST', direct, keyed);
-    v1.addResource('tasks').addResource('{taskId}').addResource('submissions').addMethod('GET', direct, keyed);
-    // Vendor-compatible form: POST /?Action=AddAsyncTaskImageData&Version=2022-05-13.
-    api.root.addMethod('POST', direct, multipart);
-    // IVA cannot send our API key: the long random path secret is the credential,
-    // checked in constant time by result-callback.
-    api.root
-      .addResource('callbacks')
-      .addResource('{secret}')
-      .addMethod('POST', new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }), {
-        apiKeyRequired: false,
-      });
+    // Every route from the one table (lib/api/routes.ts) the direct-submit router dispatches on.
+    const integrations: Record<RouteFunction, apigw.LambdaIntegration> = {
+      'direct-submit': direct,
+      'result-callback': new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }),
+    };
+    for (const route of ROUTES) {
+      api.root
+        .resourceForPath(route.resource)
+        .addMethod(
+          route.method,
+          integrations[route.function],
+          route.sizeGuarded ? multipart : { apiKeyRequired: route.apiKeyRequired },
+        );
+    }
 
     const apiKey = new apigw.ApiKey(this, 'ApiKey', {
       description: 'Default iva-bridge client key (create one per client, see README).',

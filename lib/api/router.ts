@@ -2,6 +2,7 @@
 import { IVA_VERSION, KIND_PROTOCOL, kindOfAction } from '../iva/protocol';
 import type { MediaKind } from '../iva/types';
 import { ApiError } from './errors';
+import { routesOf } from './routes';
 import type { ApiRequest } from './types';
 
 export type Route =
@@ -61,61 +62,40 @@ function vendorRoute(req: ApiRequest): Route {
   return { op: 'submit', kind, action };
 }
 
+type DirectRouteName = ReturnType<typeof routesOf<'direct-submit'>>[number]['name'];
+
+/** The operation of each direct-submit route of the table in routes.ts. */
+const BUILD: Record<DirectRouteName, (params: Readonly<Record<string, string>>, req: ApiRequest) => Route> = {
+  vendorSubmit: (_p, req) => vendorRoute(req),
+  submitImage: () => ({ op: 'submit', kind: 'image', action: KIND_PROTOCOL.image.action }),
+  submitVideo: () => ({ op: 'submit', kind: 'video', action: KIND_PROTOCOL.video.action }),
+  createUpload: () => ({ op: 'createUpload', action: 'CreateUpload' }),
+  listSubmissions: () => ({ op: 'listSubmissions', action: 'ListSubmissions' }),
+  getSubmission: (p) => ({ op: 'getSubmission', action: 'GetSubmission', id: p['id'] ?? '' }),
+  getResult: (p) => ({ op: 'getResult', action: 'GetResult', id: p['id'] ?? '' }),
+  listResults: (p) => ({ op: 'listResults', action: 'ListResults', id: p['id'] ?? '' }),
+  getResultById: (p) => ({
+    op: 'getResultById',
+    action: 'GetResultById',
+    id: p['id'] ?? '',
+    resultId: p['resultId'] ?? '',
+  }),
+  resolveSubmission: (p) => ({ op: 'resolveSubmission', action: 'ResolveSubmission', id: p['id'] ?? '' }),
+  listTaskSubmissions: (p) => ({ op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: p['taskId'] ?? '' }),
+};
+
 /**
- * The routes, by API Gateway resource template (the same templates as infra/stack.ts).
- * Deployed, API Gateway has already matched method and resource: an undefined method or
- * path never reaches the function (it answers MISSING_AUTHENTICATION_TOKEN, mapped to
- * 404 RouteNotFound), so there is no 405 here either.
+ * The direct-submit routes (routes.ts, the table infra/stack.ts deploys). Deployed, API
+ * Gateway has already matched method and resource: an undefined method or path never
+ * reaches the function (it answers MISSING_AUTHENTICATION_TOKEN, mapped to 404
+ * RouteNotFound), so there is no 405 here either.
  */
-const ROUTES: ReadonlyArray<{
-  method: string;
-  resource: string;
-  build: (params: Readonly<Record<string, string>>, req: ApiRequest) => Route;
-}> = [
-  { method: 'POST', resource: '/', build: (_p, req) => vendorRoute(req) },
-  {
-    method: 'POST',
-    resource: '/v1/images',
-    build: () => ({ op: 'submit', kind: 'image', action: KIND_PROTOCOL.image.action }),
-  },
-  {
-    method: 'POST',
-    resource: '/v1/videos',
-    build: () => ({ op: 'submit', kind: 'video', action: KIND_PROTOCOL.video.action }),
-  },
-  { method: 'POST', resource: '/v1/uploads', build: () => ({ op: 'createUpload', action: 'CreateUpload' }) },
-  { method: 'GET', resource: '/v1/submissions', build: () => ({ op: 'listSubmissions', action: 'ListSubmissions' }) },
-  {
-    method: 'GET',
-    resource: '/v1/submissions/{id}',
-    build: (p) => ({ op: 'getSubmission', action: 'GetSubmission', id: p['id'] ?? '' }),
-  },
-  {
-    method: 'GET',
-    resource: '/v1/submissions/{id}/result',
-    build: (p) => ({ op: 'getResult', action: 'GetResult', id: p['id'] ?? '' }),
-  },
-  {
-    method: 'GET',
-    resource: '/v1/submissions/{id}/results',
-    build: (p) => ({ op: 'listResults', action: 'ListResults', id: p['id'] ?? '' }),
-  },
-  {
-    method: 'GET',
-    resource: '/v1/submissions/{id}/results/{resultId}',
-    build: (p) => ({ op: 'getResultById', action: 'GetResultById', id: p['id'] ?? '', resultId: p['resultId'] ?? '' }),
-  },
-  {
-    method: 'POST',
-    resource: '/v1/submissions/{id}/resolve',
-    build: (p) => ({ op: 'resolveSubmission', action: 'ResolveSubmission', id: p['id'] ?? '' }),
-  },
-  {
-    method: 'GET',
-    resource: '/v1/tasks/{taskId}/submissions',
-    build: (p) => ({ op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: p['taskId'] ?? '' }),
-  },
-];
+const DIRECT_ROUTES = routesOf('direct-submit').map((r) => ({ ...r, build: BUILD[r.name] }));
+
+/** The routes as a RouteNotFound message lists them. */
+const ROUTE_LIST = DIRECT_ROUTES.map((r) =>
+  r.resource === '/' ? `${r.method} /?Action=…&Version=${IVA_VERSION}` : `${r.method} ${r.resource}`,
+).join(', ');
 
 /** `{name}` segments of a template bound to the (decoded) segments of a path, or undefined. */
 function matchTemplate(template: string, parts: readonly string[]): Record<string, string> | undefined {
@@ -141,21 +121,18 @@ function matchTemplate(template: string, parts: readonly string[]): Record<strin
 export function route(req: ApiRequest): Route {
   const method = req.method.toUpperCase();
   const norm = { ...req, method };
-  const byResource = req.resource ? ROUTES.filter((r) => r.resource === req.resource) : [];
+  const byResource = req.resource ? DIRECT_ROUTES.filter((r) => r.resource === req.resource) : [];
   if (byResource.length > 0) {
     const hit = byResource.find((r) => r.method === method);
     if (hit) return hit.build(req.pathParameters ?? {}, norm);
   } else {
     const parts = segments(req.path);
-    for (const r of ROUTES) {
+    for (const r of DIRECT_ROUTES) {
       if (r.method !== method) continue;
       const params = matchTemplate(r.resource, parts);
       if (params) return r.build({ ...params, ...(req.pathParameters ?? {}) }, norm);
     }
   }
   const shown = req.resource && byResource.length > 0 ? req.resource : req.path;
-  throw new ApiError(
-    'RouteNotFound',
-    `No route ${method} ${shown.slice(0, 200)}. Routes: POST /v1/images, POST /v1/videos, POST /?Action=…&Version=${IVA_VERSION}, POST /v1/uploads, GET /v1/submissions/{id}, GET /v1/submissions/{id}/result, GET /v1/submissions/{id}/results, GET /v1/submissions/{id}/results/{resultId}, POST /v1/submissions/{id}/resolve, GET /v1/tasks/{TaskID}/submissions`,
-  );
+  throw new ApiError('RouteNotFound', `No route ${method} ${shown.slice(0, 200)}. Routes: ${ROUTE_LIST}`);
 }
