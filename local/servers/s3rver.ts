@@ -5,16 +5,20 @@
  *   WHEN_REQUIRED) or streamed PutObject bodies are stored with aws-chunked framing;
  * - paginated listing (continuation tokens) needs DES, i.e. a process started with
  *   `--openssl-legacy-provider`: see `listPaginationSupported`;
- * - its event records carry raw keys; `events` re-emits them URL-encoded like AWS.
+ * - its event records carry raw keys; `events` re-emits them URL-encoded like AWS;
+ * - keys with `..` segments, empty segments or over 255-byte segments escaped its folder
+ *   or crashed it: s3rver-keys.ts contains them (every key S3 accepts is stored inside the
+ *   folder, a key over 1,024 bytes gets S3's 400 KeyTooLongError).
  */
 import { createCipheriv } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeServer, urlOf } from './http-close';
+import { containS3rverKeys, guardRequests } from './s3rver-keys';
 
 /** One S3 event record as s3rver builds it (the AWS shape, minus a few fields). */
 export interface S3EventRecord {
@@ -49,6 +53,7 @@ interface S3rverOptions {
 export interface S3rverInstance extends EventEmitter {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
   httpServer?: Server;
 }
 
@@ -59,6 +64,8 @@ export interface StartS3rverOptions {
   /** Buckets created before the server answers. */
   buckets?: string[];
   port?: number;
+  /** A folder that keeps the objects across restarts (not removed on close); a temporary one when omitted. */
+  directory?: string;
 }
 
 export interface LocalS3 {
@@ -89,7 +96,10 @@ export function encodeS3EventKey(key: string): string {
 }
 
 export async function startS3rver(options: StartS3rverOptions = {}): Promise<LocalS3> {
-  const directory = await mkdtemp(join(tmpdir(), 's3rver-'));
+  containS3rverKeys();
+  const kept = options.directory !== undefined;
+  const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 's3rver-')));
+  if (kept) await mkdir(directory, { recursive: true });
   const server = new S3rver({
     address: '127.0.0.1',
     port: options.port ?? 0,
@@ -97,6 +107,8 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
     directory,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
+  const callback = server.callback.bind(server);
+  server.callback = () => guardRequests(callback());
   const events = new EventEmitter<{ event: [S3EventNotification] }>();
   server.on('event', (notification: S3EventNotification) => {
     events.emit('event', {
@@ -110,7 +122,7 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
   try {
     address = await server.run();
   } catch (err) {
-    await rm(directory, { recursive: true, force: true });
+    if (!kept) await rm(directory, { recursive: true, force: true });
     throw err;
   }
   let closing: Promise<void> | undefined;
@@ -118,7 +130,7 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
     const http = server.httpServer;
     if (http) await closeServer(http);
     events.removeAllListeners();
-    await rm(directory, { recursive: true, force: true });
+    if (!kept) await rm(directory, { recursive: true, force: true });
   };
   return {
     endpoint: urlOf({ address: address.address, port: address.port, family: 'IPv4' }),
