@@ -1,11 +1,12 @@
 /**
  * The signature Volcengine's own Node signer (`@volcengine/openapi`, a dev dependency:
- * local and test code only) computes for a request as it was received. The sandbox and
+ * local and test code, and the sandbox function of a `-c ivaMode=sandbox` stack, whose
+ * bundle carries it) computes for a request as it was received. The sandbox and
  * the test gateway check signatures with it rather than with lib/signer, so a mistake in
  * lib/signer (a swapped region and service in the signing key, a wrong escape) fails
  * every flow that signs instead of agreeing with itself.
  */
-import { createRequire } from 'node:module';
+import * as signModule from '@volcengine/openapi/lib/base/sign.js';
 
 interface OfficialSigner {
   isSignableHeader(lowerCaseName: string): boolean;
@@ -26,9 +27,16 @@ type OfficialSignerClass = new (
   options?: { bodySha256?: string },
 ) => OfficialSigner;
 
-const require = createRequire(import.meta.url);
-/** The vendor's signer, loaded as the CommonJS module it is. */
-const Signer = (require('@volcengine/openapi/lib/base/sign.js') as { default: OfficialSignerClass }).default;
+/**
+ * The vendor's signer, a CommonJS module with `exports.default`. A static import so that
+ * esbuild bundles it into the sandbox function; Node's ESM loader hands the whole
+ * `module.exports` as `default`, a bundler the class itself, so both shapes are read.
+ */
+const Signer: OfficialSignerClass = (() => {
+  const imported = (signModule as unknown as { default: OfficialSignerClass | { default: OfficialSignerClass } })
+    .default;
+  return typeof imported === 'function' ? imported : imported.default;
+})();
 
 export interface OfficialSignatureInput {
   method: string;

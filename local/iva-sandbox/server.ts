@@ -5,40 +5,38 @@
  * callbacks. Used by the tests and by `npm start`; faults can be injected in-process or
  * through `/__sandbox/*` (unauthenticated: it only ever listens on a loopback address).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { IMAGE_MAX_BYTES } from '../../lib/config';
-import { sha256Hex, type Query, type VolcCredentials } from '../../lib/signer/index';
+import type { VolcCredentials } from '../../lib/signer/index';
 import { closeServer, listen, urlOf } from '../servers/http-close';
-import { verifySignature } from './auth';
-import { SandboxError, invalidParameter } from './errors';
-import { parseSubmission, tooLarge, type SandboxKind } from './multipart';
+import {
+  acceptSubmission,
+  callbackBody,
+  describeFetchError,
+  errorAnswer,
+  idKeyOf,
+  newRequestId,
+  responseMetadata,
+} from './core';
+import { SandboxError } from './errors';
 import type {
   CallbackDelivery,
-  CallbackLabel,
   CallbackStatus,
   Fault,
   IvaSandboxOptions,
   RateLimit,
-  SandboxAction,
   SandboxEvents,
   SandboxRequest,
   Submission,
   SubmissionSummary,
 } from './types';
 
-export const IVA_VERSION = '2022-05-13';
+export { IVA_VERSION } from './core';
 
 /** Used when no credentials are given (CLI without VOLC_ACCESSKEY, most tests). Not secret. */
 export const DEFAULT_SANDBOX_CREDENTIALS: VolcCredentials = {
   accessKeyId: 'AKLTLOCALSANDBOX',
   secretAccessKey: 'local-sandbox-secret-key',
-};
-
-const ACTIONS: Record<SandboxAction, { kind: SandboxKind; idKey: 'ImageID' | 'VideoID' }> = {
-  AddAsyncTaskImageData: { kind: 'image', idKey: 'ImageID' },
-  AddAsyncTaskVideoData: { kind: 'video', idKey: 'VideoID' },
 };
 
 const CONTROL_PREFIX = '/__sandbox/';
@@ -211,13 +209,7 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
       return; // the client went away mid-body: nothing to answer
     }
 
-    const meta = {
-      RequestId: requestId,
-      Action: action ?? '',
-      Version: url.searchParams.get('Version') ?? '',
-      Service: this.service,
-      Region: this.region,
-    };
+    const meta = responseMetadata(url, requestId, this.service, this.region);
     const fault = this.takeFault();
     let outcome: Outcome;
     try {
@@ -243,7 +235,7 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
         record.fault = 'delay';
         await sleep(fault.delayMs, this.shutdown.signal);
       }
-      const accepted = await this.process(req, url, body, requestId);
+      const accepted = await this.process(req, url, body, requestId, action ?? '');
       outcome = { status: 200, body: { ResponseMetadata: meta, Result: accepted } };
       if (fault && 'drop' in fault) outcome.drop = true;
     } catch (err) {
@@ -251,16 +243,9 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
         req.socket.destroy();
         return;
       }
-      const error =
-        err instanceof SandboxError
-          ? err
-          : new SandboxError('InternalError', 500, 'The sandbox failed to process the request.');
       if (!(err instanceof SandboxError)) this.log(`internal error on ${requestId}: ${(err as Error).message}`);
-      record.code = error.code;
-      outcome = {
-        status: error.httpStatus,
-        body: { ResponseMetadata: { ...meta, Error: { Code: error.code, Message: error.message } } },
-      };
+      record.code = err instanceof SandboxError ? err.code : 'InternalError';
+      outcome = errorAnswer(err, meta);
     }
     record.httpStatus = outcome.status;
     if (outcome.drop) {
@@ -285,131 +270,39 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     url: URL,
     body: { bytes: Buffer; overLimit: boolean },
     requestId: string,
+    action: string,
   ): Promise<Record<string, string>> {
-    const action = url.searchParams.get('Action') ?? '';
-    const version = url.searchParams.get('Version') ?? '';
-    const route = Object.hasOwn(ACTIONS, action) ? ACTIONS[action as SandboxAction] : undefined;
-    if (!route || version !== IVA_VERSION) {
-      throw new SandboxError(
-        'InvalidActionOrVersion',
-        404,
-        `Action "${action}" with Version "${version}" is not served here.`,
-      );
-    }
-    if (req.method !== 'POST')
-      throw new SandboxError('MethodNotAllowed', 405, `${action} accepts POST only, not ${req.method}.`);
-    if (body.overLimit) throw invalidParameter('The request body is larger than this endpoint accepts.');
-
-    const accessKeyId = verifySignature({
-      method: req.method,
-      path: url.pathname,
-      query: queryOf(url),
-      headers: req.headers,
-      bodySha256: sha256Hex(body.bytes),
-      credentials: this.keys,
-      region: this.region,
-      service: this.service,
-      maxSkewMs: this.options.maxSkewMs ?? 15 * 60 * 1000,
-      now: (this.options.now ?? Date.now)(),
-    });
-
-    const maxFileBytes =
-      route.kind === 'image' ? (this.options.imageMaxBytes ?? IMAGE_MAX_BYTES) : Number.POSITIVE_INFINITY;
-    const parsed = await parseSubmission(req.headers, body.bytes, route.kind, maxFileBytes);
-    let file = parsed.file;
-    if (parsed.source === 'url') file = await this.download(parsed.url!, route.kind, maxFileBytes);
-
-    const bytes = file?.bytes ?? Buffer.alloc(0);
-    const submission: Submission = {
-      action: action as SandboxAction,
-      kind: route.kind,
-      taskId: parsed.taskId,
-      name: parsed.name,
-      ...(parsed.desc !== undefined ? { desc: parsed.desc } : {}),
-      ...(parsed.algoParamConf !== undefined ? { algoParamConf: parsed.algoParamConf } : {}),
-      source: parsed.source,
-      ...(parsed.url !== undefined ? { url: parsed.url } : {}),
-      file: bytes,
-      ...(file?.fileName ? { fileName: file.fileName } : {}),
-      ...(file?.contentType ? { fileContentType: file.contentType } : {}),
-      size: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-      dataId: `${route.kind === 'image' ? 'img' : 'vid'}-${randomBytes(12).toString('hex')}`,
+    const { submission, result } = await acceptSubmission(
+      { method: req.method ?? 'GET', url, headers: req.headers, body: body.bytes, overLimit: body.overLimit },
       requestId,
-      accessKeyId,
-      receivedAt: new Date().toISOString(),
-    };
+      {
+        keys: this.keys,
+        region: this.region,
+        service: this.service,
+        ...(this.options.maxSkewMs !== undefined ? { maxSkewMs: this.options.maxSkewMs } : {}),
+        ...(this.options.now ? { now: this.options.now } : {}),
+        ...(this.options.imageMaxBytes !== undefined ? { imageMaxBytes: this.options.imageMaxBytes } : {}),
+        ...(this.options.downloadTimeoutMs !== undefined ? { downloadTimeoutMs: this.options.downloadTimeoutMs } : {}),
+        signal: this.shutdown.signal,
+      },
+    );
     this.submissions.push(submission);
     this.log(
-      `accepted ${action} task=${submission.taskId} ${route.idKey}=${submission.dataId} size=${submission.size} RequestId=${requestId}`,
+      `accepted ${action} task=${submission.taskId} ${idKeyOf(submission)}=${submission.dataId} size=${submission.size} RequestId=${requestId}`,
     );
     this.emit('submission', submission);
     this.scheduleCallback(submission);
-    return { [route.idKey]: submission.dataId };
-  }
-
-  /** Fetches a Source=url object the way IVA would: a plain GET, no credentials. */
-  private async download(
-    url: string,
-    kind: SandboxKind,
-    maxBytes: number,
-  ): Promise<{ bytes: Buffer; contentType?: string }> {
-    const timeoutMs = this.options.downloadTimeoutMs ?? 30_000;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(timeoutMs)]) });
-    } catch (err) {
-      throw invalidParameter(`The Url could not be downloaded: ${describeFetchError(err)}.`);
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
-      throw invalidParameter(`${`The Url could not be downloaded: HTTP ${res.status} ${res.statusText}`.trimEnd()}.`);
-    }
-    const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (declared > maxBytes) {
-      await res.body?.cancel().catch(() => undefined);
-      throw tooLarge(kind, maxBytes);
-    }
-    let bytes: Buffer;
-    try {
-      bytes = Buffer.from(await res.arrayBuffer());
-    } catch (err) {
-      throw invalidParameter(`The Url could not be downloaded: ${describeFetchError(err)}.`);
-    }
-    if (bytes.length > maxBytes) throw tooLarge(kind, maxBytes);
-    if (bytes.length === 0) throw invalidParameter('The Url returned an empty body.');
-    return { bytes, contentType: res.headers.get('content-type') ?? undefined };
-  }
-
-  /*
-   * The callback body. IVA's real callback format is unpublished (iva-api.md,
-   * "Results"); the sandbox sends the expected case, JSON in the API's capitalisation:
-   *   { "TaskID": "…", "ImageID" | "VideoID": "…",
-   *     "Status": "success" | "failed",
-   *     "Result": { "Labels": [ { "Name": "…", "Confidence": 0.99 } ], "Size": n, "Sha256": "…" },
-   *     "Error": { "Code": "…", "Message": "…" },      // only when Status is "failed"
-   *     "RequestId": "…" }                              // of the accepted submission
-   */
-  private callbackBody(s: Submission, status: CallbackStatus): string {
-    const idKey = s.kind === 'image' ? 'ImageID' : 'VideoID';
-    const labels: CallbackLabel[] =
-      status === 'success' ? (this.options.labels?.(s) ?? [{ Name: 'sandbox', Confidence: 0.99 }]) : [];
-    return JSON.stringify({
-      TaskID: s.taskId,
-      [idKey]: s.dataId,
-      Status: status,
-      Result: { Labels: labels, Size: s.size, Sha256: s.sha256 },
-      ...(status === 'failed'
-        ? { Error: { Code: 'AnalysisFailed', Message: 'The sandbox was told to fail this analysis.' } }
-        : {}),
-      RequestId: s.requestId,
-    });
+    return result;
   }
 
   private scheduleCallback(s: Submission): void {
     const target = this.callbackUrl;
     if (!target) return;
-    const body = this.callbackBody(s, this.callbackStatus);
+    const body = callbackBody(
+      s,
+      this.callbackStatus,
+      this.callbackStatus === 'success' ? this.options.labels?.(s) : undefined,
+    );
     this.pendingCallbacks += 1;
     this.later(this.options.callbackDelayMs ?? 50, () => this.deliver(target, body, s, 1));
   }
@@ -579,15 +472,6 @@ export function parseFaults(value: unknown): Fault[] {
   });
 }
 
-function queryOf(url: URL): Query {
-  const query: Record<string, string | string[]> = {};
-  for (const key of new Set(url.searchParams.keys())) {
-    const values = url.searchParams.getAll(key);
-    query[key] = values.length === 1 ? values[0]! : values;
-  }
-  return query;
-}
-
 /** Reads the whole body; past `max` bytes it keeps draining (so the client sees an answer) but stops storing. */
 function readBody(req: IncomingMessage, max: number): Promise<{ bytes: Buffer; overLimit: boolean }> {
   return new Promise((resolve, reject) => {
@@ -616,12 +500,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Like the vendor's ids: UTC yyyyMMddHHmmss followed by random hex. */
-function newRequestId(): string {
-  const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
-  return `${stamp}${randomBytes(10).toString('hex').toUpperCase()}`;
-}
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Error('closed'));
@@ -635,10 +513,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-function describeFetchError(err: unknown): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError') return 'timed out';
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
 }
