@@ -9,8 +9,16 @@ import type { StackProps } from 'aws-cdk-lib';
 import { DEFAULTS } from '../lib/config';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+/** `vendor`: the functions call Volcengine; `sandbox`: the stack deploys the IVA sandbox and calls it. */
+export type IvaMode = 'vendor' | 'sandbox';
 
 export interface IvaBridgeConfig {
+  /**
+   * `sandbox` deploys the IVA sandbox in the stack (a function URL, credentials from a
+   * generated secret, callbacks through a queue) and points the functions at it instead
+   * of ivaEndpoint: the whole pipeline runs with no Volcengine account.
+   */
+  ivaMode: IvaMode;
   /** IVA OpenAPI endpoint (scheme + host). */
   ivaEndpoint: string;
   ivaRegion: string;
@@ -63,6 +71,7 @@ export interface IvaBridgeConfig {
 export type IvaBridgeProps = StackProps & IvaBridgeConfig;
 
 export const DEFAULT_CONFIG: IvaBridgeConfig = {
+  ivaMode: 'vendor',
   ivaEndpoint: DEFAULTS.ivaEndpoint,
   ivaRegion: DEFAULTS.ivaRegion,
   ivaService: DEFAULTS.ivaService,
@@ -88,6 +97,7 @@ const RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ];
 const LOG_LEVELS: readonly LogLevel[] = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
+const IVA_MODES: readonly IvaMode[] = ['vendor', 'sandbox'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -151,6 +161,15 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
       `Context "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got ${logRetentionDays}`,
     );
   }
+  const ivaMode = (str(ctx, 'ivaMode') ?? d.ivaMode).toLowerCase();
+  if (!IVA_MODES.includes(ivaMode as IvaMode)) {
+    throw new ConfigError(`Context "ivaMode" must be one of ${IVA_MODES.join(', ')}, got "${ivaMode}"`);
+  }
+  if (ivaMode === 'sandbox' && str(ctx, 'ivaEndpoint') !== undefined) {
+    throw new ConfigError(
+      'Context "ivaEndpoint" cannot be combined with ivaMode=sandbox: the functions call the sandbox the stack deploys',
+    );
+  }
   const ivaEndpoint = str(ctx, 'ivaEndpoint') ?? d.ivaEndpoint;
   if (!/^https?:\/\/[^/\s]+\/?$/.test(ivaEndpoint)) {
     throw new ConfigError(`Context "ivaEndpoint" must be a URL with scheme and host only, got "${ivaEndpoint}"`);
@@ -165,6 +184,7 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
   }
   const apiRateLimit = int(ctx, 'apiRateLimit', d.apiRateLimit, 1, 10_000);
   return {
+    ivaMode: ivaMode as IvaMode,
     ivaEndpoint: ivaEndpoint.replace(/\/$/, ''),
     ivaRegion: str(ctx, 'ivaRegion') ?? d.ivaRegion,
     ivaService: str(ctx, 'ivaService') ?? d.ivaService,

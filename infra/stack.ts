@@ -70,7 +70,21 @@ export const FUNCTION_SPECS = {
   // Scans the ledger once per run (lib/sweep/README.md): no bodies, small memory; 5 min
   // bounds a large table's scan, well under the schedule's period.
   sweep: { dir: 'sweep', memorySize: 256, timeoutSeconds: 300, ivaTimeoutMs: undefined },
+  // Sandbox mode only. The sandbox holds a submitted file (≤ 6 MB through its function
+  // URL) or a downloaded Source=url object in memory, verifies and hashes it: 1024 MB
+  // for the CPU and the copy. 60 s: object-created's IVA attempt waits 20 s plus the
+  // body's time, and the sandbox's own download is bounded by 30 s.
+  ivaSandbox: { dir: 'iva-sandbox', memorySize: 1024, timeoutSeconds: 60, ivaTimeoutMs: undefined },
+  // Posts one small JSON body per queued callback to the stack's own API.
+  ivaSandboxCallbacks: { dir: 'iva-sandbox-callbacks', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
 } as const;
+
+/** Sandbox mode: the access key id of the generated sandbox key pair (its secret key is generated). */
+export const SANDBOX_ACCESS_KEY_ID = 'AKLTIVABRIDGESANDBOX';
+/** Sandbox mode: callbacks wait this long in the queue, as IVA's analysis would take a moment. */
+export const SANDBOX_CALLBACK_DELAY_SECONDS = 2;
+/** Sandbox mode: deliveries of one callback before it moves to the sandbox's DLQ (IVA retries a few times). */
+export const SANDBOX_CALLBACK_ATTEMPTS = 4;
 
 /** How often the sweep runs; its marks are hours apart, so minutes are precise enough. */
 export const SWEEP_SCHEDULE_MINUTES = 15;
@@ -98,6 +112,14 @@ export class IvaBridgeStack extends Stack {
     resultCallback: NodejsFunction;
     sweep: NodejsFunction;
     sizeGuard: NodejsFunction;
+  };
+  /** Sandbox mode only: the IVA sandbox, its callback sender and queues. */
+  readonly sandbox?: {
+    fn: NodejsFunction;
+    url: lambda.FunctionUrl;
+    callbacks: NodejsFunction;
+    queue: sqs.Queue;
+    deadLetterQueue: sqs.Queue;
   };
 
   constructor(scope: Construct, id: string, props: IvaBridgeProps) {
@@ -170,6 +192,33 @@ export class IvaBridgeStack extends Stack {
       },
     ]);
     const presignSecretArns = config.presignSecretArn ? secretResourceArns(config.presignSecretArn) : [];
+    const sandboxMode = config.ivaMode === 'sandbox';
+    // Sandbox mode: a generated key pair that both sides read (the functions sign with it,
+    // the sandbox verifies with it): no key in the template, none to hand out. The
+    // Volcengine secret above still exists, so real keys can be put before switching.
+    const sandboxSecret = sandboxMode
+      ? new secretsmanager.Secret(this, 'IvaSandboxCredentials', {
+          description: 'iva-bridge sandbox mode: generated key pair the functions sign IVA calls with and the sandbox verifies.',
+          generateSecretString: {
+            secretStringTemplate: JSON.stringify({ accessKeyId: SANDBOX_ACCESS_KEY_ID }),
+            generateStringKey: 'secretAccessKey',
+            excludePunctuation: true,
+            passwordLength: 40,
+          },
+          removalPolicy: RemovalPolicy.DESTROY,
+        })
+      : undefined;
+    if (sandboxSecret) {
+      acknowledge(sandboxSecret, [
+        {
+          id: 'AwsSolutions-SMG4',
+          reason:
+            'Test-only key pair of the in-stack IVA sandbox (ivaMode=sandbox), read by the sandbox and the functions alone; it guards no real service and goes away with the stack or the switch to real keys.',
+        },
+      ]);
+    }
+    /** The secret the functions sign IVA calls with. */
+    const ivaSecret = sandboxSecret ?? volcSecret;
 
     // ---------------------------------------------------------------- queue
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
@@ -205,11 +254,13 @@ export class IvaBridgeStack extends Stack {
       LOG_LEVEL: config.logLevel,
       NODE_OPTIONS: '--enable-source-maps',
     };
+    const sandbox = sandboxMode && sandboxSecret ? this.createSandbox(config, retention, sandboxSecret) : undefined;
     const iva: Record<string, string> = {
-      [ENV.ivaEndpoint]: config.ivaEndpoint,
+      // The function URL ends in `/`; the IVA client posts to `<endpoint>/?Action=…` either way.
+      [ENV.ivaEndpoint]: sandbox ? sandbox.url.url : config.ivaEndpoint,
       [ENV.ivaRegion]: config.ivaRegion,
       [ENV.ivaService]: config.ivaService,
-      [ENV.volcSecretArn]: volcSecret.secretArn,
+      [ENV.volcSecretArn]: ivaSecret.secretArn,
       ...(config.defaultTaskId ? { [ENV.defaultTaskId]: config.defaultTaskId } : {}),
     };
 
@@ -292,7 +343,7 @@ export class IvaBridgeStack extends Stack {
         resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
       }),
     );
-    objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn, ...presignSecretArns));
+    objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', ivaSecret.secretArn, ...presignSecretArns));
     // Roles the functions assume to sign URLs: an assumed session has a known expiry, so
     // the functions report each URL's real end (Lambda's own role credentials carry none,
     // and a URL dies with the session that signed it). Chained from the function's role,
@@ -326,7 +377,7 @@ export class IvaBridgeStack extends Stack {
         resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
       }),
     );
-    directSubmit.addToRolePolicy(readSecret('ReadVolcSecret', volcSecret.secretArn));
+    directSubmit.addToRolePolicy(readSecret('ReadVolcSecret', ivaSecret.secretArn));
     // GET /v1/submissions/{id}/result(s): reads stored callback bodies (and signs the
     // short-lived GET URL large ones redirect to); lists only under results/.
     directSubmit.addToRolePolicy(
@@ -400,6 +451,10 @@ export class IvaBridgeStack extends Stack {
     // ---------------------------------------------------------------- API
     const { api, apiKey } = this.createApi(config, retention, directSubmit, resultCallback, sizeGuard);
     this.api = api;
+    if (sandbox) {
+      const callbacks = this.createSandboxCallbackSender(retention, sandbox.queue, callbackSecret);
+      this.sandbox = { ...sandbox, callbacks };
+    }
 
     // ---------------------------------------------------------------- alarms
     const alarms: cloudwatch.Alarm[] = [
@@ -481,11 +536,95 @@ export class IvaBridgeStack extends Stack {
     });
     new CfnOutput(this, 'DlqArn', { value: this.deadLetterQueue.queueArn });
     new CfnOutput(this, 'LedgerTableName', { value: this.table.tableName });
+    new CfnOutput(this, 'IvaMode', {
+      value: config.ivaMode,
+      description:
+        'sandbox: the functions call the IVA sandbox in this stack (npm run smoke runs every row); vendor: Volcengine itself.',
+    });
+    if (this.sandbox) {
+      new CfnOutput(this, 'IvaSandboxUrl', {
+        value: this.sandbox.url.url,
+        description: 'The in-stack IVA sandbox (function URL) the functions submit to in sandbox mode.',
+      });
+    }
     new CfnOutput(this, 'EventBusName', {
       value: config.eventBusName,
       description:
         'Bus receiving result events (source iva-bridge); npm run smoke listens there with a temporary rule.',
     });
+  }
+
+  /**
+   * Sandbox mode: the IVA sandbox as a function behind a function URL (IVA is a separate
+   * host that checks its own signatures, so the URL has no AWS auth: the Volcengine
+   * signature with the generated key pair is the credential). Its result callbacks go
+   * through a queue, because a function is frozen once it has answered
+   * (local/iva-sandbox/queued.ts); the sender is created with the API.
+   */
+  private createSandbox(
+    config: IvaBridgeConfig,
+    retention: logs.RetentionDays,
+    secret: secretsmanager.Secret,
+  ): { fn: NodejsFunction; url: lambda.FunctionUrl; queue: sqs.Queue; deadLetterQueue: sqs.Queue } {
+    const deadLetterQueue = new sqs.Queue(this, 'IvaSandboxCallbackDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+    });
+    const queue = new sqs.Queue(this, 'IvaSandboxCallbackQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      deliveryDelay: Duration.seconds(SANDBOX_CALLBACK_DELAY_SECONDS),
+      // 6 × the sender's timeout (AWS guidance for SQS event sources); also the pause
+      // before a failed callback is posted again.
+      visibilityTimeout: Duration.seconds(6 * FUNCTION_SPECS.ivaSandboxCallbacks.timeoutSeconds),
+      retentionPeriod: Duration.days(1),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: SANDBOX_CALLBACK_ATTEMPTS },
+    });
+    const fn = this.createFunction('IvaSandbox', FUNCTION_SPECS.ivaSandbox, retention, {
+      POWERTOOLS_SERVICE_NAME: 'iva-sandbox',
+      POWERTOOLS_LOG_LEVEL: config.logLevel,
+      NODE_OPTIONS: '--enable-source-maps',
+      [ENV.ivaRegion]: config.ivaRegion,
+      [ENV.ivaService]: config.ivaService,
+      [ENV.volcSecretArn]: secret.secretArn,
+      [ENV.sandboxCallbackQueueUrl]: queue.queueUrl,
+    });
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadSandboxCredentials',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [secret.secretArn],
+      }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ sid: 'QueueCallbacks', actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
+    );
+    const url = fn.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+    return { fn, url, queue, deadLetterQueue };
+  }
+
+  /** Sandbox mode: posts queued callbacks to `<ApiUrl>callbacks/<secret>`, as IVA would. */
+  private createSandboxCallbackSender(
+    retention: logs.RetentionDays,
+    queue: sqs.Queue,
+    callbackSecret: secretsmanager.Secret,
+  ): NodejsFunction {
+    const sender = this.createFunction('IvaSandboxCallbacks', FUNCTION_SPECS.ivaSandboxCallbacks, retention, {
+      POWERTOOLS_SERVICE_NAME: 'iva-sandbox',
+      NODE_OPTIONS: '--enable-source-maps',
+      [ENV.callbackBaseUrl]: `${this.api.url}callbacks/`,
+      [ENV.callbackSecretArn]: callbackSecret.secretArn,
+    });
+    sender.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadCallbackSecret',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [callbackSecret.secretArn],
+      }),
+    );
+    sender.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
+    return sender;
   }
 
   /**

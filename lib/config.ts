@@ -41,6 +41,10 @@ export const ENV = {
   uploadUrlTtlSeconds: 'UPLOAD_URL_TTL_SECONDS',
   /** Local S3 servers (s3rver, Ceph RGW) need path-style addressing. */
   s3ForcePathStyle: 'S3_FORCE_PATH_STYLE',
+  /** Sandbox mode (functions/iva-sandbox): the queue its callbacks wait in. */
+  sandboxCallbackQueueUrl: 'SANDBOX_CALLBACK_QUEUE_URL',
+  /** Sandbox mode (functions/iva-sandbox-callbacks): `<ApiUrl>callbacks/`; the secret is appended. */
+  callbackBaseUrl: 'CALLBACK_BASE_URL',
 } as const;
 
 export const DEFAULTS = {

@@ -50,6 +50,20 @@ describe('configFromContext', () => {
   });
 });
 
+describe('ivaMode', () => {
+  it('is vendor by default, sandbox on request, and refuses anything else', () => {
+    expect(configFromContext(ctx({})).ivaMode).toBe('vendor');
+    expect(configFromContext(ctx({ ivaMode: 'sandbox' })).ivaMode).toBe('sandbox');
+    expect(() => configFromContext(ctx({ ivaMode: 'fake' }))).toThrow(/"ivaMode" must be one of vendor, sandbox/);
+  });
+
+  it('refuses an ivaEndpoint in sandbox mode (the functions call the in-stack sandbox)', () => {
+    expect(() => configFromContext(ctx({ ivaMode: 'sandbox', ivaEndpoint: 'https://iva.example.com' }))).toThrow(
+      ConfigError,
+    );
+  });
+});
+
 describe('ivaConcurrencySplit', () => {
   it('never lets invocations × calls per invocation exceed the total', () => {
     for (let total = 2; total <= 64; total++) {

@@ -706,6 +706,25 @@ describe('outputs', () => {
   });
 });
 
+describe('IVA mode', () => {
+  it('vendor mode (the default) deploys no sandbox and calls the configured IVA endpoint with the Volcengine secret', () => {
+    expect(stack.sandbox).toBeUndefined();
+    expect(Object.keys(resources).filter((id) => id.startsWith('IvaSandbox'))).toEqual([]);
+    template.resourceCountIs('AWS::Lambda::Url', 0);
+    const volc = Object.entries(resources).find(
+      ([id, r]) => r.Type === 'AWS::SecretsManager::Secret' && id.startsWith('VolcCredentials'),
+    )?.[0];
+    for (const name of ['objectCreated', 'directSubmit'] as const) {
+      const env = (fnProps(name).Environment as { Variables: Json }).Variables;
+      expect(env[ENV.ivaEndpoint]).toBe(DEFAULTS.ivaEndpoint);
+      expect(env[ENV.volcSecretArn]).toEqual({ Ref: volc });
+    }
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(outputs.IvaMode?.Value).toBe('vendor');
+    expect(outputs.IvaSandboxUrl).toBeUndefined();
+  });
+});
+
 describe('cdk-nag AwsSolutions', () => {
   it('reports no unacknowledged error or warning', () => {
     const findings = nagFindings(app, stack);
