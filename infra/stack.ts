@@ -198,7 +198,8 @@ export class IvaBridgeStack extends Stack {
     // Volcengine secret above still exists, so real keys can be put before switching.
     const sandboxSecret = sandboxMode
       ? new secretsmanager.Secret(this, 'IvaSandboxCredentials', {
-          description: 'iva-bridge sandbox mode: generated key pair the functions sign IVA calls with and the sandbox verifies.',
+          description:
+            'iva-bridge sandbox mode: generated key pair the functions sign IVA calls with and the sandbox verifies.',
           generateSecretString: {
             secretStringTemplate: JSON.stringify({ accessKeyId: SANDBOX_ACCESS_KEY_ID }),
             generateStringKey: 'secretAccessKey',

@@ -13,7 +13,7 @@ import { DEFAULTS, ENV, type Env, required } from '../../lib/config';
 import { logger } from '../../lib/observability';
 import { lazy } from '../../lib/runtime';
 import { volcCredentialsFrom } from '../../lib/secrets/index';
-import { sdkRequestHandler } from '../../lib/storage/sdk-http';
+import { sdkRequestHandler } from '../../lib/aws/sdk-http';
 import { answerIvaRequest, type QueuedSandboxDeps } from '../../local/iva-sandbox/queued';
 
 export function depsFromEnv(env: Env = process.env): QueuedSandboxDeps {
