@@ -16,7 +16,7 @@ import httpMultipartBodyParser from '@middy/http-multipart-body-parser';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { createHandler } from '../functions/direct-submit/handler';
 import { createIvaClient } from '../lib/iva/client';
-import type { BeginInput, Ledger, SubmissionRecord } from '../lib/ledger/types';
+import { createMemoryLedger } from '../lib/ledger/memory';
 import { logger, noMetrics, silentLogger } from '../lib/observability';
 import { createS3Client } from '../lib/storage/s3-client';
 import { lambdaContext } from '../local/stack/lambda';
@@ -25,53 +25,6 @@ import { BENCH_CREDENTIALS, SdkFormData, sdkSign } from './sdk-alternative';
 export type DirectVariant = 'ours' | 'alt' | 'alt-nodehash';
 
 const CREDS = BENCH_CREDENTIALS;
-
-/** Just enough ledger for the handler: the bench measures parsing, signing and sending. */
-function memoryLedger(): Ledger {
-  const records = new Map<string, SubmissionRecord>();
-  const now = () => new Date().toISOString();
-  const make = (input: BeginInput): SubmissionRecord => ({
-    ...input,
-    status: 'pending',
-    submitStatus: 'pending',
-    attempts: 1,
-    createdAt: now(),
-    updatedAt: now(),
-  });
-  const update = async (id: string, patch: Partial<SubmissionRecord>) => {
-    const r = { ...records.get(id)!, ...patch, updatedAt: now() };
-    records.set(id, r);
-    return r;
-  };
-  return {
-    begin: async (input) => {
-      const record = make(input);
-      records.set(input.id, record);
-      return { action: 'proceed', record };
-    },
-    reserve: async (input) => make(input),
-    markSubmitted: (id, input) =>
-      update(id, { status: 'submitted', submitStatus: 'submitted', dataId: input.dataId, requestId: input.requestId }),
-    markFailed: (id, error) => update(id, { status: 'failed', submitStatus: 'failed', error }),
-    markRetrying: (id, error) => update(id, { error }),
-    markUncertain: (id, info) => update(id, { status: 'uncertain', submitStatus: 'uncertain', uncertain: info }),
-    resolveUncertain: () => Promise.reject(new Error('not used by the bench')),
-    reopenUncertain: () => Promise.reject(new Error('not used by the bench')),
-    recordResult: async () => ({ applied: false }),
-    resultHistory: async () => [],
-    claimResultEvent: async () => 'missing',
-    markResultEventPublished: async () => undefined,
-    releaseResultEvent: async () => undefined,
-    markOverdue: async () => undefined,
-    markExpired: async () => undefined,
-    unmark: async () => undefined,
-    sweepCandidates: async () => ({ overdue: [], expired: [] }),
-    get: async (id) => records.get(id),
-    getByDataId: async () => undefined,
-    listByTask: async () => ({ items: [] }),
-    listByStatus: async () => ({ items: [] }),
-  };
-}
 
 function context(): Context {
   return lambdaContext({ name: 'direct-submit', timeoutMs: 60_000, memoryMb: 1024 });
@@ -106,7 +59,8 @@ type Handler = (event: APIGatewayProxyEvent, ctx: Context) => Promise<APIGateway
 function oursHandler(drain: string): Handler {
   logger.setLogLevel('SILENT');
   const handler = createHandler({
-    ledger: memoryLedger(),
+    // Just enough ledger for the handler: the bench measures parsing, signing and sending.
+    ledger: createMemoryLedger(),
     iva: createIvaClient({ credentials: CREDS, endpoint: drain, timeoutMs: 120_000 }),
     s3: createS3Client({ region: 'us-east-1' }),
     bucket: 'bench',
