@@ -231,15 +231,16 @@ export function createIntake(deps: IntakeDeps) {
     if (observed.overwritten)
       log.info('The object was overwritten since this event; the newer upload has its own event');
     const claim = await claimSubmissionId(record, observed, deps.ledger, log);
-    const id = claim.id;
-    log.set({ submissionId: id });
+    log.set({ submissionId: claim.id });
     const decision = observed.facts
       ? decide(observed.facts, { defaultTaskId: deps.defaultTaskId, imageMaxBytes })
       : undefined;
     const fields: PartialPlan = decision ? (decision.ok ? decision.plan : decision.partial) : {};
     log.set({ taskId: fields.taskId });
 
-    const { begun } = await beginSubmission(
+    // Every write below goes to the id begun under: the claimed one, or the derived one
+    // when another upload took the reservation meanwhile (never the other upload's record).
+    const { id, begun } = await beginSubmission(
       deps.ledger,
       record,
       claim,

@@ -231,6 +231,27 @@ describe('processRecord with the in-memory ledger', () => {
     expect(iva.calls).toHaveLength(1);
   });
 
+  it('records an upload that lost the race for its reserved id under its derived id, leaving the winner alone', async () => {
+    const iva = fakeIva(accepted);
+    const { processRecord, ledger } = intake({ iva }, { ...jpeg, Metadata: { 'iva-submission-id': 'upl_raced' } });
+    await ledger.reserve({ id: 'upl_raced', source: 'upload', taskId: 'task-1' });
+    // Another upload through the same URL begins right after this one read the reservation.
+    const get = ledger.get.bind(ledger);
+    ledger.get = async (id) => {
+      const seen = await get(id);
+      const other = { bucket: 'b', key: event().key, versionId: 'v0' };
+      await ledger.begin({ id: 'upl_raced', source: 'upload', object: other }, { leaseMs: 60_000 });
+      return seen;
+    };
+    expect(await processRecord(event(), plenty, plenty, log())).toBe('submitted');
+    const derivedId = derivedIdOf(event(), '"e1"');
+    expect(ledger.records.get(derivedId)).toMatchObject({ status: 'submitted', source: 's3', dataId: 'img-1' });
+    const winner = ledger.records.get('upl_raced');
+    expect(winner).toMatchObject({ status: 'pending', object: { versionId: 'v0' } });
+    expect(winner?.dataId).toBeUndefined();
+    expect(winner?.leaseUntil).toBeDefined();
+  });
+
   it('ignores keys outside incoming/ without reading the object', async () => {
     const { processRecord, ledger } = intake({ iva: fakeIva(accepted) }, null);
     expect(await processRecord(event({ key: 'results/x.json' }), plenty, plenty, log())).toBe('ignored');
