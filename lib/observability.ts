@@ -35,6 +35,14 @@ export type MetricUnitValue = (typeof MetricUnit)[keyof typeof MetricUnit];
 /** The metrics lib/ records. Powertools' `Metrics` fits as it is. */
 export interface MetricsPort {
   addMetric(name: string, unit: MetricUnitValue, value: number): void;
+  /**
+   * One metric with dimensions of its own, written at once (Powertools' `singleMetric`).
+   * Optional: a port without it records only the dimensionless metrics.
+   */
+  singleMetric?(): {
+    addDimension(name: string, value: string): void;
+    addMetric(name: string, unit: MetricUnitValue, value: number): void;
+  };
 }
 
 /** The default logger of every lib/ entry point: says nothing. */
@@ -94,7 +102,31 @@ export const METRIC = {
   callbacksUnmatched: 'CallbacksUnmatched',
   callbacksRejected: 'CallbacksRejected',
   resultsStored: 'ResultsStored',
+  /** `Failed` again with a `Code` dimension (the error code recorded): the dashboard's failures by code. */
+  failedByCode: 'FailedByCode',
+  /** The sweep marked a submission overdue (no final result in time) / an upload URL expired unused. */
+  overdue: 'Overdue',
+  uploadsExpired: 'UploadsExpired',
+  /** Milliseconds from IVA accepting a submission to the final result being recorded (callback). */
+  submissionToResult: 'SubmissionToResult',
 } as const;
+
+/** The dimension of METRIC.failedByCode. */
+export const FAILURE_CODE_DIMENSION = 'Code';
+
+/**
+ * Counts one failed submission: `Failed`, and `FailedByCode` with the code as its
+ * dimension. Codes are stable identifiers (ours, or IVA's), a bounded set; an empty one is
+ * reported as `Unknown` and a long one cut to CloudWatch's 255-character dimension limit.
+ */
+export function countFailure(metrics: MetricsPort | undefined, code: string): void {
+  if (!metrics) return;
+  metrics.addMetric(METRIC.failed, MetricUnit.Count, 1);
+  const single = metrics.singleMetric?.();
+  if (!single) return;
+  single.addDimension(FAILURE_CODE_DIMENSION, code.slice(0, 255) || 'Unknown');
+  single.addMetric(METRIC.failedByCode, MetricUnit.Count, 1);
+}
 
 /** The deps with the container's Powertools logger and metrics where the caller gave none (handlers). */
 export function withObservability<T extends ObservabilityDeps>(deps: T): T & Required<ObservabilityDeps> {

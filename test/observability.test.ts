@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  countFailure,
+  FAILURE_CODE_DIMENSION,
   logger,
+  METRIC,
   type LoggerPort,
   metrics,
   type MetricsPort,
@@ -24,6 +27,30 @@ describe('logger and metrics ports', () => {
     expect(withObservability({ logger: own })).toMatchObject({ logger: own, metrics });
     const deps: { x: number; logger?: LoggerPort } = { x: 1 };
     expect(withObservability(deps)).toEqual({ x: 1, logger, metrics });
+  });
+});
+
+describe('countFailure', () => {
+  it('counts Failed, and FailedByCode with the code as its Code dimension where the port can', () => {
+    const plain: string[] = [];
+    const single: string[] = [];
+    countFailure(
+      {
+        addMetric: (name) => plain.push(name),
+        singleMetric: () => ({
+          addDimension: (name, value) => single.push(`${name}=${value}`),
+          addMetric: (name, unit, value) => single.push(`${name}:${unit}:${value}`),
+        }),
+      },
+      'InvalidParameter',
+    );
+    expect(plain).toEqual([METRIC.failed]);
+    expect(single).toEqual([`${FAILURE_CODE_DIMENSION}=InvalidParameter`, `${METRIC.failedByCode}:Count:1`]);
+    // A port without singleMetric (most fakes) still gets Failed; no port, nothing.
+    const only: string[] = [];
+    countFailure({ addMetric: (name) => only.push(name) }, '');
+    expect(only).toEqual([METRIC.failed]);
+    expect(() => countFailure(undefined, 'X')).not.toThrow();
   });
 });
 

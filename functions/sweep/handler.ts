@@ -3,7 +3,7 @@
  * results and unused uploads. Wiring only; the logic is lib/sweep.
  */
 import { DEFAULTS, ENV } from '../../lib/config';
-import { logger } from '../../lib/observability';
+import { logger, metrics } from '../../lib/observability';
 import { ledgerFromEnv } from '../../lib/runtime';
 import {
   createSweepPublisher,
@@ -19,6 +19,7 @@ export function depsFromEnv(env: Record<string, string | undefined> = process.en
     publisher: createSweepPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     settings: sweepSettingsFromEnv(env),
     log: logger,
+    metrics,
   };
 }
 
@@ -27,7 +28,13 @@ export function createHandler(deps: SweepDeps | (() => SweepDeps)) {
   let resolved: SweepDeps | undefined;
   return async (): Promise<SweepReport> => {
     resolved ??= typeof deps === 'function' ? deps() : deps;
-    const report = await runSweep(resolved);
+    let report: SweepReport;
+    try {
+      report = await runSweep(resolved);
+    } finally {
+      // No middleware here: write the run's Overdue / UploadsExpired counts (EMF) ourselves.
+      metrics.publishStoredMetrics();
+    }
     if (report.overdue.length + report.expired.length + report.failed.length > 0)
       logger.info('Sweep marked submissions', {
         overdue: report.overdue.length,

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { IvaAmbiguousError, IvaError } from '../iva/errors';
 import { IVA_VERSION, KIND_PROTOCOL } from '../iva/protocol';
 import type { SubmitInput } from '../iva/types';
-import { METRIC, MetricUnit } from '../observability';
+import { countFailure, METRIC, MetricUnit } from '../observability';
 import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
@@ -293,7 +293,7 @@ async function answerFailure(
       .catch((ledgerError: unknown) =>
         deps.logger?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message }),
       );
-    deps.metrics?.addMetric(METRIC.failed, MetricUnit.Count, 1);
+    countFailure(deps.metrics, 'InternalError');
     throw error;
   }
   // The ledger keeps IVA's own code and message; the client gets ours where they differ.
@@ -311,7 +311,7 @@ async function answerFailure(
   } catch (ledgerError) {
     deps.logger?.error('could not record the failure in the ledger', { error: (ledgerError as Error).message });
   }
-  deps.metrics?.addMetric(METRIC.failed, MetricUnit.Count, 1);
+  countFailure(deps.metrics, record.code);
   deps.logger?.warn('submission to IVA failed', {
     code: cause.code,
     requestId: answer.requestId,

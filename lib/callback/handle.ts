@@ -17,8 +17,16 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../signer/index';
-import type { EventClaim, Ledger, ResultOutcome } from '../ledger/types';
-import { type LoggerPort, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
+import type { EventClaim, Ledger, ResultOutcome, ResultStatus } from '../ledger/types';
+import {
+  type LoggerPort,
+  METRIC,
+  type MetricsPort,
+  MetricUnit,
+  noMetrics,
+  type ObservabilityDeps,
+  silentLogger,
+} from '../observability';
 import { secretMatches } from './auth';
 import {
   CallbackError,
@@ -81,7 +89,7 @@ export async function handleCallback(deps: CallbackDeps, request: CallbackReques
   const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
   count(METRIC.callbacksReceived);
   try {
-    return await handle(deps, request, log, count);
+    return await handle(deps, request, log, count, metrics);
   } catch (error) {
     if (error instanceof CallbackError && error.httpStatus < 500) count(METRIC.callbacksRejected);
     throw error;
@@ -93,6 +101,7 @@ async function handle(
   request: CallbackRequest,
   log: LoggerPort,
   count: (name: string) => void,
+  metrics: MetricsPort,
 ): Promise<CallbackAnswer> {
   let accepted: string[];
   try {
@@ -170,6 +179,7 @@ async function handle(
   };
   const outcome = await record(deps.ledger, identity, stored, sha256);
   const submissionId = outcome.submission?.id;
+  if (!stored.duplicate) recordTimeToResult(metrics, identity.status, outcome, stored.receivedAt);
   if (!submissionId) log.info('Callback has no known submission yet; kept on its data id', { ...where, ...ids });
 
   // One event per stored body: only the delivery holding the ledger's claim publishes.
@@ -263,6 +273,25 @@ async function record(
   } catch (error) {
     throw new LedgerUnavailableError(`recordResult failed: ${awsErrorName(error)}`);
   }
+}
+
+/**
+ * The time from IVA accepting the submission to its final result, once per submission:
+ * only for a body stored for the first time (the caller skips replays) whose final result
+ * was applied (not outranked by an earlier final one), and only for a submission whose
+ * acceptance time is known (a callback can arrive before the submission is recorded).
+ */
+function recordTimeToResult(
+  metrics: MetricsPort,
+  status: ResultStatus,
+  outcome: ResultOutcome,
+  receivedAt: string,
+): void {
+  if (status === 'progress' || !outcome.applied) return;
+  const submittedAt = Date.parse(outcome.submission?.submittedAt ?? '');
+  const at = Date.parse(receivedAt);
+  if (Number.isNaN(submittedAt) || Number.isNaN(at)) return;
+  metrics.addMetric(METRIC.submissionToResult, MetricUnit.Milliseconds, Math.max(0, at - submittedAt));
 }
 
 /** Reading ids is best effort: whatever the body's shape, it is still stored (as unmatched). */

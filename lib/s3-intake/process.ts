@@ -18,7 +18,7 @@ import { IvaAbortedError, IvaError } from '../iva/errors';
 import type { IvaClient, SubmitInput, SubmitResult } from '../iva/types';
 import type { SubmissionLedger } from '../ledger/memory';
 import type { BeginOutcome, SubmissionSource } from '../ledger/types';
-import { METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
+import { countFailure, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { redactPresignedUrl, type Presigner } from '../storage/presign';
 import { INCOMING_PREFIX } from '../storage/prefixes';
 import { s3ObjectAbsence } from '../aws/errors';
@@ -270,7 +270,7 @@ export function createIntake(deps: IntakeDeps) {
       const gate = preflight(decision, observed.overwritten, fields, budgetMs, minBudget);
       if (gate.action === 'fail') {
         await deps.ledger.markFailed(id, gate.failure, gate.fields);
-        count(METRIC.failed);
+        countFailure(metrics, gate.failure.code);
         log.warn('Recorded as failed', { errorCode: gate.failure.code, errorMessage: gate.failure.message });
         return 'failed';
       }
@@ -325,7 +325,7 @@ export function createIntake(deps: IntakeDeps) {
             return 'retry';
           case 'fail':
             await deps.ledger.markFailed(id, verdict.failure, fields);
-            count(METRIC.failed);
+            countFailure(metrics, verdict.failure.code);
             log.warn('IVA refused it; recorded as failed', errorFields(error));
             return 'failed';
         }

@@ -9,7 +9,7 @@
  */
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import type { Ledger, SubmissionRecord } from '../ledger/types';
-import type { LoggerPort } from '../observability';
+import { type LoggerPort, METRIC, type MetricsPort, MetricUnit } from '../observability';
 import { sdkRequestHandler } from '../aws/sdk-http';
 import { DEFAULT_SWEEP, type SweepSettings } from './settings';
 
@@ -56,6 +56,8 @@ export interface SweepDeps {
   settings?: SweepSettings;
   now?: () => Date;
   log?: Pick<LoggerPort, 'warn'>;
+  /** `Overdue` / `UploadsExpired` per announced mark (the dashboard's overdue widget). */
+  metrics?: MetricsPort;
 }
 
 export interface SweepReport {
@@ -96,6 +98,7 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
         now,
       );
       report[which].push(record.id);
+      deps.metrics?.addMetric(which === 'overdue' ? METRIC.overdue : METRIC.uploadsExpired, MetricUnit.Count, 1);
     } catch (error) {
       report.failed.push(record.id);
       deps.log?.warn('Sweep event not published; the mark is taken back for the next run', {

@@ -31,13 +31,15 @@ async function setup() {
     },
   };
   const settings = { overdueAfterMs: 60_000, expireUploadsAfterMs: 10_000 };
-  const sweep = () => runSweep({ ledger, publisher, settings, now: () => new Date(clock.t) });
-  return { clock, ledger, events, sweep, fail: (v: boolean) => (failing = v) };
+  const counted: string[] = [];
+  const metrics = { addMetric: (name: string) => counted.push(name) };
+  const sweep = () => runSweep({ ledger, publisher, settings, now: () => new Date(clock.t), metrics });
+  return { clock, ledger, events, sweep, counted, fail: (v: boolean) => (failing = v) };
 }
 
 describe('sweep', () => {
   it('marks a submission with no final callback overdue after the set time, once; a later final completes it', async () => {
-    const { clock, ledger, events, sweep } = await setup();
+    const { clock, ledger, events, sweep, counted } = await setup();
     await ledger.begin({ id: 'late', source: 'api', taskId: 't', kind: 'video' });
     await ledger.markSubmitted('late', { dataId: 'v-late', requestId: 'r', kind: 'video' });
     await ledger.begin({ id: 'done', source: 'api', taskId: 't', kind: 'video' });
@@ -72,6 +74,8 @@ describe('sweep', () => {
     // Announced once: later runs, and overlapping runs, find nothing more.
     await Promise.all([sweep(), sweep()]);
     expect(events).toHaveLength(2);
+    // The dashboard's overdue count: one per announced mark.
+    expect(counted).toEqual(['Overdue', 'Overdue']);
 
     await ledger.recordResult({
       dataId: 'v-late',

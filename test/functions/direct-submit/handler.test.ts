@@ -74,6 +74,13 @@ function deps(overrides: Partial<DirectSubmitDeps> = {}): DirectSubmitDeps {
       addMetric: (name) => {
         counted.push(name);
       },
+      singleMetric: () => {
+        const dimensions: string[] = [];
+        return {
+          addDimension: (name, value) => dimensions.push(`${name}=${value}`),
+          addMetric: (name) => counted.push(`${name}{${dimensions.join(',')}}`),
+        };
+      },
     },
     ...overrides,
   };
@@ -739,6 +746,8 @@ describe('IVA failures', () => {
       status: 'failed',
       error: { code: 'InvalidParameter', requestId: ivaRequestId },
     });
+    // The dashboard's failures by code.
+    expect(counted).toContain('FailedByCode{Code=InvalidParameter}');
   });
 
   it('FlowLimitExceeded that outlasts the time budget → 503 with Retry-After; ledger failed with the retryable code (nothing redelivers it)', async () => {

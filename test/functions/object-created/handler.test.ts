@@ -47,9 +47,22 @@ const captureLogger = {
     lines.push({ level: 'error', message, attrs: Object.assign({}, ...extra) }),
   appendKeys: () => undefined,
 };
+let failedByCode: Record<string, number> = {};
 const captureMetrics = {
   addMetric: (name: string, _unit: unknown, value: number) => {
     metricCounts[name] = (metricCounts[name] ?? 0) + value;
+  },
+  // FailedByCode goes out as a single metric with its Code dimension.
+  singleMetric: () => {
+    let code = '';
+    return {
+      addDimension: (name: string, value: string) => {
+        if (name === 'Code') code = value;
+      },
+      addMetric: (name: string) => {
+        if (name === 'FailedByCode') failedByCode[code] = (failedByCode[code] ?? 0) + 1;
+      },
+    };
   },
 };
 
@@ -80,6 +93,7 @@ beforeEach(() => {
   sandbox.reset();
   lines = [];
   metricCounts = {};
+  failedByCode = {};
 });
 
 function deps(overrides: Partial<ObjectCreatedDeps> = {}, client: S3Client = s3Client): ObjectCreatedDeps {
@@ -527,6 +541,8 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     });
     expect(sandbox.requests).toHaveLength(0);
     expect(await ledger.get(idOf(gone))).toMatchObject({ status: 'failed', error: { code: 'ObjectNotFound' } });
+    expect(metricCounts).toEqual({ Failed: 1 });
+    expect(failedByCode).toEqual({ ObjectNotFound: 1 });
   });
 
   it('a HEAD answered 403 (S3 hides a missing key from a role without s3:ListBucket) is recorded ObjectNotFound, not retried into the DLQ', async () => {
