@@ -42,6 +42,7 @@ import { DEFAULTS, ENV } from '../lib/config';
 import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
 import { INCOMING_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
+import { addMonitoring } from './monitoring';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const STAGE_NAME = 'prod';
@@ -450,50 +451,47 @@ export class IvaBridgeStack extends Stack {
     }
 
     // ---------------------------------------------------------------- API
-    const { api, apiKey } = this.createApi(config, retention, directSubmit, resultCallback, sizeGuard);
+    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, resultCallback, sizeGuard);
     this.api = api;
     if (sandbox) {
       const callbacks = this.createSandboxCallbackSender(retention, sandbox.queue, callbackSecret);
       this.sandbox = { ...sandbox, callbacks };
     }
 
-    // ---------------------------------------------------------------- alarms
-    const alarms: cloudwatch.Alarm[] = [
-      new cloudwatch.Alarm(this, 'DeadLetterQueueNotEmpty', {
-        alarmDescription:
-          'S3 events that failed object-created maxReceiveCount times are in the DLQ (see README: redrive).',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: 'Maximum',
-        }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    ];
-    // SizeGuard too: a failing authorizer turns every direct submission into a 500.
-    for (const [name, fn] of Object.entries({
-      ObjectCreated: objectCreated,
-      DirectSubmit: directSubmit,
-      ResultCallback: resultCallback,
-      SizeGuard: sizeGuard,
-    })) {
-      alarms.push(
-        new cloudwatch.Alarm(this, `${name}Errors`, {
-          alarmDescription: `The ${name} function failed (unhandled error or timeout).`,
-          metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      );
-    }
-    if (config.alarmEmail) {
-      const topic = new sns.Topic(this, 'AlarmTopic', { displayName: 'iva-bridge alarms', enforceSSL: true });
-      topic.addSubscription(new subs.EmailSubscription(config.alarmEmail));
-      for (const alarm of alarms) alarm.addAlarmAction(new cwActions.SnsAction(topic));
+    // ---------------------------------------------------------------- dashboard and alarms
+    // One place for both (infra/monitoring.ts): the alarms are the facade's.
+    const alarmTopic = config.alarmEmail
+      ? new sns.Topic(this, 'AlarmTopic', { displayName: 'iva-bridge alarms', enforceSSL: true })
+      : undefined;
+    if (alarmTopic && config.alarmEmail) alarmTopic.addSubscription(new subs.EmailSubscription(config.alarmEmail));
+    const monitoring = addMonitoring(this, {
+      functions: {
+        ObjectCreated: objectCreated,
+        DirectSubmit: directSubmit,
+        ResultCallback: resultCallback,
+        SizeGuard: sizeGuard,
+        Sweep: sweep,
+        ...(this.sandbox ? { IvaSandbox: this.sandbox.fn, IvaSandboxCallbacks: this.sandbox.callbacks } : {}),
+      },
+      // SizeGuard too: a failing authorizer turns every direct submission into a 500.
+      alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'SizeGuard'],
+      api,
+      stageName: STAGE_NAME,
+      accessLogs,
+      queue: this.queue,
+      deadLetterQueue: this.deadLetterQueue,
+      ...(this.sandbox
+        ? { sandboxQueue: { queue: this.sandbox.queue, deadLetterQueue: this.sandbox.deadLetterQueue } }
+        : {}),
+      ...(alarmTopic ? { alarmTopic } : {}),
+    });
+    const dashboard = monitoring.createdDashboard();
+    if (dashboard) {
+      new CfnOutput(this, 'DashboardUrl', {
+        value: `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${dashboard.dashboardName}`,
+        description:
+          'CloudWatch dashboard: submissions, failures by code, uncertain/overdue, time to result, callbacks, API, queues, functions.',
+      });
     }
 
     // ---------------------------------------------------------------- outputs
@@ -819,7 +817,7 @@ export class IvaBridgeStack extends Stack {
     directSubmit: lambda.IFunction,
     resultCallback: lambda.IFunction,
     sizeGuard: lambda.IFunction,
-  ): { api: apigw.RestApi; apiKey: apigw.ApiKey } {
+  ): { api: apigw.RestApi; apiKey: apigw.ApiKey; accessLogs: logs.LogGroup } {
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
     const api = new apigw.RestApi(this, 'Api', {
       description: 'iva-bridge: direct submissions, uploads, status, IVA callbacks',
@@ -975,7 +973,7 @@ export class IvaBridgeStack extends Stack {
         },
       ]);
     }
-    return { api, apiKey };
+    return { api, apiKey, accessLogs };
   }
 }
 

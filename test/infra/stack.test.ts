@@ -5,7 +5,9 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, ENV } from '../../lib/config';
+import { API_THROTTLED_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../infra/monitoring';
 import { FUNCTION_SPECS, type IvaBridgeStack } from '../../infra/stack';
+import { METRIC } from '../../lib/observability';
 import {
   acknowledgements,
   actionsOf,
@@ -641,26 +643,42 @@ describe('sweep', () => {
   });
 });
 
-describe('alarms', () => {
+describe('alarms (cdk-monitoring-constructs, infra/monitoring.ts)', () => {
+  const alarms = () =>
+    Object.values(resources)
+      .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+      .map((r) => r.Properties as Json);
+  /** The metrics an alarm evaluates (the facade writes them as metric math, `Metrics`). */
+  const metricsOf = (alarm: Json) =>
+    ((alarm.Metrics ?? []) as Array<{ MetricStat?: { Metric: Json; Stat: string } }>)
+      .filter((m) => m.MetricStat)
+      .map((m) => m.MetricStat as { Metric: Json; Stat: string });
+
   it('alarms when the DLQ holds any message', () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.dlq, 'QueueName'] } }],
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
+    const dlq = alarms().filter((a) =>
+      metricsOf(a).some(
+        (m) =>
+          m.Metric.Namespace === 'AWS/SQS' &&
+          m.Metric.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+          json(m.Metric.Dimensions) === json([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.dlq, 'QueueName'] } }]),
+      ),
+    );
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1 });
   });
 
   it('alarms on errors of each function and notifies the alarm e-mail', () => {
     for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard'] as const) {
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids[name] } }],
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-      });
+      const errors = alarms().filter((a) =>
+        metricsOf(a).some(
+          (m) =>
+            m.Metric.Namespace === 'AWS/Lambda' &&
+            m.Metric.MetricName === 'Errors' &&
+            json(m.Metric.Dimensions) === json([{ Name: 'FunctionName', Value: { Ref: ids[name] } }]),
+        ),
+      );
+      expect(errors, name).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
     const topic = Object.entries(resources).find(([, r]) => r.Type === 'AWS::SNS::Topic')?.[0] as string;
     template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -668,9 +686,12 @@ describe('alarms', () => {
       Endpoint: 'ops@example.com',
       TopicArn: { Ref: topic },
     });
-    const alarms = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(5);
-    for (const a of alarms) expect(a.Properties?.AlarmActions).toEqual([{ Ref: topic }]);
+    expect(alarms()).toHaveLength(5);
+    for (const a of alarms()) {
+      expect(a.AlarmActions).toEqual([{ Ref: topic }]);
+      // Named after the stack: two stacks in one account never share an alarm name.
+      expect(a.AlarmName).toMatch(/^IvaBridgeTest-/);
+    }
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
@@ -678,6 +699,99 @@ describe('alarms', () => {
         ]),
       },
     });
+  });
+});
+
+describe('dashboard', () => {
+  interface Widget {
+    type: string;
+    properties: { title?: string; metrics?: unknown[][] };
+  }
+  /** The dashboard body with each CloudFormation reference written `@Ref:Id@` / `@Id.Attr@`, parsed. */
+  const widgets = (): Widget[] => {
+    const dashboards = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    expect(dashboards[0]?.Properties?.DashboardName).toBe('IvaBridgeTest');
+    const parts = (dashboards[0]?.Properties?.DashboardBody as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const text = parts
+      .map((p) => {
+        if (typeof p === 'string') return p;
+        const ref = p as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+        return ref.Ref ? `@Ref:${ref.Ref}@` : `@${ref['Fn::GetAtt']?.join('.')}@`;
+      })
+      .join('');
+    return (JSON.parse(text) as { widgets: Widget[] }).widgets;
+  };
+  /** Every metric line as `Namespace/Name dim=value …` (math expressions as `expr: …`). */
+  const lines = () =>
+    widgets().flatMap((w) =>
+      (w.properties.metrics ?? []).map((m) => {
+        const last = m[m.length - 1] as { expression?: string };
+        if (last?.expression) return `expr: ${last.expression}`;
+        const [namespace, name, ...rest] = m.filter((x) => typeof x === 'string') as string[];
+        const dims: string[] = [];
+        for (let k = 0; k + 1 < rest.length; k += 2) dims.push(`${rest[k]}=${rest[k + 1]}`);
+        return `${namespace}/${name} ${dims.join(' ')}`.trim();
+      }),
+    );
+
+  it('graphs the metrics the functions emit, by the namespace and service they emit them under', () => {
+    const all = lines();
+    for (const name of [
+      METRIC.submitted,
+      METRIC.failed,
+      METRIC.retried,
+      METRIC.uncertain,
+      METRIC.overdue,
+      METRIC.uploadsExpired,
+      METRIC.submissionToResult,
+      METRIC.callbacksReceived,
+      METRIC.resultsStored,
+      METRIC.callbacksUnmatched,
+    ]) {
+      expect(all, name).toContain(`${METRICS_NAMESPACE}/${name} service=${SERVICE_NAME}`);
+    }
+    // Failures by code: a search over the Code dimension (codes are not known in advance).
+    expect(all).toContain(
+      `expr: SEARCH('{"${METRICS_NAMESPACE}","service","Code"} "service"="${SERVICE_NAME}" MetricName="${METRIC.failedByCode}"', 'Sum', 300)`,
+    );
+    // The namespace and service are what Powertools is given.
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sweep'] as const) {
+      const env = (fnProps(name).Environment as { Variables: Json }).Variables;
+      expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe(METRICS_NAMESPACE);
+      expect(env.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAME);
+    }
+    // Every custom metric on the dashboard is one the code names.
+    const named = new Set<string>([...Object.values(METRIC), API_THROTTLED_METRIC]);
+    const custom = all.filter((l) => l.startsWith(`${METRICS_NAMESPACE}/`));
+    expect(custom.length).toBeGreaterThan(10);
+    for (const line of custom) expect(named.has(line.split(' ')[0]?.split('/')[1] ?? ''), line).toBe(true);
+  });
+
+  it('graphs API 4xx/5xx and throttles, queue and DLQ depth, and errors, duration and concurrency of each function', () => {
+    const all = lines();
+    for (const metric of ['4XXError', '5XXError', 'Latency'])
+      expect(all).toContain(`AWS/ApiGateway/${metric} ApiName=Api Stage=prod`);
+    expect(all).toContain(`${METRICS_NAMESPACE}/${API_THROTTLED_METRIC}`);
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      FilterPattern: '{ $.status = 429 }',
+      MetricTransformations: [
+        Match.objectLike({ MetricName: API_THROTTLED_METRIC, MetricNamespace: METRICS_NAMESPACE }),
+      ],
+    });
+    expect(all).toContain(`AWS/SQS/ApproximateNumberOfMessagesVisible QueueName=@${ids.dlq}.QueueName@`);
+    expect(all).toContain(`AWS/SQS/ApproximateNumberOfMessagesVisible QueueName=@${ids.queue}.QueueName@`);
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard', 'sweep'] as const) {
+      for (const metric of ['Errors', 'Duration', 'ConcurrentExecutions', 'Throttles'])
+        expect(all, `${name} ${metric}`).toContain(`AWS/Lambda/${metric} FunctionName=@Ref:${ids[name]}@`);
+    }
+  });
+
+  it('is a stack output: its console URL', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const url = json(outputs.DashboardUrl?.Value);
+    expect(url).toContain('.console.aws.amazon.com/cloudwatch/home?region=');
+    expect(url).toContain('#dashboards:name=');
   });
 });
 
