@@ -274,6 +274,10 @@ export class IvaBridgeStack extends Stack {
       [ENV.presignTtlSeconds]: String(config.presignTtlSeconds),
       [ENV.ivaConcurrency]: String(ivaCalls.perInvocation),
       ...(config.presignSecretArn ? { [ENV.presignSecretArn]: config.presignSecretArn } : {}),
+      // Its own redelivery: growing delays, and a deferred message requeued before the DLQ
+      // (lib/s3-intake/redelivery.ts).
+      [ENV.intakeQueueUrl]: this.queue.queueUrl,
+      [ENV.maxReceiveCount]: String(config.maxReceiveCount),
     });
     const directSubmit = this.createFunction('DirectSubmit', FUNCTION_SPECS.directSubmit, retention, {
       ...shared,
@@ -337,6 +341,9 @@ export class IvaBridgeStack extends Stack {
       new iam.PolicyStatement({ sid, actions: ['secretsmanager:GetSecretValue'], resources: arns });
 
     objectCreated.addToRolePolicy(ledgerAccess);
+    // The event source mapping grants receive, delete and ChangeMessageVisibility; a
+    // deferred message on its last receive is sent again (lib/s3-intake/redelivery.ts).
+    this.queue.grantSendMessages(objectCreated);
     objectCreated.addToRolePolicy(
       // GetObject covers HeadObject and lets the presigned GET work; nothing else in the bucket.
       new iam.PolicyStatement({

@@ -30,6 +30,10 @@ export const ENV = {
   ivaConcurrency: 'IVA_CONCURRENCY',
   /** `on` turns on the S3 path's adaptive pacing of IVA calls (lib/s3-intake/pacer.ts); default off. */
   ivaPacing: 'IVA_PACING',
+  /** The intake queue object-created reads (its own redelivery delays and requeues). */
+  intakeQueueUrl: 'INTAKE_QUEUE_URL',
+  /** That queue's redrive maxReceiveCount: a deferred message is requeued before it. */
+  maxReceiveCount: 'MAX_RECEIVE_COUNT',
   /** Per-attempt HTTP timeout towards IVA. */
   ivaTimeoutMs: 'IVA_TIMEOUT_MS',
   callbackSecretArn: 'CALLBACK_SECRET_ARN',

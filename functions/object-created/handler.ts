@@ -14,6 +14,8 @@ import { createLimiter } from '../../lib/s3-intake/limiter';
 import { createIntake, type IntakeDeps } from '../../lib/s3-intake/process';
 import { presignerFromEnv } from '../../lib/storage/presign';
 import { createPacer } from '../../lib/s3-intake/pacer';
+import { redeliver, type QueuePort } from '../../lib/s3-intake/redelivery';
+import { createSqsQueue } from '../../lib/s3-intake/sqs-queue';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 /** The intake's own deps, with IVA's concurrency as a number (IVA_CONCURRENCY) instead of a limiter. */
@@ -26,6 +28,10 @@ export type ObjectCreatedDeps = Omit<IntakeDeps, 'limiter'> & {
    * then climbs back too slowly (lib/s3-intake/README.md, "Throttling").
    */
   pacing?: boolean;
+  /** The intake queue, for growing redelivery delays and requeues (lib/s3-intake/redelivery.ts); absent: plain batch failures. */
+  queue?: QueuePort;
+  /** The queue's redrive maxReceiveCount (MAX_RECEIVE_COUNT). */
+  maxReceiveCount?: number;
 };
 
 export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
@@ -40,13 +46,23 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
     pacing: optional(env, ENV.ivaPacing) === 'on',
+    ...queueFromEnv(env),
+  };
+}
+
+function queueFromEnv(env: Env): Pick<ObjectCreatedDeps, 'queue' | 'maxReceiveCount'> {
+  const url = optional(env, ENV.intakeQueueUrl);
+  const maxReceiveCount = optional(env, ENV.maxReceiveCount);
+  return {
+    ...(url ? { queue: createSqsQueue(url) } : {}),
+    ...(maxReceiveCount ? { maxReceiveCount: number(env, ENV.maxReceiveCount, 0) } : {}),
   };
 }
 
 export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps)) {
   const getDeps = lazy(deps);
   const getIntake = lazy(() => {
-    const { concurrency = DEFAULTS.ivaConcurrency, pacing, ...intakeDeps } = getDeps();
+    const { concurrency = DEFAULTS.ivaConcurrency, pacing, queue: _q, maxReceiveCount: _m, ...intakeDeps } = getDeps();
     return createIntake({
       ...withObservability(intakeDeps),
       limiter: createLimiter(Math.max(1, Math.floor(concurrency))),
@@ -56,9 +72,19 @@ export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps
   });
 
   const base = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-    const messages = (event.Records ?? []).map((r) => ({ messageId: r.messageId, body: r.body ?? '' }));
+    const messages = (event.Records ?? []).map((r) => ({
+      messageId: r.messageId,
+      body: r.body ?? '',
+      receiptHandle: r.receiptHandle,
+      receiveCount: Number(r.attributes?.ApproximateReceiveCount ?? 1),
+    }));
     const outcomes = await getIntake().processBatch(messages, () => context.getRemainingTimeInMillis());
-    return { batchItemFailures: outcomes.filter((o) => o.retry).map((o) => ({ itemIdentifier: o.messageId })) };
+    const { queue, maxReceiveCount } = getDeps();
+    const failed = await redeliver(outcomes, messages, queue, {
+      ...(maxReceiveCount ? { maxReceiveCount } : {}),
+      log: logger,
+    });
+    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   };
 
   return middy(base)

@@ -7,13 +7,14 @@ import { isCredentialProblem, IvaAmbiguousError, type IvaError } from '../iva/er
 import type { SubmissionError, UncertainInfo } from '../ledger/types';
 import { redactSignedUrls } from '../storage/presign';
 import { IntakeRuleError } from './errors';
+import { isThrottle } from './pacer';
 import type { Decision, PartialPlan, SubmissionPlan } from './rules';
 
 export type Preflight =
   /** Never sendable: recorded failed (with the fields known, if any) and acknowledged. */
   | { action: 'fail'; failure: SubmissionError; fields?: PartialPlan }
-  /** Too little time for IVA: recorded pending and left to SQS's redelivery. */
-  | { action: 'retry'; failure: SubmissionError; budgetMs: number }
+  /** Too little time for IVA: recorded pending and deferred to SQS's redelivery (never the DLQ for that). */
+  | { action: 'defer'; failure: SubmissionError; budgetMs: number }
   | { action: 'send'; plan: SubmissionPlan };
 
 /**
@@ -56,7 +57,7 @@ export function preflight(
   if (budget < minBudgetMs) {
     // Recorded before it is handed back, so the upload is never invisible while it waits.
     return {
-      action: 'retry',
+      action: 'defer',
       failure: {
         code: 'NoTimeLeft',
         message: `Only ${budget} ms of this invocation were left for IVA; SQS redelivers it`,
@@ -79,8 +80,13 @@ export type IvaFailureVerdict =
    * record as done). Its owner resolves it (lib/iva/README.md).
    */
   | { action: 'uncertain'; info: UncertainInfo }
-  /** IVA did not take it and may later: pending, SQS redelivers it. */
+  /** IVA did not take it and may later: pending, SQS redelivers it (the DLQ after maxReceiveCount). */
   | { action: 'retry'; failure: SubmissionError }
+  /**
+   * IVA's flow limit: pending, and deferred to SQS's redelivery with a growing delay; the
+   * upload is fine, so throttling alone never sends it to the DLQ (redelivery.ts).
+   */
+  | { action: 'defer'; failure: SubmissionError }
   /** IVA refused it for good: failed, with IVA's code, message and RequestId. */
   | { action: 'fail'; failure: SubmissionError };
 
@@ -103,6 +109,6 @@ export function ivaFailurePolicy(error: IvaError): IvaFailureVerdict {
         failedAt: new Date(error.failedAt).toISOString(),
       },
     };
-  if (error.retryable) return { action: 'retry', failure };
+  if (error.retryable) return { action: isThrottle(error) ? 'defer' : 'retry', failure };
   return { action: 'fail', failure };
 }

@@ -35,6 +35,7 @@ import {
 } from './identity';
 import { createLimiter, type Limiter } from './limiter';
 import { isThrottle, type Pacer } from './pacer';
+import type { RetryCause } from './redelivery';
 import { ivaFailurePolicy, preflight } from './policy';
 import { errorFields, RecordLog, safeAttrs } from './record-log';
 import { decide, isSubmittableKey, type PartialPlan } from './rules';
@@ -68,12 +69,27 @@ export interface IntakeMessage {
   body: string;
 }
 
-export type RecordOutcome = 'submitted' | 'failed' | 'uncertain' | 'duplicate' | 'busy' | 'ignored' | 'retry';
+/**
+ * `retry`: handed back after a fault (the DLQ is its end after maxReceiveCount receives).
+ * `deferred`: handed back through no fault of its own (IVA throttled it, or there was no
+ * time left for it): never sent to the DLQ for that (redelivery.ts).
+ */
+export type RecordOutcome =
+  | 'submitted'
+  | 'failed'
+  | 'uncertain'
+  | 'duplicate'
+  | 'busy'
+  | 'ignored'
+  | 'retry'
+  | 'deferred';
 
 export interface MessageOutcome {
   messageId: string;
   /** True when SQS must redeliver it (a batch item failure). */
   retry: boolean;
+  /** Why, when `retry`: `deferred` only when every record handed back was deferred. */
+  cause?: RetryCause;
   records: RecordOutcome[];
 }
 
@@ -207,6 +223,12 @@ export async function sendPaced(
   }
 }
 
+/** A message is deferred only while every record it hands back is; one fault makes it a fault. */
+function handBack(outcome: MessageOutcome, cause: RetryCause): void {
+  outcome.retry = true;
+  outcome.cause = outcome.cause === 'fault' || cause === 'fault' ? 'fault' : 'deferred';
+}
+
 export function createIntake(deps: IntakeDeps) {
   const logger = deps.logger ?? silentLogger;
   const metrics = deps.metrics ?? noMetrics;
@@ -274,13 +296,13 @@ export function createIntake(deps: IntakeDeps) {
         log.warn('Recorded as failed', { errorCode: gate.failure.code, errorMessage: gate.failure.message });
         return 'failed';
       }
-      if (gate.action === 'retry') {
+      if (gate.action === 'defer') {
         await deps.ledger.markRetrying(id, gate.failure);
         count(METRIC.retried);
         log.warn('Too little time left to call IVA; recorded pending and left to redelivery', {
           budgetMs: gate.budgetMs,
         });
-        return 'retry';
+        return 'deferred';
       }
       const plan = gate.plan;
       const url = await presignFor(deps.presigner, record, plan.kind, log);
@@ -319,10 +341,11 @@ export function createIntake(deps: IntakeDeps) {
             );
             return 'uncertain';
           case 'retry':
+          case 'defer':
             await deps.ledger.markRetrying(id, verdict.failure);
             count(METRIC.retried);
             log.warn('IVA failed retryably; SQS will redeliver', errorFields(error));
-            return 'retry';
+            return verdict.action === 'defer' ? 'deferred' : 'retry';
           case 'fail':
             await deps.ledger.markFailed(id, verdict.failure, fields);
             countFailure(metrics, verdict.failure.code);
@@ -339,7 +362,7 @@ export function createIntake(deps: IntakeDeps) {
         log.warn('IVA is throttling and no send slot is free in time; recorded pending, left to redelivery', {
           pacedRate: deps.pacer?.rate,
         });
-        return 'retry';
+        return 'deferred';
       }
       // The double-submission window (see the file comment) is between here and the write.
       log.set({ dataId: result.dataId, requestId: result.requestId });
@@ -388,7 +411,7 @@ export function createIntake(deps: IntakeDeps) {
       } catch (error) {
         if (!(error instanceof MalformedMessageError)) throw error;
         // Never dropped silently: the batch failure sends it to the DLQ after maxReceiveCount.
-        outcome.retry = true;
+        handBack(outcome, 'fault');
         logger.error(
           'Malformed message; left for the dead-letter queue',
           safeAttrs({ messageId: message.messageId, errorCode: error.code, errorMessage: error.message }),
@@ -415,10 +438,11 @@ export function createIntake(deps: IntakeDeps) {
           try {
             const result = await processRecord(record, budgetMs, remainingMs, log);
             outcome.records.push(result);
-            if (result === 'retry') outcome.retry = true;
+            if (result === 'retry' || result === 'deferred')
+              handBack(outcome, result === 'retry' ? 'fault' : 'deferred');
           } catch (error) {
             outcome.records.push('retry');
-            outcome.retry = true;
+            handBack(outcome, 'fault');
             log.error('Record not processed; SQS will redeliver the message', errorFields(error));
           }
         }),

@@ -187,6 +187,19 @@ describe('queue', () => {
     expect(window).toBeGreaterThanOrEqual(1);
     expect(window).toBeLessThanOrEqual(5);
   });
+
+  it('lets object-created set its own redelivery delays and requeue a deferred message on the same queue', () => {
+    const env = (fnProps('objectCreated').Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env[ENV.intakeQueueUrl]).toEqual({ Ref: ids.queue });
+    const redrive = propsOf(resources[ids.queue], 'queue').RedrivePolicy as { maxReceiveCount: number };
+    expect(env[ENV.maxReceiveCount]).toBe(String(redrive.maxReceiveCount));
+    const sqsActions = statementsOf('objectCreated')
+      .filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')))
+      .filter((s) => json(resourcesOf(s)).includes(ids.queue));
+    const actions = sqsActions.flatMap(actionsOf);
+    expect(actions).toEqual(expect.arrayContaining(['sqs:ChangeMessageVisibility', 'sqs:SendMessage']));
+    expect(json(statementsOf('objectCreated'))).not.toMatch(new RegExp(`sqs:SendMessage[^}]*${ids.dlq}`));
+  });
 });
 
 describe('ledger table', () => {

@@ -47,7 +47,7 @@ describe('preflight', () => {
 
   it('leaves an upload to redelivery (NoTimeLeft) below the minimum budget, and sends it at the minimum', () => {
     expect(preflight(ok, false, plan, budget(999), 1_000)).toEqual({
-      action: 'retry',
+      action: 'defer',
       failure: { code: 'NoTimeLeft', message: 'Only 999 ms of this invocation were left for IVA; SQS redelivers it' },
       budgetMs: 999,
     });
@@ -82,9 +82,11 @@ describe('ivaFailurePolicy', () => {
     });
   });
 
-  it('retries what IVA says is retryable, fails what it refuses for good', () => {
+  it('defers a throttle, retries what IVA says is retryable, fails what it refuses for good', () => {
     const throttled = new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', httpStatus: 200 });
-    expect(ivaFailurePolicy(throttled)).toMatchObject({ action: 'retry', failure: { code: 'FlowLimitExceeded' } });
+    expect(ivaFailurePolicy(throttled)).toMatchObject({ action: 'defer', failure: { code: 'FlowLimitExceeded' } });
+    const tooMany = new IvaError({ code: 'SomethingNew', message: 'slow down', httpStatus: 429 });
+    expect(ivaFailurePolicy(tooMany)).toMatchObject({ action: 'defer' });
     const down = new IvaError({ code: 'SomethingNew', message: 'oops', httpStatus: 503 });
     expect(ivaFailurePolicy(down)).toMatchObject({ action: 'retry', failure: { code: 'SomethingNew' } });
     const refused = new IvaError({ code: 'InvalidParameter', message: 'bad Url', httpStatus: 400, requestId: 'r2' });

@@ -119,13 +119,13 @@ function context(remainingMs = 60_000): Context {
   return lambdaContext({ name: 'object-created', timeoutMs: remainingMs, memoryMb: 512 });
 }
 
-function sqsRecord(body: string, messageId: string = randomUUID()): SQSRecord {
+function sqsRecord(body: string, messageId: string = randomUUID(), receiveCount = 1): SQSRecord {
   return {
     messageId,
     receiptHandle: `rh-${messageId}`,
     body,
     attributes: {
-      ApproximateReceiveCount: '1',
+      ApproximateReceiveCount: String(receiveCount),
       SentTimestamp: String(Date.now()),
       SenderId: 'AIDA',
       ApproximateFirstReceiveTimestamp: String(Date.now()),
@@ -269,6 +269,56 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(pending!.leaseUntil).toBeUndefined();
     expect(sandbox.requests.length).toBeGreaterThan(1);
     expect(metricCounts).toEqual({ Failed: 1, Retried: 1 });
+  });
+
+  it('hands a throttled message back with a delay that grows per receive, and requeues it instead of the DLQ on its last', async () => {
+    const calls: string[] = [];
+    const queue = {
+      changeVisibility: async (receiptHandle: string, seconds: number) => {
+        calls.push(`visibility ${receiptHandle} ${seconds}`);
+      },
+      send: async (body: string, delaySeconds: number) => {
+        calls.push(`send ${JSON.parse(body).Records[0].s3.object.key} ${delaySeconds}`);
+      },
+    };
+    const throttled = await upload('incoming/limited/again.jpg', 'again');
+    const broken = await upload('incoming/limited/broken.jpg', 'broken');
+    const handler = createHandler(
+      deps({ safetyMarginMs: 500, minBudgetMs: 100, pacing: false, queue, maxReceiveCount: 5 }),
+    );
+    const delays: number[] = [];
+    for (const receive of [1, 3, 5]) {
+      calls.length = 0;
+      sandbox.injectFaults({ count: 1000, code: 'FlowLimitExceeded', httpStatus: 429 });
+      const result = await run(
+        handler,
+        sqsEvent(sqsRecord(JSON.stringify(throttled), 'm-throttled', receive)),
+        context(1_500),
+      );
+      sandbox.reset();
+      if (receive < 5) {
+        expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-throttled' }] });
+        expect(calls).toEqual([expect.stringMatching(/^visibility rh-m-throttled \d+$/)]);
+        delays.push(Number(calls[0]?.split(' ')[2]));
+      } else {
+        // Its last allowed receive: sent again as a new message, acknowledged, not dead-lettered.
+        expect(result).toEqual({ batchItemFailures: [] });
+        expect(calls).toEqual([expect.stringMatching(/^send incoming\/limited\/again\.jpg \d+$/)]);
+      }
+    }
+    expect(delays[1]).toBeGreaterThan(delays[0] ?? Number.POSITIVE_INFINITY);
+    expect(await ledger.get(idOf(throttled))).toMatchObject({
+      status: 'pending',
+      error: { code: 'FlowLimitExceeded' },
+    });
+
+    // A fault (IVA 5xx) on its last receive is left to the DLQ.
+    calls.length = 0;
+    sandbox.injectFaults({ count: 1000, code: 'InternalError', httpStatus: 500 });
+    const result = await run(handler, sqsEvent(sqsRecord(JSON.stringify(broken), 'm-broken', 5)), context(1_500));
+    sandbox.reset();
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-broken' }] });
+    expect(calls).toEqual([expect.stringMatching(/^visibility rh-m-broken \d+$/)]);
   });
 
   it('records IVA permanent errors with its code, message and RequestId, and acknowledges', async () => {
