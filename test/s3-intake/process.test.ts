@@ -329,3 +329,47 @@ describe('processRecord with the in-memory ledger', () => {
     expect(record?.error).toBeUndefined();
   });
 });
+
+describe('processBatch: why a message is handed back', () => {
+  const body = (...keys: string[]) =>
+    JSON.stringify({
+      Records: keys.map((key, i) => ({
+        eventSource: 'aws:s3',
+        eventName: 'ObjectCreated:Put',
+        eventTime: '2026-01-01T00:00:00.000Z',
+        s3: { bucket: { name: 'b' }, object: { key, eTag: 'e1', versionId: `v${i}`, size: 1234, sequencer: `0${i}` } },
+      })),
+    });
+  const throttled = () => new IvaError({ code: 'FlowLimitExceeded', message: 'slow down', httpStatus: 429 });
+  const broken = () => new IvaError({ code: 'InternalError', message: 'x', httpStatus: 500 });
+
+  it('calls a message deferred only when every record it hands back was throttled or out of time', async () => {
+    const cases: [Array<SubmitResult | Error>, string[], unknown][] = [
+      [[throttled()], ['incoming/t/a.jpg'], { retry: true, cause: 'deferred' }],
+      [[broken()], ['incoming/t/a.jpg'], { retry: true, cause: 'fault' }],
+      [[throttled(), broken()], ['incoming/t/a.jpg', 'incoming/t/b.jpg'], { retry: true, cause: 'fault' }],
+      [[accepted], ['incoming/t/a.jpg'], { retry: false }],
+    ];
+    for (const [answers, keys, expected] of cases) {
+      const { processBatch } = intake({ iva: fakeIva(...answers) });
+      const [outcome] = await processBatch([{ messageId: 'm', body: body(...keys) }], plenty);
+      expect(outcome, JSON.stringify(answers.map((a) => (a instanceof Error ? a.message : 'ok')))).toMatchObject(
+        expected as object,
+      );
+      if (!(expected as { retry: boolean }).retry) expect(outcome?.cause).toBeUndefined();
+    }
+    // No time left for IVA: deferred, IVA not called.
+    const iva = fakeIva(accepted);
+    const [late] = await intake({ iva }).processBatch(
+      [{ messageId: 'm', body: body('incoming/t/a.jpg') }],
+      () => 5_500,
+    );
+    expect(late).toMatchObject({ retry: true, cause: 'deferred' });
+    expect(iva.calls).toHaveLength(0);
+  });
+
+  it('calls a malformed message a fault, so the DLQ remains its end', async () => {
+    const [outcome] = await intake({ iva: fakeIva(accepted) }).processBatch([{ messageId: 'm', body: '{' }], plenty);
+    expect(outcome).toMatchObject({ retry: true, cause: 'fault' });
+  });
+});
