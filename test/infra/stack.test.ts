@@ -725,7 +725,8 @@ describe('dashboard', () => {
     const dashboards = Object.values(resources).filter((r) => r.Type === 'AWS::CloudWatch::Dashboard');
     expect(dashboards).toHaveLength(1);
     expect(dashboards[0]?.Properties?.DashboardName).toBe('IvaBridgeTest');
-    const parts = (dashboards[0]?.Properties?.DashboardBody as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const body = propsOf(dashboards[0], 'the dashboard').DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    const parts = body['Fn::Join'][1];
     const text = parts
       .map((p) => {
         if (typeof p === 'string') return p;
