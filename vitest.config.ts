@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Function processes' output is shown only for a failing test.
+    setupFiles: ['test/support/function-output.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Tests start real servers on 127.0.0.1; two cores are shared, so keep workers few.

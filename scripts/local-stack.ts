@@ -1,37 +1,20 @@
 /**
- * `npm start`: the whole function set on this machine (local/stack). Environment:
+ * `npm start`: the whole function set on this machine, built from the synthesized
+ * template (local/stack). Every setting is listed in the README ("On one machine:
+ * npm start"); `npm start -- --help` prints them.
  *
- *   IVA_BRIDGE_API_PORT=3000      API Gateway emulation (POST /v1/images, /callbacks/{secret}, ...)
- *   IVA_BRIDGE_S3_PORT=4569       embedded S3 (s3rver)
- *   IVA_BRIDGE_IVA_PORT=4570      IVA sandbox
- *   IVA_BRIDGE_DDB_PORT=4571      DynamoDB (dynalite)
- *   IVA_BRIDGE_EVENTS_PORT=4572   EventBridge PutEvents endpoint
- *                                 (any port set to 0 picks a free one)
- *   IVA_BRIDGE_BUCKET             bucket name (default iva-bridge-local)
- *   IVA_BRIDGE_API_KEY            x-api-key to accept (default: random, printed)
- *   IVA_BRIDGE_CALLBACK_SECRET    callback path secret (default: random)
- *   IVA_BRIDGE_STACK_JSON         where the connection details go (default .local/stack.json)
- *   IVA_BRIDGE_VISIBILITY_TIMEOUT_MS   SQS visibility timeout (default 30000)
- *   IVA_BRIDGE_MAX_RECEIVE_COUNT       receives before the dead-letter list (default 5)
- *   IVA_BRIDGE_SANDBOX_CALLBACK_DELAY_MS   sandbox delay before posting a result (default 1000)
- *
- * S3 elsewhere (instead of s3rver): IVA_BRIDGE_S3_ENDPOINT, IVA_BRIDGE_S3_ACCESS_KEY_ID,
- * IVA_BRIDGE_S3_SECRET_ACCESS_KEY (IVA_BRIDGE_S3_REGION, default us-east-1) — a Ceph RGW,
- * whose bucket notifications feed the queue; or IVA_BRIDGE_S3=ceph to take the CEPH_S3_*
- * variables written by `scripts/ceph-rgw.sh start` (.local/ceph/env).
- *
- * Real IVA (instead of the sandbox): IVA_ENDPOINT=https://open.volcengineapi.com with
- * VOLC_ACCESSKEY / VOLC_SECRETKEY. IVA then needs a callback URL it can reach (a tunnel
- * to the API port); the printed one is local.
- *
- * The functions' own settings (DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL, ...) pass through.
- * Runs until SIGINT/SIGTERM, then stops everything and exits 0.
+ * Runs until SIGINT/SIGTERM, then stops everything and exits 0. State (S3 objects, the
+ * ledger, undelivered queue messages, the API key and callback secret) stays in
+ * .local/state (IVA_BRIDGE_STATE_DIR) for the next start; `npm start -- --fresh` starts
+ * from nothing.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV } from '../lib/config';
+import { SWEEP_ENV } from '../lib/sweep/settings';
 import {
+  DEFAULT_STATE_DIR,
   startLocalStack,
   type ExternalS3,
   type LocalStack,
@@ -41,6 +24,50 @@ import {
 } from '../local/stack/index';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Every variable npm start reads besides the functions' own settings (README, "On one machine"). */
+export const SETTINGS: ReadonlyArray<[name: string, fallback: string, meaning: string]> = [
+  ['IVA_BRIDGE_API_PORT', '3000', 'API Gateway emulation (0 picks a free port, as for every port)'],
+  ['IVA_BRIDGE_S3_PORT', '4569', 'embedded S3 (s3rver)'],
+  ['IVA_BRIDGE_IVA_PORT', '4570', 'IVA sandbox'],
+  ['IVA_BRIDGE_DDB_PORT', '4571', 'DynamoDB (dynalite)'],
+  ['IVA_BRIDGE_EVENTS_PORT', '4572', 'EventBridge PutEvents endpoint'],
+  ['IVA_BRIDGE_AWS_PORT', '4573', 'STS and Secrets Manager endpoint'],
+  ['IVA_BRIDGE_BUCKET', 'iva-bridge-local', 'bucket name'],
+  ['IVA_BRIDGE_API_KEY', 'random, kept in the state folder', 'x-api-key the API accepts'],
+  ['IVA_BRIDGE_CALLBACK_SECRET', 'random, kept in the state folder', 'callback path secret'],
+  ['IVA_BRIDGE_STATE_DIR', '.local/state', 'S3 objects, ledger, undelivered messages, keys (--fresh empties it)'],
+  ['IVA_BRIDGE_STACK_JSON', '.local/stack.json', 'where the connection facts go'],
+  ['IVA_BRIDGE_VISIBILITY_TIMEOUT_MS', "the template's (365 s)", 'SQS visibility timeout'],
+  ['IVA_BRIDGE_MAX_RECEIVE_COUNT', "the template's (5)", 'receives before the dead-letter list'],
+  ['IVA_BRIDGE_SANDBOX_CALLBACK_DELAY_MS', '1000', 'sandbox delay before posting a result'],
+  ['IVA_BRIDGE_FUNCTION_NODE', 'Node 22 from npx', 'Node binary the function processes run on'],
+  ['IVA_BRIDGE_S3', 's3rver', '`ceph`: the Ceph RGW of scripts/ceph-rgw.sh (CEPH_S3_* from .local/ceph/env)'],
+  [
+    'IVA_BRIDGE_S3_ENDPOINT',
+    '',
+    'any S3 endpoint with Ceph-style notifications, with _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION',
+  ],
+  ['IVA_ENDPOINT', 'the sandbox', 'the real IVA (with VOLC_ACCESSKEY / VOLC_SECRETKEY; IVA_REGION, IVA_SERVICE)'],
+  ['VOLC_ACCESSKEY / VOLC_SECRETKEY', "the sandbox's key", 'without IVA_ENDPOINT: the key pair the sandbox accepts'],
+];
+
+/** The functions' own settings that pass from npm start's environment to every function. */
+export const FUNCTION_SETTINGS: readonly string[] = [
+  ENV.defaultTaskId,
+  ENV.ivaTimeoutMs,
+  ENV.ivaConcurrency,
+  ENV.ivaPacing,
+  ENV.presignTtlSeconds,
+  ENV.uploadUrlTtlSeconds,
+  ENV.directMaxBytes,
+  ENV.eventBusName,
+  SWEEP_ENV.overdueAfterSeconds,
+  SWEEP_ENV.expireUploadsAfterSeconds,
+  'POWERTOOLS_LOG_LEVEL',
+  'LOG_LEVEL',
+  'POWERTOOLS_METRICS_DISABLED',
+];
 const env = process.env;
 // Node 20 runs this fine; the SDK's notice is about its releases after January 2027.
 env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -116,44 +143,102 @@ function realIva(): RealIva | undefined {
   };
 }
 
-function banner(info: StackInfo): string {
+function banner(info: StackInfo, stateDir: string): string {
   const s3 = `AWS_ACCESS_KEY_ID=${info.s3AccessKeyId} AWS_SECRET_ACCESS_KEY=${info.s3SecretAccessKey} AWS_REGION=${info.s3Region}`;
+  const sandbox =
+    info.ivaMode === 'sandbox'
+      ? `  IVA          ${info.ivaEndpoint}  (local sandbox; its key: VOLC_ACCESSKEY=${info.sandboxAccessKeyId} VOLC_SECRETKEY=${info.sandboxSecretAccessKey})`
+      : `  IVA          ${info.ivaEndpoint}  (REAL endpoint: submissions are processed and billed)`;
   return [
     '',
     'iva-bridge local stack is ready',
     `  S3           ${info.s3Endpoint}  bucket ${info.bucket}  (path-style; access key ${info.s3AccessKeyId}, secret ${info.s3SecretAccessKey})`,
     `  API          ${info.apiUrl}  (header x-api-key: ${info.apiKey})`,
-    `  callback URL ${info.apiUrl}/callbacks/<secret>  (full URL in the stack JSON file: it holds the secret)`,
-    `  IVA          ${info.ivaEndpoint}  (${info.ivaMode === 'sandbox' ? 'local sandbox: control at /__sandbox/{submissions,callbacks,faults,reset}' : 'REAL endpoint: submissions are processed and billed'})`,
-    `  DynamoDB     ${info.dynamodbEndpoint}   EventBridge ${info.eventBridgeEndpoint} (events also at ${info.apiUrl}/__local/events)`,
-    `  dead letters ${info.apiUrl}/__local/dead-letters  (POST ${info.apiUrl}/__local/dead-letters/redrive sends them back)`,
+    `  callback URL ${info.apiUrl}callbacks/<secret>  (full URL in the stack JSON file: it holds the secret)`,
+    sandbox,
+    `  DynamoDB     ${info.dynamodbEndpoint}   EventBridge ${info.eventBridgeEndpoint} (events also at ${info.apiUrl}__local/events)`,
+    `  dead letters ${info.apiUrl}__local/dead-letters  (POST ${info.apiUrl}__local/dead-letters/redrive sends them back)`,
+    `  state        ${stateDir}  (kept across restarts; npm start -- --fresh starts from nothing)`,
     '',
-    'Try it:',
+    'Try it (in another shell, from the repository):',
+    `  export API_URL=${info.apiUrl} API_KEY=${info.apiKey}`,
     `  # upload: becomes a Source=url submission (objects under incoming/<TaskID>/ are submitted)`,
-    `  ${s3} aws --endpoint-url ${info.s3Endpoint} s3 cp ./cat.jpg s3://${info.bucket}/incoming/demo/cat.jpg`,
+    `  ${s3} aws --endpoint-url ${info.s3Endpoint} s3 cp docs/samples/cat.jpg s3://${info.bucket}/incoming/demo/cat.jpg`,
     `  # direct multipart submission, IVA's own format`,
-    `  curl -H "x-api-key: ${info.apiKey}" -F 'Request={"TaskID":"demo","Image":{"Name":"cat.jpg","Source":"file"}}' -F 'ImageFile=@cat.jpg' ${info.apiUrl}/v1/images`,
-    `  # status of one submission (SubmissionId from the answer above), or of the whole task`,
-    `  curl -H "x-api-key: ${info.apiKey}" ${info.apiUrl}/v1/submissions/SUBMISSION_ID`,
-    `  curl -H "x-api-key: ${info.apiKey}" ${info.apiUrl}/v1/tasks/demo/submissions`,
-    `  # large files: ask for an upload URL, then PUT the file with the returned Headers`,
-    `  curl -H "x-api-key: ${info.apiKey}" -H 'content-type: application/json' -d '{"TaskID":"demo","Kind":"video","Name":"clip.mp4","ContentType":"video/mp4","Size":12345678}' ${info.apiUrl}/v1/uploads`,
+    `  curl -sS -H "x-api-key: $API_KEY" -F 'Request={"TaskID":"demo","Image":{"Name":"cat.jpg","Source":"file"}}' -F ImageFile=@docs/samples/cat.jpg "\${API_URL}v1/images"`,
+    `  # status of the whole task`,
+    `  curl -sS -H "x-api-key: $API_KEY" "\${API_URL}v1/tasks/demo/submissions"`,
+    `  # or the command line: sends, waits, saves the results`,
+    `  npx iva-bridge send docs/samples/cat.jpg docs/samples/clip.mp4 --task-id demo --wait --out results/`,
     '',
-    'Ctrl-C stops everything.',
+    'Ctrl-C stops everything; what was accepted is kept.',
     '',
   ].join('\n');
 }
 
+function usage(): string {
+  const width = Math.max(...SETTINGS.map(([name]) => name.length));
+  return [
+    'npm start [-- --fresh]   the whole stack on 127.0.0.1, built from the synthesized template',
+    '',
+    '  --fresh   remove the state folder first (S3 objects, ledger, queue, API key, callback secret)',
+    '',
+    'Environment:',
+    ...SETTINGS.map(
+      ([name, fallback, meaning]) => `  ${name.padEnd(width)}  ${meaning}${fallback ? ` (default: ${fallback})` : ''}`,
+    ),
+    `  ${'and'.padEnd(width)}  the functions' own settings: ${FUNCTION_SETTINGS.join(', ')}`,
+  ].join('\n');
+}
+
+/** The variable that sets the port a start failed on, for the error message. */
+function portVariable(err: unknown, ports: Record<string, number>): string | undefined {
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  if (e?.code !== 'EADDRINUSE') return undefined;
+  const name = Object.entries(ports).find(([, p]) => p === e.port)?.[0];
+  return name
+    ? `port ${e.port} is in use: set ${name} to another port (or 0 for a free one), e.g. ${name}=0 npm start`
+    : `port ${e.port ?? '?'} is in use: set the IVA_BRIDGE_*_PORT variable that names it to another port (0 picks a free one)`;
+}
+
+const readPorts = () => ({
+  IVA_BRIDGE_API_PORT: port('IVA_BRIDGE_API_PORT', 3000),
+  IVA_BRIDGE_S3_PORT: port('IVA_BRIDGE_S3_PORT', 4569),
+  IVA_BRIDGE_IVA_PORT: port('IVA_BRIDGE_IVA_PORT', 4570),
+  IVA_BRIDGE_DDB_PORT: port('IVA_BRIDGE_DDB_PORT', 4571),
+  IVA_BRIDGE_EVENTS_PORT: port('IVA_BRIDGE_EVENTS_PORT', 4572),
+  IVA_BRIDGE_AWS_PORT: port('IVA_BRIDGE_AWS_PORT', 4573),
+});
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage());
+    return;
+  }
+  const unknown = args.filter((a) => a !== '--fresh');
+  if (unknown.length) throw new Error(`unknown argument ${unknown[0]}\n${usage()}`);
+  const PORTS = readPorts();
+  const stateDir = resolve(REPO_ROOT, env.IVA_BRIDGE_STATE_DIR || DEFAULT_STATE_DIR);
+  if (args.includes('--fresh')) {
+    await rm(stateDir, { recursive: true, force: true });
+    console.log(`--fresh: removed ${stateDir}`);
+  }
+  const functionEnv = Object.fromEntries(
+    FUNCTION_SETTINGS.filter((name) => env[name] !== undefined && env[name] !== '').map((name) => [name, env[name]!]),
+  );
   const iva = realIva();
   const options: LocalStackOptions = {
     ports: {
-      api: port('IVA_BRIDGE_API_PORT', 3000),
-      s3: port('IVA_BRIDGE_S3_PORT', 4569),
-      iva: port('IVA_BRIDGE_IVA_PORT', 4570),
-      dynamodb: port('IVA_BRIDGE_DDB_PORT', 4571),
-      eventBridge: port('IVA_BRIDGE_EVENTS_PORT', 4572),
+      api: PORTS.IVA_BRIDGE_API_PORT,
+      s3: PORTS.IVA_BRIDGE_S3_PORT,
+      iva: PORTS.IVA_BRIDGE_IVA_PORT,
+      dynamodb: PORTS.IVA_BRIDGE_DDB_PORT,
+      eventBridge: PORTS.IVA_BRIDGE_EVENTS_PORT,
+      aws: PORTS.IVA_BRIDGE_AWS_PORT,
     },
+    stateDir,
+    functionEnv,
     ...(env.IVA_BRIDGE_BUCKET ? { bucket: env.IVA_BRIDGE_BUCKET } : {}),
     ...(env.IVA_BRIDGE_API_KEY ? { apiKey: env.IVA_BRIDGE_API_KEY } : {}),
     ...(env.IVA_BRIDGE_CALLBACK_SECRET ? { callbackSecret: env.IVA_BRIDGE_CALLBACK_SECRET } : {}),
@@ -162,8 +247,12 @@ async function main(): Promise<void> {
     ...(!iva && volcKeys() ? { sandboxCredentials: volcKeys() } : {}),
     sandbox: { callbackDelayMs: positive('IVA_BRIDGE_SANDBOX_CALLBACK_DELAY_MS', 1000) },
     sqs: {
-      visibilityTimeoutMs: positive('IVA_BRIDGE_VISIBILITY_TIMEOUT_MS', 30_000),
-      maxReceiveCount: positive('IVA_BRIDGE_MAX_RECEIVE_COUNT', 5) || 5,
+      ...(env.IVA_BRIDGE_VISIBILITY_TIMEOUT_MS
+        ? { visibilityTimeoutMs: positive('IVA_BRIDGE_VISIBILITY_TIMEOUT_MS', 0) }
+        : {}),
+      ...(env.IVA_BRIDGE_MAX_RECEIVE_COUNT
+        ? { maxReceiveCount: positive('IVA_BRIDGE_MAX_RECEIVE_COUNT', 5) || 5 }
+        : {}),
     },
   };
   const jsonPath = resolve(REPO_ROOT, env.IVA_BRIDGE_STACK_JSON || '.local/stack.json');
@@ -187,7 +276,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  stack = await startLocalStack(options);
+  const started = Date.now();
+  try {
+    stack = await startLocalStack(options);
+  } catch (err) {
+    throw new Error(portVariable(err, PORTS) ?? (err as Error).message);
+  }
   if (stopping) return;
   await mkdir(dirname(jsonPath), { recursive: true });
   const json = {
@@ -203,13 +297,16 @@ async function main(): Promise<void> {
     ivaMode: stack.ivaMode,
     dynamodbEndpoint: stack.dynamodbEndpoint,
     eventBridgeEndpoint: stack.eventBridgeEndpoint,
+    ...(stack.sandboxAccessKeyId
+      ? { sandboxAccessKeyId: stack.sandboxAccessKeyId, sandboxSecretAccessKey: stack.sandboxSecretAccessKey }
+      : {}),
   };
   // Written last, in one go, and only readable by this user: it holds the keys.
   const tmp = `${jsonPath}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(json, null, 2)}\n`, { mode: 0o600 });
   await rename(tmp, jsonPath);
-  console.log(banner(stack.info));
-  console.log(`Connection details: ${jsonPath}`);
+  console.log(banner(stack.info, stateDir));
+  console.log(`Connection details: ${jsonPath} (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 main().catch((err: unknown) => {

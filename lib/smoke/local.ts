@@ -26,8 +26,13 @@ export function localTarget(facts: LocalStackFacts): SmokeTarget {
     forcePathStyle: true,
     credentials: { accessKeyId: facts.s3AccessKeyId, secretAccessKey: facts.s3SecretAccessKey },
   });
+  // The local EventBridge lists events as EventBridge delivers them (`detail-type`).
   const recorded = async (): Promise<Array<ResultEvent & { id: string }>> =>
-    (await (await fetch(`${apiUrl}/__local/events`)).json()) as Array<ResultEvent & { id: string }>;
+    (
+      (await (await fetch(`${apiUrl}/__local/events`)).json()) as Array<
+        Omit<ResultEvent, 'detailType'> & { id: string; 'detail-type': string }
+      >
+    ).map(({ 'detail-type': detailType, ...e }) => ({ ...e, detailType }));
   return {
     name: 'local',
     apiUrl,

@@ -1,5 +1,6 @@
 /**
- * In-process DynamoDB stand-in (npm `dynalite`), in memory, on a free 127.0.0.1 port.
+ * In-process DynamoDB stand-in (npm `dynalite`), in memory or in a LevelDB folder, on a
+ * free 127.0.0.1 port.
  * Tables are ACTIVE as soon as CreateTable returns, so tests need no waiters.
  */
 import type { Server } from 'node:http';
@@ -30,10 +31,17 @@ export interface LocalDynalite {
 
 export interface StartDynaliteOptions {
   port?: number;
+  /** LevelDB folder that keeps the tables across restarts; in memory when omitted. */
+  path?: string;
 }
 
 export async function startDynalite(options: StartDynaliteOptions = {}): Promise<LocalDynalite> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const server = dynalite({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(options.path ? { path: options.path } : {}),
+  });
   const address = await listen(server, options.port ?? 0);
   let closing: Promise<void> | undefined;
   return {

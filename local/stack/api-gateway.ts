@@ -1,61 +1,63 @@
 /**
  * The HTTP front of the local stack: an API Gateway REST API emulation with the routes,
- * API-key rule, binary media types, payload limits and gateway responses of the
- * deployed stack (infra/stack.ts createApi / addIvaGatewayResponses). Each request
+ * API keys, authorizer, binary media types and gateway responses of the synthesized
+ * template (local/stack/template.ts), and API Gateway's fixed limits. Each request
  * becomes a Lambda proxy event (REST payload v1) exactly as API Gateway builds it, and
  * the proxy result is mapped back to HTTP.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { checkDirectBodySize, directMaxBytesFromEnv } from '../../lib/api/size-guard';
-import {
-  gatewayErrorBody,
-  gatewayErrorHeaders,
-  ROUTE_NOT_FOUND_CODE,
-  ROUTE_NOT_FOUND_MESSAGE,
-  ROUTE_NOT_FOUND_STATUS,
-} from '../../lib/http/route-not-found';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 import { invoke, LambdaTimeoutError, type LocalFunction } from './lambda';
+import type { TemplateGatewayResponse, TemplateRoute } from './template';
 
 /** API Gateway's own limit on a request payload. */
 export const API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 /** Lambda's limit on a synchronous invocation payload (the whole event JSON). */
 export const LAMBDA_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
-export type RouteTarget = 'directSubmit' | 'resultCallback';
+export type Route = TemplateRoute;
 
-export interface Route {
-  method: string;
-  /** API Gateway resource template, e.g. `/v1/submissions/{id}`. */
-  resource: string;
-  target: RouteTarget;
-  apiKeyRequired: boolean;
-  /** Behind the Content-Length size guard (infra/stack.ts SizeGuard authorizer). */
-  sizeGuarded?: boolean;
-}
-
-/** Same resources and methods as infra/stack.ts. */
-export const ROUTES: readonly Route[] = [
-  { method: 'POST', resource: '/v1/images', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
-  { method: 'POST', resource: '/v1/videos', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
-  { method: 'POST', resource: '/v1/uploads', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/submissions', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/submissions/{id}', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/submissions/{id}/result', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/submissions/{id}/results', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/submissions/{id}/results/{resultId}', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'POST', resource: '/v1/submissions/{id}/resolve', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'GET', resource: '/v1/tasks/{taskId}/submissions', target: 'directSubmit', apiKeyRequired: true },
-  { method: 'POST', resource: '/', target: 'directSubmit', apiKeyRequired: true, sizeGuarded: true },
-  { method: 'POST', resource: '/callbacks/{secret}', target: 'resultCallback', apiKeyRequired: false },
-];
-
-/** The deployed gateway responses' messages (infra/stack.ts ACCESS_DENIED, INTEGRATION_FAILURE). */
+/** The deployed gateway responses' messages (infra/stack.ts; the local gateway renders the template's). */
 export const REQUEST_TOO_LARGE_MESSAGE =
   'Request body too large for direct submission (files over about 4.5 MB). Call POST /v1/uploads to get a presigned upload URL instead.';
 export const INTEGRATION_FAILURE_MESSAGE =
   'The request could not be handed to the function. The usual cause is a body over 4.5 MB, too large for a direct submission: send large files with POST /v1/uploads (presigned upload URL). If the body was small, retry later.';
+
+/** API Gateway's default status and message per response type, used where the template sets none. */
+const RESPONSE_DEFAULTS: Record<string, { status: number; message: string; errorType: string }> = {
+  MISSING_AUTHENTICATION_TOKEN: {
+    status: 403,
+    message: 'Missing Authentication Token',
+    errorType: 'MissingAuthenticationTokenException',
+  },
+  INVALID_API_KEY: { status: 403, message: 'Forbidden', errorType: 'ForbiddenException' },
+  ACCESS_DENIED: {
+    status: 403,
+    message: 'User is not authorized to access this resource',
+    errorType: 'AccessDeniedException',
+  },
+  UNAUTHORIZED: { status: 401, message: 'Unauthorized', errorType: 'UnauthorizedException' },
+  REQUEST_TOO_LARGE: { status: 413, message: 'Request Too Long', errorType: 'RequestTooLargeException' },
+  INTEGRATION_FAILURE: { status: 502, message: 'Internal server error', errorType: 'InternalServerErrorException' },
+  INTEGRATION_TIMEOUT: {
+    status: 504,
+    message: 'Endpoint request timed out',
+    errorType: 'InternalServerErrorException',
+  },
+  AUTHORIZER_FAILURE: { status: 500, message: 'Internal server error', errorType: 'AuthorizerConfigurationException' },
+  AUTHORIZER_CONFIGURATION_ERROR: {
+    status: 500,
+    message: 'Internal server error',
+    errorType: 'AuthorizerConfigurationException',
+  },
+  DEFAULT_4XX: { status: 400, message: 'Bad Request', errorType: 'BadRequestException' },
+  DEFAULT_5XX: { status: 500, message: 'Internal server error', errorType: 'InternalServerErrorException' },
+};
+
+/** Which DEFAULT_* a response type falls back to when the template has no response of its own. */
+const defaultFamily = (type: string): string =>
+  (RESPONSE_DEFAULTS[type]?.status ?? 500) >= 500 ? 'DEFAULT_5XX' : 'DEFAULT_4XX';
 
 export interface ApiGatewayOptions {
   port?: number;
@@ -63,7 +65,12 @@ export interface ApiGatewayOptions {
   region?: string;
   /** Accepted `x-api-key` values. */
   apiKeys: readonly string[];
-  functions: Record<RouteTarget, LocalFunction>;
+  /** The template's methods. */
+  routes: readonly Route[];
+  /** The template's gateway responses, by response type. */
+  gatewayResponses?: Readonly<Record<string, TemplateGatewayResponse>>;
+  /** Functions by key (route targets and authorizers). */
+  functions: Readonly<Record<string, LocalFunction>>;
   binaryMediaTypes?: readonly string[];
   /** Extra non-API routes (e.g. `/__local/*`); return true when handled. */
   control?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> | boolean;
@@ -103,10 +110,12 @@ interface ProxyResult {
 export function matchRoute(
   method: string,
   rawPath: string,
-  routes: readonly Route[] = ROUTES,
+  routes: readonly Route[],
 ): { route: Route; pathParameters: Record<string, string> } | undefined {
   const segments = splitPath(rawPath);
-  for (const route of routes) {
+  // API Gateway prefers a literal path part over a {parameter} at the same level.
+  const ordered = [...routes].sort((a, b) => specificity(b.resource) - specificity(a.resource));
+  for (const route of ordered) {
     if (route.method !== method) continue;
     const template = splitPath(route.resource);
     if (template.length !== segments.length) continue;
@@ -131,6 +140,10 @@ export function matchRoute(
     if (ok) return { route, pathParameters: params };
   }
   return undefined;
+}
+
+function specificity(resource: string): number {
+  return splitPath(resource).reduce((n, part, i) => n + (part.startsWith('{') ? 0 : 2 ** (16 - i)), 0);
 }
 
 function splitPath(path: string): string[] {
@@ -266,15 +279,49 @@ export function buildProxyEvent(input: BuildEventInput): RestProxyEvent {
   };
 }
 
-/** The deployed stack's gateway responses put API Gateway's own errors in IVA's error shape. */
-function gatewayError(res: ServerResponse, status: number, requestId: string, code: string, message: string): void {
-  const text = gatewayErrorBody(requestId, code, message);
-  res.writeHead(status, {
-    ...gatewayErrorHeaders(code),
-    'content-length': Buffer.byteLength(text),
-    'x-amzn-requestid': requestId,
-  });
-  res.end(text);
+interface GatewayAnswer {
+  /** Status when neither the template nor the type's default should decide (a function error is 502). */
+  status?: number;
+  contentType?: string;
+  authorizer?: Record<string, unknown>;
+  message?: string;
+}
+
+/**
+ * API Gateway's own answer of one response type, rendered from the template's gateway
+ * response (or its DEFAULT_4XX / DEFAULT_5XX, or API Gateway's default when the template
+ * has neither): status, headers, body template with `$context` values filled in.
+ */
+export function renderGatewayResponse(
+  responses: Readonly<Record<string, TemplateGatewayResponse>>,
+  type: string,
+  requestId: string,
+  answer: GatewayAnswer = {},
+): { status: number; headers: Record<string, string>; body: string } {
+  const family = defaultFamily(type);
+  const defaults = RESPONSE_DEFAULTS[type] ?? RESPONSE_DEFAULTS[family]!;
+  const own = responses[type];
+  const response = own ?? responses[family];
+  const status = answer.status ?? own?.statusCode ?? defaults.status;
+  const message = answer.message ?? defaults.message;
+  const mime = answer.contentType?.split(';')[0]?.trim().toLowerCase();
+  const template = response
+    ? ((mime ? response.templates[mime] : undefined) ?? response.templates['application/json'])
+    : undefined;
+  const body = template
+    ? template
+        .replace(/\$context\.requestId/g, requestId)
+        .replace(/\$context\.error\.messageString/g, JSON.stringify(message))
+        .replace(/\$context\.error\.message/g, message)
+        .replace(/\$context\.error\.responseType/g, type)
+        .replace(/\$context\.authorizer\.(\w+)/g, (_, key: string) => String(answer.authorizer?.[key] ?? ''))
+    : JSON.stringify({ message });
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'x-amzn-errortype': defaults.errorType,
+  };
+  for (const [k, v] of Object.entries(response?.headers ?? {})) headers[k.toLowerCase()] = v;
+  return { status, headers, body };
 }
 
 function isProxyResult(value: unknown): value is ProxyResult {
@@ -346,6 +393,76 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
   const binaryMediaTypes = options.binaryMediaTypes ?? ['*/*'];
   const log = options.log ?? ((): void => undefined);
 
+  const responses = options.gatewayResponses ?? {};
+  const answer = (res: ServerResponse, type: string, requestId: string, extra: GatewayAnswer = {}): number => {
+    const r = renderGatewayResponse(responses, type, requestId, extra);
+    res.writeHead(r.status, {
+      ...r.headers,
+      'content-length': Buffer.byteLength(r.body),
+      'x-amzn-requestid': requestId,
+    });
+    res.end(r.body);
+    return r.status;
+  };
+
+  /** The REQUEST authorizer: undefined when it allows (with its context), else the answer given. */
+  const authorize = async (
+    route: Route,
+    req: IncomingMessage,
+    res: ServerResponse,
+    event: RestProxyEvent,
+  ): Promise<{ allowed: true; context: Record<string, unknown> } | { allowed: false; status: number; why: string }> => {
+    const authorizer = route.authorizer!;
+    const contentType = event.headers['content-type'] ?? event.headers['Content-Type'];
+    const missing = authorizer.identityHeaders.filter((h) => req.headers[h] === undefined || req.headers[h] === '');
+    if (missing.length > 0) {
+      // API Gateway answers without invoking the authorizer when an identity source is absent.
+      return {
+        allowed: false,
+        status: answer(res, 'UNAUTHORIZED', event.requestContext.requestId, { contentType }),
+        why: `no ${missing.join(', ')} for the authorizer`,
+      };
+    }
+    const fn = options.functions[authorizer.functionKey];
+    if (!fn) throw new Error(`authorizer function ${authorizer.functionKey} is not running`);
+    const { body: _body, isBase64Encoded: _b64, ...rest } = event;
+    const authEvent = {
+      type: 'REQUEST',
+      methodArn: `arn:aws:execute-api:${options.region ?? 'us-east-1'}:000000000000:local/${event.requestContext.stage}/${event.httpMethod}${route.resource}`,
+      ...rest,
+    };
+    let result: unknown;
+    try {
+      result = await invoke(fn, authEvent, options.region);
+    } catch (err) {
+      const unauthorized = (err as Error)?.message === 'Unauthorized';
+      return {
+        allowed: false,
+        status: answer(res, unauthorized ? 'UNAUTHORIZED' : 'AUTHORIZER_FAILURE', event.requestContext.requestId, {
+          contentType,
+        }),
+        why: `authorizer ${unauthorized ? 'refused' : `failed: ${(err as Error)?.message}`}`,
+      };
+    }
+    const r = (result ?? {}) as {
+      policyDocument?: { Statement?: { Effect?: string }[] };
+      context?: Record<string, unknown>;
+    };
+    const statements = r.policyDocument?.Statement ?? [];
+    const allowed = statements.length > 0 && statements.every((st) => st.Effect === 'Allow');
+    if (allowed) return { allowed: true, context: r.context ?? {} };
+    return {
+      allowed: false,
+      status: answer(res, 'ACCESS_DENIED', event.requestContext.requestId, {
+        contentType,
+        authorizer: r.context ?? {},
+      }),
+      why: `authorizer denied (${Object.entries(r.context ?? {})
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ')})`,
+    };
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = Date.now();
     const url = new URL(req.url ?? '/', 'http://local.invalid');
@@ -354,38 +471,22 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     if (options.control && (await options.control(req, res, url))) return;
 
     const requestId = randomUUID();
-    const matched = matchRoute(method, rawPath);
+    const matched = matchRoute(method, rawPath, options.routes);
     const declared = Number(req.headers['content-length'] ?? NaN);
+    const contentType = typeof req.headers['content-type'] === 'string' ? req.headers['content-type'] : undefined;
     const { bytes, size } = await readBody(req, API_GATEWAY_MAX_PAYLOAD_BYTES);
     // Logs name the route template, never the raw path: callback paths hold a secret.
     const label = matched ? `${method} ${matched.route.resource}` : `${method} (no route)`;
     const done = (status: number, extra = ''): void =>
       log(`api: ${label} → ${status} in ${Date.now() - started} ms${extra ? ` ${extra}` : ''}`);
 
-    if (!matched) {
-      gatewayError(res, ROUTE_NOT_FOUND_STATUS, requestId, ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE);
-      return done(404);
-    }
-    const apiKey = typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined;
-    if (matched.route.apiKeyRequired && (!apiKey || !options.apiKeys.includes(apiKey))) {
-      gatewayError(res, 403, requestId, 'InvalidApiKey', 'Missing or invalid x-api-key header.');
-      return done(403);
-    }
-    if (size > API_GATEWAY_MAX_PAYLOAD_BYTES || declared > API_GATEWAY_MAX_PAYLOAD_BYTES) {
-      gatewayError(res, 413, requestId, 'PayloadTooLarge', REQUEST_TOO_LARGE_MESSAGE);
-      return done(413, `(body ${size} bytes over API Gateway's 10 MB)`);
-    }
-    if (matched.route.sizeGuarded) {
-      // The deployed size-guard authorizer: the same decision on the same header.
-      const headers = Object.fromEntries(
-        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
+    if (!matched) return done(answer(res, 'MISSING_AUTHENTICATION_TOKEN', requestId, { contentType }));
+    if (size > API_GATEWAY_MAX_PAYLOAD_BYTES || declared > API_GATEWAY_MAX_PAYLOAD_BYTES)
+      return done(
+        answer(res, 'REQUEST_TOO_LARGE', requestId, { contentType }),
+        `(body ${Math.max(size, declared || 0)} bytes over API Gateway's 10 MB)`,
       );
-      const decision = checkDirectBodySize(headers, directMaxBytesFromEnv());
-      if (decision.kind === 'deny-too-large') {
-        gatewayError(res, 413, requestId, 'PayloadTooLarge', REQUEST_TOO_LARGE_MESSAGE);
-        return done(413, `(Content-Length ${decision.contentLength} over the direct limit ${decision.maxBytes})`);
-      }
-    }
+    const apiKey = typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined;
     const event = buildProxyEvent({
       method,
       rawPath,
@@ -401,30 +502,37 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       binaryMediaTypes,
       requestId,
     });
+    // API Gateway runs the authorizer before it checks the API key.
+    if (matched.route.authorizer) {
+      const decision = await authorize(matched.route, req, res, event);
+      if (!decision.allowed) return done(decision.status, `(${decision.why})`);
+      event.requestContext.authorizer = { ...decision.context, principalId: 'client' };
+    }
+    if (matched.route.apiKeyRequired && (!apiKey || !options.apiKeys.includes(apiKey)))
+      return done(answer(res, 'INVALID_API_KEY', requestId, { contentType }));
     const eventBytes = Buffer.byteLength(JSON.stringify(event));
     if (eventBytes > LAMBDA_MAX_PAYLOAD_BYTES) {
       // What AWS does when the invoke payload is over 6 MB (a body without Content-Length).
-      gatewayError(res, 502, requestId, 'IntegrationFailure', INTEGRATION_FAILURE_MESSAGE);
-      return done(502, `(event ${eventBytes} bytes over Lambda's 6 MB)`);
+      return done(
+        answer(res, 'INTEGRATION_FAILURE', requestId, { contentType }),
+        `(event ${eventBytes} bytes over Lambda's 6 MB)`,
+      );
     }
 
     const fn = options.functions[matched.route.target];
+    if (!fn) throw new Error(`function ${matched.route.target} is not running`);
     let result: unknown;
     try {
       result = await invoke(fn, event, options.region);
     } catch (err) {
-      if (err instanceof LambdaTimeoutError) {
-        gatewayError(res, 504, requestId, 'InternalServiceTimeout', 'Endpoint request timed out');
-        return done(504, `(${fn.name} timed out)`);
-      }
+      if (err instanceof LambdaTimeoutError)
+        return done(answer(res, 'INTEGRATION_TIMEOUT', requestId, { contentType }), `(${fn.name} timed out)`);
       log(`api: ${fn.name} threw: ${(err as Error)?.message ?? String(err)}`);
-      gatewayError(res, 502, requestId, 'InternalError', 'Internal server error');
-      return done(502);
+      return done(answer(res, 'DEFAULT_5XX', requestId, { contentType, status: 502 }));
     }
     if (!isProxyResult(result)) {
       log(`api: ${fn.name} returned a malformed Lambda proxy response`);
-      gatewayError(res, 502, requestId, 'InternalError', 'Internal server error');
-      return done(502);
+      return done(answer(res, 'DEFAULT_5XX', requestId, { contentType, status: 502 }));
     }
     sendProxyResult(res, result, requestId);
     const body = result.body
@@ -438,8 +546,7 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log(`api: unexpected error: ${(err as Error)?.message ?? String(err)}`);
-      if (!res.headersSent && !res.destroyed)
-        gatewayError(res, 500, randomUUID(), 'InternalError', 'Internal server error');
+      if (!res.headersSent && !res.destroyed) answer(res, 'DEFAULT_5XX', randomUUID());
     });
   });
   // Large multipart bodies take a while on a shared machine; API Gateway itself allows 29 s.

@@ -8,15 +8,20 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 
+/** An event as EventBridge delivers it to a rule's target (`detail-type`, not PutEvents' `DetailType`). */
 export interface RecordedEvent {
+  version: '0';
   id: string;
+  'detail-type': string;
   source: string;
-  detailType: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
   /** Parsed Detail. */
   detail: Record<string, unknown>;
+  /** Not in AWS's envelope: the bus the entry was put on. */
   eventBusName: string;
-  resources: string[];
-  time: string;
 }
 
 export interface LocalEventBridge {
@@ -39,7 +44,7 @@ interface Entry {
 }
 
 export async function startEventBridge(
-  options: { port?: number; log?: (line: string) => void } = {},
+  options: { port?: number; region?: string; log?: (line: string) => void } = {},
 ): Promise<LocalEventBridge> {
   const events: RecordedEvent[] = [];
   const emitter = new EventEmitter<{ event: [RecordedEvent] }>();
@@ -93,19 +98,25 @@ export async function startEventBridge(
         return { ErrorCode: 'InvalidArgument', ErrorMessage: error };
       }
       const event: RecordedEvent = {
+        version: '0',
         id: randomUUID(),
+        'detail-type': entry.DetailType as string,
         source: entry.Source as string,
-        detailType: entry.DetailType as string,
-        detail: JSON.parse(entry.Detail as string) as Record<string, unknown>,
-        eventBusName: typeof entry.EventBusName === 'string' && entry.EventBusName ? entry.EventBusName : 'default',
+        account: '000000000000',
+        // EventBridge's time has second precision.
+        time: (typeof entry.Time === 'number' ? new Date(entry.Time * 1000) : new Date())
+          .toISOString()
+          .replace(/\.\d{3}Z$/, 'Z'),
+        region: options.region ?? 'us-east-1',
         resources: Array.isArray(entry.Resources)
           ? entry.Resources.filter((r): r is string => typeof r === 'string')
           : [],
-        time: typeof entry.Time === 'number' ? new Date(entry.Time * 1000).toISOString() : new Date().toISOString(),
+        detail: JSON.parse(entry.Detail as string) as Record<string, unknown>,
+        eventBusName: typeof entry.EventBusName === 'string' && entry.EventBusName ? entry.EventBusName : 'default',
       };
       events.push(event);
       options.log?.(
-        `eventbridge: ${event.source} "${event.detailType}" on bus ${event.eventBusName}: ${describe(event.detail)}`,
+        `eventbridge: ${event.source} "${event['detail-type']}" on bus ${event.eventBusName}: ${describe(event.detail)}`,
       );
       emitter.emit('event', event);
       return { EventId: event.id };

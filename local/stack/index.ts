@@ -1,21 +1,29 @@
 /**
- * The whole function set on one machine, in one Node process (docs/contract.md, "On one machine"):
- * dynalite with the ledger table, an S3 (embedded s3rver, or any S3 endpoint such as the
- * project's Ceph RGW), S3 → SQS delivery into object-created, the IVA sandbox (or the
- * real IVA endpoint), a local EventBridge, and an API Gateway emulation in front of
- * direct-submit and result-callback. The real handler modules are imported after the
- * environment they read is set; `handlers` replaces them in tests of the stack itself.
+ * The whole function set on one machine (docs/contract.md, "On one machine"), built from
+ * the synthesized CloudFormation template (local/stack/template.ts): dynalite with the
+ * template's ledger table, an S3 (embedded s3rver, or any S3 endpoint such as the
+ * project's Ceph RGW) whose ObjectCreated events pass the template's notification filter
+ * into a queue with the template's visibility timeout and redrive policy, consumed by the
+ * template's event source mapping; the IVA sandbox (or the real IVA endpoint); a local
+ * EventBridge, STS and Secrets Manager; and an API Gateway emulation with the template's
+ * routes, API keys, authorizer and gateway responses. Each function runs in its own
+ * processes (local/stack/function-host.ts) with the template's environment, timeout,
+ * memory and concurrency; `handlers` replaces them with in-process stand-ins in tests of
+ * the stack itself.
  *
- * The functions read process.env, so one stack runs per process at a time; a second
- * stack started after the first closed gets fresh handler module instances.
+ * With `stateDir`, the S3 objects, the ledger, the queue's undelivered messages, the API
+ * key and the callback secret survive a restart (npm start keeps them in .local/state).
  */
-import type { LocalStackFacts } from '../../lib/smoke/local';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type CreateTableCommandInput, CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isAwsError } from '../../lib/aws/errors';
 import { DEFAULTS, ENV } from '../../lib/config';
-import { createLedgerTable } from '../../lib/ledger/index';
+import type { LocalStackFacts } from '../../lib/smoke/local';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { SWEEP_ENV } from '../../lib/sweep/settings';
 import type { VolcCredentials } from '../../lib/signer/index';
@@ -24,15 +32,28 @@ import type { IvaSandboxOptions } from '../iva-sandbox/types';
 import { enableBucketNotifications } from '../servers/ceph';
 import { startDynalite } from '../servers/dynalite';
 import { startS3rver, type LocalS3 } from '../servers/s3rver';
-import { startApiGateway, type RouteTarget } from './api-gateway';
+import { startApiGateway } from './api-gateway';
+import { startLocalAwsEndpoints } from './aws-endpoints';
 import { disableNotifications, startNotificationReceiver, type NotificationReceiver } from './ceph-notifications';
 import { startEventBridge, type RecordedEvent } from './eventbridge';
+import { bundleFunctions } from './bundle';
+import { FunctionHost } from './function-host';
+import { defaultFunctionOutput } from './function-output';
 import { invoke, type LocalFunction, type LocalHandler } from './lambda';
+import { functionNode, type FunctionNode } from './node-runtime';
 import { awsRecord, factsFrom, passesFilter, type ObjectCreatedFact } from './s3-events';
 import { LocalQueue, type BatchOutcome, type DeadLetter } from './sqs';
+import {
+  LOCAL_MAX_CONCURRENCY,
+  loadTemplate,
+  REPO_ROOT,
+  resolveValue,
+  type CfnResource,
+  type LocalTemplate,
+  type TemplateFunction,
+} from './template';
 
 export {
-  ROUTES,
   REQUEST_TOO_LARGE_MESSAGE,
   INTEGRATION_FAILURE_MESSAGE,
   matchRoute,
@@ -40,27 +61,47 @@ export {
   type Route,
   type RestProxyEvent,
 } from './api-gateway';
-import { isAwsError } from '../../lib/aws/errors';
 export { LocalQueue, type DeadLetter, type SqsBatchEvent, type SqsRecord } from './sqs';
 export { awsRecord, type AwsS3EventRecord } from './s3-events';
 export { lambdaContext, type LocalHandler, type LocalLambdaContext } from './lambda';
 export type { RecordedEvent } from './eventbridge';
+export { loadTemplate, NOT_DERIVED, type LocalTemplate } from './template';
+export { recentFunctionOutput } from './function-output';
 
-export const INCOMING_PREFIX = 'incoming/';
 export const DEFAULT_BUCKET = 'iva-bridge-local';
 export const DEFAULT_TABLE = 'iva-bridge-local-ledger';
+/** Where the local stack keeps its state between runs (npm start); `--fresh` removes it. */
+export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.local/state');
 
-/** Timeouts and memory as infra/stack.ts FUNCTION_SPECS (not imported: that pulls in aws-cdk-lib). */
-const FUNCTIONS = {
-  objectCreated: { dir: 'object-created', name: 'iva-bridge-local-ObjectCreated', timeoutMs: 60_000, memoryMb: 512 },
-  directSubmit: { dir: 'direct-submit', name: 'iva-bridge-local-DirectSubmit', timeoutMs: 29_000, memoryMb: 1024 },
-  resultCallback: { dir: 'result-callback', name: 'iva-bridge-local-ResultCallback', timeoutMs: 15_000, memoryMb: 256 },
-  sweep: { dir: 'sweep', name: 'iva-bridge-local-Sweep', timeoutMs: 300_000, memoryMb: 256 },
-} as const;
+/**
+ * Variables the local stack adds to each function's environment besides the template's:
+ * what the Lambda runtime provides (region, credentials, function name) and where the
+ * local AWS endpoints are. Everything else comes from the template.
+ */
+export const LOCAL_ENVIRONMENT = [
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_LAMBDA_FUNCTION_NAME',
+  'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+  'AWS_LAMBDA_FUNCTION_VERSION',
+  'AWS_EC2_METADATA_DISABLED',
+  'AWS_ENDPOINT_URL_S3',
+  'AWS_ENDPOINT_URL_DYNAMODB',
+  'AWS_ENDPOINT_URL_EVENTBRIDGE',
+  'AWS_ENDPOINT_URL_STS',
+  'AWS_ENDPOINT_URL_SECRETS_MANAGER',
+  'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
+  ENV.s3ForcePathStyle,
+  'POWERTOOLS_METRICS_DISABLED',
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+] as const;
 
-/** As infra/stack.ts SWEEP_SCHEDULE_MINUTES (not imported: that pulls in aws-cdk-lib). */
-const SWEEP_INTERVAL_MS = 15 * 60 * 1000;
-export type FunctionKey = keyof typeof FUNCTIONS;
+export type FunctionKey = string;
 
 export interface ExternalS3 {
   endpoint: string;
@@ -80,13 +121,17 @@ export interface RealIva {
 
 export interface LocalStackOptions {
   /** 0 (default) picks a free port. */
-  ports?: { api?: number; s3?: number; iva?: number; dynamodb?: number; eventBridge?: number };
+  ports?: { api?: number; s3?: number; iva?: number; dynamodb?: number; eventBridge?: number; aws?: number };
   bucket?: string;
   tableName?: string;
-  /** `x-api-key` the API accepts; random when omitted. */
+  /** `x-api-key` the API accepts; random when omitted (kept in stateDir when given). */
   apiKey?: string;
-  /** Path secret of the callback URL; random (64 hex) when omitted. */
+  /** Path secret of the callback URL; random (64 hex) when omitted (kept in stateDir when given). */
   callbackSecret?: string;
+  /** Keeps S3 objects, the ledger, undelivered messages and the keys across restarts; in memory / temporary when omitted. */
+  stateDir?: string;
+  /** Folder of the synthesized template's cache (default .local/cache). */
+  cacheDir?: string;
   /** Any S3 endpoint instead of the embedded s3rver (e.g. the Ceph RGW of scripts/ceph-rgw.sh). */
   s3?: ExternalS3;
   /** The real IVA endpoint and keys instead of the sandbox. */
@@ -95,6 +140,7 @@ export interface LocalStackOptions {
   sandboxCredentials?: VolcCredentials;
   /** Sandbox settings (callback delay, status...); the callback URL is always the stack's. */
   sandbox?: Omit<IvaSandboxOptions, 'port' | 'callbackUrl' | 'credentials' | 'log'>;
+  /** Overrides of the template's queue and event source settings (tests use short ones). */
   sqs?: {
     visibilityTimeoutMs?: number;
     maxReceiveCount?: number;
@@ -102,15 +148,18 @@ export interface LocalStackOptions {
     batchSize?: number;
     batchingWindowMs?: number;
   };
-  /** Stand-ins for the real handler modules (tests of the stack itself). */
+  /** In-process stand-ins for the real handlers (tests of the stack itself). */
   handlers?: Partial<Record<FunctionKey, LocalHandler>>;
-  /**
-   * The sweep's timer (the deployed stack's schedule) and settings: every 15 min with the
-   * deployed defaults unless given; short values for tests and demos.
-   */
+  /** The sweep's timer (the template's schedule unless given) and settings; short values for tests and demos. */
   sweep?: { intervalMs?: number; overdueAfterSeconds?: number; expireUploadsAfterSeconds?: number };
-  /** Extra environment for the functions (e.g. DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL). */
+  /** Extra environment for the functions, over the template's (e.g. DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL). */
   functionEnv?: Record<string, string>;
+  /**
+   * Each line a function process prints (its JSON logs). Default: printed as is, except
+   * under vitest, where the lines are kept (recentFunctionOutput) and shown only when a
+   * test fails.
+   */
+  functionOutput?: (line: string, functionName: string) => void;
   /** Human-readable progress lines; default console.log with a time stamp. */
   log?: (line: string) => void;
 }
@@ -120,58 +169,97 @@ export interface StackInfo extends LocalStackFacts {
   ivaEndpoint: string;
   /** `sandbox` or `remote`. */
   ivaMode: 'sandbox' | 'remote';
+  /** Keys the sandbox accepts (`iva-bridge submit` against it: VOLC_ACCESSKEY / VOLC_SECRETKEY); absent for a real IVA. */
+  sandboxAccessKeyId?: string;
+  sandboxSecretAccessKey?: string;
   dynamodbEndpoint: string;
   eventBridgeEndpoint: string;
 }
 
 export interface LocalStack extends StackInfo {
   info: StackInfo;
+  template: LocalTemplate;
+  /** The Node the function processes run on. */
+  functionNode: FunctionNode;
+  /** Each function as started, by key (objectCreated, directSubmit, …). */
+  functions: Record<string, LocalFunction & { env: Record<string, string> }>;
   /** Present unless a real IVA endpoint is used. */
   sandbox?: IvaSandbox;
   queue: LocalQueue;
   deadLetters: DeadLetter[];
-  /** Every PutEvents entry the functions sent. */
+  /** Every PutEvents entry the functions sent, as EventBridge delivers them. */
   events: RecordedEvent[];
   close(): Promise<void>;
-}
-
-let generation = 0;
-let active = false;
-
-async function loadHandler(key: FunctionKey, gen: number): Promise<LocalHandler> {
-  const file = new URL(`../../functions/${FUNCTIONS[key].dir}/handler.ts`, import.meta.url);
-  // A later stack in the same process needs module instances that have not cached the
-  // previous stack's clients: a distinct query string is a distinct ESM module.
-  const spec = gen > 1 ? `${file.href}?stack=${gen}` : file.href;
-  const mod = (await import(spec)) as { handler?: unknown };
-  if (typeof mod.handler !== 'function')
-    throw new Error(`functions/${FUNCTIONS[key].dir}/handler.ts does not export a handler function`);
-  return mod.handler as LocalHandler;
 }
 
 function defaultLog(line: string): void {
   console.log(`${new Date().toISOString().slice(11, 23)} [local-stack] ${line}`);
 }
 
-export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  if (active)
-    throw new Error(
-      'A local stack is already running in this process: the functions read process.env, so only one can run at a time.',
+// ---------------------------------------------------------------------------- state
+
+interface KeptSecrets {
+  apiKey: string;
+  callbackSecret: string;
+}
+
+async function keptSecrets(stateDir: string | undefined, given: Partial<KeptSecrets>): Promise<KeptSecrets> {
+  const file = stateDir ? join(stateDir, 'keys.json') : undefined;
+  let kept: Partial<KeptSecrets> = {};
+  if (file) {
+    try {
+      kept = JSON.parse(await readFile(file, 'utf8')) as Partial<KeptSecrets>;
+    } catch {
+      // first start
+    }
+  }
+  const out: KeptSecrets = {
+    apiKey: given.apiKey ?? kept.apiKey ?? randomBytes(20).toString('hex'),
+    callbackSecret: given.callbackSecret ?? kept.callbackSecret ?? randomBytes(32).toString('hex'),
+  };
+  if (file && (out.apiKey !== kept.apiKey || out.callbackSecret !== kept.callbackSecret)) {
+    await mkdir(stateDir!, { recursive: true });
+    await writeFile(`${file}.tmp`, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+  return out;
+}
+
+/** The template's table definition (keys, indexes) under the local name; kept when it exists. */
+async function createTableFromTemplate(client: DynamoDBClient, template: LocalTemplate, name: string): Promise<void> {
+  const table = Object.values(template.template.Resources).find((r) => r.Type === 'AWS::DynamoDB::Table');
+  if (!table?.Properties) throw new Error('the template has no DynamoDB table');
+  const p = table.Properties as unknown as CreateTableCommandInput;
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        KeySchema: p.KeySchema,
+        AttributeDefinitions: p.AttributeDefinitions,
+        BillingMode: p.BillingMode ?? 'PAY_PER_REQUEST',
+        ...(p.GlobalSecondaryIndexes ? { GlobalSecondaryIndexes: p.GlobalSecondaryIndexes } : {}),
+      }),
     );
-  active = true;
-  const gen = ++generation;
+  } catch (err) {
+    if (!isAwsError(err, 'ResourceInUseException')) throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------- the stack
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? defaultLog;
+  const output = options.functionOutput ?? defaultFunctionOutput;
   const bucket = options.bucket ?? DEFAULT_BUCKET;
   const tableName = options.tableName ?? DEFAULT_TABLE;
-  const apiKey = options.apiKey ?? randomBytes(20).toString('hex');
-  const callbackSecret = options.callbackSecret ?? randomBytes(32).toString('hex');
+  const stateDir = options.stateDir;
+  const cacheDir = options.cacheDir ?? join(REPO_ROOT, '.local/cache');
   const ports = options.ports ?? {};
   const cleanups: (() => Promise<void>)[] = [];
   const savedEnv = new Map<string, string | undefined>();
-  const setEnv = (name: string, value: string | undefined): void => {
+  const setEnv = (name: string, value: string): void => {
     if (!savedEnv.has(name)) savedEnv.set(name, process.env[name]);
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
+    process.env[name] = value;
   };
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.reverse().splice(0))
@@ -180,44 +268,67 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
-    active = false;
+    savedEnv.clear();
   };
 
   try {
+    const template = await loadTemplate({ cacheDir, log });
+    const ignored = Object.entries(template.ignored)
+      .map(([type, n]) => `${type}${n > 1 ? ` ×${n}` : ''}`)
+      .join(', ');
+    log(
+      `template ${template.hash}: ${template.routes.length} API methods, ${Object.keys(template.functions).length} functions; not emulated: ${ignored}`,
+    );
+    const node = await functionNode(cacheDir);
+    log(`functions run on ${node.note}`);
+    if (!node.matchesRuntime) log(`WARNING: ${node.note}`);
+    const secrets = await keptSecrets(stateDir, { apiKey: options.apiKey, callbackSecret: options.callbackSecret });
+    if (stateDir) await mkdir(stateDir, { recursive: true });
+
     // ------------------------------------------------------------------ DynamoDB
-    const dynalite = await startDynalite({ port: ports.dynamodb ?? 0 });
+    const dynalite = await startDynalite({
+      port: ports.dynamodb ?? 0,
+      ...(stateDir ? { path: join(stateDir, 'dynamodb') } : {}),
+    });
     cleanups.push(() => dynalite.close());
     const ddb = new DynamoDBClient({
       endpoint: dynalite.endpoint,
       region: dynalite.region,
       credentials: dynalite.credentials,
     });
-    await createLedgerTable(ddb, tableName);
+    await createTableFromTemplate(ddb, template, tableName);
     ddb.destroy();
-    log(`dynamodb (dynalite) on ${dynalite.endpoint}, table ${tableName}`);
+    log(
+      `dynamodb (dynalite) on ${dynalite.endpoint}, table ${tableName}${stateDir ? ' (kept in the state folder)' : ''}`,
+    );
 
     // ------------------------------------------------------------------ S3 + SQS
     // The queue exists before any object can be written; its consumer is set below.
     let objectCreated: LocalFunction | undefined;
     const region = options.s3?.region ?? 'us-east-1';
+    const es = template.eventSource;
+    const sqsMaxConcurrency = options.sqs?.maxConcurrency ?? es.maximumConcurrency ?? LOCAL_MAX_CONCURRENCY;
     const queue = new LocalQueue({
       region,
-      batchSize: options.sqs?.batchSize,
-      batchingWindowMs: options.sqs?.batchingWindowMs,
-      visibilityTimeoutMs: options.sqs?.visibilityTimeoutMs ?? 30_000,
-      maxReceiveCount: options.sqs?.maxReceiveCount ?? 5,
-      maxConcurrency: options.sqs?.maxConcurrency ?? DEFAULTS.ivaConcurrency,
+      batchSize: options.sqs?.batchSize ?? es.batchSize,
+      batchingWindowMs: options.sqs?.batchingWindowMs ?? es.maximumBatchingWindowSeconds * 1000,
+      visibilityTimeoutMs: options.sqs?.visibilityTimeoutMs ?? template.queue.visibilityTimeoutSeconds * 1000,
+      maxReceiveCount: options.sqs?.maxReceiveCount ?? template.queue.maxReceiveCount ?? Number.POSITIVE_INFINITY,
+      maxConcurrency: sqsMaxConcurrency,
+      ...(stateDir ? { persistPath: join(stateDir, 'queue.json') } : {}),
       log,
       consume: async (event): Promise<BatchOutcome> => {
-        if (!objectCreated) return { kind: 'error', error: new Error('object-created is not loaded yet') };
+        if (!objectCreated) return { kind: 'error', error: new Error('object-created is not started yet') };
         const counts = event.Records.map((r) => r.attributes.ApproximateReceiveCount).join(',');
         const result = (await invoke(objectCreated, event, region)) as
           | { batchItemFailures?: { itemIdentifier?: unknown }[] }
           | undefined
           | null;
-        const failedIds = (result?.batchItemFailures ?? []).map((f) =>
-          typeof f?.itemIdentifier === 'string' ? f.itemIdentifier : '',
-        );
+        const failedIds = es.reportBatchItemFailures
+          ? (result?.batchItemFailures ?? []).map((f) =>
+              typeof f?.itemIdentifier === 'string' ? f.itemIdentifier : '',
+            )
+          : [];
         log(
           `object-created: batch of ${event.Records.length} (receive counts ${counts}): ${event.Records.length - failedIds.length} done, ${failedIds.length} to retry`,
         );
@@ -225,12 +336,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
     });
     cleanups.push(() => queue.stop());
+    if (queue.depth > 0) log(`sqs: ${queue.depth} undelivered message(s) kept from the last run`);
 
+    const filter = { prefix: template.notification.prefix, suffix: template.notification.suffix };
+    const filterText = `${filter.prefix ? `prefix ${filter.prefix}` : 'any key'}${filter.suffix ? ` suffix ${filter.suffix}` : ''}`;
     const onFact = (fact: ObjectCreatedFact): void => {
       const where = `s3://${fact.bucket}/${fact.key}`;
-      if (!passesFilter(fact, bucket, INCOMING_PREFIX)) {
+      if (!passesFilter(fact, bucket, filter)) {
         if (fact.eventName.includes('ObjectCreated'))
-          log(`s3: ${where} written (${fact.size ?? '?'} bytes; not under ${INCOMING_PREFIX}, no notification)`);
+          log(`s3: ${where} written (${fact.size ?? '?'} bytes; outside the notification filter, ${filterText})`);
         return;
       }
       const body = JSON.stringify({ Records: [awsRecord(fact, region)] });
@@ -259,24 +373,28 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await enableBucketNotifications({
         ceph: { endpoint: s3Endpoint, region, ...s3Creds },
         bucket,
-        prefix: INCOMING_PREFIX,
+        prefix: filter.prefix ?? '',
         topicName: `${bucket}-iva-bridge-local`,
         pushEndpoint: receiver.url,
       });
       cleanups.push(() => disableNotifications(s3, bucket));
       log(`s3 (external, Ceph RGW notifications) on ${s3Endpoint}, bucket ${bucket}, events pushed to ${receiver.url}`);
     } else {
-      const s3rver: LocalS3 = await startS3rver({ buckets: [bucket], port: ports.s3 ?? 0 });
+      const s3rver: LocalS3 = await startS3rver({
+        buckets: [bucket],
+        port: ports.s3 ?? 0,
+        ...(stateDir ? { directory: join(stateDir, 's3') } : {}),
+      });
       cleanups.push(() => s3rver.close());
       // local/servers re-emits s3rver's events with AWS-encoded keys.
       s3rver.events.on('event', (notification) => factsFrom(notification, true).forEach(onFact));
       s3Endpoint = s3rver.endpoint;
       s3Creds = { accessKeyId: s3rver.accessKeyId, secretAccessKey: s3rver.secretAccessKey };
-      log(`s3 (s3rver) on ${s3Endpoint}, bucket ${bucket}`);
+      log(`s3 (s3rver) on ${s3Endpoint}, bucket ${bucket}${stateDir ? ' (kept in the state folder)' : ''}`);
     }
 
     // ------------------------------------------------------------------ EventBridge
-    const eventBridge = await startEventBridge({ port: ports.eventBridge ?? 0, log });
+    const eventBridge = await startEventBridge({ port: ports.eventBridge ?? 0, region, log });
     cleanups.push(() => eventBridge.close());
 
     // ------------------------------------------------------------------ IVA
@@ -306,57 +424,145 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       log(`iva sandbox on ${sandbox.url}`);
     }
 
-    // ------------------------------------------------------------------ env, then handlers
-    const env: Record<string, string | undefined> = {
-      AWS_REGION: region,
-      AWS_DEFAULT_REGION: region,
-      // One key pair serves S3; dynalite and the local EventBridge accept any.
-      AWS_ACCESS_KEY_ID: s3Creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3Creds.secretAccessKey,
-      AWS_SESSION_TOKEN: undefined,
-      AWS_PROFILE: undefined,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_ENDPOINT_URL_S3: s3Endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
-      AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.url,
-      [ENV.s3ForcePathStyle]: 'true',
-      [ENV.ledgerTable]: tableName,
-      [ENV.bucket]: bucket,
-      [ENV.ivaEndpoint]: iva.endpoint,
-      [ENV.ivaRegion]: iva.region,
-      [ENV.ivaService]: iva.service,
-      [ENV.volcAccessKey]: iva.credentials.accessKeyId,
-      [ENV.volcSecretKey]: iva.credentials.secretAccessKey,
-      [ENV.volcSessionToken]: iva.credentials.sessionToken,
-      [ENV.volcSecretArn]: undefined,
-      [ENV.callbackSecretArn]: undefined,
-      [ENV.callbackSecrets]: callbackSecret,
-      [ENV.eventBusName]: process.env[ENV.eventBusName] || DEFAULTS.eventBusName,
-      POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME || 'iva-bridge',
-      POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE || 'IvaBridge',
-      // EMF metric lines would double the output locally; set it to false to see them.
-      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-      ...(options.sweep?.overdueAfterSeconds !== undefined
-        ? { [SWEEP_ENV.overdueAfterSeconds]: String(options.sweep.overdueAfterSeconds) }
-        : {}),
-      ...(options.sweep?.expireUploadsAfterSeconds !== undefined
-        ? { [SWEEP_ENV.expireUploadsAfterSeconds]: String(options.sweep.expireUploadsAfterSeconds) }
-        : {}),
-      ...options.functionEnv,
-    };
-    for (const [name, value] of Object.entries(env)) setEnv(name, value);
-
-    const fn = async (key: FunctionKey): Promise<LocalFunction> => ({
-      name: FUNCTIONS[key].name,
-      timeoutMs: FUNCTIONS[key].timeoutMs,
-      memoryMb: FUNCTIONS[key].memoryMb,
-      handler: options.handlers?.[key] ?? (await loadHandler(key, gen)),
+    // ------------------------------------------------------------------ STS, Secrets Manager
+    const secretArn = (logicalId: string): string =>
+      `arn:aws:secretsmanager:${region}:000000000000:secret:${logicalId.replace(/[0-9A-F]{8}$/, '')}-local`;
+    const secretValues: Record<string, string> = {};
+    for (const [logicalId, r] of Object.entries(template.template.Resources)) {
+      if (r.Type !== 'AWS::SecretsManager::Secret') continue;
+      const arn = secretArn(logicalId);
+      // Which secret is which: by the variable that names it in the functions' environment.
+      const names = Object.values(template.functions).flatMap((f) =>
+        Object.entries(f.environment)
+          .filter(([, v]) => JSON.stringify(v) === JSON.stringify({ Ref: logicalId }))
+          .map(([k]) => k),
+      );
+      if (names.includes(ENV.volcSecretArn))
+        secretValues[arn] = JSON.stringify({
+          accessKeyId: iva.credentials.accessKeyId,
+          secretAccessKey: iva.credentials.secretAccessKey,
+          ...(iva.credentials.sessionToken ? { sessionToken: iva.credentials.sessionToken } : {}),
+        });
+      else if (names.includes(ENV.callbackSecretArn)) secretValues[arn] = secrets.callbackSecret;
+    }
+    const aws = await startLocalAwsEndpoints({
+      port: ports.aws ?? 0,
+      sessionCredentials: s3Creds,
+      secrets: secretValues,
+      log,
     });
-    objectCreated = await fn('objectCreated');
-    const functions: Record<RouteTarget, LocalFunction> = {
-      directSubmit: await fn('directSubmit'),
-      resultCallback: await fn('resultCallback'),
+    cleanups.push(() => aws.close());
+
+    // ------------------------------------------------------------------ functions
+    const resolver = (logicalId: string, resource: CfnResource | undefined, attribute?: string): string => {
+      switch (resource?.Type) {
+        case 'AWS::S3::Bucket':
+          return attribute === 'Arn' ? `arn:aws:s3:::${bucket}` : bucket;
+        case 'AWS::DynamoDB::Table':
+          return attribute === 'Arn' ? `arn:aws:dynamodb:${region}:000000000000:table/${tableName}` : tableName;
+        case 'AWS::SecretsManager::Secret':
+          return secretArn(logicalId);
+        case 'AWS::IAM::Role':
+          return `arn:aws:iam::000000000000:role/${logicalId}`;
+        case 'AWS::SQS::Queue':
+          return attribute === 'Arn' ? queue.arn : `http://127.0.0.1/000000000000/${queue.name}`;
+        default:
+          throw new Error(
+            `the template passes ${logicalId} (${resource?.Type ?? 'unknown'}) to a function; the local stack has no stand-in for it`,
+          );
+      }
     };
+    const passthrough = (name: string): Record<string, string> =>
+      process.env[name] !== undefined ? { [name]: process.env[name]! } : {};
+    const envFor = (fn: TemplateFunction, name: string): Record<string, string> => {
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(fn.environment)) env[k] = resolveValue(v, template.template, resolver);
+      // Not derivable: where IVA is (NOT_DERIVED).
+      if (ENV.ivaEndpoint in env) env[ENV.ivaEndpoint] = iva.endpoint;
+      if (ENV.ivaRegion in env) env[ENV.ivaRegion] = iva.region;
+      if (ENV.ivaService in env) env[ENV.ivaService] = iva.service;
+      if (options.sweep?.overdueAfterSeconds !== undefined && SWEEP_ENV.overdueAfterSeconds in env)
+        env[SWEEP_ENV.overdueAfterSeconds] = String(options.sweep.overdueAfterSeconds);
+      if (options.sweep?.expireUploadsAfterSeconds !== undefined && SWEEP_ENV.expireUploadsAfterSeconds in env)
+        env[SWEEP_ENV.expireUploadsAfterSeconds] = String(options.sweep.expireUploadsAfterSeconds);
+      return {
+        ...env,
+        ...options.functionEnv,
+        AWS_REGION: region,
+        AWS_DEFAULT_REGION: region,
+        // One key pair serves S3; dynalite, EventBridge, STS and Secrets Manager accept any.
+        AWS_ACCESS_KEY_ID: s3Creds.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3Creds.secretAccessKey,
+        AWS_LAMBDA_FUNCTION_NAME: name,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_ENDPOINT_URL_S3: s3Endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
+        AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.url,
+        AWS_ENDPOINT_URL_STS: aws.url,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: aws.url,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        [ENV.s3ForcePathStyle]: 'true',
+        // EMF metric lines would double the output locally; set it to false to see them.
+        POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+        ...passthrough('PATH'),
+        ...passthrough('HOME'),
+        ...passthrough('TMPDIR'),
+        ...passthrough('LANG'),
+      };
+    };
+
+    const real = Object.values(template.functions).filter((fn) => !options.handlers?.[fn.key]);
+    const bundling = Date.now();
+    const bundles = await bundleFunctions(Object.fromEntries(real.map((fn) => [fn.key, fn.entry])), cacheDir);
+    if (bundles.built) log(`functions: bundled ${real.length} handlers with esbuild in ${Date.now() - bundling} ms`);
+    const functions: LocalStack['functions'] = {};
+    const hosts: FunctionHost[] = [];
+    for (const fn of Object.values(template.functions)) {
+      const name = `iva-bridge-local-${fn.id}`;
+      const env = envFor(fn, name);
+      const timeoutMs = fn.timeoutSeconds * 1000;
+      const standIn = options.handlers?.[fn.key];
+      const maxConcurrency =
+        fn.key === es.functionKey
+          ? sqsMaxConcurrency
+          : Math.min(fn.reservedConcurrency ?? LOCAL_MAX_CONCURRENCY, LOCAL_MAX_CONCURRENCY);
+      let run: LocalFunction['run'];
+      if (standIn) {
+        run = standIn;
+        // A stand-in runs in this process: it finds the local endpoints where the SDK looks.
+        for (const [k, v] of Object.entries(env)) if (k.startsWith('AWS_') || k === ENV.s3ForcePathStyle) setEnv(k, v);
+      } else {
+        const host = new FunctionHost({
+          name,
+          entry: bundles.files[fn.key]!,
+          runner: bundles.runner,
+          exportName: fn.handlerExport,
+          timeoutMs,
+          memoryMb: fn.memoryMb,
+          env,
+          maxConcurrency,
+          node: node.path,
+          region,
+          output: (line) => output(line, name),
+          log,
+        });
+        hosts.push(host);
+        run = host;
+      }
+      functions[fn.key] = { name, timeoutMs, memoryMb: fn.memoryMb, run, env };
+    }
+    cleanups.push(async () => {
+      await Promise.all(hosts.map((h) => h.close()));
+    });
+    // One warm process per function before the stack says it is ready (a module that
+    // fails to load stops the start here, with its error).
+    const warming = Date.now();
+    await Promise.all(hosts.map((h) => h.prewarm()));
+    if (hosts.length) log(`functions: ${hosts.length} processes started in ${Date.now() - warming} ms`);
+    objectCreated = functions[es.functionKey];
+    if (!objectCreated) throw new Error(`the event source mapping's function ${es.functionKey} was not started`);
 
     // ------------------------------------------------------------------ API
     const control = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
@@ -372,32 +578,62 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       else if (route === 'POST /__local/dead-letters/redrive') send(200, { redriven: queue.redrive() });
       else if (route === 'GET /__local/events') send(200, eventBridge.events);
       else if (route === 'GET /__local/queue') send(200, { depth: queue.depth, deadLetters: queue.deadLetters.length });
+      else if (route === 'GET /__local/functions')
+        send(
+          200,
+          Object.fromEntries(
+            Object.entries(functions).map(([k, f]) => [
+              k,
+              {
+                name: f.name,
+                timeoutMs: f.timeoutMs,
+                memoryMb: f.memoryMb,
+                ...(f.run instanceof FunctionHost ? { stats: f.run.stats } : {}),
+              },
+            ]),
+          ),
+        );
+      else if (req.method === 'GET' && url.pathname.startsWith('/__local/samples/')) serveSample(res, url.pathname);
       else send(404, { error: 'NotFound', message: `No local control route ${route}.` });
       return true;
     };
-    const api = await startApiGateway({ port: ports.api ?? 0, apiKeys: [apiKey], functions, region, control, log });
+    const api = await startApiGateway({
+      port: ports.api ?? 0,
+      apiKeys: [secrets.apiKey],
+      routes: template.routes,
+      gatewayResponses: template.gatewayResponses,
+      binaryMediaTypes: template.binaryMediaTypes,
+      stage: template.stage,
+      functions,
+      region,
+      control,
+      log,
+    });
     cleanups.push(() => api.close());
     // Stop delivering first on close, so no invocation runs against closed servers.
     cleanups.push(() => queue.stop());
+
     // ------------------------------------------------------------------ sweep timer
-    // The deployed schedule: one run at a time (a run still going skips the tick).
-    const sweepFn = await fn('sweep');
+    // The template's schedule; one run at a time (a run still going skips the tick).
+    const sweepFn = functions[template.sweep.functionKey];
+    if (!sweepFn) throw new Error(`the schedule's function ${template.sweep.functionKey} was not started`);
     let sweeping = false;
     const sweepTimer = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
-      invoke(sweepFn, { source: 'aws.events', 'detail-type': 'Scheduled Event' }, region)
+      invoke(sweepFn, { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} }, region)
         .catch((err: unknown) => log(`sweep failed: ${(err as Error)?.message ?? String(err)}`))
         .finally(() => {
           sweeping = false;
         });
-    }, options.sweep?.intervalMs ?? SWEEP_INTERVAL_MS);
+    }, options.sweep?.intervalMs ?? template.sweep.intervalMs);
     sweepTimer.unref();
     cleanups.push(async () => clearInterval(sweepTimer));
 
-    const callbackUrl = `${api.url}/callbacks/${callbackSecret}`;
+    const apiUrl = `${api.url}/`;
+    const callbackUrl = `${apiUrl}callbacks/${secrets.callbackSecret}`;
     sandbox?.setCallbackUrl(callbackUrl);
-    log(`api on ${api.url} (x-api-key required on /v1/* and POST /)`);
+    log(`api on ${apiUrl} (routes, API keys and gateway answers from the template)`);
 
     const info: StackInfo = {
       s3Endpoint,
@@ -405,11 +641,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       s3SecretAccessKey: s3Creds.secretAccessKey,
       s3Region: region,
       bucket,
-      apiUrl: api.url,
-      apiKey,
+      apiUrl,
+      apiKey: secrets.apiKey,
       callbackUrl,
       ivaEndpoint: iva.endpoint,
       ivaMode: sandbox ? 'sandbox' : 'remote',
+      ...(sandbox
+        ? { sandboxAccessKeyId: iva.credentials.accessKeyId, sandboxSecretAccessKey: iva.credentials.secretAccessKey }
+        : {}),
       dynamodbEndpoint: dynalite.endpoint,
       eventBridgeEndpoint: eventBridge.url,
     };
@@ -417,6 +656,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     return {
       ...info,
       info,
+      template,
+      functionNode: node,
+      functions,
       sandbox,
       queue,
       deadLetters: queue.deadLetters,
@@ -427,4 +669,26 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await cleanup();
     throw err;
   }
+}
+
+/** docs/samples/* (the README's sample image and video), so `--video-url` works offline. */
+function serveSample(res: ServerResponse, pathname: string): void {
+  const name = pathname.slice('/__local/samples/'.length);
+  const types: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', mp4: 'video/mp4' };
+  const type = types[name.split('.').pop() ?? ''];
+  if (!/^[\w.-]+$/.test(name) || name.startsWith('.') || !type) {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'NotFound', message: 'No such sample.' }));
+    return;
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(join(REPO_ROOT, 'docs/samples', name));
+  } catch {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'NotFound', message: 'No such sample.' }));
+    return;
+  }
+  res.writeHead(200, { 'content-type': type, 'content-length': bytes.length });
+  res.end(bytes);
 }

@@ -1,9 +1,13 @@
 /**
- * Just enough of the Lambda runtime to call a handler in-process: a context object the
- * Powertools middlewares accept, and a timeout that turns an overrunning invocation into
- * a failure (the real runtime would kill it; here its promise is simply abandoned).
+ * A function of the local stack: either its own processes (FunctionHost, what npm start
+ * runs) or an in-process stand-in handler (tests of the stack itself), called the same
+ * way. For stand-ins, a context object the Powertools middlewares accept, and a timeout
+ * that turns an overrunning invocation into a failure (its promise is abandoned).
  */
 import { randomUUID } from 'node:crypto';
+import { FunctionHost, LambdaTimeoutError } from './function-host';
+
+export { LambdaTimeoutError };
 
 /** The context fields handlers and Powertools read (structurally `aws-lambda`'s Context). */
 export interface LocalLambdaContext {
@@ -28,11 +32,8 @@ export interface LocalFunction {
   name: string;
   timeoutMs: number;
   memoryMb: number;
-  handler: LocalHandler;
-}
-
-export class LambdaTimeoutError extends Error {
-  override readonly name = 'LambdaTimeoutError';
+  /** Its own processes, or an in-process handler. */
+  run: FunctionHost | LocalHandler;
 }
 
 export function lambdaContext(
@@ -60,6 +61,8 @@ export function lambdaContext(
 
 /** Runs one invocation; rejects with LambdaTimeoutError when the function overruns its timeout. */
 export async function invoke(fn: LocalFunction, event: unknown, region?: string): Promise<unknown> {
+  if (fn.run instanceof FunctionHost) return fn.run.invoke(event);
+  const handler = fn.run;
   const context = lambdaContext(fn, region);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -69,7 +72,7 @@ export async function invoke(fn: LocalFunction, event: unknown, region?: string)
     );
   });
   try {
-    return await Promise.race([fn.handler(event as never, context), timeout]);
+    return await Promise.race([handler(event as never, context), timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -89,11 +89,17 @@ export function awsRecord(fact: ObjectCreatedFact, region = 'us-east-1'): AwsS3E
   };
 }
 
-export function passesFilter(fact: ObjectCreatedFact, bucket: string, prefix: string): boolean {
+/** The bucket notification's filter (events `s3:ObjectCreated:*`, key prefix and suffix from the template). */
+export function passesFilter(
+  fact: ObjectCreatedFact,
+  bucket: string,
+  filter: { prefix?: string; suffix?: string },
+): boolean {
   return (
     fact.bucket === bucket &&
     normalizeEventName(fact.eventName).startsWith('ObjectCreated:') &&
-    fact.key.startsWith(prefix)
+    fact.key.startsWith(filter.prefix ?? '') &&
+    fact.key.endsWith(filter.suffix ?? '')
   );
 }
 

@@ -4,8 +4,13 @@
  * window, a visibility timeout, partial batch responses (`batchItemFailures`), a receive
  * count in `attributes.ApproximateReceiveCount`, a dead-letter list after
  * `maxReceiveCount` receives, and at most `maxConcurrency` invocations at once.
+ * With `persistPath`, every message and dead letter is written to that file before
+ * `send` returns and after each change, so a restart delivers what was left (messages in
+ * flight when the process stopped are received again, as after a visibility timeout).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface QueueMessage {
   messageId: string;
@@ -66,7 +71,14 @@ export interface LocalQueueOptions {
   maxConcurrency?: number;
   /** Processes one batch; decides which messages stay. */
   consume: (event: SqsBatchEvent) => Promise<BatchOutcome>;
+  /** A JSON file that keeps the messages and dead letters across restarts. */
+  persistPath?: string;
   log?: (line: string) => void;
+}
+
+interface PersistedQueue {
+  messages: Omit<QueueMessage, 'receiptHandle'>[];
+  deadLetters: DeadLetter[];
 }
 
 export class LocalQueue {
@@ -84,6 +96,7 @@ export class LocalQueue {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private stopped = false;
+  private deadLettered = false;
   private readonly inflight = new Set<Promise<void>>();
   private readonly idleWaiters: (() => void)[] = [];
 
@@ -96,15 +109,61 @@ export class LocalQueue {
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
     this.maxReceiveCount = Math.max(1, options.maxReceiveCount ?? 5);
     this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 2);
+    if (options.persistPath) this.restore(options.persistPath);
+  }
+
+  private restore(path: string): void {
+    let kept: PersistedQueue;
+    try {
+      kept = JSON.parse(readFileSync(path, 'utf8')) as PersistedQueue;
+    } catch {
+      return; // nothing kept yet
+    }
+    const now = Date.now();
+    for (const m of kept.messages ?? [])
+      this.messages.set(m.messageId, { ...m, visibleAt: Math.min(m.visibleAt, now) });
+    this.deadLetters.push(...(kept.deadLetters ?? []));
+    if (this.messages.size > 0) this.schedule(now + this.batchingWindowMs);
+  }
+
+  /** Writes the queue's content in one go (write then rename: never a half-written file). */
+  private persist(): void {
+    const path = this.options.persistPath;
+    if (!path) return;
+    const state: PersistedQueue = {
+      messages: [...this.messages.values()].map(({ receiptHandle: _h, ...m }) => m),
+      deadLetters: this.deadLetters,
+    };
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(`${path}.tmp`, JSON.stringify(state));
+    renameSync(`${path}.tmp`, path);
   }
 
   send(body: string): string {
     const messageId = randomUUID();
     const now = Date.now();
     this.messages.set(messageId, { messageId, body, sentAt: now, receiveCount: 0, visibleAt: now });
+    this.persist();
     // The batching window starts with the first visible message, as in a real poller.
     this.schedule(now + this.batchingWindowMs);
     return messageId;
+  }
+
+  /** The settings in effect (the template's, or a test's overrides). */
+  get settings(): {
+    batchSize: number;
+    batchingWindowMs: number;
+    visibilityTimeoutMs: number;
+    maxReceiveCount: number;
+    maxConcurrency: number;
+  } {
+    return {
+      batchSize: this.batchSize,
+      batchingWindowMs: this.batchingWindowMs,
+      visibilityTimeoutMs: this.visibilityTimeoutMs,
+      maxReceiveCount: this.maxReceiveCount,
+      maxConcurrency: this.maxConcurrency,
+    };
   }
 
   /** Messages still in the queue (visible or in flight). */
@@ -116,6 +175,7 @@ export class LocalQueue {
   redrive(): number {
     const letters = this.deadLetters.splice(0);
     for (const letter of letters) this.send(letter.body);
+    this.persist();
     return letters.length;
   }
 
@@ -154,11 +214,15 @@ export class LocalQueue {
   private poll(): void {
     if (this.stopped) return;
     const now = Date.now();
+    let received = false;
     while (this.running < this.maxConcurrency) {
       const batch = this.receive(now);
       if (batch.length === 0) break;
+      received = true;
       this.dispatch(batch);
     }
+    if (received || this.deadLettered) this.persist();
+    this.deadLettered = false;
     // Wake up for the next message that becomes visible (or when a slot frees up: see dispatch).
     let next = Number.POSITIVE_INFINITY;
     for (const m of this.messages.values()) if (!m.receiptHandle) next = Math.min(next, m.visibleAt);
@@ -182,6 +246,7 @@ export class LocalQueue {
           deadAt: new Date(now).toISOString(),
         };
         this.deadLetters.push(letter);
+        this.deadLettered = true;
         this.log(
           `sqs: message ${m.messageId} moved to the dead-letter queue after ${m.receiveCount} receives (${summarize(m.body)})`,
         );
@@ -239,6 +304,7 @@ export class LocalQueue {
         this.messages.delete(m.messageId);
       }
     }
+    this.persist();
     if (failed.size > 0 && outcome.kind === 'partial') {
       this.log(
         `sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`,

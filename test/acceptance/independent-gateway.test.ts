@@ -317,7 +317,7 @@ describe('the local stack with the independent gateway as the real IVA', () => {
   let stack: LocalStack;
   let s3: S3Client;
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${stack.apiUrl}${path}`, {
+    fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
       ...init,
       headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });

@@ -39,7 +39,7 @@ afterAll(async () => {
 const sha = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
 async function post(body: Buffer | string, contentType = 'application/json', secret = SECRET) {
-  const res = await fetch(`${stack.info.apiUrl}/callbacks/${secret}`, {
+  const res = await fetch(`${stack.info.apiUrl}callbacks/${secret}`, {
     method: 'POST',
     headers: { 'content-type': contentType },
     body,
@@ -58,7 +58,7 @@ async function stored(uri: unknown): Promise<Buffer> {
   return Buffer.from(await out.Body!.transformToByteArray());
 }
 
-const resultEvents = () => stack.events.filter((e) => e.detailType === 'IVA Result Stored');
+const resultEvents = () => stack.events.filter((e) => e['detail-type'] === 'IVA Result Stored');
 
 describe('a wrong secret looks exactly like an unknown route', () => {
   it('same status, same body shape, same headers', async () => {
@@ -71,7 +71,7 @@ describe('a wrong secret looks exactly like an unknown route', () => {
     });
     const body = JSON.stringify({ TaskID: 't', ImageID: 'i', Status: 'Success' });
     const wrong = await post(body, 'application/json', `${SECRET.slice(0, -1)}${SECRET.endsWith('0') ? '1' : '0'}`);
-    const unknown = await fetch(`${stack.info.apiUrl}/callbacks/${SECRET}/extra`, {
+    const unknown = await fetch(`${stack.info.apiUrl}callbacks/${SECRET}/extra`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body,
@@ -143,7 +143,7 @@ describe('bodies byte for byte', () => {
 
 describe('the sweep (short settings)', () => {
   const api = (path: string, init: RequestInit = {}) =>
-    fetch(`${stack.info.apiUrl}${path}`, {
+    fetch(`${stack.info.apiUrl}${path.replace(/^\//, '')}`, {
       ...init,
       headers: { 'x-api-key': stack.info.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });
@@ -179,7 +179,7 @@ describe('the sweep (short settings)', () => {
     expect(view.ExpiredAt).toEqual(expect.any(String));
     await new Promise((r) => setTimeout(r, 600)); // more sweep runs
     const announced = stack.events.filter(
-      (e) => e.detailType === 'Upload Expired' && (e.detail as { submissionId?: string }).submissionId === id,
+      (e) => e['detail-type'] === 'Upload Expired' && (e.detail as { submissionId?: string }).submissionId === id,
     );
     expect(announced).toHaveLength(1);
   });
@@ -195,7 +195,7 @@ describe('the sweep (short settings)', () => {
     await new Promise((r) => setTimeout(r, 600));
     const announced = stack.events.filter(
       (e) =>
-        e.detailType === 'IVA Result Overdue' &&
+        e['detail-type'] === 'IVA Result Overdue' &&
         (e.detail as { submissionId?: string }).submissionId === result.SubmissionId,
     );
     expect(announced).toHaveLength(1);

@@ -65,7 +65,7 @@ async function until<T>(
 /** HTTP helpers against one running stack's printed endpoints. */
 function client(info: StackInfo) {
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${info.apiUrl}${path}`, {
+    fetch(`${info.apiUrl}${path.replace(/^\//, '')}`, {
       ...init,
       headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });
@@ -198,7 +198,7 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       // The ledger shows the result first and the event follows (so a consumer reacting to
       // the event finds the status already there): wait for it rather than race it.
       await until('the result event', async () => {
-        const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
+        const events = (await (await fetch(`${stack.apiUrl}__local/events`)).json()) as {
           source: string;
           detail: Record<string, unknown>;
         }[];
@@ -246,14 +246,14 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect(body.ResponseMetadata.Error.Code).toBe('SubmissionUncertain');
       const id = body.SubmissionId;
       expect((await http.submission(id)).Status).toBe('uncertain');
-      const events = (await (await fetch(`${stack.apiUrl}/__local/events`)).json()) as {
+      const events = (await (await fetch(`${stack.apiUrl}__local/events`)).json()) as {
         source: string;
-        detailType: string;
+        'detail-type': string;
         detail: Record<string, unknown>;
       }[];
-      expect(events.filter((e) => e.detailType === 'IVA Submission Uncertain' && e.detail.submissionId === id)).toEqual(
-        [expect.objectContaining({ source: 'iva-bridge', detail: expect.objectContaining({ taskId: task }) })],
-      );
+      expect(
+        events.filter((e) => e['detail-type'] === 'IVA Submission Uncertain' && e.detail.submissionId === id),
+      ).toEqual([expect.objectContaining({ source: 'iva-bridge', detail: expect.objectContaining({ taskId: task }) })]);
       // IVA did accept it (the sandbox knows): one submission, whose callback arrives unmatched.
       const atIva = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
       expect(atIva).toHaveLength(1);
@@ -463,6 +463,8 @@ describe('npm start', () => {
       IVA_BRIDGE_DDB_PORT: '0',
       IVA_BRIDGE_EVENTS_PORT: '0',
       IVA_BRIDGE_STACK_JSON: jsonPath,
+      IVA_BRIDGE_STATE_DIR: join(dir, 'state'),
+      IVA_BRIDGE_AWS_PORT: '0',
       IVA_BRIDGE_SANDBOX_CALLBACK_DELAY_MS: '20',
       POWERTOOLS_LOG_LEVEL: 'WARN',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',

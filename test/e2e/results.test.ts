@@ -57,7 +57,7 @@ describe.each(backends)('results over HTTPS on $name', ({ name, s3, enabled }) =
     let stack: LocalStack;
     let s3c: S3Client;
     const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-      fetch(`${stack.apiUrl}${path}`, {
+      fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
         redirect: 'manual',
         ...init,
         headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },

@@ -113,7 +113,7 @@ describe('API Gateway emulation', () => {
     const form = new FormData();
     form.set('Request', JSON.stringify({ TaskID: 't1', Image: { Name: 'a.jpg', Source: 'file' } }));
     form.set('ImageFile', new Blob([bytes], { type: 'image/jpeg' }), 'a.jpg');
-    const res = await fetch(`${stack.apiUrl}/v1/images?x=1&x=2&y=%20z`, {
+    const res = await fetch(`${stack.apiUrl}v1/images?x=1&x=2&y=%20z`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key', 'X-Custom': 'v' },
       body: form,
@@ -144,14 +144,14 @@ describe('API Gateway emulation', () => {
   });
 
   it('passes every body base64 (binary media types */*), decodes path parameters but not the path', async () => {
-    await fetch(`${stack.apiUrl}/v1/uploads`, {
+    await fetch(`${stack.apiUrl}v1/uploads`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key', 'content-type': 'application/json' },
       body: '{"TaskID":"é"}',
     });
     expect(lastEvent().isBase64Encoded).toBe(true);
     expect(Buffer.from(lastEvent().body ?? '', 'base64').toString('utf8')).toBe('{"TaskID":"é"}');
-    await fetch(`${stack.apiUrl}/v1/tasks/my%20task%2Fx/submissions`, { headers: { 'x-api-key': 'test-key' } });
+    await fetch(`${stack.apiUrl}v1/tasks/my%20task%2Fx/submissions`, { headers: { 'x-api-key': 'test-key' } });
     expect(lastEvent().resource).toBe('/v1/tasks/{taskId}/submissions');
     expect(lastEvent().path).toBe('/v1/tasks/my%20task%2Fx/submissions');
     expect(lastEvent().pathParameters).toEqual({ taskId: 'my task/x' });
@@ -159,7 +159,7 @@ describe('API Gateway emulation', () => {
   });
 
   it('routes the vendor form POST /?Action=… with its query', async () => {
-    const res = await fetch(`${stack.apiUrl}/?Action=AddAsyncTaskImageData&Version=2022-05-13`, {
+    const res = await fetch(`${stack.apiUrl}?Action=AddAsyncTaskImageData&Version=2022-05-13`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key' },
       body: 'x',
@@ -172,7 +172,7 @@ describe('API Gateway emulation', () => {
   it('answers 403 in IVA shape without a valid key, and never reaches the function', async () => {
     const before = apiEvents.length;
     for (const headers of [{}, { 'x-api-key': 'wrong' }] as Record<string, string>[]) {
-      const res = await fetch(`${stack.apiUrl}/v1/submissions/abc`, { headers });
+      const res = await fetch(`${stack.apiUrl}v1/submissions/abc`, { headers });
       expect(res.status).toBe(403);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string } } };
       expect(body.ResponseMetadata.Error.Code).toBe('InvalidApiKey');
@@ -181,7 +181,7 @@ describe('API Gateway emulation', () => {
   });
 
   it('lets callbacks through without a key and maps a base64 proxy result back to bytes', async () => {
-    const res = await fetch(`${stack.apiUrl}/callbacks/s3cr3t`, {
+    const res = await fetch(`${stack.apiUrl}callbacks/s3cr3t`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"a":1}',
@@ -198,7 +198,10 @@ describe('API Gateway emulation', () => {
       ['GET', '/v1/images'],
       ['POST', '/v1/submissions/x'],
     ] as const) {
-      const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { 'x-api-key': 'test-key' } });
+      const res = await fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
+        method,
+        headers: { 'x-api-key': 'test-key' },
+      });
       expect(res.status).toBe(404);
       expect(
         ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
@@ -212,7 +215,7 @@ describe('API Gateway emulation', () => {
       const form = new FormData();
       form.set('Request', '{}');
       form.set('ImageFile', new Blob([Buffer.alloc(size, 1)], { type: 'image/jpeg' }), 'big.jpg');
-      const res = await fetch(`${stack.apiUrl}/v1/images`, {
+      const res = await fetch(`${stack.apiUrl}v1/images`, {
         method: 'POST',
         headers: { 'x-api-key': 'test-key' },
         body: form,
@@ -226,7 +229,7 @@ describe('API Gateway emulation', () => {
     // 4 MB of binary is 5.3 MB of base64: under the limit, it reaches the function.
     const form = new FormData();
     form.set('ImageFile', new Blob([Buffer.alloc(4 * 1024 * 1024, 1)]), 'ok.jpg');
-    const ok = await fetch(`${stack.apiUrl}/v1/images`, {
+    const ok = await fetch(`${stack.apiUrl}v1/images`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key' },
       body: form,
@@ -245,7 +248,7 @@ describe('API Gateway emulation', () => {
         else controller.close();
       },
     });
-    const res = await fetch(`${stack.apiUrl}/v1/images`, {
+    const res = await fetch(`${stack.apiUrl}v1/images`, {
       method: 'POST',
       headers: { 'x-api-key': 'test-key', 'content-type': 'multipart/form-data; boundary=x' },
       body,
@@ -260,7 +263,7 @@ describe('API Gateway emulation', () => {
 
   it('turns a thrown error or a malformed result into 502', async () => {
     for (const id of ['throw', 'malformed']) {
-      const res = await fetch(`${stack.apiUrl}/v1/submissions/${id}`, { headers: { 'x-api-key': 'test-key' } });
+      const res = await fetch(`${stack.apiUrl}v1/submissions/${id}`, { headers: { 'x-api-key': 'test-key' } });
       expect(res.status).toBe(502);
       expect(
         ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
@@ -271,7 +274,7 @@ describe('API Gateway emulation', () => {
 
 describe('EventBridge endpoint', () => {
   it('records PutEvents sent by the real SDK client', () => {
-    const event = stack.events.find((e) => e.detailType === 'IVA result');
+    const event = stack.events.find((e) => e['detail-type'] === 'IVA result');
     expect(event).toMatchObject({
       source: 'iva-bridge',
       eventBusName: 'default',
@@ -349,11 +352,11 @@ describe('S3 → SQS delivery', () => {
     expect(maxRunning).toBe(2);
     expect(records[0]!.eventSourceARN).toMatch(/^arn:aws:sqs:us-east-1:000000000000:/);
 
-    const listed = (await (await fetch(`${stack.apiUrl}/__local/dead-letters`)).json()) as { body: string }[];
+    const listed = (await (await fetch(`${stack.apiUrl}__local/dead-letters`)).json()) as { body: string }[];
     expect(listed).toHaveLength(1);
-    const redrive = (await (
-      await fetch(`${stack.apiUrl}/__local/dead-letters/redrive`, { method: 'POST' })
-    ).json()) as { redriven: number };
+    const redrive = (await (await fetch(`${stack.apiUrl}__local/dead-letters/redrive`, { method: 'POST' })).json()) as {
+      redriven: number;
+    };
     expect(redrive.redriven).toBe(1);
     await until(() => stack.deadLetters.length === 1 && stack.queue.depth === 0);
   });

@@ -1,0 +1,142 @@
+/**
+ * The two AWS APIs the functions call besides S3, DynamoDB and EventBridge, on one local
+ * endpoint (the functions reach it through AWS_ENDPOINT_URL_STS and
+ * AWS_ENDPOINT_URL_SECRETS_MANAGER):
+ *
+ * - STS `AssumeRole` (query protocol): the template gives object-created and
+ *   direct-submit a signing role (PRESIGN_ROLE_ARN, UPLOAD_ROLE_ARN) to presign URLs
+ *   with (lib/storage/role-session.ts). Locally any role is "assumed" and answered with
+ *   the local S3's keys and a true Expiration (the session's end, as AWS reports it).
+ * - Secrets Manager `GetSecretValue` and `PutSecretValue` (JSON protocol): the template
+ *   names the secrets by ARN (VOLC_SECRET_ARN, CALLBACK_SECRET_ARN); locally those ARNs
+ *   hold the IVA keys and the callback secret.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { closeServer, listen, urlOf } from '../servers/http-close';
+
+export interface LocalAwsEndpointsOptions {
+  port?: number;
+  /** Keys every assumed session gets (the local S3 accepts them). */
+  sessionCredentials: { accessKeyId: string; secretAccessKey: string };
+  /** Secret ARN → value. */
+  secrets: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface LocalAwsEndpoints {
+  url: string;
+  /** Roles assumed so far (ARN per call). */
+  assumedRoles: string[];
+  close(): Promise<void>;
+}
+
+/** Longest session AssumeRole grants when chained from a role (AWS: 1 h). */
+const MAX_SESSION_SECONDS = 3600;
+
+const xmlEscape = (s: string): string =>
+  s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+
+export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions): Promise<LocalAwsEndpoints> {
+  const assumedRoles: string[] = [];
+  const secrets = new Map(Object.entries(options.secrets));
+  const versions = new Map<string, string>();
+  const created = Math.floor(Date.now() / 1000);
+
+  const stsError = (res: ServerResponse, status: number, code: string, message: string): void => {
+    res.writeHead(status, { 'content-type': 'text/xml' });
+    res.end(
+      `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+    );
+  };
+
+  const sts = (res: ServerResponse, form: URLSearchParams) => {
+    if (form.get('Action') !== 'AssumeRole')
+      return stsError(res, 400, 'InvalidAction', 'Only AssumeRole is served locally.');
+    const roleArn = form.get('RoleArn') ?? '';
+    const sessionName = form.get('RoleSessionName') ?? '';
+    if (!/^arn:aws[\w-]*:iam::\d{12}:role\/.+/.test(roleArn))
+      return stsError(res, 400, 'ValidationError', `RoleArn ${roleArn} is not a role ARN.`);
+    const seconds = Number(form.get('DurationSeconds') ?? 3600);
+    if (!Number.isInteger(seconds) || seconds < 900 || seconds > MAX_SESSION_SECONDS)
+      return stsError(
+        res,
+        400,
+        'ValidationError',
+        `The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.`,
+      );
+    assumedRoles.push(roleArn);
+    const expiration = new Date(Date.now() + seconds * 1000).toISOString();
+    const { accessKeyId, secretAccessKey } = options.sessionCredentials;
+    options.log?.(`sts: AssumeRole ${roleArn} (${seconds} s)`);
+    res.writeHead(200, { 'content-type': 'text/xml' });
+    res.end(
+      `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>` +
+        `<Credentials><AccessKeyId>${xmlEscape(accessKeyId)}</AccessKeyId><SecretAccessKey>${xmlEscape(secretAccessKey)}</SecretAccessKey>` +
+        `<SessionToken>local-session-${randomUUID()}</SessionToken><Expiration>${expiration}</Expiration></Credentials>` +
+        `<AssumedRoleUser><Arn>${xmlEscape(roleArn.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/'))}/${xmlEscape(sessionName)}</Arn>` +
+        `<AssumedRoleId>AROALOCAL:${xmlEscape(sessionName)}</AssumedRoleId></AssumedRoleUser>` +
+        `</AssumeRoleResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+    );
+  };
+
+  const json = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
+    res.end(text);
+  };
+
+  const secretsManager = (res: ServerResponse, target: string, body: Record<string, unknown>) => {
+    const id = String(body.SecretId ?? '');
+    const arn = secrets.has(id) ? id : [...secrets.keys()].find((a) => a.split(':secret:')[1]?.startsWith(id));
+    if (!arn)
+      return json(res, 400, {
+        __type: 'ResourceNotFoundException',
+        message: "Secrets Manager can't find the specified secret.",
+      });
+    const name = arn.split(':secret:')[1] ?? arn;
+    if (target === 'secretsmanager.GetSecretValue') {
+      versions.set(arn, versions.get(arn) ?? randomUUID());
+      return json(res, 200, {
+        ARN: arn,
+        Name: name,
+        SecretString: secrets.get(arn),
+        VersionId: versions.get(arn),
+        VersionStages: ['AWSCURRENT'],
+        CreatedDate: created,
+      });
+    }
+    if (target === 'secretsmanager.PutSecretValue' && typeof body.SecretString === 'string') {
+      secrets.set(arn, body.SecretString);
+      versions.set(arn, randomUUID());
+      options.log?.(`secretsmanager: new value for ${name}`);
+      return json(res, 200, { ARN: arn, Name: name, VersionId: versions.get(arn), VersionStages: ['AWSCURRENT'] });
+    }
+    json(res, 400, { __type: 'InvalidRequestException', message: `${target} is not served locally.` });
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse, raw: string) => {
+    const target = String(req.headers['x-amz-target'] ?? '');
+    if (target.startsWith('secretsmanager.')) {
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(raw || '{}') as Record<string, unknown>;
+      } catch {
+        return json(res, 400, { __type: 'SerializationException', message: 'The request body is not JSON.' });
+      }
+      return secretsManager(res, target, body);
+    }
+    return sts(res, new URLSearchParams(raw));
+  };
+
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      raw += c;
+    });
+    req.on('end', () => handle(req, res, raw));
+  });
+  const address = await listen(server, options.port ?? 0);
+  return { url: urlOf(address), assumedRoles, close: () => closeServer(server) };
+}

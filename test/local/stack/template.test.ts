@@ -1,0 +1,156 @@
+/**
+ * `npm start` runs what `cdk synth` produces: this test synthesizes infra/stack.ts itself,
+ * starts the local stack, and compares the two. Every API method of the template answers
+ * locally with the template's authentication (API key, authorizer) and reaches the
+ * template's function; unknown routes and methods get the template's gateway answer byte
+ * for byte; every function runs with the template's environment names, timeout and
+ * memory; queue, event source, notification filter and schedule are the template's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FunctionHost } from '../../../local/stack/function-host';
+import { LOCAL_ENVIRONMENT, type LocalStack, startLocalStack } from '../../../local/stack/index';
+import {
+  type CfnTemplate,
+  type LocalTemplate,
+  NOT_DERIVED,
+  parseTemplate,
+  synthesizeTemplate,
+} from '../../../local/stack/template';
+
+let synthesized: CfnTemplate;
+let template: LocalTemplate;
+let stack: LocalStack;
+
+beforeAll(async () => {
+  synthesized = await synthesizeTemplate();
+  template = parseTemplate(synthesized);
+  stack = await startLocalStack({ log: () => undefined, sandbox: { callbackDelayMs: 600_000 } });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+const invocations = (key: string): number => {
+  const run = stack.functions[key]?.run;
+  return run instanceof FunctionHost ? run.stats.invocations : Number.NaN;
+};
+
+/** A concrete path for a resource template (`{id}` → `x-id`). */
+const pathOf = (resource: string): string => resource.replace(/\{(\w+)\}/g, 'x-$1').replace(/^\//, '');
+
+async function call(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${stack.apiUrl}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(method === 'GET' || method === 'HEAD' ? {} : { body: '{}' }),
+  });
+}
+
+/** The template's own answer for a response type, as API Gateway renders it for this request. */
+function expectedGatewayAnswer(type: string, res: Response): { status: number; body: string } {
+  const cfn = Object.values(synthesized.Resources).find(
+    (r) => r.Type === 'AWS::ApiGateway::GatewayResponse' && r.Properties?.ResponseType === type,
+  );
+  const props = cfn?.Properties as { StatusCode: string; ResponseTemplates: Record<string, string> };
+  const requestId = res.headers.get('x-amzn-requestid') ?? '';
+  return {
+    status: Number(props.StatusCode),
+    body: props.ResponseTemplates['application/json']!.replace('$context.requestId', requestId),
+  };
+}
+
+describe('the local stack is the synthesized template', () => {
+  it('uses the template it would synthesize now (the cache is current)', () => {
+    expect(stack.template.routes).toEqual(template.routes);
+    expect(stack.template.functions).toEqual(template.functions);
+    expect(stack.template.gatewayResponses).toEqual(template.gatewayResponses);
+    expect(template.routes.length).toBeGreaterThanOrEqual(12);
+    expect(NOT_DERIVED.length).toBeGreaterThan(0);
+  });
+
+  it('answers every method of the template with its authentication, and hands it to its function', async () => {
+    expect(template.routes.length).toBeGreaterThan(0);
+    for (const route of template.routes) {
+      const path = pathOf(route.resource);
+      const what = `${route.method} ${route.resource}`;
+      if (route.apiKeyRequired) {
+        for (const headers of [{}, { 'x-api-key': 'not-the-key' }] as Record<string, string>[]) {
+          const before = invocations(route.target);
+          const res = await call(route.method, path, headers);
+          // Without the authorizer's identity source (x-api-key) API Gateway answers
+          // UNAUTHORIZED before anything runs; with a wrong key, INVALID_API_KEY.
+          const type = route.authorizer && !('x-api-key' in headers) ? 'UNAUTHORIZED' : 'INVALID_API_KEY';
+          const expected = expectedGatewayAnswer(type, res);
+          expect(res.status, what).toBe(expected.status);
+          expect(await res.text(), what).toBe(expected.body);
+          expect(invocations(route.target), what).toBe(before);
+        }
+      }
+      const before = invocations(route.target);
+      const res = await call(route.method, path, route.apiKeyRequired ? { 'x-api-key': stack.apiKey } : {});
+      await res.arrayBuffer();
+      expect(invocations(route.target), `${what} reached ${route.target} (answered ${res.status})`).toBe(before + 1);
+    }
+  });
+
+  it('answers unknown routes and undefined methods with the template gateway answer, byte for byte', async () => {
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
+    const cases: [string, string][] = [
+      ['GET', 'nope'],
+      ['POST', 'v1'],
+      ['GET', 'v1/images/extra'],
+      ['GET', 'v1/tasks/x/submissions/extra'],
+      ['POST', 'callbacks'],
+    ];
+    for (const route of template.routes)
+      for (const method of methods)
+        if (!template.routes.some((r) => r.resource === route.resource && r.method === method))
+          cases.push([method, pathOf(route.resource)]);
+    const before = Object.keys(stack.functions).map(invocations);
+    for (const [method, path] of cases) {
+      for (const headers of [{}, { 'x-api-key': stack.apiKey }] as Record<string, string>[]) {
+        const res = await call(method, path, headers);
+        const expected = expectedGatewayAnswer('MISSING_AUTHENTICATION_TOKEN', res);
+        expect(res.status, `${method} /${path}`).toBe(expected.status);
+        expect(await res.text(), `${method} /${path}`).toBe(expected.body);
+        expect(res.headers.get('x-amzn-errortype')).toBe('RouteNotFound');
+      }
+    }
+    expect(Object.keys(stack.functions).map(invocations)).toEqual(before);
+  });
+
+  it("runs every function with the template's environment names, timeout and memory, in its own processes", () => {
+    const local = new Set<string>(LOCAL_ENVIRONMENT);
+    expect(Object.keys(stack.functions).sort()).toEqual(Object.keys(template.functions).sort());
+    for (const fn of Object.values(template.functions)) {
+      const running = stack.functions[fn.key]!;
+      const names = Object.keys(running.env);
+      expect(names.filter((n) => !local.has(n)).sort(), fn.key).toEqual(Object.keys(fn.environment).sort());
+      // Literal values are the template's, but where IVA is (NOT_DERIVED).
+      for (const [name, value] of Object.entries(fn.environment))
+        if (typeof value === 'string' && !name.startsWith('IVA_'))
+          expect(running.env[name], `${fn.key} ${name}`).toBe(value);
+      expect(running.timeoutMs).toBe(fn.timeoutSeconds * 1000);
+      expect(running.memoryMb).toBe(fn.memoryMb);
+      expect(running.run).toBeInstanceOf(FunctionHost);
+    }
+  });
+
+  it('takes the queue, event source, notification filter and schedule from the template', () => {
+    expect(stack.queue.settings).toEqual({
+      batchSize: template.eventSource.batchSize,
+      batchingWindowMs: template.eventSource.maximumBatchingWindowSeconds * 1000,
+      visibilityTimeoutMs: template.queue.visibilityTimeoutSeconds * 1000,
+      maxReceiveCount: template.queue.maxReceiveCount,
+      maxConcurrency: template.eventSource.maximumConcurrency,
+    });
+    expect(template.notification.prefix).toBe('incoming/');
+    expect(template.sweep.functionKey).toBe('sweep');
+    expect(template.sweep.intervalMs).toBe(15 * 60 * 1000);
+    expect(stack.functions.sweep!.run).toBeInstanceOf(FunctionHost);
+    expect((stack.functions.sweep!.run as FunctionHost).options.maxConcurrency).toBe(
+      template.functions.sweep!.reservedConcurrency,
+    );
+  });
+});
