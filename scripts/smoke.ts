@@ -6,9 +6,12 @@
  *                                          your AWS credentials and region, e.g. AWS_PROFILE)
  *   npm run smoke -- --stack MyStack       another stack name
  *   npm run smoke -- --local [file]        `npm start` (its .local/stack.json, or the file given)
+ *   npm run smoke -- --real-iva            run against a stack that calls Volcengine itself
  *
- * Deploy in sandbox mode first: it submits small random files to whatever IVA the stack
- * calls. Exits 1 when a row fails.
+ * Deploy in sandbox mode first (`-c ivaMode=sandbox`): it submits small random files to
+ * whatever IVA the stack calls, and a stack whose IvaMode output is not `sandbox` is refused
+ * unless --real-iva is given (IVA would refuse and bill them). Exits 1 when a row fails,
+ * 2 when the run could not start.
  */
 import { resolve } from 'node:path';
 import { awsTarget } from '../lib/smoke/aws';
@@ -28,7 +31,16 @@ async function main(argv: string[]): Promise<number> {
     const stackName = (at >= 0 ? argv[at + 1] : undefined) ?? process.env.IVA_BRIDGE_STACK ?? 'IvaBridge';
     target = await awsTarget(stackName);
   }
+  if (target.ivaMode !== 'sandbox' && !argv.includes('--real-iva')) {
+    console.error(
+      `${target.name} calls Volcengine itself (stack output IvaMode is not "sandbox"): the run would submit random files that IVA refuses and bills. Deploy with -c ivaMode=sandbox, or pass --real-iva to run anyway.`,
+    );
+    return 2;
+  }
   console.log(`iva-bridge smoke run against ${target.name} (${target.apiUrl})`);
+  console.log(
+    `IVA: ${target.ivaMode === 'sandbox' ? `the sandbox${target.ivaEndpoint ? ` (${target.ivaEndpoint})` : ''}` : 'Volcengine (--real-iva)'}`,
+  );
   const rows = await runSmoke(target, { log: (line) => console.log(line) });
   console.log(`\n${formatTable(rows)}\n`);
   const failed = rows.filter((r) => !r.ok).length;

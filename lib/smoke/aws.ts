@@ -30,7 +30,15 @@ import type { EventCapture, ResultEvent, SmokeTarget } from './run';
 /** The stack outputs the smoke run needs (infra/stack.ts). */
 export const SMOKE_STACK_OUTPUTS = ['ApiUrl', 'ApiKeyId', 'BucketName', 'CallbackSecretArn', 'EventBusName'] as const;
 
-export async function stackOutputs(stackName: string, cfn = new CloudFormationClient({})) {
+/** Which IVA a deployed stack calls: its `IvaMode` output (`-c ivaMode=…`); a stack from before the output is `vendor`. */
+export function ivaModeOf(outputs: Record<string, string | undefined>): 'sandbox' | 'vendor' {
+  return outputs.IvaMode === 'sandbox' ? 'sandbox' : 'vendor';
+}
+
+export async function stackOutputs(
+  stackName: string,
+  cfn: Pick<CloudFormationClient, 'send'> = new CloudFormationClient({}),
+): Promise<Record<(typeof SMOKE_STACK_OUTPUTS)[number], string> & Record<string, string | undefined>> {
   const out = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
   const outputs = Object.fromEntries(
     (out.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue ?? '']),
@@ -38,7 +46,7 @@ export async function stackOutputs(stackName: string, cfn = new CloudFormationCl
   const missing = SMOKE_STACK_OUTPUTS.filter((k) => !outputs[k]);
   if (missing.length > 0)
     throw new Error(`Stack ${stackName} has no output ${missing.join(', ')}: deploy the current infra/stack.ts first`);
-  return outputs as Record<(typeof SMOKE_STACK_OUTPUTS)[number], string>;
+  return outputs as Record<(typeof SMOKE_STACK_OUTPUTS)[number], string> & Record<string, string | undefined>;
 }
 
 /** The current callback secret: the plain value, or `current` while a rotation keeps both. */
@@ -60,8 +68,11 @@ export async function awsTarget(stackName: string): Promise<SmokeTarget> {
     new GetSecretValueCommand({ SecretId: outputs.CallbackSecretArn }),
   );
   const apiUrl = outputs.ApiUrl.replace(/\/$/, '');
+  const ivaMode = ivaModeOf(outputs);
   return {
     name: `aws:${stackName}`,
+    ivaMode,
+    ...(outputs.IvaSandboxUrl ? { ivaEndpoint: outputs.IvaSandboxUrl } : {}),
     apiUrl,
     apiKey: key.value,
     callbackUrl: `${apiUrl}/callbacks/${currentCallbackSecret(secret.SecretString ?? '')}`,

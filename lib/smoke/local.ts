@@ -35,6 +35,7 @@ export function localTarget(facts: LocalStackFacts): SmokeTarget {
     ).map(({ 'detail-type': detailType, ...e }) => ({ ...e, detailType }));
   return {
     name: 'local',
+    ivaMode: 'sandbox',
     apiUrl,
     apiKey: facts.apiKey,
     callbackUrl: facts.callbackUrl,

@@ -27,6 +27,13 @@ export interface EventCapture {
 export interface SmokeTarget {
   /** `local` or `aws:<stack name>`: printed above the table. */
   name: string;
+  /**
+   * Which IVA the target calls: `sandbox` (npm start, or a `-c ivaMode=sandbox` stack) accepts
+   * the run's random files and calls back; `vendor` (Volcengine) refuses and bills them.
+   */
+  ivaMode: 'sandbox' | 'vendor';
+  /** The sandbox's URL when the stack reports it (IvaSandboxUrl output). */
+  ivaEndpoint?: string;
   /** Base URL of the API, without a trailing slash (stage included). */
   apiUrl: string;
   apiKey: string;

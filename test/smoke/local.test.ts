@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentCallbackSecret } from '../../lib/smoke/aws';
+import { currentCallbackSecret, ivaModeOf, stackOutputs } from '../../lib/smoke/aws';
 import { localTargetFromFile } from '../../lib/smoke/local';
 import { formatTable, runSmoke, type SmokeRow } from '../../lib/smoke/run';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
@@ -55,5 +55,29 @@ describe('deployed-stack discovery', () => {
   it('takes the current callback secret, also while a rotation keeps both', () => {
     expect(currentCallbackSecret('abc123\n')).toBe('abc123');
     expect(currentCallbackSecret('{"current":"new","previous":"old"}')).toBe('new');
+  });
+
+  it('finds a sandbox-mode stack by its outputs, and treats any other as calling Volcengine', async () => {
+    const outputs: Record<string, string> = {
+      ApiUrl: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod/',
+      ApiKeyId: 'k1',
+      BucketName: 'b',
+      CallbackSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:cb',
+      EventBusName: 'default',
+      IvaMode: 'sandbox',
+      IvaSandboxUrl: 'https://xyz.lambda-url.eu-west-1.on.aws/',
+    };
+    const cfn = (values: Record<string, string>) => ({
+      send: async () => ({
+        Stacks: [{ Outputs: Object.entries(values).map(([OutputKey, OutputValue]) => ({ OutputKey, OutputValue })) }],
+      }),
+    });
+    const found = await stackOutputs('IvaBridge', cfn(outputs) as never);
+    expect(ivaModeOf(found)).toBe('sandbox');
+    expect(found.IvaSandboxUrl).toBe(outputs.IvaSandboxUrl);
+    expect(ivaModeOf({ ...outputs, IvaMode: 'vendor' })).toBe('vendor');
+    expect(ivaModeOf({ ApiUrl: 'x' })).toBe('vendor');
+    const { ApiKeyId: _gone, ...incomplete } = outputs;
+    await expect(stackOutputs('IvaBridge', cfn(incomplete) as never)).rejects.toThrow(/no output ApiKeyId/);
   });
 });
