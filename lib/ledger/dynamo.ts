@@ -30,6 +30,7 @@ import {
   QueryCommand,
   ScanCommand,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { sdkRequestHandler } from '../aws/sdk-http';
 import { encodeKeySegment, isWellFormed, toWellFormed } from '../storage/wtf8';
@@ -257,28 +258,18 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       values[':onlyIf'] = onlyIf.submitStatus;
       condition += ' AND #onlyIf = :onlyIf';
     }
-    try {
-      const out = await doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: subKey(id),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      const item = out.Attributes ?? {};
-      await syncIndexKeys(item);
-      return toRecord(item);
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      if (!onlyIf) throw new SubmissionNotFoundError(id);
-      const existing = await getItem(subKey(id));
-      if (!existing) throw new SubmissionNotFoundError(id);
-      throw new SubmissionNotUncertainError(id, toRecord(existing).status);
-    }
+    const record = await updateIfHolds({
+      Key: subKey(id),
+      UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+    if (record) return record;
+    if (!onlyIf) throw new SubmissionNotFoundError(id);
+    const existing = await getItem(subKey(id));
+    if (!existing) throw new SubmissionNotFoundError(id);
+    throw new SubmissionNotUncertainError(id, toRecord(existing).status);
   }
 
   /**
@@ -312,47 +303,38 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
     values: Item,
   ): Promise<SubmissionRecord | undefined> {
     const timestamp = now().toISOString();
-    try {
-      const out = await doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: subKey(id),
-          UpdateExpression: 'SET #mark = :now, #updatedAt = :now',
-          ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(#mark) AND ${condition}`,
-          ExpressionAttributeNames: {
-            '#mark': field,
-            '#updatedAt': 'updatedAt',
-            '#submitStatus': 'submitStatus',
-            ...(field === 'overdueAt' ? { '#result': 'result', '#status': 'status' } : { '#attempts': 'attempts' }),
-          },
-          ExpressionAttributeValues: { ...values, ':now': timestamp },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      const item = out.Attributes ?? {};
-      await syncIndexKeys(item);
-      return toRecord(item);
-    } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw error;
-    }
+    return updateIfHolds({
+      Key: subKey(id),
+      UpdateExpression: 'SET #mark = :now, #updatedAt = :now',
+      ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(#mark) AND ${condition}`,
+      ExpressionAttributeNames: {
+        '#mark': field,
+        '#updatedAt': 'updatedAt',
+        '#submitStatus': 'submitStatus',
+        ...(field === 'overdueAt' ? { '#result': 'result', '#status': 'status' } : { '#attempts': 'attempts' }),
+      },
+      ExpressionAttributeValues: { ...values, ':now': timestamp },
+    });
   }
 
   /** Copies a result onto a submission unless the one there outranks it (RESULT_ORDER). */
   async function applyResult(id: string, result: ResultRef): Promise<SubmissionRecord | undefined> {
     const order = resultOrder(result);
+    return updateIfHolds({
+      Key: subKey(id),
+      UpdateExpression: 'SET #result = :result, #updatedAt = :now',
+      ConditionExpression: `attribute_exists(pk) AND (${order.condition})`,
+      ExpressionAttributeNames: { ...order.names, '#updatedAt': 'updatedAt' },
+      ExpressionAttributeValues: { ...order.values, ':result': result, ':now': now().toISOString() },
+    });
+  }
+
+  /** A conditional update of a submission item: its record after, or undefined when the condition failed. */
+  async function updateIfHolds(
+    input: Omit<UpdateCommandInput, 'TableName' | 'ReturnValues'>,
+  ): Promise<SubmissionRecord | undefined> {
     try {
-      const out = await doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: subKey(id),
-          UpdateExpression: 'SET #result = :result, #updatedAt = :now',
-          ConditionExpression: `attribute_exists(pk) AND (${order.condition})`,
-          ExpressionAttributeNames: { ...order.names, '#updatedAt': 'updatedAt' },
-          ExpressionAttributeValues: { ...order.values, ':result': result, ':now': now().toISOString() },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
+      const out = await doc.send(new UpdateCommand({ TableName: table, ...input, ReturnValues: 'ALL_NEW' }));
       const item = out.Attributes ?? {};
       await syncIndexKeys(item);
       return toRecord(item);
