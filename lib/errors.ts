@@ -21,13 +21,14 @@ export interface BridgeErrorOptions {
   cause?: unknown;
 }
 
-export class BridgeError extends Error {
+/** `C`: the module's own union of codes, so a switch over `code` is checked (default any string). */
+export class BridgeError<C extends string = string> extends Error {
   override readonly name: string = 'BridgeError';
-  readonly code: string;
+  readonly code: C;
   readonly httpStatus: number | undefined;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: BridgeErrorOptions = {}) {
+  constructor(code: C, message: string, options: BridgeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.httpStatus = options.httpStatus;

@@ -32,6 +32,7 @@ import { ApiError } from './errors';
 import { json } from './responses';
 import { loadSubmission } from './status';
 import type { ApiDeps, ApiResponse } from './types';
+import type { ResultItem } from './wire';
 
 /** Largest body answered inline (see the module comment for why 512 KiB). */
 export const INLINE_RESULT_MAX_BYTES = 512 * 1024;
@@ -42,17 +43,6 @@ export const RESULT_ID_HEADER = 'x-iva-bridge-result-id';
 const UNKNOWN_TASK_SEGMENT = '_unknown-task';
 const RESULT_ID = /^[0-9a-f]{64}\.[a-z0-9]{1,10}$/;
 const MAX_LISTED = 1000;
-
-export interface ResultItem {
-  ResultId: string;
-  Size: number;
-  /** When S3 stored it (the first receipt: replays are not stored again). */
-  StoredAt?: string;
-  /** True for the body the submission's status comes from. */
-  Current: boolean;
-  /** Path, relative to the API root, that fetches it. */
-  Url: string;
-}
 
 function submissionPath(id: string): string {
   return `/v1/submissions/${encodeURIComponent(id)}`;

@@ -14,6 +14,7 @@ import type { MediaKind } from '../iva/types';
 import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
+import type { UploadTicket } from './wire';
 import { json, SUBMISSION_ID_HEADER } from './responses';
 import { fingerprint, withIdempotency } from './idempotency';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
@@ -37,16 +38,6 @@ export interface UploadRequest {
   algoParamConf?: Record<string, unknown>;
   contentType: string;
   size: number;
-}
-
-export interface UploadTicket {
-  SubmissionId: string;
-  Url: string;
-  Method: 'PUT';
-  Headers: Record<string, string>;
-  ExpiresAt: string;
-  Key: string;
-  Bucket: string;
 }
 
 function str(body: Record<string, unknown>, ...names: string[]): unknown {

@@ -53,52 +53,60 @@ export class PayloadTooLargeError extends CallbackError {
 
 /**
  * 503 family: nothing (or not everything) was done, and a retry by IVA is safe and wanted.
- * `reason` says what failed, for the log line only (never in the answer).
+ * Each code answers with its fixed message; `reason` says what failed, for the log line
+ * only (never in the answer).
  */
+const RETRY_LATER = {
+  SecretUnavailable: 'The callback secret could not be read; retry later',
+  StorageUnavailable: 'The callback could not be stored; retry later',
+  // Stored, but the ledger update failed: a retry re-records it (same key, original time).
+  LedgerUnavailable: 'The callback was stored but could not be recorded; retry later',
+  // Stored and recorded, but the event was not accepted: a retry emits it (see handle.ts).
+  EventPublishFailed: 'The callback was stored but its event could not be published; retry later',
+  // Another delivery of the same body holds its event claim right now.
+  EventInProgress: 'The same callback is being processed by another delivery; retry later',
+} as const;
+
 export abstract class RetryableCallbackError extends CallbackError {
   constructor(
-    code: string,
-    message: string,
+    code: keyof typeof RETRY_LATER,
     readonly reason?: string,
   ) {
-    super(code, message, 503, { retryable: true });
+    super(code, RETRY_LATER[code], 503, { retryable: true });
   }
 }
 
 export class SecretUnavailableError extends RetryableCallbackError {
   override readonly name = 'SecretUnavailableError';
   constructor() {
-    super('SecretUnavailable', 'The callback secret could not be read; retry later');
+    super('SecretUnavailable');
   }
 }
 
 export class StorageUnavailableError extends RetryableCallbackError {
   override readonly name = 'StorageUnavailableError';
   constructor(reason: string) {
-    super('StorageUnavailable', 'The callback could not be stored; retry later', reason);
+    super('StorageUnavailable', reason);
   }
 }
 
-/** Stored, but the ledger update failed: a retry re-records it (same key, original time). */
 export class LedgerUnavailableError extends RetryableCallbackError {
   override readonly name = 'LedgerUnavailableError';
   constructor(reason: string) {
-    super('LedgerUnavailable', 'The callback was stored but could not be recorded; retry later', reason);
+    super('LedgerUnavailable', reason);
   }
 }
 
-/** Stored and recorded, but the event was not accepted: a retry emits it (see handle.ts). */
 export class EventPublishError extends RetryableCallbackError {
   override readonly name = 'EventPublishError';
   constructor(reason: string) {
-    super('EventPublishFailed', 'The callback was stored but its event could not be published; retry later', reason);
+    super('EventPublishFailed', reason);
   }
 }
 
-/** Another delivery of the same body holds its event claim right now: retry later. */
 export class EventInProgressError extends RetryableCallbackError {
   override readonly name = 'EventInProgressError';
   constructor() {
-    super('EventInProgress', 'The same callback is being processed by another delivery; retry later');
+    super('EventInProgress');
   }
 }

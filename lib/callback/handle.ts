@@ -240,7 +240,7 @@ async function claimEvent(deps: CallbackDeps, dataId: string, sha256: string): P
     try {
       claim = await deps.ledger.claimResultEvent(dataId, sha256, { leaseMs });
     } catch (error) {
-      throw new LedgerUnavailableError(`claimResultEvent failed: ${(error as { name?: string })?.name ?? 'Error'}`);
+      throw new LedgerUnavailableError(`claimResultEvent failed: ${awsErrorName(error)}`);
     }
     if (claim === 'claimed' || claim === 'published') return claim;
     if (claim === 'missing') throw new LedgerUnavailableError('the recorded result is missing');

@@ -1,4 +1,7 @@
 /** The HTTP API's shapes as the client library returns them (README "Status", "Results over HTTPS"). */
+import type { ResultItem } from '../api/wire';
+
+export type { ResultItem, UploadTicket } from '../api/wire';
 
 export type MediaKind = 'image' | 'video';
 
@@ -38,15 +41,6 @@ export interface SubmissionPage {
   NextCursor?: string;
 }
 
-export interface ResultItem {
-  ResultId: string;
-  Size: number;
-  StoredAt?: string;
-  Current: boolean;
-  /** Path relative to the API root. */
-  Url: string;
-}
-
 export interface ResultList {
   SubmissionId: string;
   Status: SubmissionStatus;
@@ -58,16 +52,6 @@ export interface ResultBody {
   resultId: string | undefined;
   contentType: string;
   bytes: Uint8Array;
-}
-
-export interface UploadTicket {
-  SubmissionId: string;
-  Url: string;
-  Method: 'PUT';
-  Headers: Record<string, string>;
-  ExpiresAt: string;
-  Key: string;
-  Bucket: string;
 }
 
 /** What a send produced: the submission to follow. */

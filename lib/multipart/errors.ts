@@ -14,9 +14,8 @@ export type MultipartErrorCode =
   | 'FieldTooLarge';
 
 /** The body cannot be framed or parsed: the sender's fault, so 400 and never retryable. */
-export class MultipartError extends BridgeError {
+export class MultipartError extends BridgeError<MultipartErrorCode> {
   override readonly name = 'MultipartError';
-  declare readonly code: MultipartErrorCode;
   constructor(code: MultipartErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(code, message, { httpStatus: 400, ...options });
   }

@@ -13,12 +13,8 @@ export type IntakeFailureCode =
   | 'ObjectNotFound';
 
 /** A permanent problem with the uploaded object: recorded as failed, IVA is not called. */
-export class IntakeRuleError extends BridgeError {
+export class IntakeRuleError extends BridgeError<IntakeFailureCode> {
   override readonly name = 'IntakeRuleError';
-  declare readonly code: IntakeFailureCode;
-  constructor(code: IntakeFailureCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, options);
-  }
 }
 
 /** An SQS message this function cannot read: reported as a batch failure so it ends in the DLQ. */

@@ -38,9 +38,8 @@ export type SubmissionFieldCode =
   | 'InvalidKind';
 
 /** One field is missing or wrong. `message` is safe to show and to log (no raw input in it). */
-export class SubmissionFieldError extends BridgeError {
+export class SubmissionFieldError extends BridgeError<SubmissionFieldCode> {
   override readonly name = 'SubmissionFieldError';
-  declare readonly code: SubmissionFieldCode;
   constructor(code: SubmissionFieldCode, message: string) {
     super(code, message, { httpStatus: 400 });
   }
