@@ -316,9 +316,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       maxReceiveCount: options.sqs?.maxReceiveCount ?? template.queue.maxReceiveCount ?? Number.POSITIVE_INFINITY,
       maxConcurrency: sqsMaxConcurrency,
       ...(stateDir ? { persistPath: join(stateDir, 'queue.json') } : {}),
+      // Nothing is delivered before object-created runs (see queue.resume() below).
+      autoStart: false,
       log,
       consume: async (event): Promise<BatchOutcome> => {
-        if (!objectCreated) return { kind: 'error', error: new Error('object-created is not started yet') };
+        if (!objectCreated) return { kind: 'error', error: new Error('object-created is not running') };
         const counts = event.Records.map((r) => r.attributes.ApproximateReceiveCount).join(',');
         const result = (await invoke(objectCreated, event, region)) as
           | { batchItemFailures?: { itemIdentifier?: unknown }[] }
@@ -563,6 +565,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (hosts.length) log(`functions: ${hosts.length} processes started in ${Date.now() - warming} ms`);
     objectCreated = functions[es.functionKey];
     if (!objectCreated) throw new Error(`the event source mapping's function ${es.functionKey} was not started`);
+    queue.resume();
 
     // ------------------------------------------------------------------ API
     const control = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {

@@ -73,6 +73,8 @@ export interface LocalQueueOptions {
   consume: (event: SqsBatchEvent) => Promise<BatchOutcome>;
   /** A JSON file that keeps the messages and dead letters across restarts. */
   persistPath?: string;
+  /** False: deliver nothing until resume() (the consumer is not ready yet); default true. */
+  autoStart?: boolean;
   log?: (line: string) => void;
 }
 
@@ -96,6 +98,7 @@ export class LocalQueue {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private stopped = false;
+  private started: boolean;
   private deadLettered = false;
   private readonly inflight = new Set<Promise<void>>();
   private readonly idleWaiters: (() => void)[] = [];
@@ -109,6 +112,7 @@ export class LocalQueue {
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
     this.maxReceiveCount = Math.max(1, options.maxReceiveCount ?? 5);
     this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 2);
+    this.started = options.autoStart ?? true;
     if (options.persistPath) this.restore(options.persistPath);
   }
 
@@ -123,7 +127,12 @@ export class LocalQueue {
     for (const m of kept.messages ?? [])
       this.messages.set(m.messageId, { ...m, visibleAt: Math.min(m.visibleAt, now) });
     this.deadLetters.push(...(kept.deadLetters ?? []));
-    if (this.messages.size > 0) this.schedule(now + this.batchingWindowMs);
+  }
+
+  /** Starts delivering what was kept from the last run (once the consumer is ready). */
+  resume(): void {
+    this.started = true;
+    if (this.messages.size > 0) this.schedule(Date.now() + this.batchingWindowMs);
   }
 
   /** Writes the queue's content in one go (write then rename: never a half-written file). */
@@ -198,7 +207,7 @@ export class LocalQueue {
   }
 
   private schedule(at: number): void {
-    if (this.stopped || at >= this.timerAt) return;
+    if (this.stopped || !this.started || at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(
