@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Function processes' output is shown only for a failing test.
     setupFiles: ['test/support/function-output.ts'],
+    // One line up front when the real-S3 (Ceph) tests will be skipped, and how to run them.
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Tests start real servers on 127.0.0.1; two cores are shared, so keep workers few.

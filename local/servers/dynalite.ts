@@ -42,6 +42,24 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     updateTableMs: 0,
     ...(options.path ? { path: options.path } : {}),
   });
+  // Requests still being answered when close() is called would meet a closed LevelDB
+  // store (an unhandled "Database is closed" inside dynalite): close waits for them.
+  let inflight = 0;
+  const idle: (() => void)[] = [];
+  server.on('request', (_req, res) => {
+    inflight += 1;
+    res.once('close', () => {
+      inflight -= 1;
+      if (inflight === 0) for (const resolve of idle.splice(0)) resolve();
+    });
+  });
+  const drained = (): Promise<void> =>
+    inflight === 0
+      ? Promise.resolve()
+      : Promise.race([
+          new Promise<void>((resolve) => idle.push(resolve)),
+          new Promise<void>((resolve) => setTimeout(resolve, 5_000).unref()),
+        ]);
   const address = await listen(server, options.port ?? 0);
   let closing: Promise<void> | undefined;
   return {
@@ -49,6 +67,6 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     // dynalite's own close() also closes its LevelDB store; keep it as the close step.
-    close: () => (closing ??= closeServer(server, (cb) => server.close(cb))),
+    close: () => (closing ??= drained().then(() => closeServer(server, (cb) => server.close(cb)))),
   };
 }
