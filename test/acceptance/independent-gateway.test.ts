@@ -16,31 +16,21 @@ import { fileURLToPath } from 'node:url';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
+import { until } from '../support/e2e';
 import { startIndependentGateway, type AcceptedSubmission, type IndependentGateway } from './independent-gateway';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const task = (label: string): string => `acc-${label}-${randomBytes(4).toString('hex')}`;
 const KEY = { accessKeyId: 'AKLTACCEPTANCE', secretAccessKey: randomBytes(20).toString('base64') };
+/** This gateway answers at once: wait less and look more often than the stack tests do. */
+const QUICK = { timeoutMs: 10_000, everyMs: 50 };
+
 const STS_KEY = {
   accessKeyId: 'AKTPACCEPTANCESTS',
   secretAccessKey: randomBytes(20).toString('base64'),
   sessionToken: `STS2${randomBytes(40).toString('base64')}`,
 };
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface CliRun {
   code: number | null;
@@ -335,10 +325,14 @@ describe('the local stack with the independent gateway as the real IVA', () => {
     return (await res.json()) as View;
   };
   const completed = (id: string): Promise<View> =>
-    until(`submission ${id} completed`, async () => {
-      const view = await submission(id);
-      return view.Status === 'completed' ? view : undefined;
-    });
+    until(
+      `submission ${id} completed`,
+      async () => {
+        const view = await submission(id);
+        return view.Status === 'completed' ? view : undefined;
+      },
+      QUICK,
+    );
 
   beforeAll(async () => {
     gw = await startIndependentGateway({ keys: [KEY], callbackDelayMs: 20 });
@@ -381,25 +375,31 @@ describe('the local stack with the independent gateway as the real IVA', () => {
       }),
     );
 
-    const sub = await until('the gateway submission', () => gw.submissions.find((s) => s.taskId === id));
+    const sub = await until('the gateway submission', () => gw.submissions.find((s) => s.taskId === id), QUICK);
     expect(sub.source).toBe('url');
     expect(sub.kind).toBe('image');
     expect(sub.name).toBe(name);
     expect(sub.sha256).toBe(sha(bytes));
     expect(JSON.parse(sub.requestJson)).toEqual({ TaskID: id, Image: { Name: name, Source: 'url', Url: sub.url } });
 
-    const listed = await until('the completed listing', async () => {
-      const res = await api(`/v1/tasks/${encodeURIComponent(id)}/submissions`);
-      const page = (await res.json()) as { Items: View[] };
-      return page.Items.find((v) => v.Status === 'completed');
-    });
+    const listed = await until(
+      'the completed listing',
+      async () => {
+        const res = await api(`/v1/tasks/${encodeURIComponent(id)}/submissions`);
+        const page = (await res.json()) as { Items: View[] };
+        return page.Items.find((v) => v.Status === 'completed');
+      },
+      QUICK,
+    );
     const view = await submission(listed.SubmissionId);
     expect(view.Status).toBe('completed');
     expect(view.ImageID).toBe(sub.dataId);
     expect(view.Result?.Location).toMatch(new RegExp(`^s3://${stack.bucket}/results/`));
     // The stack answered our callback 2xx (its answer can land just after the ledger write).
-    const answered = await until('the callback answer', () =>
-      gw.callbacks.find((c) => c.body.ImageID === sub.dataId && c.status !== undefined),
+    const answered = await until(
+      'the callback answer',
+      () => gw.callbacks.find((c) => c.body.ImageID === sub.dataId && c.status !== undefined),
+      QUICK,
     );
     expect(answered.status).toBeGreaterThanOrEqual(200);
     expect(answered.status).toBeLessThan(300);

@@ -1,18 +1,13 @@
-/**
- * Shared setup for the callback tests that drive `handleCallback` directly against real
- * local servers: dynalite (ledger) and s3rver (bucket), one fresh bucket + table each.
- */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { CallbackError } from '../../lib/callback/errors';
 import { createMemoryPublisher, type MemoryPublisher } from '../../lib/callback/events';
 import { type CallbackDeps, type CallbackRequest, handleCallback } from '../../lib/callback/handle';
 import { createDynamoLedger, createLedgerTable, type Ledger } from '../../lib/ledger/index';
 import { noMetrics, silentLogger } from '../../lib/observability';
-import { createS3Client } from '../../lib/storage/s3-client';
 import { startDynalite } from '../../local/servers/dynalite';
 import { startS3rver } from '../../local/servers/s3rver';
+import { documentClient, s3rverClient } from '../support/servers';
 
 export const SECRET = 'cb-secret-Zq8w3N1xY7pL0aVt5R2kH9mJ4sD6fG';
 
@@ -25,16 +20,8 @@ export interface Servers {
 export async function startServers(): Promise<Servers> {
   const dynalite = await startDynalite();
   const s3server = await startS3rver();
-  const doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'us-east-1', credentials: dynalite.credentials }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
-  const s3 = createS3Client({
-    endpoint: s3server.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: s3server.accessKeyId, secretAccessKey: s3server.secretAccessKey },
-  });
+  const doc = documentClient(dynalite);
+  const s3 = s3rverClient(s3server);
   return {
     s3,
     doc,

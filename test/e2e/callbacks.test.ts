@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { decodeKeySegment } from '../../lib/storage/wtf8';
 import { type LocalStack, startLocalStack } from '../../local/stack/index';
+import { until } from '../support/e2e';
 
 let stack: LocalStack;
 let s3: S3Client;
@@ -148,16 +149,6 @@ describe('the sweep (short settings)', () => {
       headers: { 'x-api-key': stack.info.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });
   const status = async (id: string) => (await (await api(`/v1/submissions/${id}`)).json()) as Record<string, unknown>;
-  async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
   it('marks a reserved upload never used expired, announces it once, and shows it', async () => {
     const res = await api('/v1/uploads', {
       method: 'POST',

@@ -16,8 +16,9 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { startIvaSandbox } from '../../local/iva-sandbox/index';
-import { requireCeph, uniqueBucketName } from '../../local/servers/ceph';
-import { startLocalStack, type ExternalS3, type LocalStack, type StackInfo } from '../../local/stack/index';
+import { uniqueBucketName } from '../../local/servers/ceph';
+import { stackBackends, until } from '../support/e2e';
+import { startLocalStack, type LocalStack, type StackInfo } from '../../local/stack/index';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const VERBOSE = process.env.E2E_VERBOSE === '1';
@@ -46,21 +47,6 @@ interface SubmissionView {
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const taskId = (label: string): string => `e2e-${label}-${randomBytes(4).toString('hex')}`;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-  everyMs = 100,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** HTTP helpers against one running stack's printed endpoints. */
 function client(info: StackInfo) {
@@ -120,21 +106,7 @@ function imageForm(request: unknown, bytes: Buffer, fileName = 'cat.jpg'): FormD
   return form;
 }
 
-const ceph = requireCeph();
-const backends: { name: string; s3?: () => ExternalS3; enabled: boolean }[] = [
-  { name: 's3rver', enabled: true },
-  {
-    name: 'ceph',
-    enabled: ceph !== undefined,
-    s3: () => ({
-      endpoint: ceph!.endpoint,
-      region: ceph!.region,
-      accessKeyId: ceph!.accessKeyId,
-      secretAccessKey: ceph!.secretAccessKey,
-      notifications: 'ceph',
-    }),
-  },
-];
+const backends = stackBackends();
 
 describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
   describe.skipIf(!enabled)(`${name}`, () => {
@@ -391,8 +363,7 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
             ? items
             : undefined;
         },
-        60_000,
-        250,
+        { timeoutMs: 60_000, everyMs: 250 },
       );
       const submissions = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
       for (const name of names) {
@@ -478,8 +449,7 @@ describe('npm start', () => {
       const info = await until(
         'stack.json',
         async () => (existsSync(jsonPath) ? (JSON.parse(await readFile(jsonPath, 'utf8')) as StackInfo) : undefined),
-        30_000,
-        100,
+        { timeoutMs: 30_000 },
       );
       for (const k of [
         's3Endpoint',

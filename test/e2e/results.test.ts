@@ -9,22 +9,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INLINE_RESULT_MAX_BYTES, RESULT_ID_HEADER } from '../../lib/api/index';
+import type { ResultItem } from '../../lib/api/wire';
 import { createS3Client } from '../../lib/storage/s3-client';
-import { requireCeph, uniqueBucketName } from '../../local/servers/ceph';
-import { startLocalStack, type ExternalS3, type LocalStack } from '../../local/stack/index';
+import { uniqueBucketName } from '../../local/servers/ceph';
+import { stackBackends, until } from '../support/e2e';
+import { startLocalStack, type LocalStack } from '../../local/stack/index';
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const taskId = (label: string): string => `res-${label}-${randomBytes(4).toString('hex')}`;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface ErrorBody {
   ResponseMetadata: { Error: { Code: string; Message: string } };
@@ -33,24 +25,10 @@ interface ListBody {
   SubmissionId: string;
   Status: string;
   ResultStatus?: string;
-  Items: { ResultId: string; Size: number; StoredAt?: string; Current: boolean; Url: string }[];
+  Items: ResultItem[];
 }
 
-const ceph = requireCeph();
-const backends: { name: string; s3?: () => ExternalS3; enabled: boolean }[] = [
-  { name: 's3rver', enabled: true },
-  {
-    name: 'ceph',
-    enabled: ceph !== undefined,
-    s3: () => ({
-      endpoint: ceph!.endpoint,
-      region: ceph!.region,
-      accessKeyId: ceph!.accessKeyId,
-      secretAccessKey: ceph!.secretAccessKey,
-      notifications: 'ceph',
-    }),
-  },
-];
+const backends = stackBackends();
 
 describe.each(backends)('results over HTTPS on $name', ({ name, s3, enabled }) => {
   describe.skipIf(!enabled)(name, () => {

@@ -61,6 +61,12 @@ function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Run
   });
 }
 
+/** `iva-bridge send --wait --json` of the image, the video and the folder makeFiles wrote under `root`. */
+function sendAll(root: string, task: string, out: string, ...extra: string[]): Promise<Run> {
+  const files = [join(root, 'cat.jpg'), join(root, 'clip.mp4'), join(root, 'folder')];
+  return cli(['send', ...files, '--task-id', task, '--wait', '--out', out, '--json', ...extra]);
+}
+
 /** The same commands in this process (faster than a child per call): runCli with captured output. */
 async function inProcess(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
   let stdout = '';
@@ -135,20 +141,7 @@ describe('iva-bridge send against the local stack', () => {
     const root = join(dir, 'plain');
     const names = await makeFiles(root);
     const task = `send-${randomBytes(3).toString('hex')}`;
-    const run = await cli([
-      'send',
-      join(root, 'cat.jpg'),
-      join(root, 'clip.mp4'),
-      join(root, 'folder'),
-      '--task-id',
-      task,
-      '--wait',
-      '--out',
-      join(dir, 'results'),
-      '--json',
-      '--concurrency',
-      '3',
-    ]);
+    const run = await sendAll(root, task, join(dir, 'results'), '--concurrency', '3');
     const out = lines(run);
     const sentLines = out.filter((l) => l.status !== 'skipped');
     expect(sentLines.filter((l) => !l.ok)).toEqual([]);
@@ -188,18 +181,7 @@ describe('iva-bridge send against the local stack', () => {
       { count: 4, code: 'ServiceUnavailable', httpStatus: 503 },
       { count: 3, drop: true },
     );
-    const run = await cli([
-      'send',
-      join(root, 'cat.jpg'),
-      join(root, 'clip.mp4'),
-      join(root, 'folder'),
-      '--task-id',
-      task,
-      '--wait',
-      '--out',
-      join(dir, 'results-faults'),
-      '--json',
-    ]);
+    const run = await sendAll(root, task, join(dir, 'results-faults'));
     const out = lines(run).filter((l) => l.status !== 'skipped');
     expect(out).toHaveLength(52);
     expect(stack.sandbox!.pendingFaults()).toEqual([]);

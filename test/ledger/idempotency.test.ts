@@ -1,10 +1,9 @@
-/** Idempotency-Key records in the ledger table on dynalite (which has no TTL: expiry is checked on read). */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDynamoIdempotencyStore, IDEMPOTENCY_TTL_SECONDS } from '../../lib/ledger/idempotency';
 import { createLedgerTable } from '../../lib/ledger/index';
 import { startDynalite } from '../../local/servers/dynalite';
+import { documentClient } from '../support/servers';
 
 let stop: () => Promise<void>;
 let doc: DynamoDBDocumentClient;
@@ -12,14 +11,7 @@ let doc: DynamoDBDocumentClient;
 beforeAll(async () => {
   const dynalite = await startDynalite();
   stop = dynalite.close;
-  doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: dynalite.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
+  doc = documentClient(dynalite);
   await createLedgerTable(doc, 'idem');
 });
 afterAll(async () => {

@@ -16,14 +16,14 @@ import type { LoggerPort } from '../../../lib/observability';
 import { decodeMetadataValue } from '../../../lib/storage/metadata';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
-import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
+import type { Ledger } from '../../../lib/ledger/index';
 import { createDynamoIdempotencyStore, type IdempotencyStore } from '../../../lib/ledger/idempotency';
 import { logger } from '../../../lib/observability';
 import type { VolcCredentials } from '../../../lib/signer/index';
-import { createS3Client } from '../../../lib/storage/s3-client';
 import { DEFAULT_SANDBOX_CREDENTIALS, startIvaSandbox, type IvaSandbox } from '../../../local/iva-sandbox/server';
 import { startDynalite, startS3rver, type LocalDynalite, type LocalS3 } from '../../../local/servers/index';
 import { encodeForm, lambdaContext, restEvent, type EventInput } from './events';
+import { documentClient, ledgerOn, s3rverClient } from '../../support/servers';
 
 const BUCKET = 'iva-bridge-test';
 const VERSION = '2022-05-13';
@@ -135,20 +135,8 @@ beforeAll(async () => {
     startIvaSandbox(),
     startS3rver({ buckets: [BUCKET] }),
   ]);
-  const doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }),
-    {
-      marshallOptions: { removeUndefinedValues: true },
-    },
-  );
-  await createLedgerTable(doc, 'ledger');
-  ledger = createDynamoLedger({ tableName: 'ledger', client: doc });
-  s3 = createS3Client({
-    endpoint: s3local.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
+  ledger = await ledgerOn(documentClient(dynalite));
+  s3 = s3rverClient(s3local);
   iva = createIvaClient({
     endpoint: sandbox.url,
     credentials: async () => currentKeys,

@@ -6,8 +6,7 @@
  * Real servers: dynalite (ledger), the IVA sandbox, s3rver (upload URLs).
  */
 import { randomBytes } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -19,12 +18,13 @@ vi.hoisted(() => {
 import { createHandler, type DirectSubmitDeps } from '../../../functions/direct-submit/handler';
 import { createIvaClient } from '../../../lib/iva/index';
 import type { IvaClient } from '../../../lib/iva/types';
-import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
+import type { Ledger } from '../../../lib/ledger/index';
 import { logger } from '../../../lib/observability';
 import { createS3Client } from '../../../lib/storage/s3-client';
 import { DEFAULT_SANDBOX_CREDENTIALS, startIvaSandbox, type IvaSandbox } from '../../../local/iva-sandbox/server';
 import { startDynalite, startS3rver, type LocalDynalite, type LocalS3 } from '../../../local/servers/index';
 import { type EventInput, lambdaContext, restEvent } from './events';
+import { documentClient, ledgerOn, s3rverClient } from '../../support/servers';
 
 const BUCKET = 'iva-bridge-malformed';
 let dynalite: LocalDynalite;
@@ -42,19 +42,10 @@ beforeAll(async () => {
     startIvaSandbox(),
     startS3rver({ buckets: [BUCKET] }),
   ]);
-  doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: dynalite.endpoint, region: dynalite.region, credentials: dynalite.credentials }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
-  await createLedgerTable(doc, 'ledger');
-  ledger = createDynamoLedger({ tableName: 'ledger', client: doc });
+  doc = documentClient(dynalite);
+  ledger = await ledgerOn(doc);
   iva = createIvaClient({ endpoint: sandbox.url, credentials: DEFAULT_SANDBOX_CREDENTIALS, baseDelayMs: 5 });
-  const s3 = createS3Client({
-    endpoint: s3local.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
+  const s3 = s3rverClient(s3local);
   const deps: DirectSubmitDeps = {
     ledger,
     iva,

@@ -1,6 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -16,7 +14,7 @@ vi.hoisted(() => {
 import { createHandler, type ObjectCreatedDeps } from '../../../functions/object-created/handler';
 import { IMAGE_MAX_BYTES } from '../../../lib/config';
 import { createIvaClient } from '../../../lib/iva/client';
-import { createDynamoLedger, createLedgerTable, type Ledger } from '../../../lib/ledger/index';
+import type { Ledger } from '../../../lib/ledger/index';
 import { derivedSubmissionId } from '../../../lib/s3-intake/rules';
 import { createPresigner } from '../../../lib/storage/presign';
 import { createS3Client } from '../../../lib/storage/s3-client';
@@ -25,6 +23,7 @@ import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../..
 import { lambdaContext } from '../../../local/stack/lambda';
 import { startDynalite, type LocalDynalite } from '../../../local/servers/dynalite';
 import { encodeS3EventKey, startS3rver, type LocalS3, type S3EventNotification } from '../../../local/servers/s3rver';
+import { documentClient, ledgerOn, s3rverClient } from '../../support/servers';
 
 const BUCKET = 'uploads';
 let s3: LocalS3;
@@ -68,21 +67,8 @@ const captureMetrics = {
 
 beforeAll(async () => {
   [s3, dynalite, sandbox] = await Promise.all([startS3rver({ buckets: [BUCKET] }), startDynalite(), startIvaSandbox()]);
-  s3Client = createS3Client({
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  const ddb = new DynamoDBClient({
-    endpoint: dynalite.endpoint,
-    region: 'us-east-1',
-    credentials: dynalite.credentials,
-  });
-  await createLedgerTable(ddb, 'ledger');
-  ledger = createDynamoLedger({
-    tableName: 'ledger',
-    client: DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
-  });
+  s3Client = s3rverClient(s3);
+  ledger = await ledgerOn(documentClient(dynalite));
 });
 
 afterAll(async () => {

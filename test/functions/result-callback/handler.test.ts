@@ -6,10 +6,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/result-callback/handler';
@@ -29,6 +28,7 @@ import { createS3Client } from '../../../lib/storage/s3-client';
 import { startDynalite } from '../../../local/servers/dynalite';
 import { startS3rver, type LocalS3 } from '../../../local/servers/s3rver';
 import { cephS3Client, createBucket, requireCeph, uniqueBucketName } from '../../../local/servers/ceph';
+import { documentClient, s3rverClient } from '../../support/servers';
 
 const SECRET = 'cb-secret-Zq8w3N1xY7pL0aVt5R2kH9mJ4sD6fG';
 const PREVIOUS = 'cb-previous-Kd82hS0qP1zLm4Xv7Bn3Tc9Wy5Ra';
@@ -47,21 +47,10 @@ beforeAll(async () => {
   logger.setLogLevel('SILENT');
   const dynalite = await startDynalite();
   stopDynalite = dynalite.close;
-  doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: dynalite.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
+  doc = documentClient(dynalite);
   s3 = await startS3rver();
-  s3client = createS3Client({
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  s3client = s3rverClient(s3);
+
   smServer = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
