@@ -278,6 +278,8 @@ export class IvaBridgeStack extends Stack {
       // (lib/s3-intake/redelivery.ts).
       [ENV.intakeQueueUrl]: this.queue.queueUrl,
       [ENV.maxReceiveCount]: String(config.maxReceiveCount),
+      // `IVA Submission Uncertain` events for uploads (lib/iva/README.md).
+      [ENV.eventBusName]: config.eventBusName,
     });
     const directSubmit = this.createFunction('DirectSubmit', FUNCTION_SPECS.directSubmit, retention, {
       ...shared,
@@ -287,6 +289,8 @@ export class IvaBridgeStack extends Stack {
       [ENV.uploadUrlTtlSeconds]: String(config.uploadUrlTtlSeconds),
       // `IVA Submission Uncertain` events (lib/iva/README.md).
       [ENV.eventBusName]: config.eventBusName,
+      // POST /v1/submissions/{id}/resubmit queues the object's S3 event again (lib/api/resubmit.ts).
+      [ENV.intakeQueueUrl]: this.queue.queueUrl,
     });
     const resultCallback = this.createFunction('ResultCallback', FUNCTION_SPECS.resultCallback, retention, {
       ...shared,
@@ -344,6 +348,8 @@ export class IvaBridgeStack extends Stack {
     // The event source mapping grants receive, delete and ChangeMessageVisibility; a
     // deferred message on its last receive is sent again (lib/s3-intake/redelivery.ts).
     this.queue.grantSendMessages(objectCreated);
+    // Resubmitting an uncertain upload sends its S3 event again (lib/api/resubmit.ts).
+    this.queue.grantSendMessages(directSubmit);
     objectCreated.addToRolePolicy(
       // GetObject covers HeadObject and lets the presigned GET work; nothing else in the bucket.
       new iam.PolicyStatement({
@@ -436,10 +442,15 @@ export class IvaBridgeStack extends Stack {
     resultCallback.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'EmitResultEvents', actions: ['events:PutEvents'], resources: [eventBusArn] }),
     );
-    // `IVA Submission Uncertain`: a direct submission whose answer from IVA was lost.
-    directSubmit.addToRolePolicy(
-      new iam.PolicyStatement({ sid: 'EmitSubmissionEvents', actions: ['events:PutEvents'], resources: [eventBusArn] }),
-    );
+    // `IVA Submission Uncertain`: a submission (direct or upload) whose answer from IVA was lost.
+    for (const fn of [directSubmit, objectCreated])
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'EmitSubmissionEvents',
+          actions: ['events:PutEvents'],
+          resources: [eventBusArn],
+        }),
+      );
     for (const fn of [objectCreated, directSubmit, resultCallback]) {
       const prefixes =
         fn === objectCreated

@@ -13,7 +13,8 @@ import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { createSubmissionEventPublisher } from '../../lib/callback/events';
 import { createDynamoIdempotencyStore } from '../../lib/ledger/idempotency';
-import { DEFAULTS, ENV, ivaTarget, number, required, type Env } from '../../lib/config';
+import { DEFAULTS, ENV, ivaTarget, number, optional, required, type Env } from '../../lib/config';
+import { createSqsQueue } from '../../lib/s3-intake/sqs-queue';
 import { lowerCaseHeaders } from '../../lib/http/headers';
 import { logger, metrics, withObservability } from '../../lib/observability';
 import { ivaFromEnv, lazy, ledgerFromEnv } from '../../lib/runtime';
@@ -37,6 +38,8 @@ export function depsFromEnv(env: Env = process.env): DirectSubmitDeps {
     presignS3: signingS3Client(s3, ENV.uploadRoleArn, uploadUrlTtlSeconds, { env }),
     bucket: required(env, ENV.bucket),
     events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
+    // POST /v1/submissions/{id}/resubmit queues the object's S3 event again (lib/api/resubmit.ts).
+    ...(optional(env, ENV.intakeQueueUrl) ? { intakeQueue: createSqsQueue(required(env, ENV.intakeQueueUrl)) } : {}),
     idempotency: createDynamoIdempotencyStore({ tableName: required(env, ENV.ledgerTable) }),
     config: {
       directMaxBytes: directMaxBytesFromEnv(env),

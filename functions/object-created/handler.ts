@@ -16,6 +16,7 @@ import { presignerFromEnv } from '../../lib/storage/presign';
 import { createPacer } from '../../lib/s3-intake/pacer';
 import { redeliver, type QueuePort } from '../../lib/s3-intake/redelivery';
 import { createSqsQueue } from '../../lib/s3-intake/sqs-queue';
+import { createSubmissionEventPublisher } from '../../lib/callback/events';
 import { createS3Client } from '../../lib/storage/s3-client';
 
 /** The intake's own deps, with IVA's concurrency as a number (IVA_CONCURRENCY) instead of a limiter. */
@@ -46,6 +47,7 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
     pacing: optional(env, ENV.ivaPacing) === 'on',
+    events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     ...queueFromEnv(env),
   };
 }

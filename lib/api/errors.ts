@@ -72,8 +72,12 @@ export const API_ERRORS = {
   SubmissionUncertain: 202,
   /** resolve on a submission that is not `uncertain`. */
   SubmissionNotUncertain: 409,
-  /** The body of POST /v1/submissions/{id}/resolve. */
+  /** The body of POST /v1/submissions/{id}/resolve (or /resubmit). */
   InvalidResolution: 400,
+  /** resubmit of a submission whose bytes came in the request: iva-bridge does not keep them. */
+  ResubmitNeedsFile: 409,
+  /** resubmit on a deployment with no intake queue configured. */
+  ResubmitUnavailable: 503,
   // Idempotency-Key (lib/api/idempotency.ts)
   InvalidIdempotencyKey: 400,
   IdempotencyKeyReuse: 422,

@@ -5,6 +5,7 @@
  */
 import { handleSubmit } from './direct';
 import { handleResolve } from './resolve';
+import { handleResubmit } from './resubmit';
 import { ApiError } from './errors';
 import { errorResponse } from './responses';
 import { route, UNKNOWN_ACTION, type Route } from './router';
@@ -44,6 +45,8 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
       return handleListSubmissions(req, deps);
     case 'resolveSubmission':
       return handleResolve(r.id, req, deps);
+    case 'resubmitSubmission':
+      return handleResubmit(r.id, req, deps);
   }
 }
 

@@ -14,7 +14,8 @@ export type Route =
   | { op: 'getResult'; action: 'GetResult'; id: string }
   | { op: 'listResults'; action: 'ListResults'; id: string }
   | { op: 'getResultById'; action: 'GetResultById'; id: string; resultId: string }
-  | { op: 'resolveSubmission'; action: 'ResolveSubmission'; id: string };
+  | { op: 'resolveSubmission'; action: 'ResolveSubmission'; id: string }
+  | { op: 'resubmitSubmission'; action: 'ResubmitSubmission'; id: string };
 
 /** The operation name used in error metadata before a route is known. */
 export const UNKNOWN_ACTION = 'Unknown';
@@ -81,6 +82,7 @@ const BUILD: Record<DirectRouteName, (params: Readonly<Record<string, string>>, 
     resultId: p['resultId'] ?? '',
   }),
   resolveSubmission: (p) => ({ op: 'resolveSubmission', action: 'ResolveSubmission', id: p['id'] ?? '' }),
+  resubmitSubmission: (p) => ({ op: 'resubmitSubmission', action: 'ResubmitSubmission', id: p['id'] ?? '' }),
   listTaskSubmissions: (p) => ({ op: 'listTaskSubmissions', action: 'ListTaskSubmissions', taskId: p['taskId'] ?? '' }),
 };
 

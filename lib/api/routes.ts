@@ -98,6 +98,15 @@ export const ROUTES = [
     apiKeyRequired: true,
     sizeGuarded: false,
   },
+  // The owner's other verdict: IVA did not take it, send the object again.
+  {
+    name: 'resubmitSubmission',
+    method: 'POST',
+    resource: '/v1/submissions/{id}/resubmit',
+    function: 'direct-submit',
+    apiKeyRequired: true,
+    sizeGuarded: false,
+  },
   {
     name: 'listTaskSubmissions',
     method: 'GET',

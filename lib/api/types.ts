@@ -78,6 +78,8 @@ export interface ApiDeps extends ObservabilityDeps {
   config: ApiConfig;
   /** Idempotency-Key records; none → the header is ignored. */
   idempotency?: import('../ledger/idempotency').IdempotencyStore;
+  /** The intake queue, where resubmit sends an S3 event of the object again; none → 503 ResubmitUnavailable. */
+  intakeQueue?: Pick<import('../s3-intake/redelivery').QueuePort, 'send'>;
   /** Announces submissions left `uncertain` (EventBridge); none → not announced. */
   events?: SubmissionEventPublisher;
   /** Submission id factory (default `api_`/`upl_` + random UUID). */

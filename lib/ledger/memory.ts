@@ -3,10 +3,10 @@
  * (dynamo.ts): `begin` creates or re-leases a pending record and answers `busy` while a
  * live lease holds it, `duplicate` once it is settled (`submitted`, `failed`,
  * `uncertain`); the marks release the lease; a mark on an unknown id throws
- * SubmissionNotFoundError. For tests of the submitting paths without servers, and the
+ * SubmissionNotFoundError; `reopenUncertain` reopens only an `uncertain` record. For tests of the submitting paths without servers, and the
  * benchmark. Results, the sweep and the listings are not kept: those methods throw.
  */
-import { SubmissionNotFoundError } from './errors';
+import { SubmissionNotFoundError, SubmissionNotUncertainError } from './errors';
 import type { BeginInput, Ledger, SubmissionRecord } from './types';
 
 /** The ledger methods the submitting paths (S3 intake, direct API) write with. */
@@ -136,7 +136,22 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       );
     },
     resolveUncertain: notKept('resolveUncertain'),
-    reopenUncertain: notKept('reopenUncertain'),
+    async reopenUncertain(id, opts) {
+      const record = records.get(id);
+      if (!record) throw new SubmissionNotFoundError(id);
+      if (record.submitStatus !== 'uncertain') throw new SubmissionNotUncertainError(id, record.status);
+      const at = now();
+      record.attempts += 1;
+      return update(
+        id,
+        {
+          submitStatus: 'pending',
+          leaseUntil: new Date(at.getTime() + (opts?.leaseMs ?? defaultLease)).toISOString(),
+          resolution: withoutUndefined({ action: 'resubmitted' as const, at: at.toISOString(), note: opts?.note }),
+        },
+        ['error'],
+      );
+    },
     recordResult: notKept('recordResult'),
     markOverdue: notKept('markOverdue'),
     markExpired: notKept('markExpired'),

@@ -82,3 +82,42 @@ export function parseMessageBody(body: string): ParsedMessage {
   });
   return { type: 'records', records, ignored };
 }
+
+/** The event name of a message iva-bridge sends itself to submit an object again (resubmit). */
+export const RESUBMIT_EVENT_NAME = 'ObjectCreated:Resubmitted';
+
+/**
+ * An S3 event notification body for one object, as S3 would send it (key form-encoded),
+ * so the intake submits it by the same path as any upload: POST
+ * /v1/submissions/{id}/resubmit queues one.
+ */
+export function objectCreatedMessage(object: {
+  bucket: string;
+  key: string;
+  versionId?: string;
+  eTag?: string;
+  sequencer?: string;
+  size?: number;
+}): string {
+  const encodedKey = encodeURIComponent(object.key).replace(/%20/g, '+');
+  return JSON.stringify({
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        eventName: RESUBMIT_EVENT_NAME,
+        eventTime: new Date().toISOString(),
+        s3: {
+          bucket: { name: object.bucket },
+          object: {
+            key: encodedKey,
+            ...(object.size !== undefined ? { size: object.size } : {}),
+            ...(object.eTag !== undefined ? { eTag: object.eTag } : {}),
+            ...(object.versionId !== undefined ? { versionId: object.versionId } : {}),
+            ...(object.sequencer !== undefined ? { sequencer: object.sequencer } : {}),
+          },
+        },
+      },
+    ],
+  });
+}

@@ -15,6 +15,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { IMAGE_MAX_BYTES } from '../config';
 import { IvaAbortedError, IvaError } from '../iva/errors';
+import type { SubmissionEventPublisher } from '../callback/events';
 import type { IvaClient, SubmitInput, SubmitResult } from '../iva/types';
 import type { SubmissionLedger } from '../ledger/memory';
 import type { BeginOutcome, SubmissionSource } from '../ledger/types';
@@ -62,6 +63,8 @@ export interface IntakeDeps extends ObservabilityDeps {
   refreshCredentials?: () => Promise<unknown>;
   /** Paces IVA calls at the rate IVA accepts (pacer.ts); none: unpaced, the client's own retries only. */
   pacer?: Pacer;
+  /** Announces uploads left `uncertain` (EventBridge `IVA Submission Uncertain`); none → not announced. */
+  events?: SubmissionEventPublisher;
 }
 
 export interface IntakeMessage {
@@ -332,14 +335,31 @@ export function createIntake(deps: IntakeDeps) {
               errorFields(error),
             );
             return 'retry';
-          case 'uncertain':
-            await deps.ledger.markUncertain(id, verdict.info);
+          case 'uncertain': {
+            const marked = await deps.ledger.markUncertain(id, verdict.info);
             count(METRIC.uncertain);
             log.error(
               'IVA may have accepted it but the answer was lost; recorded uncertain, not retried',
               errorFields(error),
             );
+            // The ledger holds the state; the event only announces it (as the direct API does).
+            await deps.events
+              ?.publishSubmissionUncertain({
+                submissionId: id,
+                source: marked.source,
+                taskId: marked.taskId ?? plan.taskId,
+                kind: marked.kind ?? plan.kind,
+                name: marked.name ?? plan.name,
+                code: verdict.info.code,
+                message: verdict.info.message,
+                ...(verdict.info.sentAt ? { sentAt: verdict.info.sentAt } : {}),
+                failedAt: verdict.info.failedAt,
+              })
+              .catch((eventError: unknown) =>
+                log.error('Could not announce the uncertain submission', { errorMessage: String(eventError) }),
+              );
             return 'uncertain';
+          }
           case 'retry':
           case 'defer':
             await deps.ledger.markRetrying(id, verdict.failure);

@@ -40,6 +40,12 @@ const EXPECTED: ReadonlyArray<[string, string, Record<string, string>, Route]> =
     { op: 'resolveSubmission', action: 'ResolveSubmission', id: 's1' },
   ],
   [
+    'POST',
+    '/v1/submissions/{id}/resubmit',
+    { id: 's1' },
+    { op: 'resubmitSubmission', action: 'ResubmitSubmission', id: 's1' },
+  ],
+  [
     'GET',
     '/v1/tasks/{taskId}/submissions',
     { taskId: 't/1' },

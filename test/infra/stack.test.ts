@@ -200,6 +200,18 @@ describe('queue', () => {
     expect(actions).toEqual(expect.arrayContaining(['sqs:ChangeMessageVisibility', 'sqs:SendMessage']));
     expect(json(statementsOf('objectCreated'))).not.toMatch(new RegExp(`sqs:SendMessage[^}]*${ids.dlq}`));
   });
+
+  it('lets direct-submit send to the intake queue (resubmit) and nothing else of SQS', () => {
+    const env = (fnProps('directSubmit').Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env[ENV.intakeQueueUrl]).toEqual({ Ref: ids.queue });
+    const sqsStatements = statementsOf('directSubmit').filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+    expect(sqsStatements.flatMap(actionsOf).filter((a) => !a.startsWith('kms:'))).toEqual(
+      expect.arrayContaining(['sqs:SendMessage']),
+    );
+    expect(sqsStatements.flatMap(actionsOf)).not.toContain('sqs:ReceiveMessage');
+    expect(sqsStatements.flatMap(actionsOf)).not.toContain('sqs:DeleteMessage');
+    for (const s of sqsStatements) expect(json(resourcesOf(s))).toContain(ids.queue);
+  });
 });
 
 describe('ledger table', () => {
@@ -372,16 +384,17 @@ describe('IAM', () => {
     expect(role.Policies).toBeUndefined();
   });
 
-  it('lets only result-callback (results) and direct-submit (uncertain submissions) put events, on the default bus', () => {
+  it('lets only result-callback (results), direct-submit and object-created (uncertain submissions) put events, on the default bus', () => {
     const putters = (['objectCreated', 'directSubmit', 'resultCallback'] as const).filter((fn) =>
       statementsOf(fn).some((s) => actionsOf(s).includes('events:PutEvents')),
     );
-    expect(putters).toEqual(['directSubmit', 'resultCallback']);
+    expect(putters).toEqual(['objectCreated', 'directSubmit', 'resultCallback']);
     for (const fn of putters) {
       const statement = statementsOf(fn).find((s) => actionsOf(s).includes('events:PutEvents')) as Statement;
       expect(json(statement.Resource), fn).toContain(':event-bus/default');
     }
     expect(fnProps('directSubmit').Environment).toMatchObject({ Variables: { EVENT_BUS_NAME: 'default' } });
+    expect(fnProps('objectCreated').Environment).toMatchObject({ Variables: { EVENT_BUS_NAME: 'default' } });
   });
 
   it('grants only the ledger calls each function makes: item reads/writes, and Query on gsi1 for listings', () => {
@@ -427,6 +440,7 @@ describe('API', () => {
         'GET /v1/submissions/{id}/results',
         'GET /v1/submissions/{id}/results/{resultId}',
         'POST /v1/submissions/{id}/resolve',
+        'POST /v1/submissions/{id}/resubmit',
         'GET /v1/tasks/{taskId}/submissions',
         'POST /',
         'POST /callbacks/{secret}',

@@ -295,6 +295,39 @@ describe('processRecord with the in-memory ledger', () => {
     });
   });
 
+  it('announces an uncertain upload once on the event bus, and an announcement failure loses nothing', async () => {
+    const lost = () => new IvaAmbiguousError('ConnectionLostAfterSend', 'reset', { sentAt: 1_000, failedAt: 2_000 });
+    const published: unknown[] = [];
+    const announced = intake({
+      iva: fakeIva(lost()),
+      events: { publishSubmissionUncertain: async (detail) => void published.push(detail) },
+    });
+    expect(await announced.processRecord(event(), plenty, plenty, log())).toBe('uncertain');
+    const id = [...announced.ledger.records.keys()][0];
+    expect(published).toEqual([
+      expect.objectContaining({
+        submissionId: id,
+        source: 's3',
+        taskId: 'task-1',
+        kind: 'image',
+        name: 'cat.jpg',
+        code: 'ConnectionLostAfterSend',
+        sentAt: new Date(1_000).toISOString(),
+        failedAt: new Date(2_000).toISOString(),
+      }),
+    ]);
+    const broken = intake({
+      iva: fakeIva(lost()),
+      events: {
+        publishSubmissionUncertain: async () => {
+          throw new Error('bus down');
+        },
+      },
+    });
+    expect(await broken.processRecord(event(), plenty, plenty, log())).toBe('uncertain');
+    expect([...broken.ledger.records.values()][0]?.status).toBe('uncertain');
+  });
+
   it('fails what IVA refuses for good, retries what it may take later', async () => {
     const refused = intake({
       iva: fakeIva(new IvaError({ code: 'InvalidParameter', message: 'no', httpStatus: 400 })),
