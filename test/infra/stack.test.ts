@@ -848,6 +848,13 @@ describe('outputs', () => {
   });
 });
 
+describe('account-level settings', () => {
+  it('leaves the account-wide API Gateway logging role alone by default (apiGatewayCloudWatchRole off)', () => {
+    expect(Object.values(resources).filter((r) => r.Type === 'AWS::ApiGateway::Account')).toEqual([]);
+    expect(stack.api.node.tryFindChild('CloudWatchRole')).toBeUndefined();
+  });
+});
+
 describe('IVA mode', () => {
   it('vendor mode (the default) deploys no sandbox and calls the configured IVA endpoint with the Volcengine secret', () => {
     expect(stack.sandbox).toBeUndefined();
