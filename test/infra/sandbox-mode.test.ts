@@ -54,6 +54,17 @@ describe('sandbox mode', () => {
       AuthType: 'NONE',
       TargetFunctionArn: { 'Fn::GetAtt': [fnId, 'Arn'] },
     });
+    // A public function URL needs both permissions (lambda:InvokeFunction only through the URL).
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunctionUrl',
+      FunctionUrlAuthType: 'NONE',
+      FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      InvokedViaFunctionUrl: true,
+      FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] },
+    });
     const fn = propsOf(resources[fnId]);
     expect(fn.MemorySize).toBe(FUNCTION_SPECS.ivaSandbox.memorySize);
     expect(fn.Timeout).toBe(FUNCTION_SPECS.ivaSandbox.timeoutSeconds);
