@@ -124,14 +124,14 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
     if (!(limit.perSecond > 0) || !(burst >= 1)) throw new Error('rateLimit needs perSecond > 0 and burst >= 1');
     this.rateLimit = { perSecond: limit.perSecond, burst };
     this.tokens = burst;
-    this.tokensAt = Date.now();
+    this.tokensAt = this.clock();
   }
 
   /** Takes one token from the flow-limit bucket; false when it is empty (IVA answers 429). */
   private takeToken(): boolean {
     const limit = this.rateLimit;
     if (!limit) return true;
-    const now = Date.now();
+    const now = this.clock();
     this.tokens = Math.min(limit.burst, this.tokens + ((now - this.tokensAt) / 1000) * limit.perSecond);
     this.tokensAt = now;
     if (this.tokens < 1) return false;
@@ -180,6 +180,11 @@ export class IvaSandbox extends EventEmitter<SandboxEvents> {
       await closeServer(this.server);
     })();
     return this.closing;
+  }
+
+  /** The server clock (options.now): signature skew and the flow limit's refill. */
+  private clock(): number {
+    return (this.options.now ?? Date.now)();
   }
 
   private log(line: string): void {

@@ -46,7 +46,7 @@ export interface IvaSandboxOptions {
    * (default perSecond). A submission over it gets IVA's 429 `FlowLimitExceeded`. Default: none.
    */
   rateLimit?: RateLimit;
-  /** Server clock, for skew checks (default Date.now). */
+  /** Server clock, for skew checks and the flow limit's refill (default Date.now). */
   now?: () => number;
   /** One line per notable event; nothing secret is passed to it. Default: silent. */
   log?: (line: string) => void;

@@ -273,19 +273,30 @@ describe('IVA sandbox', () => {
     afterEach(() => sandbox.setRateLimit(undefined));
 
     it('admits a burst, then answers 429 FlowLimitExceeded until tokens come back at the set rate', async () => {
-      sandbox.setRateLimit({ perSecond: 5, burst: 3 });
-      const statuses: number[] = [];
-      for (let i = 0; i < 5; i++)
-        statuses.push((await submit([requestField(fileRequest()), imageFile(randomBytes(10))])).status);
-      expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
-      expect(statuses.slice(3)).toEqual([429, 429]);
-      const refused = sandbox.requests.filter((r) => r.httpStatus === 429);
-      expect(refused.map((r) => r.code)).toEqual(['FlowLimitExceeded', 'FlowLimitExceeded']);
-      expect(sandbox.submissions).toHaveLength(3);
-      await new Promise((resolve) => setTimeout(resolve, 450)); // 5/s: two tokens back
-      const later = await submit([requestField(fileRequest()), imageFile(randomBytes(10))]);
-      expect(later.status).toBe(200);
-      expect(later.json.ResponseMetadata).not.toHaveProperty('Error');
+      // The sandbox's own clock, moved by the test: a loaded machine's slow requests must
+      // not refill the bucket between them (no timed assertion).
+      const clock = { t: Date.now() };
+      const limited = await startIvaSandbox({ credentials: [creds], now: () => clock.t });
+      try {
+        limited.setRateLimit({ perSecond: 5, burst: 3 });
+        const send = () =>
+          signedSubmit(limited.url, [requestField(fileRequest()), imageFile(randomBytes(10))], { credentials: creds });
+        const statuses: number[] = [];
+        for (let i = 0; i < 5; i++) statuses.push((await send()).status);
+        expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+        expect(statuses.slice(3)).toEqual([429, 429]);
+        const refused = limited.requests.filter((r) => r.httpStatus === 429);
+        expect(refused.map((r) => r.code)).toEqual(['FlowLimitExceeded', 'FlowLimitExceeded']);
+        expect(limited.submissions).toHaveLength(3);
+        clock.t += 150; // 5/s: not yet a whole token
+        expect((await send()).status).toBe(429);
+        clock.t += 300; // two tokens back by now
+        const later = await send();
+        expect(later.status).toBe(200);
+        expect(later.json.ResponseMetadata).not.toHaveProperty('Error');
+      } finally {
+        await limited.close();
+      }
     });
 
     it('is set and lifted over the control API', async () => {
