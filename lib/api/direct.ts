@@ -12,7 +12,7 @@ import { IvaAmbiguousError, IvaError } from '../iva/errors';
 import { IVA_VERSION, KIND_PROTOCOL } from '../iva/protocol';
 import type { SubmitInput } from '../iva/types';
 import { countFailure, METRIC, MetricUnit } from '../observability';
-import { MultipartError, type ParsedForm, parseMultipart } from '../multipart/index';
+import { MultipartError, type ParsedForm, parseMultipart } from '../multipart-parser/index';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
 import { errorResponse, json, SUBMISSION_ID_HEADER } from './responses';

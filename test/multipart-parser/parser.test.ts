@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkBoundary, MultipartError, parseMultipart } from '../../lib/multipart/index';
+import { checkBoundary, MultipartError, parseMultipart } from '../../lib/multipart-parser/index';
 
 async function encode(parts: Array<[string, string] | [string, Uint8Array, string]>) {
   const form = new FormData();
