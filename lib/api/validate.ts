@@ -5,7 +5,13 @@
 import { IMAGE_MAX_BYTES } from '../config';
 import { KIND_PROTOCOL, REQUEST_FIELD } from '../iva/protocol';
 import type { MediaKind } from '../iva/types';
-import { checkBoundary, isMultipartFormData, MultipartError, type FilePart, type ParsedForm } from '../multipart-parser/index';
+import {
+  checkBoundary,
+  isMultipartFormData,
+  MultipartError,
+  type FilePart,
+  type ParsedForm,
+} from '../multipart-parser/index';
 import {
   checkAlgoParamConf,
   checkDesc,
