@@ -1,7 +1,7 @@
 /**
- * The two AWS APIs the functions call besides S3, DynamoDB and EventBridge, on one local
- * endpoint (the functions reach it through AWS_ENDPOINT_URL_STS and
- * AWS_ENDPOINT_URL_SECRETS_MANAGER):
+ * The AWS APIs the functions call besides S3, DynamoDB and EventBridge, on one local
+ * endpoint (the functions reach it through AWS_ENDPOINT_URL_STS,
+ * AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL_SQS):
  *
  * - STS `AssumeRole` (query protocol): the template gives object-created and
  *   direct-submit a signing role (PRESIGN_ROLE_ARN, UPLOAD_ROLE_ARN) to presign URLs
@@ -10,8 +10,12 @@
  * - Secrets Manager `GetSecretValue` and `PutSecretValue` (JSON protocol): the template
  *   names the secrets by ARN (VOLC_SECRET_ARN, CALLBACK_SECRET_ARN); locally those ARNs
  *   hold the IVA keys and the callback secret.
+ * - SQS `SendMessage` and `ChangeMessageVisibility` (JSON protocol) on the intake queue:
+ *   object-created sets its own redelivery delays and requeues deferred messages, and
+ *   resubmit queues an S3 event (lib/s3-intake/redelivery.ts, lib/api/resubmit.ts). The
+ *   queue is the local one the event source mapping reads, found by the URL's last segment.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 
@@ -21,7 +25,15 @@ export interface LocalAwsEndpointsOptions {
   sessionCredentials: { accessKeyId: string; secretAccessKey: string };
   /** Secret ARN → value. */
   secrets: Record<string, string>;
+  /** Queue name → the local queue its SQS calls act on. */
+  queues?: Record<string, LocalSqsQueue>;
   log?: (line: string) => void;
+}
+
+/** What the SQS calls need of a local queue (local/stack/sqs.ts LocalQueue). */
+export interface LocalSqsQueue {
+  send(body: string, delaySeconds?: number): string;
+  changeVisibility(receiptHandle: string, seconds: number): boolean;
 }
 
 export interface LocalAwsEndpoints {
@@ -30,6 +42,12 @@ export interface LocalAwsEndpoints {
   assumedRoles: string[];
   close(): Promise<void>;
 }
+
+/** SQS's JSON error types whose query-protocol code differs. */
+const QUERY_CODES: Record<string, string> = {
+  QueueDoesNotExist: 'AWS.SimpleQueueService.NonExistentQueue',
+  InvalidAction: 'AWS.SimpleQueueService.UnsupportedOperation',
+};
 
 /** Longest session AssumeRole grants when chained from a role (AWS: 1 h). */
 const MAX_SESSION_SECONDS = 3600;
@@ -115,8 +133,58 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
     json(res, 400, { __type: 'InvalidRequestException', message: `${target} is not served locally.` });
   };
 
+  const sqsError = (res: ServerResponse, code: string, message: string): void => {
+    res.writeHead(400, {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amzn-requestid': randomUUID(),
+      // The query-protocol code SQS also sends (the SDK reads it for the error's Code).
+      'x-amzn-query-error': `${QUERY_CODES[code] ?? code};Sender`,
+    });
+    res.end(JSON.stringify({ __type: `com.amazonaws.sqs#${code}`, message }));
+  };
+
+  const sqs = (res: ServerResponse, target: string, body: Record<string, unknown>) => {
+    const url = typeof body.QueueUrl === 'string' ? body.QueueUrl : '';
+    const queue = options.queues?.[url.split('/').pop() ?? ''];
+    if (!queue) return sqsError(res, 'QueueDoesNotExist', `The specified queue ${url} does not exist.`);
+    const ok = (out: unknown) => {
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() });
+      res.end(JSON.stringify(out));
+    };
+    if (target === 'AmazonSQS.SendMessage') {
+      const text = body.MessageBody;
+      const delay = body.DelaySeconds ?? 0;
+      if (typeof text !== 'string' || text === '') return sqsError(res, 'MissingParameter', 'MessageBody is required.');
+      if (typeof delay !== 'number' || !Number.isInteger(delay) || delay < 0 || delay > 900)
+        return sqsError(res, 'InvalidParameterValue', 'DelaySeconds must be an integer from 0 to 900.');
+      const messageId = queue.send(text, delay);
+      options.log?.(`sqs: message ${messageId} sent by a function${delay ? `, visible in ${delay} s` : ''}`);
+      // The SDK checks this digest of the body it sent.
+      return ok({ MessageId: messageId, MD5OfMessageBody: createHash('md5').update(text).digest('hex') });
+    }
+    if (target === 'AmazonSQS.ChangeMessageVisibility') {
+      const handle = body.ReceiptHandle;
+      const seconds = body.VisibilityTimeout;
+      if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0 || seconds > 43_200)
+        return sqsError(res, 'InvalidParameterValue', 'VisibilityTimeout must be an integer from 0 to 43200.');
+      if (typeof handle !== 'string' || !queue.changeVisibility(handle, seconds))
+        return sqsError(res, 'ReceiptHandleIsInvalid', 'The receipt handle is not valid for a message in flight.');
+      return ok({});
+    }
+    return sqsError(res, 'InvalidAction', `${target} is not served locally.`);
+  };
+
   const handle = (req: IncomingMessage, res: ServerResponse, raw: string) => {
     const target = String(req.headers['x-amz-target'] ?? '');
+    if (target.startsWith('AmazonSQS.')) {
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(raw || '{}') as Record<string, unknown>;
+      } catch {
+        return sqsError(res, 'SerializationException', 'The request body is not JSON.');
+      }
+      return sqs(res, target, body);
+    }
     if (target.startsWith('secretsmanager.')) {
       let body: Record<string, unknown> = {};
       try {

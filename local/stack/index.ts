@@ -92,6 +92,7 @@ export const LOCAL_ENVIRONMENT = [
   'AWS_ENDPOINT_URL_EVENTBRIDGE',
   'AWS_ENDPOINT_URL_STS',
   'AWS_ENDPOINT_URL_SECRETS_MANAGER',
+  'AWS_ENDPOINT_URL_SQS',
   'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
   ENV.s3ForcePathStyle,
   'POWERTOOLS_METRICS_DISABLED',
@@ -451,6 +452,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       port: ports.aws ?? 0,
       sessionCredentials: s3Creds,
       secrets: secretValues,
+      queues: { [queue.name]: queue },
       log,
     });
     cleanups.push(() => aws.close());
@@ -467,7 +469,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         case 'AWS::IAM::Role':
           return `arn:aws:iam::000000000000:role/${logicalId}`;
         case 'AWS::SQS::Queue':
-          return attribute === 'Arn' ? queue.arn : `http://127.0.0.1/000000000000/${queue.name}`;
+          return attribute === 'Arn' ? queue.arn : `${aws.url}/000000000000/${queue.name}`;
         default:
           throw new Error(
             `the template passes ${logicalId} (${resource?.Type ?? 'unknown'}) to a function; the local stack has no stand-in for it`,
@@ -504,6 +506,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.url,
         AWS_ENDPOINT_URL_STS: aws.url,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: aws.url,
+        AWS_ENDPOINT_URL_SQS: aws.url,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         [ENV.s3ForcePathStyle]: 'true',
         // EMF metric lines would double the output locally; set it to false to see them.

@@ -22,6 +22,8 @@ export interface QueueMessage {
   visibleAt: number;
   /** Set while a batch holding it is being processed. */
   receiptHandle?: string;
+  /** Its consumer set its visibility (ChangeMessageVisibility) during this receive. */
+  visibilityChanged?: boolean;
 }
 
 export interface DeadLetter {
@@ -148,14 +150,31 @@ export class LocalQueue {
     renameSync(`${path}.tmp`, path);
   }
 
-  send(body: string): string {
+  /** SQS SendMessage: visible after `delaySeconds` (0–900, as SQS's DelaySeconds). */
+  send(body: string, delaySeconds = 0): string {
     const messageId = randomUUID();
     const now = Date.now();
-    this.messages.set(messageId, { messageId, body, sentAt: now, receiveCount: 0, visibleAt: now });
+    const visibleAt = now + Math.min(900, Math.max(0, delaySeconds)) * 1000;
+    this.messages.set(messageId, { messageId, body, sentAt: now, receiveCount: 0, visibleAt });
     this.persist();
     // The batching window starts with the first visible message, as in a real poller.
-    this.schedule(now + this.batchingWindowMs);
+    this.schedule(visibleAt + this.batchingWindowMs);
     return messageId;
+  }
+
+  /**
+   * SQS ChangeMessageVisibility on a message in flight: it becomes visible `seconds` from
+   * now (0–43 200) instead of after the queue's visibility timeout. False when the
+   * receipt handle names no message in flight (SQS: ReceiptHandleIsInvalid).
+   */
+  changeVisibility(receiptHandle: string, seconds: number): boolean {
+    for (const m of this.messages.values()) {
+      if (m.receiptHandle !== receiptHandle) continue;
+      m.visibleAt = Date.now() + Math.min(43_200, Math.max(0, seconds)) * 1000;
+      m.visibilityChanged = true;
+      return true;
+    }
+    return false;
   }
 
   /** The settings in effect (the template's, or a test's overrides). */
@@ -265,6 +284,7 @@ export class LocalQueue {
       m.firstReceivedAt ??= now;
       m.receiptHandle = randomUUID();
       m.visibleAt = now + this.visibilityTimeoutMs;
+      m.visibilityChanged = false;
       batch.push(m);
     }
     return batch;
@@ -315,8 +335,15 @@ export class LocalQueue {
     }
     this.persist();
     if (failed.size > 0 && outcome.kind === 'partial') {
+      const now = Date.now();
+      const waits = batch
+        .filter((m) => failed.has(m.messageId))
+        .map((m) => (m.visibilityChanged ? `${Math.max(0, m.visibleAt - now)} ms (set by its consumer)` : undefined));
+      const set = waits.filter((w) => w !== undefined);
       this.log(
-        `sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`,
+        set.length > 0
+          ? `sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${set.join(', ')}`
+          : `sqs: ${failed.size} of ${batch.length} message(s) will be redelivered after ${this.visibilityTimeoutMs} ms`,
       );
     }
   }

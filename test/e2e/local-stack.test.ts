@@ -384,7 +384,37 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       const requests = (await (await fetch(`${stack.ivaEndpoint}/__sandbox/requests`)).json()) as { fault?: string }[];
       expect(requests.filter((r) => r.fault).length - faultedBefore).toBe(9);
       expect(stack.deadLetters).toEqual([]);
-    }, 90_000);
+
+      // Their owner knows IVA has neither (its console shows nothing): resubmit both. Each
+      // goes back through the intake queue and reaches IVA exactly once.
+      const uncertain = final.filter((v) => v.Status === 'uncertain');
+      for (const v of uncertain) {
+        const res = await http.api(`/v1/submissions/${encodeURIComponent(v.SubmissionId)}/resubmit`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ Note: 'not in the IVA console' }),
+        });
+        expect(res.status, await res.clone().text()).toBe(202);
+        expect(((await res.json()) as { Status: string }).Status).toBe('pending');
+        const again = await http.api(`/v1/submissions/${encodeURIComponent(v.SubmissionId)}/resubmit`, {
+          method: 'POST',
+        });
+        expect(again.status).toBe(409);
+      }
+      for (const v of uncertain) {
+        const done = await until(
+          `${v.SubmissionId} completed after its resubmission`,
+          async () => {
+            const view = await http.submission(v.SubmissionId);
+            return view.Status === 'completed' ? view : undefined;
+          },
+          { timeoutMs: 30_000, everyMs: 250 },
+        );
+        expect(done.Object?.Key).toBe(v.Object?.Key);
+        const name = v.Object?.Key.split('/').pop();
+        expect((await http.sandboxSubmissions()).filter((s) => s.taskId === task && s.name === name)).toHaveLength(1);
+      }
+    }, 120_000);
   });
 });
 
