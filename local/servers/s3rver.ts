@@ -13,7 +13,7 @@
 import { createCipheriv } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +120,9 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
   });
   let address: { address: string; port: number };
   try {
+    // s3rver emits a listen failure as an unhandled 'error' event (the process dies): try
+    // the port first, so a port in use is an ordinary rejection naming it.
+    if (options.port) await portFree(options.port);
     address = await server.run();
   } catch (err) {
     if (!kept) await rm(directory, { recursive: true, force: true });
@@ -143,6 +146,14 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
     directory,
     close: () => (closing ??= close()),
   };
+}
+
+function portFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
 }
 
 function desAvailable(): boolean {

@@ -4,6 +4,13 @@
  * injected faults) and s3rver (presigned PUT). Events are API Gateway REST v1 events
  * with multipart bodies written by a real encoder, base64-encoded like the gateway does.
  */
+import { vi } from 'vitest';
+
+vi.hoisted(() => {
+  // The handler's own logger stays quiet: passing tests print no JSON log lines (the log
+  // lines themselves are tested in log-event.test.ts).
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+});
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
