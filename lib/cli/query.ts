@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, UsageError, cliLine, connect, describeError, failWith } from './connect';
+import type { Resolution } from '../client/types';
 import { EXIT_IVA, EXIT_OK, EXIT_UNCERTAIN, type CliIo } from './submit';
 
 export const STATUS_HELP = `Usage: iva-bridge status ID... [connection options]
@@ -12,10 +13,12 @@ RequestId, Error, Result, ...). Exit 1 if any id is unknown or unreadable.
 ${CONNECTION_HELP}
 `;
 
-export const LIST_HELP = `Usage: iva-bridge list --task-id ID [--status STATUS] [connection options]
+export const LIST_HELP = `Usage: iva-bridge list (--task-id ID [--status STATUS] | --status STATUS) [connection options]
 
 Prints every submission of a task, newest first, one JSON line each; --status keeps only
-those in that state (pending, submitted, completed, failed, uncertain).
+those in that state (pending, submitted, completed, failed, uncertain, overdue, expired).
+With --status and no --task-id: that state across every task (e.g. --status uncertain,
+the submissions waiting for their owner's verdict: see iva-bridge resolve / resubmit).
 
 ${CONNECTION_HELP}
 `;
@@ -87,9 +90,10 @@ export async function runList(args: string[], io: CliIo): Promise<number> {
       return EXIT_OK;
     }
     const taskId = values['task-id'];
-    if (!taskId) throw new UsageError('--task-id is required');
+    if (!taskId && !values.status) throw new UsageError('give --task-id, --status, or both');
     const client = await connect(values, io);
-    for await (const s of client.iterateTaskSubmissions(taskId)) {
+    const items = taskId ? client.iterateTaskSubmissions(taskId) : client.iterateSubmissions(values.status as string);
+    for await (const s of items) {
       if (values.status === undefined || s.Status === values.status) io.stdout.write(`${JSON.stringify(s)}\n`);
     }
     return EXIT_OK;
@@ -162,5 +166,119 @@ export async function runResult(args: string[], io: CliIo): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     return failWith('result', io, error);
+  }
+}
+
+export const RESOLVE_HELP = `Usage: iva-bridge resolve ID --as submitted|failed [--image-id X | --video-id X | --data-id X]
+                         [--request-id R] [--note TEXT] [connection options]
+
+Records the owner's verdict on an uncertain submission (IVA's answer was lost, so
+iva-bridge cannot know whether IVA has it). --as submitted: IVA has it (its id, if
+given, links its result callback); --as failed: IVA does not, and it is not sent again.
+Prints the submission as one JSON line. Exit 1 if it is not uncertain (SubmissionNotUncertain).
+
+${CONNECTION_HELP}
+`;
+
+export const RESUBMIT_HELP = `Usage: iva-bridge resubmit ID... [--note TEXT] [--wait] [--timeout SECONDS] [connection options]
+
+Sends uncertain uploads (S3 objects, or files sent through POST /v1/uploads) to IVA again,
+when you know IVA does not have them: each is queued to object-created and comes back
+pending, under the same submission id. --wait follows each to its final state. A direct
+submission cannot be resubmitted (its bytes are not kept: ResubmitNeedsFile); resolve it
+--as failed and send the file again. Exit codes as iva-bridge wait with --wait, else 0/1.
+
+${CONNECTION_HELP}
+`;
+
+export async function runResolve(args: string[], io: CliIo): Promise<number> {
+  try {
+    const { values, positionals } = parse(
+      args,
+      {
+        as: { type: 'string' },
+        'image-id': { type: 'string' },
+        'video-id': { type: 'string' },
+        'data-id': { type: 'string' },
+        'request-id': { type: 'string' },
+        note: { type: 'string' },
+      },
+      true,
+    );
+    if (values.help) {
+      io.stdout.write(RESOLVE_HELP);
+      return EXIT_OK;
+    }
+    if (positionals.length !== 1) throw new UsageError('name exactly one submission ID');
+    const ids = (['image-id', 'video-id', 'data-id'] as const).filter((name) => values[name] !== undefined);
+    if (ids.length > 1) throw new UsageError('give at most one of --image-id, --video-id, --data-id');
+    const note = values.note !== undefined ? { Note: values.note } : {};
+    let resolution: Resolution;
+    if (values.as === 'failed') {
+      if (ids.length > 0 || values['request-id'] !== undefined)
+        throw new UsageError('--image-id, --video-id, --data-id and --request-id go with --as submitted');
+      resolution = { Status: 'failed', ...note };
+    } else if (values.as === 'submitted') {
+      resolution = {
+        Status: 'submitted',
+        ...(values['image-id'] !== undefined ? { ImageID: values['image-id'] } : {}),
+        ...(values['video-id'] !== undefined ? { VideoID: values['video-id'] } : {}),
+        ...(values['data-id'] !== undefined ? { DataID: values['data-id'] } : {}),
+        ...(values['request-id'] !== undefined ? { RequestId: values['request-id'] } : {}),
+        ...note,
+      };
+    } else throw new UsageError('--as must be submitted (IVA has it) or failed (IVA does not)');
+    const client = await connect(values, io);
+    const id = positionals[0] as string;
+    try {
+      io.stdout.write(`${JSON.stringify(await client.resolve(id, resolution))}\n`);
+      return EXIT_OK;
+    } catch (error) {
+      io.stderr.write(cliLine(`iva-bridge resolve: ${id}: ${describeError(error)}`));
+      return EXIT_IVA;
+    }
+  } catch (error) {
+    return failWith('resolve', io, error);
+  }
+}
+
+export async function runResubmit(args: string[], io: CliIo): Promise<number> {
+  try {
+    const { values, positionals } = parse(
+      args,
+      { note: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } },
+      true,
+    );
+    if (values.help) {
+      io.stdout.write(RESUBMIT_HELP);
+      return EXIT_OK;
+    }
+    if (positionals.length === 0) throw new UsageError('name at least one submission ID');
+    const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
+      throw new UsageError('--timeout must be a positive number of seconds');
+    const client = await connect(values, io);
+    const codes = await Promise.all(
+      positionals.map(async (id) => {
+        try {
+          const queued = await client.resubmit(id, values.note !== undefined ? { note: values.note } : {});
+          if (!values.wait) {
+            io.stdout.write(`${JSON.stringify(queued)}\n`);
+            return EXIT_OK;
+          }
+          const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
+          io.stdout.write(`${JSON.stringify(final)}\n`);
+          if (final.Status === 'completed') return EXIT_OK;
+          if (final.Status === 'uncertain') return EXIT_UNCERTAIN;
+          return EXIT_IVA;
+        } catch (error) {
+          io.stderr.write(cliLine(`iva-bridge resubmit: ${id}: ${describeError(error)}`));
+          return EXIT_IVA;
+        }
+      }),
+    );
+    return codes.includes(EXIT_IVA) ? EXIT_IVA : codes.includes(EXIT_UNCERTAIN) ? EXIT_UNCERTAIN : EXIT_OK;
+  } catch (error) {
+    return failWith('resubmit', io, error);
   }
 }

@@ -37,9 +37,11 @@ export const MAIN_HELP = `Usage: iva-bridge <command> [options]
 Commands for iva-bridge's API (the local stack of "npm start", or a deployed stack):
   send      Send images and videos (direct or by upload, by size), optionally wait and save results
   status    Print submissions by id
-  list      Print the submissions of a task
+  list      Print the submissions of a task, or of every task in one state (--status uncertain)
   wait      Wait for submissions to reach a final state
   result    Fetch a submission's result (the callback body, byte for byte)
+  resolve   Record your verdict on an uncertain submission (IVA has it, or not)
+  resubmit  Send uncertain uploads to IVA again, under the same submission id
 
 Commands for Volcengine IVA itself:
   submit    Submit one image or video to Volcengine IVA (AddAsyncTask{Image,Video}Data)
@@ -97,6 +99,8 @@ const API_COMMANDS: Record<string, () => Promise<(args: string[], io: CliIo) => 
   list: async () => (await import('./query')).runList,
   wait: async () => (await import('./query')).runWait,
   result: async () => (await import('./query')).runResult,
+  resolve: async () => (await import('./query')).runResolve,
+  resubmit: async () => (await import('./query')).runResubmit,
 };
 
 class UsageError extends BridgeError {

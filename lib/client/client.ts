@@ -26,6 +26,7 @@ import { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryable
 import {
   FINAL_STATUSES,
   type MediaKind,
+  type Resolution,
   type ResultBody,
   type ResultList,
   type Sent,
@@ -288,6 +289,54 @@ export class IvaBridgeClient {
       `v1/tasks/${encodeURIComponent(taskId)}/submissions${q ? `?${q}` : ''}`,
       options.signal ? { signal: options.signal } : {},
     );
+  }
+
+  /** Submissions of every task in one status (GET /v1/submissions?status=…), e.g. `uncertain`. */
+  async listSubmissions(
+    status: string,
+    options: { limit?: number; cursor?: string; signal?: AbortSignal } = {},
+  ): Promise<SubmissionPage> {
+    const query = new URLSearchParams({ status });
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.cursor) query.set('cursor', options.cursor);
+    return this.json<SubmissionPage>(`v1/submissions?${query}`, options.signal ? { signal: options.signal } : {});
+  }
+
+  /** Every submission in one status, page by page. */
+  async *iterateSubmissions(status: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listSubmissions(status, { limit: 100, ...(cursor ? { cursor } : {}), ...options });
+      yield* page.Items;
+      cursor = page.NextCursor;
+    } while (cursor);
+  }
+
+  /**
+   * The owner's verdict on an `uncertain` submission. Throws IvaBridgeError
+   * `SubmissionNotUncertain` (409) for any other status.
+   */
+  async resolve(id: string, resolution: Resolution, signal?: AbortSignal): Promise<Submission> {
+    return this.json<Submission>(`v1/submissions/${encodeURIComponent(id)}/resolve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => JSON.stringify(resolution),
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /**
+   * Sends an `uncertain` upload to IVA again (its object is queued to the intake): the
+   * submission comes back `pending`. Throws `ResubmitNeedsFile` (409) for a direct
+   * submission, whose bytes are not kept, and `SubmissionNotUncertain` for other states.
+   */
+  async resubmit(id: string, options: { note?: string; signal?: AbortSignal } = {}): Promise<Submission> {
+    return this.json<Submission>(`v1/submissions/${encodeURIComponent(id)}/resubmit`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => JSON.stringify(options.note !== undefined ? { Note: options.note } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 
   /** Every submission of a task, newest first, page by page. */

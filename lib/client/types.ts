@@ -36,6 +36,13 @@ export interface Submission {
   [field: string]: unknown;
 }
 
+/** The owner's verdict on an `uncertain` submission (POST /v1/submissions/{id}/resolve). */
+export type Resolution =
+  /** IVA has it; give its id, if known, so its result links to this submission. */
+  | { Status: 'submitted'; ImageID?: string; VideoID?: string; DataID?: string; RequestId?: string; Note?: string }
+  /** IVA does not have it, and it is not to be sent again. */
+  | { Status: 'failed'; Note?: string };
+
 export interface SubmissionPage {
   Items: Submission[];
   NextCursor?: string;

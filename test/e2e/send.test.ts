@@ -87,6 +87,13 @@ const lines = (run: Run): Line[] =>
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Line);
 
+/** What status, list, resolve and resubmit print: one submission view per line. */
+const views = (run: Run): Record<string, unknown>[] =>
+  run.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
 /** One small image, one 8 MB video and a folder of 50 mixed images and videos. */
 async function makeFiles(root: string): Promise<string[]> {
   await mkdir(join(root, 'folder', 'nested'), { recursive: true });
@@ -257,5 +264,60 @@ describe('iva-bridge send against the local stack', () => {
     const nowhere = await cli(['status', id], { IVA_BRIDGE_STACK_JSON: join(dir, 'absent.json') });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('npm start');
+  }, 120_000);
+
+  it('resolve, resubmit and list --status: the owner settles uncertain submissions from the command line', async () => {
+    const root = join(dir, 'uncertain');
+    await mkdir(root, { recursive: true });
+    const task = `cli-uncertain-${randomBytes(3).toString('hex')}`;
+    // Two direct sends and one by upload (over the direct limit), each answer lost before IVA
+    // read the body: uncertain, and IVA has none of them.
+    await writeFile(join(root, 'a.jpg'), randomBytes(2_000));
+    await writeFile(join(root, 'b.jpg'), randomBytes(2_000));
+    await writeFile(join(root, 'big.mp4'), randomBytes(4_800_000));
+    stack.sandbox!.injectFaults({ count: 3, drop: true });
+    const sent = await inProcess([
+      'send',
+      join(root, 'a.jpg'),
+      join(root, 'b.jpg'),
+      join(root, 'big.mp4'),
+      '--task-id',
+      task,
+      '--json',
+      '--wait',
+      '--concurrency',
+      '1',
+    ]);
+    expect(sent.code, sent.stderr).toBe(3);
+    const byName = new Map(lines(sent).map((l) => [String(l.file).split('/').pop(), String(l.submissionId)]));
+    const [a, b, big] = ['a.jpg', 'b.jpg', 'big.mp4'].map((n) => byName.get(n) ?? `missing ${n}`) as [
+      string,
+      string,
+      string,
+    ];
+
+    const listed = await inProcess(['list', '--status', 'uncertain']);
+    expect(listed.code).toBe(0);
+    const uncertainIds = views(listed).map((v) => v['SubmissionId']);
+    expect(uncertainIds).toEqual(expect.arrayContaining([a, b, big]));
+    expect((await inProcess(['list'])).code).toBe(2);
+
+    const failed = await inProcess(['resolve', a, '--as', 'failed', '--note', 'sent again by hand']);
+    expect(failed.code, failed.stderr).toBe(0);
+    expect(views(failed)[0]).toMatchObject({ SubmissionId: a, Status: 'failed', Resolution: { Action: 'failed' } });
+    const again = await inProcess(['resolve', a, '--as', 'submitted']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/SubmissionNotUncertain/);
+    expect((await inProcess(['resolve', b, '--as', 'maybe'])).code).toBe(2);
+
+    // A direct submission's bytes are not kept: resubmit says so; an upload's object goes again.
+    const direct = await inProcess(['resubmit', b]);
+    expect(direct.code).toBe(1);
+    expect(direct.stderr).toMatch(/ResubmitNeedsFile/);
+    const upload = await inProcess(['resubmit', big, '--wait', '--timeout', '60']);
+    expect(upload.code, upload.stderr).toBe(0);
+    expect(views(upload)[0]).toMatchObject({ SubmissionId: big, Status: 'completed' });
+    const atIva = stack.sandbox!.submissions.filter((s) => s.taskId === task);
+    expect(atIva.map((s) => s.name)).toEqual(['big.mp4']);
   }, 120_000);
 });
