@@ -84,13 +84,22 @@ export async function handleResolve(id: string, req: ApiRequest, deps: ApiDeps):
     deps.logger?.info('uncertain submission resolved by its owner', { submissionId: id, status: resolution.status });
     return json(200, submissionView(record));
   } catch (error) {
-    if (error instanceof SubmissionNotFoundError)
-      throw new ApiError('SubmissionNotFound', `No submission with id "${id.slice(0, 80)}"`);
-    if (error instanceof SubmissionNotUncertainError)
-      throw new ApiError(
-        'SubmissionNotUncertain',
-        `Submission ${id.slice(0, 80)} is ${error.status ?? 'not uncertain'}; only an uncertain submission can be resolved`,
-      );
-    throw error;
+    throw ownerActionError(error, id, 'resolved', 'not uncertain');
   }
+}
+
+/**
+ * The ledger's refusal of an owner's action on an uncertain submission (resolve,
+ * resubmit) as the API answers it: no such submission, or it is not (or no longer)
+ * uncertain. Any other error is returned as it is.
+ */
+export function ownerActionError(error: unknown, id: string, action: string, statusUnknown: string): unknown {
+  if (error instanceof SubmissionNotFoundError)
+    return new ApiError('SubmissionNotFound', `No submission with id "${id.slice(0, 80)}"`);
+  if (error instanceof SubmissionNotUncertainError)
+    return new ApiError(
+      'SubmissionNotUncertain',
+      `Submission ${id.slice(0, 80)} is ${error.status ?? statusUnknown}; only an uncertain submission can be ${action}`,
+    );
+  return error;
 }

@@ -15,10 +15,10 @@
  * A submission made with its bytes in the request (POST /v1/images, /v1/videos) cannot be
  * resubmitted: iva-bridge does not keep those bytes (409 ResubmitNeedsFile).
  */
-import { SubmissionNotFoundError, SubmissionNotUncertainError } from '../ledger/errors';
 import { objectCreatedMessage } from '../s3-intake/events';
 import { decodeBody, header } from './body';
 import { ApiError } from './errors';
+import { ownerActionError } from './resolve';
 import { json } from './responses';
 import { checkSubmissionId, submissionView } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
@@ -92,13 +92,6 @@ export async function handleResubmit(id: string, req: ApiRequest, deps: ApiDeps)
     return json(202, submissionView(reopened));
   } catch (error) {
     // The queued message finds the record not pending and is dropped as a duplicate.
-    if (error instanceof SubmissionNotFoundError)
-      throw new ApiError('SubmissionNotFound', `No submission with id "${id.slice(0, 80)}"`);
-    if (error instanceof SubmissionNotUncertainError)
-      throw new ApiError(
-        'SubmissionNotUncertain',
-        `Submission ${id.slice(0, 80)} is ${error.status ?? 'no longer uncertain'}; only an uncertain submission can be resubmitted`,
-      );
-    throw error;
+    throw ownerActionError(error, id, 'resubmitted', 'no longer uncertain');
   }
 }

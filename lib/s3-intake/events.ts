@@ -3,6 +3,7 @@
  * (possibly several records), the `s3:TestEvent` sent when notifications are configured,
  * or either of those wrapped in an SNS envelope (fan-out setups).
  */
+import type { ObjectRef } from '../ledger/types';
 import { MalformedMessageError } from './errors';
 import { decodeS3EventKey } from './rules';
 
@@ -91,14 +92,7 @@ export const RESUBMIT_EVENT_NAME = 'ObjectCreated:Resubmitted';
  * so the intake submits it by the same path as any upload: POST
  * /v1/submissions/{id}/resubmit queues one.
  */
-export function objectCreatedMessage(object: {
-  bucket: string;
-  key: string;
-  versionId?: string;
-  eTag?: string;
-  sequencer?: string;
-  size?: number;
-}): string {
+export function objectCreatedMessage(object: ObjectRef): string {
   const encodedKey = encodeURIComponent(object.key).replace(/%20/g, '+');
   return JSON.stringify({
     Records: [
