@@ -17,7 +17,8 @@ const stack = await startLocalStack({
   sandbox: { rateLimit: { perSecond: rate, burst: rate }, callbackDelayMs: 20 },
   // The deployed stack's shape: batches of 10, a few invocations at once.
   sqs: { visibilityTimeoutMs: 30_000, maxReceiveCount: 5, maxConcurrency: 4, batchingWindowMs: 20 },
-  functionEnv: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+  // The functions run in processes of their own with the template's environment: pass the switch on.
+  functionEnv: { POWERTOOLS_LOG_LEVEL: 'SILENT', IVA_PACING: process.env.IVA_PACING ?? 'off' },
   log: () => undefined,
 });
 const sandbox = stack.sandbox;
