@@ -18,6 +18,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
+import { until } from '../support/e2e';
 
 const VERBOSE = process.env['SOAK_VERBOSE'] === '1';
 const SEED = Number(process.env['SOAK_SEED'] ?? 0x5eed) >>> 0;
@@ -72,21 +73,6 @@ function prng(seed: number): () => number {
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  state: () => string = () => '',
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} ${state()}`);
-    await sleep(200);
-  }
-}
 
 /** Runs `fn` over `items` with at most `limit` at once. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -302,12 +288,11 @@ describe('fault soak', () => {
     stack.queue.send = realSend;
 
     // ------------------------------------------------------------ settle
-    await until(
-      'the S3 queue to drain',
-      async () => (stack.queue.depth === 0 ? true : undefined),
-      90_000,
-      () => `${stack.queue.depth} message(s) left`,
-    );
+    await until('the S3 queue to drain', async () => (stack.queue.depth === 0 ? true : undefined), {
+      timeoutMs: 90_000,
+      everyMs: 200,
+      state: () => `${stack.queue.depth} message(s) left`,
+    });
     let stillPending: View[] = [];
     const s3Records = await until(
       'every S3 upload out of pending',
@@ -315,8 +300,7 @@ describe('fault soak', () => {
         stillPending = (await list('/v1/submissions?status=pending')).filter((v) => v.Object?.Key.includes(s3Task));
         return stillPending.length === 0 ? list(`/v1/tasks/${s3Task}/submissions`) : undefined;
       },
-      30_000,
-      () => JSON.stringify(stillPending.slice(0, 3)),
+      { timeoutMs: 30_000, everyMs: 200, state: () => JSON.stringify(stillPending.slice(0, 3)) },
     );
     const failedAnywhere = await list('/v1/submissions?status=failed');
     const badTaskRecords = failedAnywhere.filter(
