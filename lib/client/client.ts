@@ -192,6 +192,26 @@ function describe(error: unknown): string {
   return cause?.code ?? cause?.message ?? (error as Error)?.message ?? String(error);
 }
 
+/** `limit` and `cursor` of a listing page, after the fixed parameters. */
+function pageQuery(options: { limit?: number; cursor?: string }, fixed: Record<string, string> = {}): string {
+  const query = new URLSearchParams(fixed);
+  if (options.limit !== undefined) query.set('limit', String(options.limit));
+  if (options.cursor) query.set('cursor', options.cursor);
+  return query.toString();
+}
+
+/** Every item of a paged listing, following NextCursor, 100 a page. */
+async function* allPages(
+  list: (page: { limit: number; cursor?: string }) => Promise<SubmissionPage>,
+): AsyncGenerator<Submission> {
+  let cursor: string | undefined;
+  do {
+    const page = await list({ limit: 100, ...(cursor ? { cursor } : {}) });
+    yield* page.Items;
+    cursor = page.NextCursor;
+  } while (cursor);
+}
+
 export class IvaBridgeClient {
   readonly apiUrl: string;
   private readonly apiKey: string | undefined;
@@ -281,10 +301,7 @@ export class IvaBridgeClient {
     taskId: string,
     options: { limit?: number; cursor?: string; signal?: AbortSignal } = {},
   ): Promise<SubmissionPage> {
-    const query = new URLSearchParams();
-    if (options.limit !== undefined) query.set('limit', String(options.limit));
-    if (options.cursor) query.set('cursor', options.cursor);
-    const q = query.toString();
+    const q = pageQuery(options);
     return this.json<SubmissionPage>(
       `v1/tasks/${encodeURIComponent(taskId)}/submissions${q ? `?${q}` : ''}`,
       options.signal ? { signal: options.signal } : {},
@@ -296,20 +313,15 @@ export class IvaBridgeClient {
     status: string,
     options: { limit?: number; cursor?: string; signal?: AbortSignal } = {},
   ): Promise<SubmissionPage> {
-    const query = new URLSearchParams({ status });
-    if (options.limit !== undefined) query.set('limit', String(options.limit));
-    if (options.cursor) query.set('cursor', options.cursor);
-    return this.json<SubmissionPage>(`v1/submissions?${query}`, options.signal ? { signal: options.signal } : {});
+    return this.json<SubmissionPage>(
+      `v1/submissions?${pageQuery(options, { status })}`,
+      options.signal ? { signal: options.signal } : {},
+    );
   }
 
   /** Every submission in one status, page by page. */
-  async *iterateSubmissions(status: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.listSubmissions(status, { limit: 100, ...(cursor ? { cursor } : {}), ...options });
-      yield* page.Items;
-      cursor = page.NextCursor;
-    } while (cursor);
+  iterateSubmissions(status: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
+    return allPages((page) => this.listSubmissions(status, { ...page, ...options }));
   }
 
   /**
@@ -340,13 +352,8 @@ export class IvaBridgeClient {
   }
 
   /** Every submission of a task, newest first, page by page. */
-  async *iterateTaskSubmissions(taskId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.listTaskSubmissions(taskId, { limit: 100, ...(cursor ? { cursor } : {}), ...options });
-      yield* page.Items;
-      cursor = page.NextCursor;
-    } while (cursor);
+  iterateTaskSubmissions(taskId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Submission> {
+    return allPages((page) => this.listTaskSubmissions(taskId, { ...page, ...options }));
   }
 
   /** Polls until the submission reaches a final state (FINAL_STATUSES) and returns it. */
