@@ -12,8 +12,8 @@ import { json } from './responses';
 import { checkSubmissionId, submissionView } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 
-const MAX_RESOLVE_BYTES = 8 * 1024;
-const MAX_NOTE_CHARS = 1_000;
+const MAX_OWNER_BODY_BYTES = 8 * 1024;
+export const MAX_NOTE_CHARS = 1_000;
 const MAX_ID_CHARS = 256;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
@@ -23,7 +23,7 @@ function invalid(message: string): ApiError {
   return new ApiError('InvalidResolution', message);
 }
 
-function optionalString(body: Record<string, unknown>, name: string, max: number): string | undefined {
+export function optionalString(body: Record<string, unknown>, name: string, max: number): string | undefined {
   const value = body[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || value === '' || value.length > max)
@@ -32,16 +32,25 @@ function optionalString(body: Record<string, unknown>, name: string, max: number
   return value;
 }
 
-/** The body: `{"Status":"submitted"|"failed", "ImageID"|"VideoID"|"DataID"?, "RequestId"?, "Note"?}`. */
-export function parseResolution(req: ApiRequest): ResolveInput {
+/**
+ * The JSON object body of an owner's action (resolve, resubmit): its Content-Type, size,
+ * syntax and field names checked; 4xx InvalidResolution / InvalidJson / UnsupportedMediaType.
+ */
+export function readOwnerBody(
+  req: ApiRequest,
+  action: 'resolve' | 'resubmit',
+  fields: ReadonlySet<string>,
+): Record<string, unknown> {
   const contentType = header(req, 'content-type') ?? '';
   if (!/^application\/json\b/i.test(contentType.trim()))
     throw new ApiError(
       'UnsupportedMediaType',
-      `POST /v1/submissions/{id}/resolve takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
+      `POST /v1/submissions/{id}/${action} takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
     );
-  const raw = decodeBody(req, MAX_RESOLVE_BYTES, (size) =>
-    invalid(`The body is ${size} bytes; a resolution is at most ${MAX_RESOLVE_BYTES} bytes`),
+  const raw = decodeBody(req, MAX_OWNER_BODY_BYTES, (size) =>
+    invalid(
+      `The body is ${size} bytes; ${action === 'resolve' ? 'a resolution' : 'a resubmit body'} is at most ${MAX_OWNER_BODY_BYTES} bytes`,
+    ),
   );
   let body: unknown;
   try {
@@ -50,10 +59,15 @@ export function parseResolution(req: ApiRequest): ResolveInput {
     throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object');
-  const fields = body as Record<string, unknown>;
-  const unknown = Object.keys(fields).filter((k) => !FIELDS.has(k));
+  const unknown = Object.keys(body).filter((k) => !fields.has(k));
   if (unknown.length > 0)
-    throw invalid(`Unknown field ${JSON.stringify(unknown[0]?.slice(0, 40))}; fields: ${[...FIELDS].join(', ')}`);
+    throw invalid(`Unknown field ${JSON.stringify(unknown[0]?.slice(0, 40))}; fields: ${[...fields].join(', ')}`);
+  return body as Record<string, unknown>;
+}
+
+/** The body: `{"Status":"submitted"|"failed", "ImageID"|"VideoID"|"DataID"?, "RequestId"?, "Note"?}`. */
+export function parseResolution(req: ApiRequest): ResolveInput {
+  const fields = readOwnerBody(req, 'resolve', FIELDS);
   const note = optionalString(fields, 'Note', MAX_NOTE_CHARS);
   if (fields['Status'] === 'failed') {
     for (const name of ['ImageID', 'VideoID', 'DataID', 'RequestId'])

@@ -16,51 +16,21 @@
  * resubmitted: iva-bridge does not keep those bytes (409 ResubmitNeedsFile).
  */
 import { objectCreatedMessage } from '../s3-intake/events';
-import { decodeBody, header } from './body';
 import { ApiError } from './errors';
-import { ownerActionError } from './resolve';
+import { MAX_NOTE_CHARS, optionalString, ownerActionError, readOwnerBody } from './resolve';
 import { json } from './responses';
 import { checkSubmissionId, submissionView } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 
 /** How long the queued message stays invisible: far longer than one ledger update. */
 export const RESUBMIT_DELAY_SECONDS = 5;
-const MAX_BODY_BYTES = 8 * 1024;
-const MAX_NOTE_CHARS = 1_000;
-
+/** No body, or `{"Note": "…"}`. */
 function parseNote(req: ApiRequest): string | undefined {
   if (!req.body || req.body.text === '') return undefined;
-  const contentType = header(req, 'content-type') ?? '';
-  if (!/^application\/json\b/i.test(contentType.trim()))
-    throw new ApiError(
-      'UnsupportedMediaType',
-      `POST /v1/submissions/{id}/resubmit takes no body or a JSON one (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
-    );
-  const raw = decodeBody(
-    req,
-    MAX_BODY_BYTES,
-    (size) => new ApiError('InvalidResolution', `The body is ${size} bytes; at most ${MAX_BODY_BYTES}`),
-  );
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
-  } catch (error) {
-    throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
-  }
-  if (!body || typeof body !== 'object' || Array.isArray(body))
-    throw new ApiError(
-      'InvalidResolution',
-      'The body must be a JSON object, e.g. {"Note":"IVA console shows nothing"}',
-    );
-  const { Note, ...rest } = body as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0)
-    throw new ApiError('InvalidResolution', `Unknown field ${JSON.stringify(unknown[0]?.slice(0, 40))}; fields: Note`);
-  if (Note === undefined) return undefined;
-  if (typeof Note !== 'string' || Note === '' || Note.length > MAX_NOTE_CHARS)
-    throw new ApiError('InvalidResolution', `Note must be a non-empty string of at most ${MAX_NOTE_CHARS} characters`);
-  return Note;
+  return optionalString(readOwnerBody(req, 'resubmit', NOTE_ONLY), 'Note', MAX_NOTE_CHARS);
 }
+
+const NOTE_ONLY: ReadonlySet<string> = new Set(['Note']);
 
 export async function handleResubmit(id: string, req: ApiRequest, deps: ApiDeps): Promise<ApiResponse> {
   checkSubmissionId(id);
