@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, UsageError, cliLine, connect, describeError, failWith } from './connect';
+import type { IvaBridgeClient } from '../client/client';
 import type { Resolution } from '../client/types';
 import { EXIT_IVA, EXIT_OK, EXIT_UNCERTAIN, type CliIo } from './submit';
 
@@ -102,6 +103,43 @@ export async function runList(args: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** `--timeout SECONDS` in ms; a usage error unless it is a positive number. */
+function timeoutOf(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout must be a positive number of seconds');
+  return seconds * 1000;
+}
+
+/** Follows one submission to its final state, prints it, and says what it ended as (exit code). */
+async function waitAndReport(
+  client: IvaBridgeClient,
+  id: string,
+  timeoutMs: number | undefined,
+  io: CliIo,
+  command: string,
+): Promise<number> {
+  const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
+  io.stdout.write(`${JSON.stringify(final)}\n`);
+  if (final.Status === 'completed') return EXIT_OK;
+  if (final.Status === 'uncertain') {
+    io.stderr.write(cliLine(`iva-bridge ${command}: ${id}: ended uncertain: IVA may or may not have it; resolve it`));
+    return EXIT_UNCERTAIN;
+  }
+  io.stderr.write(
+    cliLine(
+      `iva-bridge ${command}: ${id}: ended ${final.Status}${final.Error ? ` ${final.Error.Code}: ${final.Error.Message}` : ''}`,
+    ),
+  );
+  return EXIT_IVA;
+}
+
+/** 0 when every one completed, 3 when the others ended uncertain, 1 otherwise. */
+function worstExit(codes: readonly number[]): number {
+  if (codes.every((c) => c === EXIT_OK)) return EXIT_OK;
+  return codes.every((c) => c === EXIT_OK || c === EXIT_UNCERTAIN) ? EXIT_UNCERTAIN : EXIT_IVA;
+}
+
 export async function runWait(args: string[], io: CliIo): Promise<number> {
   try {
     const { values, positionals } = parse(args, { timeout: { type: 'string' } }, true);
@@ -110,38 +148,19 @@ export async function runWait(args: string[], io: CliIo): Promise<number> {
       return EXIT_OK;
     }
     if (positionals.length === 0) throw new UsageError('name at least one submission ID');
-    let timeoutMs: number | undefined;
-    if (values.timeout !== undefined) {
-      const seconds = Number(values.timeout);
-      if (!Number.isFinite(seconds) || seconds <= 0)
-        throw new UsageError('--timeout must be a positive number of seconds');
-      timeoutMs = seconds * 1000;
-    }
+    const timeoutMs = timeoutOf(values.timeout);
     const client = await connect(values, io);
     const codes = await Promise.all(
       positionals.map(async (id) => {
         try {
-          const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
-          io.stdout.write(`${JSON.stringify(final)}\n`);
-          if (final.Status === 'completed') return EXIT_OK;
-          if (final.Status === 'uncertain') {
-            io.stderr.write(cliLine(`iva-bridge wait: ${id}: ended uncertain: IVA may or may not have it; resolve it`));
-            return EXIT_UNCERTAIN;
-          }
-          io.stderr.write(
-            cliLine(
-              `iva-bridge wait: ${id}: ended ${final.Status}${final.Error ? ` ${final.Error.Code}: ${final.Error.Message}` : ''}`,
-            ),
-          );
-          return EXIT_IVA;
+          return await waitAndReport(client, id, timeoutMs, io, 'wait');
         } catch (error) {
           io.stderr.write(cliLine(`iva-bridge wait: ${id}: ${describeError(error)}`));
           return EXIT_IVA;
         }
       }),
     );
-    if (codes.every((c) => c === EXIT_OK)) return EXIT_OK;
-    return codes.every((c) => c === EXIT_OK || c === EXIT_UNCERTAIN) ? EXIT_UNCERTAIN : EXIT_IVA;
+    return worstExit(codes);
   } catch (error) {
     return failWith('wait', io, error);
   }
@@ -254,9 +273,7 @@ export async function runResubmit(args: string[], io: CliIo): Promise<number> {
       return EXIT_OK;
     }
     if (positionals.length === 0) throw new UsageError('name at least one submission ID');
-    const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
-    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
-      throw new UsageError('--timeout must be a positive number of seconds');
+    const timeoutMs = timeoutOf(values.timeout);
     const client = await connect(values, io);
     const codes = await Promise.all(
       positionals.map(async (id) => {
@@ -266,18 +283,14 @@ export async function runResubmit(args: string[], io: CliIo): Promise<number> {
             io.stdout.write(`${JSON.stringify(queued)}\n`);
             return EXIT_OK;
           }
-          const final = await client.waitFor(id, timeoutMs !== undefined ? { timeoutMs } : {});
-          io.stdout.write(`${JSON.stringify(final)}\n`);
-          if (final.Status === 'completed') return EXIT_OK;
-          if (final.Status === 'uncertain') return EXIT_UNCERTAIN;
-          return EXIT_IVA;
+          return await waitAndReport(client, id, timeoutMs, io, 'resubmit');
         } catch (error) {
           io.stderr.write(cliLine(`iva-bridge resubmit: ${id}: ${describeError(error)}`));
           return EXIT_IVA;
         }
       }),
     );
-    return codes.includes(EXIT_IVA) ? EXIT_IVA : codes.includes(EXIT_UNCERTAIN) ? EXIT_UNCERTAIN : EXIT_OK;
+    return worstExit(codes);
   } catch (error) {
     return failWith('resubmit', io, error);
   }
