@@ -9,6 +9,7 @@
  * deleted. Any other failure keeps the DLQ as its end after `maxReceiveCount` receives.
  */
 
+import { awsErrorFields } from '../aws/errors';
 import type { LoggerPort } from '../observability';
 
 /** Why a message is handed back. */
@@ -57,7 +58,7 @@ export function planRedelivery(receiveCount: number, cause: RetryCause, options:
   return { action: 'return', visibilitySeconds: seconds };
 }
 
-/** The two queue calls a redelivery needs; lib/aws/sqs.ts is the SQS one. */
+/** The two queue calls a redelivery needs; sqs-queue.ts is the SQS one. */
 export interface QueuePort {
   /** Sets a received message's remaining invisibility (SQS ChangeMessageVisibility). */
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
@@ -119,8 +120,7 @@ export async function redeliver(
           if (!failed.includes(outcome.messageId)) failed.push(outcome.messageId);
           options.log?.warn('Could not set the redelivery delay; the queue visibility timeout applies', {
             messageId: message.messageId,
-            errorName: (error as Error)?.name,
-            errorMessage: String((error as Error)?.message ?? error).slice(0, 300),
+            ...awsErrorFields(error),
           });
         }
       }),
