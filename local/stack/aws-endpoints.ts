@@ -98,10 +98,20 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
     );
   };
 
-  const json = (res: ServerResponse, status: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
-    res.end(text);
+  /** A JSON-protocol answer: Secrets Manager speaks awsJson 1.1, SQS 1.0. */
+  const json = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+    version = '1.1',
+  ): void => {
+    res.writeHead(status, {
+      'content-type': `application/x-amz-json-${version}`,
+      'x-amzn-requestid': randomUUID(),
+      ...headers,
+    });
+    res.end(JSON.stringify(body));
   };
 
   const secretsManager = (res: ServerResponse, target: string, body: Record<string, unknown>) => {
@@ -133,24 +143,23 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
     json(res, 400, { __type: 'InvalidRequestException', message: `${target} is not served locally.` });
   };
 
-  const sqsError = (res: ServerResponse, code: string, message: string): void => {
-    res.writeHead(400, {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amzn-requestid': randomUUID(),
-      // The query-protocol code SQS also sends (the SDK reads it for the error's Code).
-      'x-amzn-query-error': `${QUERY_CODES[code] ?? code};Sender`,
-    });
-    res.end(JSON.stringify({ __type: `com.amazonaws.sqs#${code}`, message }));
-  };
+  const sqsError = (res: ServerResponse, code: string, message: string): void =>
+    // The query-protocol code SQS also sends (the SDK reads it for the error's Code).
+    json(
+      res,
+      400,
+      { __type: `com.amazonaws.sqs#${code}`, message },
+      {
+        'x-amzn-query-error': `${QUERY_CODES[code] ?? code};Sender`,
+      },
+      '1.0',
+    );
 
   const sqs = (res: ServerResponse, target: string, body: Record<string, unknown>) => {
     const url = typeof body.QueueUrl === 'string' ? body.QueueUrl : '';
     const queue = options.queues?.[url.split('/').pop() ?? ''];
     if (!queue) return sqsError(res, 'QueueDoesNotExist', `The specified queue ${url} does not exist.`);
-    const ok = (out: unknown) => {
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': randomUUID() });
-      res.end(JSON.stringify(out));
-    };
+    const ok = (out: unknown) => json(res, 200, out, {}, '1.0');
     if (target === 'AmazonSQS.SendMessage') {
       const text = body.MessageBody;
       const delay = body.DelaySeconds ?? 0;
