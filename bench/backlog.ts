@@ -3,9 +3,10 @@
  * submissions a second (token bucket, burst R), through the whole local stack (SQS
  * emulation with batches of 10 and 4 invocations at once, object-created, dynalite).
  * Reports the time until IVA holds all N against the ideal N/R, the IVA calls spent
- * and how many of them were 429s, and the dead letters. With the adaptive pacer
- * (lib/s3-intake/pacer.ts, IVA_PACING=on) and without it (the default: the IVA
- * client's own retries only). Each run in a fresh child process.
+ * and how many of them were 429s, and the dead letters. Three variants: the limit known
+ * (`-c ivaRateLimit=R`: each container paced at its share from the first call), the
+ * adaptive pacer learning it from 429s (IVA_PACING=on), and unpaced (the IVA client's
+ * own retries only). Each run in a fresh child process.
  */
 import { fileURLToPath } from 'node:url';
 import { runCase, type BenchTable } from './harness';
@@ -23,11 +24,21 @@ interface BacklogResult {
   deadLetters: number;
 }
 
-async function run(n: number, rate: number, pacing: boolean): Promise<BacklogResult> {
+type Variant = 'known' | 'learnt' | 'unpaced';
+const VARIANTS: Record<Variant, string> = {
+  known: 'limit known (ivaRateLimit=R)',
+  learnt: 'learnt (IVA_PACING=on)',
+  unpaced: 'unpaced',
+};
+/** The case's SQS event source runs 4 invocations at once: each gets a quarter of R. */
+const INVOCATIONS = 4;
+
+async function run(n: number, rate: number, variant: Variant): Promise<BacklogResult> {
   const stdout = await runCase(CASE, [String(n), String(rate)], {
     env: {
       ...process.env,
-      IVA_PACING: pacing ? 'on' : 'off',
+      IVA_PACING: variant === 'learnt' ? 'on' : 'off',
+      IVA_RATE_LIMIT: variant === 'known' ? String(rate / INVOCATIONS) : '',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
@@ -47,11 +58,11 @@ export async function benchBacklog(): Promise<BenchTable> {
   ];
   const rows: string[][] = [];
   for (const [n, rate] of cases) {
-    for (const pacing of [true, false]) {
-      const r = await run(n, rate, pacing);
+    for (const variant of Object.keys(VARIANTS) as Variant[]) {
+      const r = await run(n, rate, variant);
       const ideal = n / rate;
       rows.push([
-        pacing ? 'paced (IVA_PACING=on)' : 'unpaced (default)',
+        VARIANTS[variant],
         `${n} @ ${rate}/s`,
         ideal.toFixed(1),
         (r.drainMs / 1000).toFixed(1),

@@ -37,6 +37,13 @@ export interface IvaBridgeConfig {
   ivaConcurrency: number;
   /** Records of one SQS batch submitted at once by one invocation (at most). */
   ivaCallsPerInvocation: number;
+  /**
+   * IVA submissions per second the account may make (its flow limit), when known. Uploads
+   * are then paced at it from the first call, split evenly among the object-created
+   * invocations that may run at once (IVA_RATE_LIMIT each); unset: paced at the rate
+   * learnt from IVA's throttles, when IVA_PACING is on (lib/s3-intake/README.md).
+   */
+  ivaRateLimit?: number;
   logLevel: LogLevel;
   /** Use this existing bucket instead of creating one (no lifecycle/versioning/logging set by the stack). */
   existingBucketName?: string;
@@ -133,6 +140,16 @@ function int(
   return value;
 }
 
+function positive(ctx: ContextSource, key: keyof IvaBridgeConfig, max: number): number | undefined {
+  const raw = str(ctx, key);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0 || value > max) {
+    throw new ConfigError(`Context "${key}" must be a number above 0 and at most ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
 function bool(ctx: ContextSource, key: keyof IvaBridgeConfig, fallback: boolean): boolean {
   const raw = str(ctx, key);
   if (raw === undefined) return fallback;
@@ -195,6 +212,7 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     // SQS event sources accept MaximumConcurrency 2..1000.
     ivaConcurrency: int(ctx, 'ivaConcurrency', d.ivaConcurrency, 2, 1000),
     ivaCallsPerInvocation: int(ctx, 'ivaCallsPerInvocation', d.ivaCallsPerInvocation, 1, 10),
+    ivaRateLimit: positive(ctx, 'ivaRateLimit', 10_000),
     logLevel: logLevel as LogLevel,
     existingBucketName: str(ctx, 'existingBucketName'),
     existingBucketRegion: regionName(ctx, 'existingBucketRegion'),

@@ -38,7 +38,7 @@ import { ROUTES, type RouteFunction } from '../lib/api/routes';
 import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
 import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
-import { INCOMING_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
+import { INCOMING_PREFIX, PINNED_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 import { addMonitoring } from './monitoring';
 
@@ -271,6 +271,10 @@ export class IvaBridgeStack extends Stack {
       [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.objectCreated.ivaTimeoutMs),
       [ENV.presignTtlSeconds]: String(config.presignTtlSeconds),
       [ENV.ivaConcurrency]: String(ivaCalls.perInvocation),
+      // The account's flow limit, shared by the invocations that may run at once.
+      ...(config.ivaRateLimit !== undefined
+        ? { [ENV.ivaRateLimit]: String(Number((config.ivaRateLimit / ivaCalls.invocations).toFixed(4))) }
+        : {}),
       ...(config.presignSecretArn ? { [ENV.presignSecretArn]: config.presignSecretArn } : {}),
       // Its own redelivery: growing delays, and a deferred message requeued before the DLQ
       // (lib/s3-intake/redelivery.ts).
@@ -356,13 +360,28 @@ export class IvaBridgeStack extends Stack {
         resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
       }),
     );
+    objectCreated.addToRolePolicy(
+      // Unversioned buckets only (an existing bucket without versioning): the upload is
+      // copied to pinned/ before IVA gets a URL, so IVA fetches the announced bytes
+      // (lib/s3-intake/pin.ts). The copy is deleted again when it did not match.
+      new iam.PolicyStatement({
+        sid: 'PinUnversionedUploads',
+        actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(`${PINNED_PREFIX}*`)],
+      }),
+    );
     objectCreated.addToRolePolicy(readSecret('ReadVolcSecret', ivaSecret.secretArn, ...presignSecretArns));
     // Roles the functions assume to sign URLs: an assumed session has a known expiry, so
     // the functions report each URL's real end (Lambda's own role credentials carry none,
     // and a URL dies with the session that signed it). Chained from the function's role,
     // a session lives at most 1 h; longer IVA URLs need presignSecretArn.
     if (!config.presignSecretArn) {
-      const role = this.signingRole('PresignGetRole', objectCreated, ['s3:GetObject', 's3:GetObjectVersion']);
+      const role = this.signingRole(
+        'PresignGetRole',
+        objectCreated,
+        ['s3:GetObject', 's3:GetObjectVersion'],
+        [INCOMING_PREFIX, PINNED_PREFIX],
+      );
       objectCreated.addEnvironment(ENV.presignRoleArn, role.roleArn);
     }
     directSubmit.addEnvironment(
@@ -452,7 +471,7 @@ export class IvaBridgeStack extends Stack {
     for (const fn of [objectCreated, directSubmit, resultCallback]) {
       const prefixes =
         fn === objectCreated
-          ? [INCOMING_PREFIX]
+          ? [INCOMING_PREFIX, PINNED_PREFIX]
           : fn === directSubmit
             ? [INCOMING_PREFIX, RESULTS_PREFIX]
             : [RESULTS_PREFIX];
@@ -461,7 +480,7 @@ export class IvaBridgeStack extends Stack {
         prefixes.map((prefix) => ({
           id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(prefix)}]`,
           reason:
-            'Object ARNs are limited to one key prefix (incoming/* or results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
+            'Object ARNs are limited to key prefixes (incoming/*, pinned/*, results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
         })),
       );
     }
@@ -678,7 +697,7 @@ export class IvaBridgeStack extends Stack {
    * allows sts:AssumeRole on this role alone), allowed exactly `actions` on incoming/*:
    * all that a URL it signs can do.
    */
-  private signingRole(id: string, fn: NodejsFunction, actions: string[]): iam.Role {
+  private signingRole(id: string, fn: NodejsFunction, actions: string[], prefixes = [INCOMING_PREFIX]): iam.Role {
     const role = new iam.Role(this, id, {
       assumedBy: new iam.ArnPrincipal((fn.role as iam.Role).roleArn),
       description: 'iva-bridge: signs presigned URLs (sessions of at most 1 h, chained from a function role)',
@@ -688,19 +707,19 @@ export class IvaBridgeStack extends Stack {
       new iam.PolicyStatement({
         sid: 'SignedUrlActions',
         actions,
-        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+        resources: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)),
       }),
     );
     fn.addToRolePolicy(
       new iam.PolicyStatement({ sid: `Assume${id}`, actions: ['sts:AssumeRole'], resources: [role.roleArn] }),
     );
-    acknowledge(role, [
-      {
-        id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(INCOMING_PREFIX)}]`,
-        reason:
-          'A signing role acts on the incoming/ prefix only; object keys are chosen by uploaders, so they cannot be listed in advance.',
-      },
-    ]);
+    acknowledge(
+      role,
+      prefixes.map((prefix) => ({
+        id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(prefix)}]`,
+        reason: `A signing role acts on the ${prefixes.join(' and ')} prefixes only; object keys are chosen by uploaders, so they cannot be listed in advance.`,
+      })),
+    );
     return role;
   }
 
@@ -762,6 +781,8 @@ export class IvaBridgeStack extends Stack {
           abortIncompleteMultipartUploadAfter: Duration.days(7),
         },
         { id: 'remove-expired-delete-markers', expiredObjectDeleteMarker: true },
+        // Copies made only if versioning is ever suspended (lib/s3-intake/pin.ts); a URL lives at most 7 days.
+        { id: 'expire-pinned', prefix: PINNED_PREFIX, expiration: Duration.days(8) },
       ],
       removalPolicy: RemovalPolicy.RETAIN,
     });

@@ -30,6 +30,11 @@ export const ENV = {
   ivaConcurrency: 'IVA_CONCURRENCY',
   /** `on` turns on the S3 path's adaptive pacing of IVA calls (lib/s3-intake/pacer.ts); default off. */
   ivaPacing: 'IVA_PACING',
+  /**
+   * IVA calls per second this container may make (the account's flow limit divided among
+   * the object-created containers that may run at once): pacing on, capped at it.
+   */
+  ivaRateLimit: 'IVA_RATE_LIMIT',
   /** The intake queue object-created reads (its own redelivery delays and requeues). */
   intakeQueueUrl: 'INTAKE_QUEUE_URL',
   /** That queue's redrive maxReceiveCount: a deferred message is requeued before it. */

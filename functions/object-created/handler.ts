@@ -29,6 +29,8 @@ export type ObjectCreatedDeps = Omit<IntakeDeps, 'limiter'> & {
    * then climbs back too slowly (lib/s3-intake/README.md, "Throttling").
    */
   pacing?: boolean;
+  /** This container's share of IVA's flow limit, calls per second (IVA_RATE_LIMIT): pacing on, capped at it. */
+  rateLimit?: number;
   /** The intake queue, for growing redelivery delays and requeues (lib/s3-intake/redelivery.ts); absent: plain batch failures. */
   queue?: QueuePort;
   /** The queue's redrive maxReceiveCount (MAX_RECEIVE_COUNT). */
@@ -47,6 +49,7 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
     pacing: optional(env, ENV.ivaPacing) === 'on',
+    ...(optional(env, ENV.ivaRateLimit) ? { rateLimit: number(env, ENV.ivaRateLimit, 0) } : {}),
     events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     ...queueFromEnv(env),
   };
@@ -64,12 +67,20 @@ function queueFromEnv(env: Env): Pick<ObjectCreatedDeps, 'queue' | 'maxReceiveCo
 export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps)) {
   const getDeps = lazy(deps);
   const getIntake = lazy(() => {
-    const { concurrency = DEFAULTS.ivaConcurrency, pacing, queue: _q, maxReceiveCount: _m, ...intakeDeps } = getDeps();
+    const {
+      concurrency = DEFAULTS.ivaConcurrency,
+      pacing,
+      rateLimit,
+      queue: _q,
+      maxReceiveCount: _m,
+      ...intakeDeps
+    } = getDeps();
+    const paced = pacing === true || (rateLimit !== undefined && rateLimit > 0);
     return createIntake({
       ...withObservability(intakeDeps),
       limiter: createLimiter(Math.max(1, Math.floor(concurrency))),
       // One per container, shared by its invocations: what it learns outlives a batch.
-      ...(pacing === true ? { pacer: createPacer() } : {}),
+      ...(paced ? { pacer: createPacer(rateLimit ? { maxRate: rateLimit } : {}) } : {}),
     });
   });
 

@@ -7,6 +7,12 @@
  * `increase` of itself, so it probes upwards slowly and meets IVA's limit again only
  * every hundred or so calls. One pacer per container: containers learn independently.
  *
+ * With a known limit (`maxRate`: the account's flow limit divided among the containers
+ * that may run at once, IVA_RATE_LIMIT) the pacer starts paced at that rate and never
+ * goes above it, so a backlog drains at IVA's pace without spending 429s to find it; a
+ * throttle still lowers it (the account's limit is shared with other callers), and
+ * successes bring it back up to the ceiling.
+ *
  * Why here and not in lib/iva: the direct API answers its caller within 29 s and has no
  * queue to hold work back in; the S3 path has SQS, so waiting for a slot (or handing the
  * message back) costs nothing, while a 429 costs a call.
@@ -19,6 +25,8 @@ export interface PacerOptions {
   decrease?: number;
   /** Growth of the rate per successful call, as a fraction of it (default 0.0025). */
   increase?: number;
+  /** Known ceiling, calls per second: start paced at it and never exceed it (default: none, learnt). */
+  maxRate?: number;
   /** Throttles within this long of a decrease count as one (default 1 s): calls already in flight. */
   holdMs?: number;
   now?: () => number;
@@ -46,10 +54,11 @@ export function createPacer(options: PacerOptions = {}): Pacer {
   const decrease = options.decrease ?? 0.85;
   const increase = options.increase ?? 0.0025;
   const holdMs = options.holdMs ?? 1_000;
+  const maxRate = options.maxRate !== undefined && options.maxRate > 0 ? Math.max(minRate, options.maxRate) : undefined;
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
-  let rate: number | undefined;
+  let rate: number | undefined = maxRate;
   let nextAt = 0;
   let decreasedAt = Number.NEGATIVE_INFINITY;
   let firstSuccessAt: number | undefined;
@@ -94,7 +103,7 @@ export function createPacer(options: PacerOptions = {}): Pacer {
       firstSuccessAt ??= at;
       successes.push(at);
       trim(successes, at);
-      if (rate !== undefined) rate *= 1 + increase;
+      if (rate !== undefined) rate = Math.min(maxRate ?? Number.POSITIVE_INFINITY, rate * (1 + increase));
     },
     onThrottle() {
       const at = now();

@@ -17,6 +17,12 @@ export type Preflight =
   | { action: 'defer'; failure: SubmissionError; budgetMs: number }
   | { action: 'send'; plan: SubmissionPlan };
 
+/** An upload whose key was overwritten before it was sent (the newer upload has its own event). */
+export const OVERWRITTEN: SubmissionError = {
+  code: 'ObjectOverwritten',
+  message: 'The object was overwritten before this upload was submitted; the newer upload is a submission of its own',
+};
+
 /**
  * Whether an upload goes to IVA now. `decision` is the rules' verdict (undefined: the
  * object is gone); `budgetMs` is read only once everything else allows sending.
@@ -35,18 +41,8 @@ export function preflight(
     );
     return { action: 'fail', failure: { code: error.code, message: error.message } };
   }
-  if (overwritten) {
-    // This upload can never be sent; it is recorded failed so its owner sees what became of it.
-    return {
-      action: 'fail',
-      failure: {
-        code: 'ObjectOverwritten',
-        message:
-          'The object was overwritten before this upload was submitted; the newer upload is a submission of its own',
-      },
-      fields,
-    };
-  }
+  // This upload can never be sent; it is recorded failed so its owner sees what became of it.
+  if (overwritten) return { action: 'fail', failure: OVERWRITTEN, fields };
   if (!decision.ok)
     return {
       action: 'fail',

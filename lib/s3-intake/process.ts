@@ -2,7 +2,7 @@
  * S3 ObjectCreated → IVA submission by presigned URL, exactly once per upload.
  *
  * Per record: HeadObject (the event's version) → rules → submission id → ledger.begin →
- * presign → IVA → ledger. The ledger's lease makes concurrent and repeated deliveries of
+ * pin the bytes (a copy, unversioned buckets only: pin.ts) → presign → IVA → ledger. The ledger's lease makes concurrent and repeated deliveries of
  * one upload submit once. The one window for a double submission: IVA accepted, then
  * this container died (or the ledger write failed) before markSubmitted; the lease
  * expires and a redelivery submits again. IVA has no idempotency key to close it.
@@ -20,7 +20,7 @@ import type { IvaClient, SubmitInput, SubmitResult } from '../iva/types';
 import type { SubmissionLedger } from '../ledger/memory';
 import type { BeginOutcome, SubmissionSource } from '../ledger/types';
 import { countFailure, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
-import { redactPresignedUrl, type Presigner } from '../storage/presign';
+import { type ObjectVersionRef, redactPresignedUrl, type Presigner } from '../storage/presign';
 import { INCOMING_PREFIX } from '../storage/prefixes';
 import { s3ObjectAbsence } from '../aws/errors';
 import { MalformedMessageError } from './errors';
@@ -37,6 +37,7 @@ import {
 import { createLimiter, type Limiter } from './limiter';
 import { isThrottle, type Pacer } from './pacer';
 import type { RetryCause } from './redelivery';
+import { pinObject } from './pin';
 import { ivaFailurePolicy, preflight } from './policy';
 import { errorFields, RecordLog, safeAttrs } from './record-log';
 import { decide, isSubmittableKey, type PartialPlan } from './rules';
@@ -167,11 +168,11 @@ export async function beginSubmission(
 /** Presigns the GET that IVA downloads the object by, and logs what was signed (never the signature). */
 export async function presignFor(
   presigner: Presigner,
-  record: ObjectCreatedRecord,
+  ref: ObjectVersionRef,
   kind: string,
   log: Pick<RecordLog, 'info' | 'warn'>,
 ): Promise<string> {
-  const presigned = await presigner.presignGet({ bucket: record.bucket, key: record.key, versionId: record.versionId });
+  const presigned = await presigner.presignGet(ref);
   for (const warning of presigned.warnings) log.warn(warning, { presignTtlSeconds: presigned.expiresInSeconds });
   log.info('Submitting to IVA', {
     kind,
@@ -308,7 +309,20 @@ export function createIntake(deps: IntakeDeps) {
         return 'deferred';
       }
       const plan = gate.plan;
-      const url = await presignFor(deps.presigner, record, plan.kind, log);
+      // IVA fetches when it gets to the task: the URL must name these bytes, not the key (pin.ts).
+      const pinned = await pinObject(
+        deps.s3,
+        { ...record, eTag: record.eTag ?? observed.headETag, size: observed.objectRef.size },
+        id,
+      );
+      if (pinned.action === 'fail') {
+        await deps.ledger.markFailed(id, pinned.failure, fields);
+        countFailure(metrics, pinned.failure.code);
+        log.warn('Recorded as failed', { errorCode: pinned.failure.code, errorMessage: pinned.failure.message });
+        return 'failed';
+      }
+      if (pinned.copied) log.info('Unversioned bucket: submitting a pinned copy', { pinnedKey: pinned.ref.key });
+      const url = await presignFor(deps.presigner, pinned.ref, plan.kind, log);
 
       ivaCalled = true;
       const input: SubmitInput = {

@@ -9,3 +9,10 @@ export const INCOMING_PREFIX = 'incoming/';
 
 /** Where result-callback files IVA's callback bodies; never submitted, so never a loop. */
 export const RESULTS_PREFIX = 'results/';
+
+/**
+ * Copies of uploads in a bucket without versioning, taken before IVA is handed a URL, so
+ * that IVA fetches the bytes the event announced even if the key is overwritten later
+ * (lib/s3-intake/pin.ts). Never submitted; expire them after the longest URL lifetime.
+ */
+export const PINNED_PREFIX = 'pinned/';

@@ -133,8 +133,14 @@ function s3Error(res: ServerResponse, status: number, code: string, message: str
  * Wraps s3rver's request handler: refuses what S3 refuses before s3rver touches the disk.
  * Path-style only (`/bucket/key`), as the local stack addresses it.
  */
+export interface GuardOptions {
+  /** The stored object's ETag (quoted), undefined when there is none: conditional copies. */
+  eTagOf?: (bucket: string, key: string) => Promise<string | undefined>;
+}
+
 export function guardRequests(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  options: GuardOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const [rawPath = '/', query = ''] = (req.url ?? '/').split('?');
@@ -142,10 +148,14 @@ export function guardRequests(
     const keys: string[] = [];
     if (slash > 0 && slash < rawPath.length - 1) keys.push(rawPath.slice(slash + 1));
     const copySource = req.headers['x-amz-copy-source'];
+    let copyFrom: { bucket: string; rawKey: string } | undefined;
     if (typeof copySource === 'string') {
       const from = copySource.replace(/^\//, '').split('?')[0] ?? '';
       const cut = from.indexOf('/');
-      if (cut > 0) keys.push(from.slice(cut + 1));
+      if (cut > 0) {
+        keys.push(from.slice(cut + 1));
+        copyFrom = { bucket: from.slice(0, cut), rawKey: from.slice(cut + 1) };
+      }
     }
     for (const raw of keys) {
       let key: string;
@@ -177,6 +187,29 @@ export function guardRequests(
     // which the router decodes back to the same key.
     if (slash > 0 && /^\/|\/\//.test(rawPath.slice(slash + 1)))
       req.url = `${rawPath.slice(0, slash + 1)}${rawPath.slice(slash + 1).replace(/\//g, '%2F')}${query ? `?${query}` : ''}`;
-    handler(req, res);
+    if (!copyFrom) return handler(req, res);
+    const { bucket, rawKey } = copyFrom;
+    const key = decodeURIComponent(rawKey);
+    // s3rver reads the copy source with decodeURI, which leaves `%2B`, `%2F`, `%3F`… as
+    // they are: hand it a form decodeURI turns back into exactly this key.
+    req.headers['x-amz-copy-source'] = `/${bucket}/${encodeURI(key)}`;
+    const ifMatch = req.headers['x-amz-copy-source-if-match'];
+    if (typeof ifMatch !== 'string' || !options.eTagOf) return handler(req, res);
+    // S3 copies only when the source's ETag is the one named; s3rver ignores the header.
+    // Not atomic with the copy (a fake's gap of a few ms, not S3's behaviour).
+    options.eTagOf(bucket, key).then(
+      (eTag) => {
+        const want = ifMatch.split(',').map((t) => t.trim().replace(/^"|"$/g, ''));
+        if (eTag !== undefined && !want.includes('*') && !want.includes(eTag.replace(/^"|"$/g, '')))
+          return s3Error(
+            res,
+            412,
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+          );
+        handler(req, res);
+      },
+      () => handler(req, res),
+    );
   };
 }

@@ -108,7 +108,12 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
   const callback = server.callback.bind(server);
-  server.callback = () => guardRequests(callback());
+  const store = (server as unknown as { store: { getMetadata(b: string, k: string): Promise<{ etag?: string }> } })
+    .store;
+  server.callback = () =>
+    guardRequests(callback(), {
+      eTagOf: (bucket, key) => store.getMetadata(bucket, key).then((m) => m.etag),
+    });
   const events = new EventEmitter<{ event: [S3EventNotification] }>();
   server.on('event', (notification: S3EventNotification) => {
     events.emit('event', {

@@ -45,6 +45,10 @@ interface SandboxSubmission {
   name: string;
   sha256: string;
   dataId: string;
+  source: 'url' | 'file';
+  url?: string;
+  requestId: string;
+  receivedAt: string;
 }
 interface SandboxRequest {
   fault?: 'error' | 'delay' | 'drop';
@@ -318,7 +322,34 @@ describe('fault soak', () => {
     const bySha = new Map<string, number>();
     for (const s of atIva) bySha.set(s.sha256, (bySha.get(s.sha256) ?? 0) + 1);
     const twice = [...bySha].filter(([, n]) => n > 1);
-    expect(twice, 'bodies IVA received more than once').toEqual([]);
+    // What a double belongs to: which upload or request, its records, and each receipt at IVA.
+    const explain = ([hash]: [string, number]): unknown => ({
+      sha256: hash,
+      uploads: [...uploads]
+        .filter(([, b]) => b.some((x) => sha(x) === hash))
+        .map(([k, b]) => `${k} (${b.length} bodies)`),
+      direct: direct
+        .filter((d) => sha(d.bytes) === hash)
+        .map((d) => ({ name: d.name, statuses: d.statuses, ids: d.ids })),
+      records: [...s3Records, ...badTaskRecords, ...directRecords]
+        .filter(
+          (r) =>
+            (r.Object ? (uploads.get(r.Object.Key) ?? []).some((x) => sha(x) === hash) : false) ||
+            direct.some((d) => d.name === r.Name && sha(d.bytes) === hash),
+        )
+        .map((r) => ({ id: r.SubmissionId, status: r.Status, imageId: r.ImageID, uncertain: r.Uncertain?.Code })),
+      atIva: atIva
+        .filter((x) => x.sha256 === hash)
+        .map((x) => ({
+          dataId: x.dataId,
+          name: x.name,
+          source: x.source,
+          requestId: x.requestId,
+          at: x.receivedAt,
+          url: x.url?.replace(/\?.*$/, ''),
+        })),
+    });
+    expect(twice.map(explain), 'bodies IVA received more than once').toEqual([]);
     const byDataId = new Map(atIva.map((s) => [s.dataId, s]));
 
     // ------------------------------------------------------------ S3: one visible state each

@@ -48,7 +48,7 @@ describe('IvaBridgeStack on an existing bucket', () => {
     const objectStatements = s3Statements.filter((s) => !actionsOf(s).includes('s3:ListBucket'));
     const s3Resources = objectStatements.flatMap(resourcesOf);
     expect(s3Resources.length).toBeGreaterThanOrEqual(3);
-    for (const r of s3Resources) expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|results)\/\*"/);
+    for (const r of s3Resources) expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|pinned|results)\/\*"/);
     // Listing (GET /v1/submissions/{id}/results) is on the bucket, limited to the results/ prefix.
     const lists = s3Statements.filter((s) => actionsOf(s).includes('s3:ListBucket'));
     expect(lists).toHaveLength(1);

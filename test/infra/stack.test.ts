@@ -331,10 +331,12 @@ describe('IAM', () => {
     }
   });
 
-  it('object-created only reads incoming/ and cannot write S3', () => {
+  it('object-created only reads incoming/, and writes only pinned/ (copies in unversioned buckets)', () => {
     const s3 = s3Statements(statementsOf('objectCreated'));
-    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
-    for (const s of s3) expect(json(resourcesOf(s))).toMatch(/\/incoming\/\*"/);
+    const onPrefix = (prefix: string) => s3.filter((s) => json(resourcesOf(s)).includes(`/${prefix}/*"`));
+    expect(onPrefix('incoming').flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    expect(onPrefix('pinned').flatMap(actionsOf).sort()).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:PutObject']);
+    expect(onPrefix('incoming').length + onPrefix('pinned').length).toBe(s3.length);
     expect(json(s3)).not.toMatch(/results\//);
   });
 

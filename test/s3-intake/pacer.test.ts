@@ -61,3 +61,32 @@ describe('createPacer', () => {
     expect(pacer.rate!).toBeLessThan(0.5 * 1.35);
   });
 });
+
+describe('createPacer with a known limit (maxRate)', () => {
+  it('is paced from the first call at that rate, and successes never take it above', async () => {
+    const c = clock();
+    const pacer = createPacer({ now: c.now, sleep: c.sleep, maxRate: 5 });
+    expect(pacer.rate).toBe(5);
+    const start = c.now();
+    for (let i = 0; i < 11; i++) {
+      expect(await pacer.acquire(10_000)).toBe(true);
+      pacer.onSuccess();
+    }
+    // 11 slots at 5/s: the first at once, the last 2 s later.
+    expect(c.now() - start).toBe(2_000);
+    expect(pacer.rate).toBe(5);
+  });
+
+  it('still lowers the rate at a throttle and climbs back to the ceiling, not past it', () => {
+    const c = clock();
+    const pacer = createPacer({ now: c.now, sleep: c.sleep, maxRate: 10 });
+    for (let i = 0; i < 8; i++) {
+      pacer.onSuccess();
+      c.advance(125);
+    }
+    pacer.onThrottle();
+    expect(pacer.rate).toBeLessThan(10);
+    for (let i = 0; i < 1_000; i++) pacer.onSuccess();
+    expect(pacer.rate).toBe(10);
+  });
+});

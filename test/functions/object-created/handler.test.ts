@@ -666,6 +666,31 @@ describe('object-created: S3 upload → IVA Source=url', () => {
     expect(logged).not.toContain('L'.repeat(300));
   });
 
+  it('in an unversioned bucket, IVA gets the bytes of the event even when the key is overwritten before IVA fetches it', async () => {
+    // The URL IVA fetches must not follow the key: an overwrite between the HEAD and IVA's
+    // download would otherwise give IVA the newer bytes under this upload's id, and the
+    // newer upload's own event would send them a second time.
+    const handler = createHandler(deps());
+    const first = await upload('incoming/race/same.jpg', 'first bytes');
+    sandbox.injectFaults({ delayMs: 300 });
+    let second: Promise<S3EventNotification> | undefined;
+    sandbox.once('request', () => {
+      second = upload('incoming/race/same.jpg', 'second bytes, longer');
+    });
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(first))))).toEqual({ batchItemFailures: [] });
+    const secondNote = await second!;
+    expect(await run(handler, sqsEvent(sqsRecord(JSON.stringify(secondNote))))).toEqual({ batchItemFailures: [] });
+    expect(sandbox.submissions.map((s) => s.file?.toString())).toEqual(['first bytes', 'second bytes, longer']);
+    expect(await ledger.get(idOf(first))).toMatchObject({
+      status: 'submitted',
+      dataId: sandbox.submissions[0]!.dataId,
+    });
+    expect(await ledger.get(idOf(secondNote))).toMatchObject({
+      status: 'submitted',
+      dataId: sandbox.submissions[1]!.dataId,
+    });
+  });
+
   it('submits a new upload to the same key again, and drops the stale event of an overwritten object', async () => {
     const handler = createHandler(deps());
     const first = await upload('incoming/re/same.jpg', 'first');
