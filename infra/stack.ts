@@ -310,6 +310,7 @@ export class IvaBridgeStack extends Stack {
       [ENV.eventBusName]: config.eventBusName,
       [SWEEP_ENV.overdueAfterSeconds]: String(DEFAULT_SWEEP.overdueAfterMs / 1000),
       [SWEEP_ENV.expireUploadsAfterSeconds]: String(DEFAULT_SWEEP.expireUploadsAfterMs / 1000),
+      [SWEEP_ENV.abandonedAfterSeconds]: String(DEFAULT_SWEEP.abandonedAfterMs / 1000),
     });
     // One run at a time: overlapping runs would be safe (conditional marks) but wasteful.
     (sweep.node.defaultChild as lambda.CfnFunction).reservedConcurrentExecutions = 1;

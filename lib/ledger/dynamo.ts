@@ -661,6 +661,32 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       );
     },
 
+    async markAbandoned(id, info: UncertainInfo) {
+      const uncertain = stripUndefined({ ...info });
+      return updateIfHolds({
+        Key: subKey(id),
+        UpdateExpression:
+          'SET #submitStatus = :uncertain, #uncertain = :info, #error = :error, #updatedAt = :at REMOVE #leaseUntil',
+        ConditionExpression: '#submitStatus = :pending AND #source = :api',
+        ExpressionAttributeNames: {
+          '#submitStatus': 'submitStatus',
+          '#uncertain': 'uncertain',
+          '#error': 'error',
+          '#updatedAt': 'updatedAt',
+          '#leaseUntil': 'leaseUntil',
+          '#source': 'source',
+        },
+        ExpressionAttributeValues: {
+          ':uncertain': 'uncertain',
+          ':info': uncertain,
+          ':error': { code: info.code, message: info.message },
+          ':at': now().toISOString(),
+          ':pending': 'pending',
+          ':api': 'api',
+        },
+      });
+    },
+
     async unmark(id, which) {
       try {
         const out = await doc.send(
@@ -687,7 +713,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
           TableName: table,
           ConsistentRead: true,
           FilterExpression:
-            '#sk = :sub AND ((#submitStatus = :submitted AND #submittedAt < :submittedBefore AND attribute_not_exists(#overdueAt) AND (attribute_not_exists(#result) OR NOT (#result.#status IN (:completed, :failed)))) OR (#submitStatus = :pending AND #source = :upload AND (attribute_not_exists(#attempts) OR #attempts = :zero) AND #createdAt < :reservedBefore AND attribute_not_exists(#expiredAt)))',
+            '#sk = :sub AND ((#submitStatus = :submitted AND #submittedAt < :submittedBefore AND attribute_not_exists(#overdueAt) AND (attribute_not_exists(#result) OR NOT (#result.#status IN (:completed, :failed)))) OR (#submitStatus = :pending AND #source = :upload AND (attribute_not_exists(#attempts) OR #attempts = :zero) AND #createdAt < :reservedBefore AND attribute_not_exists(#expiredAt)) OR (#submitStatus = :pending AND #source = :api AND #createdAt < :abandonedBefore))',
           ExpressionAttributeNames: {
             '#sk': 'sk',
             '#submitStatus': 'submitStatus',
@@ -705,6 +731,8 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
             ':submitted': 'submitted',
             ':pending': 'pending',
             ':upload': 'upload',
+            ':api': 'api',
+            ':abandonedBefore': input.abandonedBefore,
             ':zero': 0,
             ':completed': 'completed',
             ':failed': 'failed',
@@ -717,7 +745,8 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       const records = (out.Items ?? []).map(toRecord);
       return {
         overdue: records.filter((r) => r.submitStatus === 'submitted'),
-        expired: records.filter((r) => r.submitStatus === 'pending'),
+        expired: records.filter((r) => r.submitStatus === 'pending' && r.source === 'upload'),
+        abandoned: records.filter((r) => r.submitStatus === 'pending' && r.source === 'api'),
         ...(out.LastEvaluatedKey ? { cursor: out.LastEvaluatedKey } : {}),
       };
     },

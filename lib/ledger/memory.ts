@@ -155,6 +155,7 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
     recordResult: notKept('recordResult'),
     markOverdue: notKept('markOverdue'),
     markExpired: notKept('markExpired'),
+    markAbandoned: notKept('markAbandoned'),
     unmark: notKept('unmark'),
     sweepCandidates: notKept('sweepCandidates'),
     resultHistory: notKept('resultHistory'),

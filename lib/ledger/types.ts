@@ -197,18 +197,32 @@ export interface Ledger {
   markOverdue(id: string): Promise<SubmissionRecord | undefined>;
   /** Marks a reserved upload never used (pending, 0 attempts) as expired, once; as markOverdue. */
   markExpired(id: string): Promise<SubmissionRecord | undefined>;
+  /**
+   * A direct submission (`api`) still `pending`: the invocation handling it stopped (its
+   * timeout, a crash) between taking the record and recording IVA's answer, so IVA may or
+   * may not have it. Makes it `uncertain` with `info`, once: the record when this call
+   * changed it, undefined when it was not eligible any more.
+   */
+  markAbandoned(id: string, info: UncertainInfo): Promise<SubmissionRecord | undefined>;
   /** Takes a mark back (its announcement failed), so the next sweep tries again. */
   unmark(id: string, mark: 'overdue' | 'expired'): Promise<void>;
   /**
    * Sweep candidates, a page at a time: `submitted` without a final result, submitted
    * before `submittedBefore`, not yet overdue; reserved uploads created before
-   * `reservedBefore`, never used, not yet expired.
+   * `reservedBefore`, never used, not yet expired; direct submissions still `pending`
+   * that began before `abandonedBefore`.
    */
   sweepCandidates(input: {
     submittedBefore: string;
     reservedBefore: string;
+    abandonedBefore: string;
     cursor?: Record<string, unknown>;
-  }): Promise<{ overdue: SubmissionRecord[]; expired: SubmissionRecord[]; cursor?: Record<string, unknown> }>;
+  }): Promise<{
+    overdue: SubmissionRecord[];
+    expired: SubmissionRecord[];
+    abandoned: SubmissionRecord[];
+    cursor?: Record<string, unknown>;
+  }>;
   /** Every result recorded for a data id, oldest first (receipt time, then location). */
   resultHistory(dataId: string): Promise<ResultRef[]>;
   /**

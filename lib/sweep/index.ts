@@ -11,6 +11,7 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from
 import type { Ledger, SubmissionRecord } from '../ledger/types';
 import { type LoggerPort, METRIC, type MetricsPort, MetricUnit } from '../observability';
 import { sdkRequestHandler } from '../aws/sdk-http';
+import { SUBMISSION_UNCERTAIN_DETAIL_TYPE } from '../callback/events';
 import { DEFAULT_SWEEP, type SweepSettings } from './settings';
 
 export { DEFAULT_SWEEP, SWEEP_ENV, type SweepSettings, sweepSettingsFromEnv } from './settings';
@@ -63,6 +64,8 @@ export interface SweepDeps {
 export interface SweepReport {
   overdue: string[];
   expired: string[];
+  /** Direct submissions whose invocation stopped before IVA's answer was recorded: now `uncertain`. */
+  abandoned: string[];
   /** Marked, but the event failed: unmarked again for the next run. */
   failed: string[];
 }
@@ -89,7 +92,7 @@ function detailOf(record: SubmissionRecord): Record<string, unknown> {
 export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
   const settings = deps.settings ?? DEFAULT_SWEEP;
   const now = deps.now?.() ?? new Date();
-  const report: SweepReport = { overdue: [], expired: [], failed: [] };
+  const report: SweepReport = { overdue: [], expired: [], abandoned: [], failed: [] };
   const announce = async (record: SubmissionRecord, which: 'overdue' | 'expired'): Promise<void> => {
     try {
       await deps.publisher.publish(
@@ -109,11 +112,41 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
       await deps.ledger.unmark(record.id, which);
     }
   };
+  // The same event the direct route publishes when IVA's answer is lost (lib/callback/events.ts).
+  // Not taken back when it fails: `uncertain` is the record, and the status routes list it.
+  const announceUncertain = async (record: SubmissionRecord): Promise<void> => {
+    report.abandoned.push(record.id);
+    deps.metrics?.addMetric(METRIC.uncertain, MetricUnit.Count, 1);
+    try {
+      await deps.publisher.publish(
+        SUBMISSION_UNCERTAIN_DETAIL_TYPE,
+        Object.fromEntries(
+          Object.entries({
+            submissionId: record.id,
+            source: record.source,
+            taskId: record.taskId,
+            kind: record.kind,
+            name: record.name,
+            code: record.uncertain?.code,
+            message: record.uncertain?.message,
+            failedAt: record.uncertain?.failedAt,
+          }).filter(([, v]) => v !== undefined),
+        ),
+        now,
+      );
+    } catch (error) {
+      deps.log?.warn('Sweep: the uncertain submission is recorded, its event was not published', {
+        submissionId: record.id,
+        errorName: (error as { name?: string })?.name,
+      });
+    }
+  };
   let cursor: Record<string, unknown> | undefined;
   do {
     const page = await deps.ledger.sweepCandidates({
       submittedBefore: new Date(now.getTime() - settings.overdueAfterMs).toISOString(),
       reservedBefore: new Date(now.getTime() - settings.expireUploadsAfterMs).toISOString(),
+      abandonedBefore: new Date(now.getTime() - settings.abandonedAfterMs).toISOString(),
       ...(cursor ? { cursor } : {}),
     });
     for (const candidate of page.overdue) {
@@ -123,6 +156,15 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
     for (const candidate of page.expired) {
       const marked = await deps.ledger.markExpired(candidate.id);
       if (marked) await announce(marked, 'expired');
+    }
+    for (const candidate of page.abandoned) {
+      const marked = await deps.ledger.markAbandoned(candidate.id, {
+        code: 'InvocationLost',
+        message:
+          'The function handling this request stopped (its timeout or a crash) before it recorded IVA’s answer: IVA may or may not have it. Resolve it with POST /v1/submissions/{id}/resolve',
+        failedAt: now.toISOString(),
+      });
+      if (marked) await announceUncertain(marked);
     }
     cursor = page.cursor;
   } while (cursor);

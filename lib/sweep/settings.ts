@@ -13,17 +13,25 @@ export interface SweepSettings {
    * 1 h for a large upload that started just before the URL expired.
    */
   expireUploadsAfterMs: number;
+  /**
+   * A direct submission still `pending` this long after it began is `uncertain`
+   * (`InvocationLost`): the function handling it stopped before recording IVA's answer.
+   * @default 10 min: far beyond the longest direct invocation (29 s, API Gateway's limit).
+   */
+  abandonedAfterMs: number;
 }
 
 export const DEFAULT_SWEEP: SweepSettings = {
   overdueAfterMs: 24 * 60 * 60 * 1000,
   expireUploadsAfterMs: 2 * 60 * 60 * 1000,
+  abandonedAfterMs: 10 * 60 * 1000,
 };
 
 /** The environment variables the sweep function reads (seconds). */
 export const SWEEP_ENV = {
   overdueAfterSeconds: 'SWEEP_OVERDUE_AFTER_SECONDS',
   expireUploadsAfterSeconds: 'SWEEP_EXPIRE_UPLOADS_AFTER_SECONDS',
+  abandonedAfterSeconds: 'SWEEP_ABANDONED_AFTER_SECONDS',
 } as const;
 
 export function sweepSettingsFromEnv(env: Record<string, string | undefined>): SweepSettings {
@@ -37,5 +45,6 @@ export function sweepSettingsFromEnv(env: Record<string, string | undefined>): S
   return {
     overdueAfterMs: seconds(SWEEP_ENV.overdueAfterSeconds, DEFAULT_SWEEP.overdueAfterMs),
     expireUploadsAfterMs: seconds(SWEEP_ENV.expireUploadsAfterSeconds, DEFAULT_SWEEP.expireUploadsAfterMs),
+    abandonedAfterMs: seconds(SWEEP_ENV.abandonedAfterSeconds, DEFAULT_SWEEP.abandonedAfterMs),
   };
 }

@@ -152,7 +152,12 @@ export interface LocalStackOptions {
   /** In-process stand-ins for the real handlers (tests of the stack itself). */
   handlers?: Partial<Record<FunctionKey, LocalHandler>>;
   /** The sweep's timer (the template's schedule unless given) and settings; short values for tests and demos. */
-  sweep?: { intervalMs?: number; overdueAfterSeconds?: number; expireUploadsAfterSeconds?: number };
+  sweep?: {
+    intervalMs?: number;
+    overdueAfterSeconds?: number;
+    expireUploadsAfterSeconds?: number;
+    abandonedAfterSeconds?: number;
+  };
   /** Extra environment for the functions, over the template's (e.g. DEFAULT_TASK_ID, POWERTOOLS_LOG_LEVEL). */
   functionEnv?: Record<string, string>;
   /**
@@ -489,6 +494,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         env[SWEEP_ENV.overdueAfterSeconds] = String(options.sweep.overdueAfterSeconds);
       if (options.sweep?.expireUploadsAfterSeconds !== undefined && SWEEP_ENV.expireUploadsAfterSeconds in env)
         env[SWEEP_ENV.expireUploadsAfterSeconds] = String(options.sweep.expireUploadsAfterSeconds);
+      if (options.sweep?.abandonedAfterSeconds !== undefined && SWEEP_ENV.abandonedAfterSeconds in env)
+        env[SWEEP_ENV.abandonedAfterSeconds] = String(options.sweep.abandonedAfterSeconds);
       return {
         ...env,
         ...options.functionEnv,

@@ -30,7 +30,7 @@ async function setup() {
       events.push({ type, detail });
     },
   };
-  const settings = { overdueAfterMs: 60_000, expireUploadsAfterMs: 10_000 };
+  const settings = { overdueAfterMs: 60_000, expireUploadsAfterMs: 10_000, abandonedAfterMs: 30_000 };
   const counted: string[] = [];
   const metrics = { addMetric: (name: string) => counted.push(name) };
   const sweep = () => runSweep({ ledger, publisher, settings, now: () => new Date(clock.t), metrics });
@@ -112,6 +112,51 @@ describe('sweep', () => {
     expect(begun.action).toBe('proceed');
     expect((await ledger.get('unused'))?.status).toBe('pending');
     expect((await ledger.listByStatus('expired')).items).toEqual([]);
+  });
+
+  it('makes a direct submission left pending by a lost invocation uncertain (InvocationLost), once, and announces it', async () => {
+    const { clock, ledger, events, sweep, counted } = await setup();
+    // A direct submission whose function died between taking the record and IVA's answer,
+    // one that finished, and a reserved upload (not a direct submission) of the same age.
+    await ledger.begin({ id: 'lost', source: 'api', taskId: 't', kind: 'image', name: 'a.jpg' });
+    await ledger.begin({ id: 'done', source: 'api', taskId: 't', kind: 'image', name: 'b.jpg' });
+    await ledger.markSubmitted('done', { dataId: 'img-1', requestId: 'r1', kind: 'image' });
+    clock.t += 29_000;
+    expect((await sweep()).abandoned).toEqual([]);
+    clock.t += 2_000;
+    const report = await sweep();
+    expect(report.abandoned).toEqual(['lost']);
+    expect(await ledger.get('lost')).toMatchObject({
+      status: 'uncertain',
+      uncertain: { code: 'InvocationLost', failedAt: new Date(clock.t).toISOString() },
+    });
+    expect(await ledger.get('done')).toMatchObject({ status: 'submitted' });
+    expect(events).toEqual([
+      {
+        type: 'IVA Submission Uncertain',
+        detail: expect.objectContaining({ submissionId: 'lost', source: 'api', code: 'InvocationLost', name: 'a.jpg' }),
+      },
+    ]);
+    expect(counted).toContain('Uncertain');
+    // Once: a second run finds nothing; the owner resolves it like any uncertain one.
+    clock.t += 60_000;
+    expect((await sweep()).abandoned).toEqual([]);
+    expect(events.filter((e) => e.type === 'IVA Submission Uncertain')).toHaveLength(1);
+    await ledger.resolveUncertain('lost', { status: 'failed' });
+    expect((await ledger.get('lost'))?.status).toBe('failed');
+  });
+
+  it('leaves a direct submission alone when its invocation records the answer first', async () => {
+    const { clock, ledger, sweep } = await setup();
+    await ledger.begin({ id: 'late', source: 'api', taskId: 't', kind: 'image' });
+    clock.t += 31_000;
+    // The answer lands between the sweep's read and its mark: the conditional mark loses.
+    await ledger.markSubmitted('late', { dataId: 'img-2', requestId: 'r2', kind: 'image' });
+    expect(
+      await ledger.markAbandoned('late', { code: 'InvocationLost', message: 'x', failedAt: 'now' }),
+    ).toBeUndefined();
+    expect((await sweep()).abandoned).toEqual([]);
+    expect((await ledger.get('late'))?.status).toBe('submitted');
   });
 
   it('takes a mark back when its event cannot be published, and announces it on the next run', async () => {
