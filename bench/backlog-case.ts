@@ -18,8 +18,7 @@ const stack = await startLocalStack({
   // The deployed stack's shape: batches of 10, a few invocations at once.
   sqs: { visibilityTimeoutMs: 30_000, maxReceiveCount: 5, maxConcurrency: 4, batchingWindowMs: 20 },
   // The functions run in processes of their own with the template's environment: pass the switch on.
-  // IVA_RATE_LIMIT: each container's share of the known limit, as infra sets it from
-  // `-c ivaRateLimit=R` (R divided by the event source's MaximumConcurrency, here 4).
+  // IVA_RATE_LIMIT: the known limit, as infra sets it from `-c ivaRateLimit=R`.
   functionEnv: {
     POWERTOOLS_LOG_LEVEL: 'SILENT',
     IVA_PACING: process.env.IVA_PACING ?? 'off',

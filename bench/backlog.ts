@@ -4,7 +4,7 @@
  * emulation with batches of 10 and 4 invocations at once, object-created, dynalite).
  * Reports the time until IVA holds all N against the ideal N/R, the IVA calls spent
  * and how many of them were 429s, and the dead letters. Three variants: the limit known
- * (`-c ivaRateLimit=R`: each container paced at its share from the first call), the
+ * (`-c ivaRateLimit=R`: one schedule of send slots shared by every container), the
  * adaptive pacer learning it from 429s (IVA_PACING=on), and unpaced (the IVA client's
  * own retries only). Each run in a fresh child process.
  */
@@ -30,15 +30,13 @@ const VARIANTS: Record<Variant, string> = {
   learnt: 'learnt (IVA_PACING=on)',
   unpaced: 'unpaced',
 };
-/** The case's SQS event source runs 4 invocations at once: each gets a quarter of R. */
-const INVOCATIONS = 4;
 
 async function run(n: number, rate: number, variant: Variant): Promise<BacklogResult> {
   const stdout = await runCase(CASE, [String(n), String(rate)], {
     env: {
       ...process.env,
       IVA_PACING: variant === 'learnt' ? 'on' : 'off',
-      IVA_RATE_LIMIT: variant === 'known' ? String(rate / INVOCATIONS) : '',
+      IVA_RATE_LIMIT: variant === 'known' ? String(rate) : '',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },

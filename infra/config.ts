@@ -39,9 +39,9 @@ export interface IvaBridgeConfig {
   ivaCallsPerInvocation: number;
   /**
    * IVA submissions per second the account may make (its flow limit), when known. Uploads
-   * are then paced at it from the first call, split evenly among the object-created
-   * invocations that may run at once (IVA_RATE_LIMIT each); unset: paced at the rate
-   * learnt from IVA's throttles, when IVA_PACING is on (lib/s3-intake/README.md).
+   * then share one schedule of send slots at that rate, in the ledger table, however many
+   * object-created invocations run (IVA_RATE_LIMIT); unset: paced at the rate learnt from
+   * IVA's throttles, when IVA_PACING is on (lib/s3-intake/README.md).
    */
   ivaRateLimit?: number;
   logLevel: LogLevel;

@@ -271,9 +271,9 @@ export class IvaBridgeStack extends Stack {
       [ENV.ivaTimeoutMs]: String(FUNCTION_SPECS.objectCreated.ivaTimeoutMs),
       [ENV.presignTtlSeconds]: String(config.presignTtlSeconds),
       [ENV.ivaConcurrency]: String(ivaCalls.perInvocation),
-      // The account's flow limit, shared by the invocations that may run at once.
+      // The account's flow limit: one schedule of send slots shared by every invocation.
       ...(config.ivaRateLimit !== undefined
-        ? { [ENV.ivaRateLimit]: String(Number((config.ivaRateLimit / ivaCalls.invocations).toFixed(4))) }
+        ? { [ENV.ivaRateLimit]: String(config.ivaRateLimit), [ENV.ivaInvocations]: String(ivaCalls.invocations) }
         : {}),
       ...(config.presignSecretArn ? { [ENV.presignSecretArn]: config.presignSecretArn } : {}),
       // Its own redelivery: growing delays, and a deferred message requeued before the DLQ

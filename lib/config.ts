@@ -31,10 +31,12 @@ export const ENV = {
   /** `on` turns on the S3 path's adaptive pacing of IVA calls (lib/s3-intake/pacer.ts); default off. */
   ivaPacing: 'IVA_PACING',
   /**
-   * IVA calls per second this container may make (the account's flow limit divided among
-   * the object-created containers that may run at once): pacing on, capped at it.
+   * IVA submissions per second the account may make: uploads then share one schedule of
+   * send slots in the ledger table (lib/s3-intake/shared-pacer.ts).
    */
   ivaRateLimit: 'IVA_RATE_LIMIT',
+  /** Object-created invocations that may run at once (the event source's MaximumConcurrency). */
+  ivaInvocations: 'IVA_INVOCATIONS',
   /** The intake queue object-created reads (its own redelivery delays and requeues). */
   intakeQueueUrl: 'INTAKE_QUEUE_URL',
   /** That queue's redrive maxReceiveCount: a deferred message is requeued before it. */

@@ -7,13 +7,15 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { DEFAULTS, ENV, number, optional, type Env } from '../../lib/config';
+import { DEFAULTS, ENV, number, optional, required, type Env } from '../../lib/config';
 import { logger, metrics, withObservability } from '../../lib/observability';
 import { ivaFromEnv, lazy, ledgerFromEnv } from '../../lib/runtime';
 import { createLimiter } from '../../lib/s3-intake/limiter';
 import { createIntake, type IntakeDeps } from '../../lib/s3-intake/process';
 import { presignerFromEnv } from '../../lib/storage/presign';
 import { createPacer } from '../../lib/s3-intake/pacer';
+import { createSharedPacer } from '../../lib/s3-intake/shared-pacer';
+import { defaultDocumentClient } from '../../lib/ledger/dynamo';
 import { redeliver, type QueuePort } from '../../lib/s3-intake/redelivery';
 import { createSqsQueue } from '../../lib/s3-intake/sqs-queue';
 import { createSubmissionEventPublisher } from '../../lib/callback/events';
@@ -29,8 +31,6 @@ export type ObjectCreatedDeps = Omit<IntakeDeps, 'limiter'> & {
    * then climbs back too slowly (lib/s3-intake/README.md, "Throttling").
    */
   pacing?: boolean;
-  /** This container's share of IVA's flow limit, calls per second (IVA_RATE_LIMIT): pacing on, capped at it. */
-  rateLimit?: number;
   /** The intake queue, for growing redelivery delays and requeues (lib/s3-intake/redelivery.ts); absent: plain batch failures. */
   queue?: QueuePort;
   /** The queue's redrive maxReceiveCount (MAX_RECEIVE_COUNT). */
@@ -49,9 +49,24 @@ export function depsFromEnv(env: Env = process.env): ObjectCreatedDeps {
     defaultTaskId: optional(env, ENV.defaultTaskId),
     concurrency: number(env, ENV.ivaConcurrency, DEFAULTS.ivaConcurrency),
     pacing: optional(env, ENV.ivaPacing) === 'on',
-    ...(optional(env, ENV.ivaRateLimit) ? { rateLimit: number(env, ENV.ivaRateLimit, 0) } : {}),
+    ...sharedPacerFromEnv(env),
     events: createSubmissionEventPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     ...queueFromEnv(env),
+  };
+}
+
+/** IVA_RATE_LIMIT: the account's flow limit, one schedule shared by every container (shared-pacer.ts). */
+function sharedPacerFromEnv(env: Env): Pick<ObjectCreatedDeps, 'pacer'> {
+  const rate = optional(env, ENV.ivaRateLimit) ? number(env, ENV.ivaRateLimit, 0) : 0;
+  if (!(rate > 0)) return {};
+  return {
+    pacer: createSharedPacer({
+      doc: defaultDocumentClient(),
+      tableName: required(env, ENV.ledgerTable),
+      rate,
+      // Without DynamoDB, this container alone: its share of the limit.
+      fallbackRate: rate / Math.max(1, number(env, ENV.ivaInvocations, 4)),
+    }),
   };
 }
 
@@ -67,20 +82,13 @@ function queueFromEnv(env: Env): Pick<ObjectCreatedDeps, 'queue' | 'maxReceiveCo
 export function createHandler(deps: ObjectCreatedDeps | (() => ObjectCreatedDeps)) {
   const getDeps = lazy(deps);
   const getIntake = lazy(() => {
-    const {
-      concurrency = DEFAULTS.ivaConcurrency,
-      pacing,
-      rateLimit,
-      queue: _q,
-      maxReceiveCount: _m,
-      ...intakeDeps
-    } = getDeps();
-    const paced = pacing === true || (rateLimit !== undefined && rateLimit > 0);
+    const { concurrency = DEFAULTS.ivaConcurrency, pacing, queue: _q, maxReceiveCount: _m, ...intakeDeps } = getDeps();
     return createIntake({
       ...withObservability(intakeDeps),
       limiter: createLimiter(Math.max(1, Math.floor(concurrency))),
       // One per container, shared by its invocations: what it learns outlives a batch.
-      ...(paced ? { pacer: createPacer(rateLimit ? { maxRate: rateLimit } : {}) } : {}),
+      // A known limit's shared schedule (IVA_RATE_LIMIT) comes with the deps; else the learnt rate.
+      ...(intakeDeps.pacer ? {} : pacing === true ? { pacer: createPacer() } : {}),
     });
   });
 
