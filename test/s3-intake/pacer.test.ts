@@ -1,19 +1,9 @@
 /** The adaptive pacer on a virtual clock: unpaced until a throttle, then near the accepted rate. */
 import { describe, expect, it } from 'vitest';
+import { virtualClock } from '../support/clock';
 import { createPacer } from '../../lib/s3-intake/pacer';
 
-function clock() {
-  let t = 1_000_000;
-  return {
-    now: () => t,
-    sleep: async (ms: number) => {
-      t += ms;
-    },
-    advance: (ms: number) => {
-      t += ms;
-    },
-  };
-}
+const clock = virtualClock;
 
 describe('createPacer', () => {
   it('does not pace before the first throttle', async () => {

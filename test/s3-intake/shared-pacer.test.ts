@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerTable } from '../../lib/ledger/index';
 import { createSharedPacer } from '../../lib/s3-intake/shared-pacer';
 import { startDynalite, type LocalDynalite } from '../../local/servers/dynalite';
+import { virtualClock } from '../support/clock';
 import { documentClient } from '../support/servers';
 
 let dynalite: LocalDynalite;
@@ -20,18 +21,7 @@ afterAll(async () => {
   await dynalite?.close();
 });
 
-function clock() {
-  let t = 1_000_000;
-  return {
-    now: () => t,
-    sleep: async (ms: number) => {
-      t += ms;
-    },
-    advance: (ms: number) => {
-      t += ms;
-    },
-  };
-}
+const clock = virtualClock;
 
 async function table(): Promise<string> {
   const name = `pace-${++n}`;
