@@ -51,6 +51,10 @@ export interface IvaBridgeConfig {
   existingBucketRegion?: string;
   /** E-mail subscribed to the alarm topic; no topic when unset. */
   alarmEmail?: string;
+  /** HTTPS URL that receives result, overdue, expired and uncertain events (infra/webhooks.ts); none when unset. */
+  resultWebhookUrl?: string;
+  /** Webhook deliveries per second at most (EventBridge API destination, 1–300). */
+  webhookRateLimit: number;
   /** Days after which objects under `incoming/` expire (and noncurrent versions of every object). */
   incomingExpirationDays: number;
   /** Secret with long-lived AWS keys `{"accessKeyId","secretAccessKey"}` used to presign GET URLs. */
@@ -97,6 +101,7 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
   apiQuotaPerDay: 10_000,
   eventBusName: DEFAULTS.eventBusName,
   apiGatewayCloudWatchRole: false,
+  webhookRateLimit: 10,
 };
 
 /** Retention values CloudWatch Logs accepts. */
@@ -191,6 +196,12 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
   if (!/^https?:\/\/[^/\s]+\/?$/.test(ivaEndpoint)) {
     throw new ConfigError(`Context "ivaEndpoint" must be a URL with scheme and host only, got "${ivaEndpoint}"`);
   }
+  const resultWebhookUrl = str(ctx, 'resultWebhookUrl');
+  if (resultWebhookUrl !== undefined && !/^https:\/\/[^\s/?#]+[^\s]*$/.test(resultWebhookUrl)) {
+    throw new ConfigError(
+      `Context "resultWebhookUrl" must be an https:// URL (EventBridge API destinations call HTTPS only), got "${resultWebhookUrl}"`,
+    );
+  }
   const alarmEmail = str(ctx, 'alarmEmail');
   if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+$/.test(alarmEmail)) {
     throw new ConfigError(`Context "alarmEmail" must be an e-mail address, got "${alarmEmail}"`);
@@ -217,6 +228,8 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     existingBucketName: str(ctx, 'existingBucketName'),
     existingBucketRegion: regionName(ctx, 'existingBucketRegion'),
     alarmEmail,
+    resultWebhookUrl,
+    webhookRateLimit: int(ctx, 'webhookRateLimit', d.webhookRateLimit, 1, 300),
     incomingExpirationDays: int(ctx, 'incomingExpirationDays', d.incomingExpirationDays, 1),
     presignSecretArn,
     maxReceiveCount: int(ctx, 'maxReceiveCount', d.maxReceiveCount, 1, 1000),

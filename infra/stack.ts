@@ -41,6 +41,7 @@ import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
 import { INCOMING_PREFIX, PINNED_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 import { addMonitoring } from './monitoring';
+import { ResultWebhook } from './webhooks';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const STAGE_NAME = 'prod';
@@ -320,6 +321,28 @@ export class IvaBridgeStack extends Stack {
       targets: [new targets.LambdaFunction(sweep, { retryAttempts: 2 })],
     });
     this.functions = { objectCreated, directSubmit, resultCallback, sizeGuard, sweep };
+    if (config.resultWebhookUrl) {
+      const webhook = new ResultWebhook(this, 'ResultWebhook', {
+        url: config.resultWebhookUrl,
+        eventBus: config.eventBusName.startsWith('arn:')
+          ? events.EventBus.fromEventBusArn(this, 'WebhookBus', config.eventBusName)
+          : events.EventBus.fromEventBusName(this, 'WebhookBus', config.eventBusName),
+        rateLimitPerSecond: config.webhookRateLimit,
+      });
+      acknowledge(webhook.secret, [
+        {
+          id: 'AwsSolutions-SMG4',
+          reason:
+            'The webhook secret is shared with the receiving system; rotating it needs that system updated too, so rotation is a documented manual step (README "Webhooks").',
+        },
+      ]);
+      acknowledge(webhook.deadLetterQueue, [
+        {
+          id: 'AwsSolutions-SQS3',
+          reason: 'This queue is the dead-letter queue of the webhook rule target; it has none of its own.',
+        },
+      ]);
+    }
 
     objectCreated.addEventSource(
       new SqsEventSource(this.queue, {

@@ -244,6 +244,15 @@ async function main(): Promise<void> {
     ...(env.IVA_BRIDGE_BUCKET ? { bucket: env.IVA_BRIDGE_BUCKET } : {}),
     ...(env.IVA_BRIDGE_API_KEY ? { apiKey: env.IVA_BRIDGE_API_KEY } : {}),
     ...(env.IVA_BRIDGE_CALLBACK_SECRET ? { callbackSecret: env.IVA_BRIDGE_CALLBACK_SECRET } : {}),
+    ...(env.IVA_BRIDGE_RESULT_WEBHOOK_URL
+      ? {
+          webhook: {
+            url: env.IVA_BRIDGE_RESULT_WEBHOOK_URL,
+            // The deployed stack generates it in Secrets Manager; locally it is yours to set.
+            secret: env.IVA_BRIDGE_RESULT_WEBHOOK_SECRET || 'local-webhook-secret',
+          },
+        }
+      : {}),
     ...(externalS3() ? { s3: externalS3() } : {}),
     ...(iva ? { iva } : {}),
     ...(!iva && volcKeys() ? { sandboxCredentials: volcKeys() } : {}),

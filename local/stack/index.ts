@@ -36,6 +36,7 @@ import { startApiGateway } from './api-gateway';
 import { startLocalAwsEndpoints } from './aws-endpoints';
 import { disableNotifications, startNotificationReceiver, type NotificationReceiver } from './ceph-notifications';
 import { startEventBridge, type RecordedEvent } from './eventbridge';
+import { deliverWebhooks } from './webhook';
 import { bundleFunctions } from './bundle';
 import { FunctionHost } from './function-host';
 import { defaultFunctionOutput } from './function-output';
@@ -152,6 +153,8 @@ export interface LocalStackOptions {
   /** In-process stand-ins for the real handlers (tests of the stack itself). */
   handlers?: Partial<Record<FunctionKey, LocalHandler>>;
   /** The sweep's timer (the template's schedule unless given) and settings; short values for tests and demos. */
+  /** Deliver result, overdue, expired and uncertain events to this URL (infra/webhooks.ts locally). */
+  webhook?: { url: string; secret: string; attempts?: number; baseDelayMs?: number };
   sweep?: {
     intervalMs?: number;
     overdueAfterSeconds?: number;
@@ -404,6 +407,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // ------------------------------------------------------------------ EventBridge
     const eventBridge = await startEventBridge({ port: ports.eventBridge ?? 0, region, log });
     cleanups.push(() => eventBridge.close());
+    if (options.webhook) {
+      const webhook = deliverWebhooks(eventBridge, { ...options.webhook, log });
+      cleanups.push(async () => webhook.stop());
+      log(`webhook: result, overdue, expired and uncertain events go to ${options.webhook.url}`);
+    }
 
     // ------------------------------------------------------------------ IVA
     let sandbox: IvaSandbox | undefined;
