@@ -53,7 +53,7 @@ describe('result webhook', () => {
       source: ['iva-bridge'],
       'detail-type': [...WEBHOOK_DETAIL_TYPES],
     });
-    const [target] = rule?.Properties?.Targets as Array<Record<string, unknown>>;
+    const [target] = (rule?.Properties?.Targets ?? []) as Array<Record<string, unknown>>;
     expect(target).toMatchObject({ RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 } });
     expect(target?.DeadLetterConfig).toBeDefined();
     expect(target?.InputTransformer).toBeUndefined();
