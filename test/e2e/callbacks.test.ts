@@ -10,6 +10,7 @@ import { createS3Client } from '../../lib/storage/s3-client';
 import { decodeKeySegment } from '../../lib/storage/wtf8';
 import { type LocalStack, startLocalStack } from '../../local/stack/index';
 import { until } from '../support/e2e';
+import { checkedFetch } from '../support/openapi';
 
 let stack: LocalStack;
 let s3: S3Client;
@@ -40,7 +41,7 @@ afterAll(async () => {
 const sha = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
 async function post(body: Buffer | string, contentType = 'application/json', secret = SECRET) {
-  const res = await fetch(`${stack.info.apiUrl}callbacks/${secret}`, {
+  const res = await checkedFetch(stack.info.apiUrl)(`callbacks/${secret}`, {
     method: 'POST',
     headers: { 'content-type': contentType },
     body,
@@ -144,7 +145,7 @@ describe('bodies byte for byte', () => {
 
 describe('the sweep (short settings)', () => {
   const api = (path: string, init: RequestInit = {}) =>
-    fetch(`${stack.info.apiUrl}${path.replace(/^\//, '')}`, {
+    checkedFetch(stack.info.apiUrl)(path, {
       ...init,
       headers: { 'x-api-key': stack.info.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });

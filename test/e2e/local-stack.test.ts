@@ -18,6 +18,7 @@ import { createS3Client } from '../../lib/storage/s3-client';
 import { startIvaSandbox } from '../../local/iva-sandbox/index';
 import { uniqueBucketName } from '../../local/servers/ceph';
 import { stackBackends, until } from '../support/e2e';
+import { checkedFetch } from '../support/openapi';
 import { startLocalStack, type LocalStack, type StackInfo } from '../../local/stack/index';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -50,8 +51,9 @@ const taskId = (label: string): string => `e2e-${label}-${randomBytes(4).toStrin
 
 /** HTTP helpers against one running stack's printed endpoints. */
 function client(info: StackInfo) {
+  const checked = checkedFetch(info.apiUrl);
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${info.apiUrl}${path.replace(/^\//, '')}`, {
+    checked(path, {
       ...init,
       headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) },
     });

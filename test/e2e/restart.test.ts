@@ -13,6 +13,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { type LocalStack, type StackInfo, startLocalStack } from '../../local/stack/index';
+import { checkedFetch } from '../support/openapi';
 
 interface View {
   SubmissionId: string;
@@ -41,7 +42,7 @@ const start = (): Promise<LocalStack> =>
   });
 
 const api = (info: StackInfo, path: string, init: RequestInit = {}, key = info.apiKey): Promise<Response> =>
-  fetch(`${info.apiUrl}${path}`, {
+  checkedFetch(info.apiUrl)(path, {
     ...init,
     headers: { 'x-api-key': key, ...(init.headers as Record<string, string>) },
   });

@@ -1,0 +1,107 @@
+/**
+ * docs/openapi.json: a valid OpenAPI 3.1 document (the OpenAPI Initiative's JSON schema,
+ * through @seriousme/openapi-schema-validator), naming every route of the synthesized
+ * template and every error code the API, the gateway responses and the callback route
+ * answer. The e2e suites validate the stack's answers against it (test/support/openapi.ts).
+ */
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { API_ERRORS } from '../../lib/api/errors';
+import * as callbackErrors from '../../lib/callback/errors';
+import { ROUTES } from '../../lib/api/routes';
+import { type CfnTemplate, parseTemplate, synthesizeTemplate } from '../../local/stack/template';
+import { loadOpenApi, pathTemplateOf, responseChecker } from '../support/openapi';
+
+const doc = loadOpenApi();
+const schemas = doc.components.schemas as Record<string, { enum?: string[] }>;
+
+let synthesized: CfnTemplate;
+beforeAll(async () => {
+  synthesized = await synthesizeTemplate();
+}, 120_000);
+
+describe('docs/openapi.json', () => {
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(doc as unknown as Parameters<Validator['validate']>[0]);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+  });
+
+  it('the validator refuses a broken document (the test above can fail)', async () => {
+    const broken = structuredClone(doc) as unknown as { paths: Record<string, Record<string, unknown>> };
+    (broken.paths['/v1/images']!['post'] as Record<string, unknown>)['responses'] = 'none';
+    expect((await new Validator().validate(broken as unknown as Parameters<Validator['validate']>[0])).valid).toBe(
+      false,
+    );
+  });
+
+  it('has every method of the synthesized template, and nothing else', () => {
+    const routes = parseTemplate(synthesized)
+      .routes.map((r) => `${r.method} ${r.resource}`)
+      .sort();
+    expect(routes.length).toBe(ROUTES.length);
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+      .sort();
+    expect(documented).toEqual(routes);
+  });
+
+  it('names every error code of lib/api/errors.ts and of the gateway responses', () => {
+    const codes = new Set(schemas['ErrorCode']?.enum);
+    for (const code of Object.keys(API_ERRORS)) expect(codes, code).toContain(code);
+    const gateway = Object.values(synthesized.Resources)
+      .filter((r) => r.Type === 'AWS::ApiGateway::GatewayResponse')
+      .map(
+        (r) => (r.Properties as { ResponseTemplates: Record<string, string> }).ResponseTemplates['application/json']!,
+      )
+      .map((t) => /"Code":"([^"$]+)"/.exec(t)?.[1])
+      .filter((c): c is string => c !== undefined);
+    expect(gateway.length).toBeGreaterThan(5);
+    for (const code of gateway) expect(codes, code).toContain(code);
+  });
+
+  it('names every code of lib/callback/errors.ts', () => {
+    const codes = new Set(schemas['CallbackErrorCode']?.enum);
+    const made: string[] = [
+      new callbackErrors.NotFoundError().code,
+      new callbackErrors.EmptyBodyError().code,
+      new callbackErrors.MalformedJsonError().code,
+      new callbackErrors.PayloadTooLargeError(1).code,
+      new callbackErrors.SecretUnavailableError().code,
+      new callbackErrors.StorageUnavailableError('x').code,
+      new callbackErrors.LedgerUnavailableError('x').code,
+      new callbackErrors.EventPublishError('x').code,
+      new callbackErrors.EventInProgressError().code,
+    ];
+    // NotFound is never answered as such: a wrong secret gets the unknown-route 404 (RouteNotFound).
+    for (const code of made.filter((c) => c !== 'NotFound')) expect(codes, code).toContain(code);
+    expect(new Set(schemas['ErrorCode']?.enum)).toContain('RouteNotFound');
+  });
+
+  it('the response checker accepts a documented answer and refuses a drifted one', () => {
+    const checker = responseChecker(doc);
+    expect(pathTemplateOf(doc, '/v1/submissions/abc/results')).toBe('/v1/submissions/{id}/results');
+    expect(pathTemplateOf(doc, '/v1/submissions')).toBe('/v1/submissions');
+    const ok = JSON.stringify({ Items: [], NextCursor: 'c' });
+    checker.check('GET', '/v1/submissions?status=failed', 200, 'application/json; charset=utf-8', ok);
+    expect(() =>
+      checker.check(
+        'GET',
+        '/v1/submissions?status=failed',
+        200,
+        'application/json',
+        JSON.stringify({ Items: [], Next: 1 }),
+      ),
+    ).toThrow(/does not match/);
+    const error = JSON.stringify({
+      ResponseMetadata: { RequestId: 'r', Error: { Code: 'InvalidLimit', Message: 'm' } },
+    });
+    checker.check('GET', '/v1/submissions', 400, 'application/json', error);
+    expect(() =>
+      checker.check('GET', '/v1/submissions', 400, 'application/json', JSON.stringify({ error: { code: 'x' } })),
+    ).toThrow(/does not match/);
+    expect(() => checker.check('GET', '/v2/nothing', 200, 'application/json', '{}')).toThrow(/no path/);
+  });
+});
