@@ -42,6 +42,8 @@ import { INCOMING_PREFIX, PINNED_PREFIX, RESULTS_PREFIX } from '../lib/storage/p
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 import { addMonitoring } from './monitoring';
 import { ResultWebhook } from './webhooks';
+import { clientKeyPrefix } from '../lib/client-auth/keys';
+import { REPLAY_PREFIX } from '../lib/client-auth/replay';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const STAGE_NAME = 'prod';
@@ -59,14 +61,15 @@ export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';
  *   re-encoding towards IVA, and more CPU shortens the upload.
  * - result-callback: stores one small body, one ledger update, one event; 15 s is
  *   generous, 256 MB is plenty.
- * - size-guard: the REQUEST authorizer of the direct multipart routes; compares one
- *   header with a number, so the smallest memory, and 3 s bounds a stuck cold start.
+ * - client-auth: the REQUEST authorizer of every route but the callback: one secret
+ *   read (cached per container), two HMAC chains, one conditional DynamoDB put. 256 MB
+ *   for the SDK's cold start; 5 s bounds a stuck Secrets Manager or DynamoDB call.
  */
 export const FUNCTION_SPECS = {
   objectCreated: { dir: 'object-created', memorySize: 512, timeoutSeconds: 60, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   directSubmit: { dir: 'direct-submit', memorySize: 1024, timeoutSeconds: 29, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   resultCallback: { dir: 'result-callback', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
-  sizeGuard: { dir: 'size-guard', memorySize: 128, timeoutSeconds: 3, ivaTimeoutMs: undefined },
+  clientAuth: { dir: 'client-auth', memorySize: 256, timeoutSeconds: 5, ivaTimeoutMs: undefined },
   // Scans the ledger once per run (lib/sweep/README.md): no bodies, small memory; 5 min
   // bounds a large table's scan, well under the schedule's period.
   sweep: { dir: 'sweep', memorySize: 256, timeoutSeconds: 300, ivaTimeoutMs: undefined },
@@ -111,7 +114,7 @@ export class IvaBridgeStack extends Stack {
     directSubmit: NodejsFunction;
     resultCallback: NodejsFunction;
     sweep: NodejsFunction;
-    sizeGuard: NodejsFunction;
+    clientAuth: NodejsFunction;
   };
   /** Sandbox mode only: the IVA sandbox, its callback sender and queues. */
   readonly sandbox?: {
@@ -300,10 +303,11 @@ export class IvaBridgeStack extends Stack {
       [ENV.callbackSecretArn]: callbackSecret.secretArn,
       [ENV.eventBusName]: config.eventBusName,
     });
-    // Nothing but the limit: no table, bucket or secret, and no source-map support
-    // (--enable-source-maps slows every cold start of a function that runs before each
-    // direct submission). Same value as direct-submit's, so both layers agree.
-    const sizeGuard = this.createFunction('SizeGuard', FUNCTION_SPECS.sizeGuard, retention, {
+    // The client keys' names (lib/client-auth/keys.ts), the ledger for used signatures,
+    // and direct-submit's size limit (one authorizer per method: it is also the size guard).
+    const clientAuth = this.createFunction('ClientAuth', FUNCTION_SPECS.clientAuth, retention, {
+      [ENV.clientKeyPrefix]: clientKeyPrefix(this.stackName),
+      [ENV.ledgerTable]: this.table.tableName,
       [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
     });
     const sweep = this.createFunction('Sweep', FUNCTION_SPECS.sweep, retention, {
@@ -320,7 +324,7 @@ export class IvaBridgeStack extends Stack {
       schedule: events.Schedule.rate(Duration.minutes(SWEEP_SCHEDULE_MINUTES)),
       targets: [new targets.LambdaFunction(sweep, { retryAttempts: 2 })],
     });
-    this.functions = { objectCreated, directSubmit, resultCallback, sizeGuard, sweep };
+    this.functions = { objectCreated, directSubmit, resultCallback, clientAuth, sweep };
     if (config.resultWebhookUrl) {
       const webhook = new ResultWebhook(this, 'ResultWebhook', {
         url: config.resultWebhookUrl,
@@ -452,6 +456,30 @@ export class IvaBridgeStack extends Stack {
       }),
     );
 
+    // client-auth: reads client keys (one secret per access key id) and records each used
+    // signature once (lib/client-auth/replay.ts): those items only.
+    clientAuth.addToRolePolicy(
+      readSecret(
+        'ReadClientKeys',
+        `arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${clientKeyPrefix(this.stackName)}*`,
+      ),
+    );
+    clientAuth.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'RecordUsedSignatures',
+        actions: ['dynamodb:PutItem'],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${REPLAY_PREFIX}*`] } },
+      }),
+    );
+    acknowledge(clientAuth.role as iam.Role, [
+      {
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:${clientKeyPrefix(this.stackName)}*]`,
+        reason:
+          'One secret per client access key, issued after deploy (iva-bridge keys issue): their names share the stack prefix and cannot be listed in advance.',
+      },
+    ]);
+
     sweep.addToRolePolicy(ledgerAccess);
     sweep.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ScanLedger', actions: ['dynamodb:Scan'], resources: [this.table.tableArn] }),
@@ -510,7 +538,7 @@ export class IvaBridgeStack extends Stack {
     }
 
     // ---------------------------------------------------------------- API
-    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, resultCallback, sizeGuard);
+    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, resultCallback, clientAuth);
     this.api = api;
     if (sandbox) {
       const callbacks = this.createSandboxCallbackSender(retention, sandbox.queue, callbackSecret);
@@ -528,12 +556,12 @@ export class IvaBridgeStack extends Stack {
         ObjectCreated: objectCreated,
         DirectSubmit: directSubmit,
         ResultCallback: resultCallback,
-        SizeGuard: sizeGuard,
+        ClientAuth: clientAuth,
         Sweep: sweep,
         ...(this.sandbox ? { IvaSandbox: this.sandbox.fn, IvaSandboxCallbacks: this.sandbox.callbacks } : {}),
       },
-      // SizeGuard too: a failing authorizer turns every direct submission into a 500.
-      alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'SizeGuard'],
+      // ClientAuth too: a failing authorizer turns every API call into a 500.
+      alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'ClientAuth'],
       api,
       stageName: STAGE_NAME,
       accessLogs,
@@ -561,13 +589,17 @@ export class IvaBridgeStack extends Stack {
       description: `Upload objects under ${INCOMING_PREFIX}<TaskID>/ to submit them.`,
     });
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API (stage included).' });
+    new CfnOutput(this, 'ClientKeyPrefix', {
+      value: clientKeyPrefix(this.stackName),
+      description: 'Secrets Manager name prefix of the client access keys (iva-bridge keys issue|rotate|revoke|list).',
+    });
     new CfnOutput(this, 'ApiKeyId', {
       value: apiKey.keyId,
       description: 'Id of the default API key; read its value with ApiKeyValueCommand.',
     });
     new CfnOutput(this, 'ApiKeyValueCommand', {
       value: keyCommand(apiKey.keyId),
-      description: 'Prints the API key to send as x-api-key.',
+      description: 'Prints the default usage plan key (not a credential: clients sign with a client key).',
     });
     new CfnOutput(this, 'CallbackUrlCommand', {
       value: `echo "${this.api.url}callbacks/$(aws secretsmanager get-secret-value --secret-id ${callbackSecret.secretArn} --query SecretString --output text)"`,
@@ -877,7 +909,7 @@ export class IvaBridgeStack extends Stack {
     retention: logs.RetentionDays,
     directSubmit: lambda.IFunction,
     resultCallback: lambda.IFunction,
-    sizeGuard: lambda.IFunction,
+    clientAuth: lambda.IFunction,
   ): { api: apigw.RestApi; apiKey: apigw.ApiKey; accessLogs: logs.LogGroup } {
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
     const api = new apigw.RestApi(this, 'Api', {
@@ -889,6 +921,9 @@ export class IvaBridgeStack extends Stack {
       // file would be corrupted). The functions read `isBase64Encoded` and answer text
       // (isBase64Encoded false), which API Gateway passes through whatever the Accept.
       binaryMediaTypes: ['*/*'],
+      // API keys count usage only (usage plans), never authenticate: the authorizer names
+      // the client's key after verifying its signature; clients never send one.
+      apiKeySourceType: apigw.ApiKeySourceType.AUTHORIZER,
       cloudWatchRole: config.apiGatewayCloudWatchRole,
       // The account setting outlives this stack: other APIs may log through it.
       ...(config.apiGatewayCloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
@@ -933,30 +968,22 @@ export class IvaBridgeStack extends Stack {
 
     // One Lambda permission for the whole API instead of one per method.
     const direct = new apigw.LambdaIntegration(directSubmit, { scopePermissionToMethod: false });
-    // A base64-encoded body over ~4.5 MB makes a Lambda event over 6 MB: the invoke
-    // fails and API Gateway would answer 502. This authorizer denies such bodies from
-    // their Content-Length first, and the ACCESS_DENIED gateway response turns the deny
-    // into a 413 naming POST /v1/uploads. Caching must stay off: the decision depends on
-    // each request's length. With caching off no identity source is needed, and none
-    // is wanted: a listed source that is absent (chunked uploads have no
-    // Content-Length) would make API Gateway answer 401 without calling the authorizer.
-    //
-    // API Gateway runs authorizers before it checks the API key (an authorizer may be the
-    // key's source). The key header is therefore the authorizer's one identity source:
-    // a request without it is answered 401 by API Gateway without invoking the function
-    // (the UNAUTHORIZED gateway response turns that into the same 403 InvalidApiKey as the
-    // key check), so anonymous clients cannot run it. A request with a wrong key still
-    // runs it once and then fails the key check; stage throttling bounds that.
-    // Content-Length must not be a source: chunked uploads have none, and binary media
-    // types may not pass it at all (then the function's own check answers, see README).
-    const sizeGuardAuthorizer = new apigw.RequestAuthorizer(this, 'SizeGuardAuthorizer', {
-      handler: sizeGuard,
-      identitySources: [apigw.IdentitySource.header('x-api-key')],
+    // Every route but the callback: the client's HMAC-SHA256 signature in IVA's scheme
+    // (lib/client-auth), verified by a REQUEST authorizer with caching off (a cached allow
+    // would let a replayed or wrong signature through; every request is verified). Its
+    // identity source is the Authorization header, so an unsigned request is answered 401
+    // MissingSignature by API Gateway without invoking it. It is also the size guard of the
+    // multipart routes (a method has one authorizer): a declared body over ~4.5 MB would
+    // make a Lambda event over 6 MB, so it is denied first with PayloadTooLarge naming
+    // POST /v1/uploads. Content-Length is not an identity source: chunked uploads have none.
+    const clientAuthorizer = new apigw.RequestAuthorizer(this, 'ClientAuthorizer', {
+      handler: clientAuth,
+      identitySources: [apigw.IdentitySource.header('Authorization')],
       resultsCacheTtl: Duration.seconds(0),
     });
-    const multipart: apigw.MethodOptions = {
+    const signed: apigw.MethodOptions = {
       apiKeyRequired: true,
-      authorizer: sizeGuardAuthorizer,
+      authorizer: clientAuthorizer,
       authorizationType: apigw.AuthorizationType.CUSTOM,
     };
     // Every route from the one table (lib/api/routes.ts) the direct-submit router dispatches on.
@@ -970,12 +997,13 @@ export class IvaBridgeStack extends Stack {
         .addMethod(
           route.method,
           integrations[route.function],
-          route.sizeGuarded ? multipart : { apiKeyRequired: route.apiKeyRequired },
+          route.apiKeyRequired ? signed : { apiKeyRequired: false },
         );
     }
 
     const apiKey = new apigw.ApiKey(this, 'ApiKey', {
-      description: 'Default iva-bridge client key (create one per client, see README).',
+      description:
+        'Default usage plan key of iva-bridge clients (named by the authorizer; iva-bridge keys issue gives each client its own).',
     });
     const plan = api.addUsagePlan('UsagePlan', {
       description: 'Per-key limits of iva-bridge clients',
@@ -1000,12 +1028,12 @@ export class IvaBridgeStack extends Stack {
       {
         id: 'AwsSolutions-APIG4',
         reason:
-          '/v1 and POST / require an API key bound to a usage plan (IVA-style clients send a static key); /callbacks/{secret} is authenticated by a 64-character random path secret because IVA cannot send headers we choose.',
+          "/v1 and POST / are authenticated by a Lambda REQUEST authorizer verifying a per-client HMAC-SHA256 signature (IVA's scheme, keys in Secrets Manager) and counted by usage-plan API keys the authorizer names; /callbacks/{secret} is authenticated by a 64-character random path secret because IVA cannot send headers we choose.",
       },
       {
         id: 'AwsSolutions-COG4',
         reason:
-          'Machine-to-machine API: clients use per-client API keys with usage plans, and IVA calls back with a URL secret; there are no Cognito users.',
+          'Machine-to-machine API: clients sign with per-client access keys (Lambda authorizer), and IVA calls back with a URL secret; there are no Cognito users.',
       },
       {
         id: 'AwsSolutions-APIG3',
@@ -1064,17 +1092,16 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       ),
     ],
     [
-      'SizeGuardDenied',
-      // Only the size-guard authorizer produces ACCESS_DENIED in this stack (no IAM
-      // authorization, no resource policy), and it denies for one reason: a declared
-      // body over the direct limit. So the deny becomes IVA's 413.
+      'ClientAuthDenied',
+      // Only the client-auth authorizer produces ACCESS_DENIED in this stack (no IAM
+      // authorization, no resource policy). Its deny's context carries IVA's code and a
+      // message (lib/client-auth): SignatureDoesNotMatch, InvalidAccessKey,
+      // InvalidCredential, InvalidAuthorization, InvalidTimestamp, or PayloadTooLarge for
+      // a declared body over the direct limit. One status per response type: 403.
       apigw.ResponseType.ACCESS_DENIED,
-      '413',
-      'PayloadTooLarge',
-      // $context.authorizer.<key> reads the deny's context (functions/size-guard).
-      literal(
-        `The request body is over ${DIRECT_MAX_LABEL} ($context.authorizer.maxBytes bytes), the most a direct submission can carry through API Gateway and Lambda. Send large files with POST /v1/uploads: it returns a presigned URL to PUT the file to.`,
-      ),
+      '403',
+      '$context.authorizer.code',
+      '"$context.authorizer.message"',
     ],
     [
       'IntegrationFailure',
@@ -1093,16 +1120,19 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       apigw.ResponseType.INVALID_API_KEY,
       '403',
       'InvalidApiKey',
-      literal('Missing or invalid x-api-key header.'),
+      // The authorizer named a usage plan key that API Gateway does not know or has disabled.
+      literal("The client's usage plan key is missing or disabled; ask the operator to reissue the client's key."),
     ],
     [
-      // Only the size-guard authorizer can produce UNAUTHORIZED here, and only when its
-      // identity source (the x-api-key header) is missing: the same answer as the key check.
-      'MissingApiKey',
+      // UNAUTHORIZED: the authorizer's identity source (Authorization) is missing, so
+      // API Gateway answers without invoking it. IVA's code for an unsigned request.
+      'MissingSignature',
       apigw.ResponseType.UNAUTHORIZED,
-      '403',
-      'InvalidApiKey',
-      literal('Missing or invalid x-api-key header.'),
+      '401',
+      'MissingSignature',
+      literal(
+        'The request is not signed: send an HMAC-SHA256 Authorization header with your access key (x-api-key alone is not accepted).',
+      ),
     ],
     // API Gateway answers an unknown route or method as a missing auth token; say what it is.
     [

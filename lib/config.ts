@@ -56,7 +56,15 @@ export const ENV = {
   sandboxCallbackQueueUrl: 'SANDBOX_CALLBACK_QUEUE_URL',
   /** Sandbox mode (functions/iva-sandbox-callbacks): `<ApiUrl>callbacks/`; the secret is appended. */
   callbackBaseUrl: 'CALLBACK_BASE_URL',
+  /** client-auth: the Secrets Manager name prefix of the client keys (`iva-bridge/<stack>/client-keys/`). */
+  clientKeyPrefix: 'CLIENT_KEY_PREFIX',
+  /** client-auth: the credential scope clients sign with (default IVA's own, so vendor clients need no change). */
+  clientAuthRegion: 'CLIENT_AUTH_REGION',
+  clientAuthService: 'CLIENT_AUTH_SERVICE',
 } as const;
+
+/** The credential scope the API's clients sign with: IVA's, so a client written for IVA changes only host and keys. */
+export const CLIENT_AUTH_DEFAULTS = { region: 'cn-north-1', service: 'iva' } as const;
 
 export const DEFAULTS = {
   ivaEndpoint: 'https://open.volcengineapi.com',

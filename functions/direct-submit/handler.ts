@@ -76,6 +76,9 @@ export function toApiRequest(event: APIGatewayProxyEvent, context: Context): Api
     query: queryOf(event),
     ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
     ...(typeof event.body === 'string' ? { body: { text: event.body, base64: event.isBase64Encoded === true } } : {}),
+    ...(typeof event.requestContext?.authorizer?.['bodySha256'] === 'string'
+      ? { signedBodySha256: event.requestContext.authorizer['bodySha256'] as string }
+      : {}),
     requestId: event.requestContext?.requestId ?? context.awsRequestId,
     remainingMs: () =>
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000,

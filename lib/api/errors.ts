@@ -82,6 +82,9 @@ export const API_ERRORS = {
   InvalidIdempotencyKey: 400,
   IdempotencyKeyReuse: 422,
   IdempotencyKeyInFlight: 409,
+  // Request signing (lib/client-auth): the body does not hash to the X-Content-Sha256 the
+  // authorizer verified. The authorizer's own refusals are gateway answers (infra/stack.ts).
+  SignatureDoesNotMatch: 403,
   // Ours, not the client's fault
   UpstreamCredentialsRejected: 502,
   UpstreamCredentialsUnavailable: 503,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * The HTTP API behind API Gateway, as plain functions: `createApi(deps).handle(request)`.
  * Every failure a client can cause becomes a 4xx in IVA's error shape; only our own
@@ -50,12 +51,30 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
   }
 }
 
+/**
+ * The authorizer verified the signature over X-Content-Sha256 but could not see the body:
+ * the body that arrived must hash to it, else the request was altered on the way (or the
+ * client signed another body) and nothing of it is used.
+ */
+function checkSignedBody(req: ApiRequest): void {
+  if (req.signedBodySha256 === undefined) return;
+  const hash = createHash('sha256');
+  if (req.body)
+    hash.update(req.body.base64 ? Buffer.from(req.body.text, 'base64') : Buffer.from(req.body.text, 'utf8'));
+  if (hash.digest('hex') !== req.signedBodySha256)
+    throw new ApiError(
+      'SignatureDoesNotMatch',
+      'The body does not match the signed X-Content-Sha256: sign the SHA-256 of the exact body bytes sent',
+    );
+}
+
 export function createApi(deps: ApiDeps): Api {
   return {
     async handle(req) {
       const startedAt = Date.now();
       let action = UNKNOWN_ACTION;
       try {
+        checkSignedBody(req);
         const r = route(req);
         action = r.action;
         return await dispatch(r, req, deps, startedAt);

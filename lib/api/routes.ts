@@ -17,9 +17,9 @@ export interface RouteSpec {
   /** API Gateway resource template, e.g. `/v1/submissions/{id}`. */
   readonly resource: string;
   readonly function: RouteFunction;
-  /** The caller sends `x-api-key` (API Gateway checks it; IVA's callbacks cannot). */
+  /** The caller signs (the client-auth authorizer; its usage plan key comes from it). IVA's callbacks cannot. */
   readonly apiKeyRequired: boolean;
-  /** Multipart bodies: the size-guard authorizer answers 413 for a declared body over the limit. */
+  /** Multipart bodies: the client-auth authorizer refuses a declared body over the limit (PayloadTooLarge). */
   readonly sizeGuarded: boolean;
 }
 

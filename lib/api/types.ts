@@ -32,6 +32,12 @@ export interface ApiRequest {
   pathParameters?: Readonly<Record<string, string>>;
   /** The body as the gateway delivered it: base64 text (binary media types) or plain text. */
   body?: { text: string; base64: boolean };
+  /**
+   * The body SHA-256 (hex) the client's signature covers, as the API's authorizer verified
+   * it (`requestContext.authorizer.bodySha256`): the body must hash to it. Absent when no
+   * authorizer ran (tests, the callback route).
+   */
+  signedBodySha256?: string;
   /** Our RequestId for errors we answer ourselves (the gateway's or Lambda's request id). */
   requestId: string;
   /** ms left before the function must have answered. */

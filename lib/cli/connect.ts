@@ -7,23 +7,31 @@ import { EXIT_IVA, EXIT_USAGE, type CliIo } from './submit';
 export const CONNECTION_OPTIONS = {
   'api-url': { type: 'string' },
   'api-key': { type: 'string' },
+  'access-key-id': { type: 'string' },
+  'secret-access-key': { type: 'string' },
   stack: { type: 'string' },
   region: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const CONNECTION_HELP = `Where it connects (first match wins):
-  --api-url URL --api-key KEY   the API's base URL (stage included) and an API key
-  IVA_BRIDGE_API_URL, IVA_BRIDGE_API_KEY   the same from the environment
-  --stack NAME [--region R]     a deployed stack: its ApiUrl and API key, read with your
-                                AWS credentials (cloudformation:DescribeStacks, apigateway:GET)
-  (nothing)                     the local stack of "npm start" (.local/stack.json)`;
+  --api-url URL                 the API's base URL (stage included)
+  IVA_BRIDGE_API_URL            the same from the environment
+  --stack NAME [--region R]     a deployed stack: its ApiUrl, read with your AWS
+                                credentials (cloudformation:DescribeStacks)
+  (nothing)                     the local stack of "npm start" (.local/stack.json, with
+                                the client key it issued)
+Every request is signed with your client access key (iva-bridge keys issue):
+  --access-key-id AK --secret-access-key SK, or
+  IVA_BRIDGE_ACCESS_KEY_ID, IVA_BRIDGE_SECRET_ACCESS_KEY`;
 
 export class UsageError extends Error {}
 
 export interface ConnectionValues {
   'api-url'?: string;
   'api-key'?: string;
+  'access-key-id'?: string;
+  'secret-access-key'?: string;
   stack?: string;
   region?: string;
 }
@@ -32,6 +40,8 @@ export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaB
   const connection = await resolveConnection({
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
     ...(values['api-key'] ? { apiKey: values['api-key'] } : {}),
+    ...(values['access-key-id'] ? { accessKeyId: values['access-key-id'] } : {}),
+    ...(values['secret-access-key'] ? { secretAccessKey: values['secret-access-key'] } : {}),
     ...(values.stack ? { stack: values.stack } : {}),
     ...(values.region ? { region: values.region } : {}),
     env: io.env,
@@ -39,6 +49,7 @@ export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaB
   return createIvaBridgeClient({
     apiUrl: connection.apiUrl,
     ...(connection.apiKey ? { apiKey: connection.apiKey } : {}),
+    ...(connection.credentials ? { credentials: connection.credentials } : {}),
   });
 }
 
@@ -71,6 +82,8 @@ export function failWith(command: string, io: CliIo, error: unknown): number {
       : error instanceof IvaBridgeInputError
         ? error.message
         : describeError(error);
-  io.stderr.write(cliLine(`iva-bridge ${command}: ${message}`, [io.env.IVA_BRIDGE_API_KEY]));
+  io.stderr.write(
+    cliLine(`iva-bridge ${command}: ${message}`, [io.env.IVA_BRIDGE_API_KEY, io.env.IVA_BRIDGE_SECRET_ACCESS_KEY]),
+  );
   return exitCodeOf(error);
 }

@@ -42,6 +42,8 @@ Commands for iva-bridge's API (the local stack of "npm start", or a deployed sta
   result    Fetch a submission's result (the callback body, byte for byte)
   resolve   Record your verdict on an uncertain submission (IVA has it, or not)
   resubmit  Send uncertain uploads to IVA again, under the same submission id
+  api       One signed request to any route, like curl (prints the answer's body)
+  keys      Issue, rotate, revoke and list client access keys (issue|rotate|revoke|list)
 
 Commands for Volcengine IVA itself:
   submit    Submit one image or video to Volcengine IVA (AddAsyncTask{Image,Video}Data)
@@ -101,6 +103,8 @@ const API_COMMANDS: Record<string, () => Promise<(args: string[], io: CliIo) => 
   result: async () => (await import('./query')).runResult,
   resolve: async () => (await import('./query')).runResolve,
   resubmit: async () => (await import('./query')).runResubmit,
+  api: async () => (await import('./api')).runApi,
+  keys: async () => (await import('./keys')).runKeys,
 };
 
 class UsageError extends BridgeError {

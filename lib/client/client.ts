@@ -22,6 +22,7 @@ import { basename, extname } from 'node:path';
 import { DEFAULTS } from '../config';
 import { KIND_PROTOCOL, REQUEST_FIELD } from '../iva/protocol';
 import { kindFromExtension } from '../s3-intake/rules';
+import { type ClientCredentials, signRequest } from './signing';
 import { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
 import {
   FINAL_STATUSES,
@@ -53,8 +54,10 @@ export interface RetryOptions {
 export interface IvaBridgeClientOptions {
   /** The API's base URL, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com/prod/` or `http://127.0.0.1:3000`. */
   apiUrl: string;
-  /** Sent as `x-api-key`. */
+  /** Sent as `x-api-key` (only to an API that still takes one; the stack's API counts keys, it does not authenticate with them). */
   apiKey?: string;
+  /** The client's access key: every API request is signed with it (HMAC-SHA256, IVA's scheme). */
+  credentials?: ClientCredentials;
   /** Largest direct body the API takes. @default 4500000 (the stack's default) */
   directMaxBytes?: number;
   retry?: RetryOptions;
@@ -215,6 +218,7 @@ async function* allPages(
 export class IvaBridgeClient {
   readonly apiUrl: string;
   private readonly apiKey: string | undefined;
+  private readonly credentials: ClientCredentials | undefined;
   private readonly directMaxBytes: number;
   private readonly retry: Required<RetryOptions>;
   private readonly timeoutMs: number;
@@ -231,6 +235,7 @@ export class IvaBridgeClient {
       throw new IvaBridgeInputError('InvalidApiUrl', `The API URL must be http(s): ${options.apiUrl}`);
     this.apiUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
     this.apiKey = options.apiKey;
+    this.credentials = options.credentials;
     this.directMaxBytes = options.directMaxBytes ?? DEFAULTS.directMaxBytes;
     this.retry = {
       attempts: options.retry?.attempts ?? 6,
@@ -258,7 +263,7 @@ export class IvaBridgeClient {
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
-        res = await this.fetchImpl(this.url(path), {
+        const init: RequestInit = {
           method: options.method ?? 'GET',
           headers,
           redirect: 'manual',
@@ -266,7 +271,12 @@ export class IvaBridgeClient {
           signal: options.signal
             ? AbortSignal.any([options.signal, AbortSignal.timeout(this.timeoutMs)])
             : AbortSignal.timeout(this.timeoutMs),
-        });
+        };
+        // Signed per attempt: a fresh X-Date and nonce, since each signature is accepted once.
+        const signed = this.credentials
+          ? await signRequest(this.url(path), init, this.credentials)
+          : { url: this.url(path), init };
+        res = await this.fetchImpl(signed.url, signed.init);
       } catch (error) {
         if (options.signal?.aborted) throw error;
         if (attempt >= this.retry.attempts)
@@ -469,7 +479,8 @@ export class IvaBridgeClient {
         return await this.sendDirect(input, { kind, name, contentType, size, requestJson, key });
       } catch (error) {
         // The stack may be configured with a lower limit than the default: fall back.
-        if (!(error instanceof IvaBridgeError && error.status === 413 && error.code === 'PayloadTooLarge')) throw error;
+        // 413 from direct-submit, 403 from the authorizer's size guard: the code says which.
+        if (!(error instanceof IvaBridgeError && error.code === 'PayloadTooLarge')) throw error;
       }
     }
     return this.sendByUpload(input, { kind, name, contentType, size, key });

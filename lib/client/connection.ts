@@ -18,11 +18,15 @@ export const CONNECTION_ENV = {
   apiUrl: 'IVA_BRIDGE_API_URL',
   apiKey: 'IVA_BRIDGE_API_KEY',
   stackJson: 'IVA_BRIDGE_STACK_JSON',
+  accessKeyId: 'IVA_BRIDGE_ACCESS_KEY_ID',
+  secretAccessKey: 'IVA_BRIDGE_SECRET_ACCESS_KEY',
 } as const;
 
 export interface Connection {
   apiUrl: string;
   apiKey?: string;
+  /** The client's access key (every API request is signed with it). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Where the values came from, for messages. */
   source: 'flags' | 'env' | 'stack' | 'local';
   /** The file or stack name behind `local`/`stack`. */
@@ -32,6 +36,8 @@ export interface Connection {
 export interface ConnectionInput {
   apiUrl?: string;
   apiKey?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
   stack?: string;
   /** AWS region of `stack` (default: the SDK's own resolution, e.g. AWS_REGION). */
   region?: string;
@@ -41,7 +47,9 @@ export interface ConnectionInput {
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-async function readStackJson(path: string): Promise<{ apiUrl?: unknown; apiKey?: unknown } | undefined> {
+type StackJson = { apiUrl?: unknown; apiKey?: unknown; clientAccessKeyId?: unknown; clientSecretAccessKey?: unknown };
+
+async function readStackJson(path: string): Promise<StackJson | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -49,7 +57,7 @@ async function readStackJson(path: string): Promise<{ apiUrl?: unknown; apiKey?:
     return undefined;
   }
   try {
-    return JSON.parse(text) as { apiUrl?: unknown; apiKey?: unknown };
+    return JSON.parse(text) as StackJson;
   } catch {
     throw new IvaBridgeInputError('InvalidStackJson', `${path} is not valid JSON; restart npm start to rewrite it`);
   }
@@ -101,16 +109,37 @@ export async function connectionFromStack(stackName: string, region?: string): P
   }
 }
 
+/**
+ * The client's access key: flags, else IVA_BRIDGE_ACCESS_KEY_ID + IVA_BRIDGE_SECRET_ACCESS_KEY,
+ * else (local stack only) the key `npm start` issued. Both halves or neither.
+ */
+function credentialsOf(
+  input: ConnectionInput,
+  env: Record<string, string | undefined>,
+): Connection['credentials'] | undefined {
+  const accessKeyId = input.accessKeyId ?? (env[CONNECTION_ENV.accessKeyId] || undefined);
+  const secretAccessKey = input.secretAccessKey ?? (env[CONNECTION_ENV.secretAccessKey] || undefined);
+  if (!accessKeyId && !secretAccessKey) return undefined;
+  if (!accessKeyId || !secretAccessKey)
+    throw new IvaBridgeInputError(
+      'IncompleteCredentials',
+      `give both the access key id and the secret access key (--access-key-id/--secret-access-key or ${CONNECTION_ENV.accessKeyId}/${CONNECTION_ENV.secretAccessKey})`,
+    );
+  return { accessKeyId, secretAccessKey };
+}
+
 export async function resolveConnection(input: ConnectionInput = {}): Promise<Connection> {
   const env = input.env ?? process.env;
   const envKey = env[CONNECTION_ENV.apiKey] || undefined;
   const apiKey = input.apiKey ?? envKey;
-  if (input.apiUrl) return { apiUrl: input.apiUrl, ...(apiKey ? { apiKey } : {}), source: 'flags' };
+  const credentials = credentialsOf(input, env);
+  const withKeys = { ...(apiKey ? { apiKey } : {}), ...(credentials ? { credentials } : {}) };
+  if (input.apiUrl) return { apiUrl: input.apiUrl, ...withKeys, source: 'flags' };
   const envUrl = env[CONNECTION_ENV.apiUrl];
-  if (envUrl) return { apiUrl: envUrl, ...(apiKey ? { apiKey } : {}), source: 'env' };
+  if (envUrl) return { apiUrl: envUrl, ...withKeys, source: 'env' };
   if (input.stack) {
     const found = await connectionFromStack(input.stack, input.region);
-    return input.apiKey ? { ...found, apiKey: input.apiKey } : found;
+    return { ...found, ...(input.apiKey ? { apiKey: input.apiKey } : {}), ...(credentials ? { credentials } : {}) };
   }
   const cwd = input.cwd ?? process.cwd();
   const named = env[CONNECTION_ENV.stackJson];
@@ -123,7 +152,18 @@ export async function resolveConnection(input: ConnectionInput = {}): Promise<Co
     if (typeof facts.apiUrl !== 'string' || facts.apiUrl === '')
       throw new IvaBridgeInputError('InvalidStackJson', `${path} has no apiUrl; restart npm start to rewrite it`);
     const key = apiKey ?? (typeof facts.apiKey === 'string' ? facts.apiKey : undefined);
-    return { apiUrl: facts.apiUrl, ...(key ? { apiKey: key } : {}), source: 'local', origin: path };
+    const local =
+      credentials ??
+      (typeof facts.clientAccessKeyId === 'string' && typeof facts.clientSecretAccessKey === 'string'
+        ? { accessKeyId: facts.clientAccessKeyId, secretAccessKey: facts.clientSecretAccessKey }
+        : undefined);
+    return {
+      apiUrl: facts.apiUrl,
+      ...(key ? { apiKey: key } : {}),
+      ...(local ? { credentials: local } : {}),
+      source: 'local',
+      origin: path,
+    };
   }
   throw new IvaBridgeInputError(
     'NoConnection',

@@ -204,13 +204,15 @@ export function expectedSignature(
   auth: ParsedAuthorization,
   secretAccessKey: string,
   xDate: string,
+  /** The canonical query when the caller already built it (it is the same for every candidate path). */
+  queryString: string = canonicalQuery(request.query),
 ): string {
   const headers: Record<string, string> = {};
   for (const name of auth.signedHeaders) headers[name] = request.header(name) ?? '';
   const canonical = canonicalRequest({
     method: request.method,
     path: request.path,
-    queryString: canonicalQuery(request.query),
+    queryString,
     headers,
     signedHeaders: auth.signedHeaders,
     bodySha256: request.bodySha256,

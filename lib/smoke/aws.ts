@@ -26,9 +26,17 @@ import {
 } from '@aws-sdk/client-sqs';
 import { randomBytes } from 'node:crypto';
 import type { EventCapture, ResultEvent, SmokeTarget } from './run';
+import { createClientKeyStore } from '../client-auth/keys';
 
 /** The stack outputs the smoke run needs (infra/stack.ts). */
-export const SMOKE_STACK_OUTPUTS = ['ApiUrl', 'ApiKeyId', 'BucketName', 'CallbackSecretArn', 'EventBusName'] as const;
+export const SMOKE_STACK_OUTPUTS = [
+  'ApiUrl',
+  'ApiKeyId',
+  'BucketName',
+  'CallbackSecretArn',
+  'EventBusName',
+  'ClientKeyPrefix',
+] as const;
 
 /** Which IVA a deployed stack calls: its `IvaMode` output (`-c ivaMode=…`); a stack from before the output is `vendor`. */
 export function ivaModeOf(outputs: Record<string, string | undefined>): 'sandbox' | 'vendor' {
@@ -64,9 +72,11 @@ export async function awsTarget(stackName: string): Promise<SmokeTarget> {
     new GetApiKeyCommand({ apiKey: outputs.ApiKeyId, includeValue: true }),
   );
   if (!key.value) throw new Error(`API key ${outputs.ApiKeyId} has no readable value`);
-  const secret = await new SecretsManagerClient({}).send(
-    new GetSecretValueCommand({ SecretId: outputs.CallbackSecretArn }),
-  );
+  const sm = new SecretsManagerClient({});
+  const secret = await sm.send(new GetSecretValueCommand({ SecretId: outputs.CallbackSecretArn }));
+  // A client key for this run only (counted on the default usage plan key), revoked at the end.
+  const keys = createClientKeyStore(sm, outputs.ClientKeyPrefix);
+  const runKey = await keys.issue(`smoke-${randomBytes(3).toString('hex')}`, key.value);
   const apiUrl = outputs.ApiUrl.replace(/\/$/, '');
   const ivaMode = ivaModeOf(outputs);
   return {
@@ -75,6 +85,11 @@ export async function awsTarget(stackName: string): Promise<SmokeTarget> {
     ...(outputs.IvaSandboxUrl ? { ivaEndpoint: outputs.IvaSandboxUrl } : {}),
     apiUrl,
     apiKey: key.value,
+    credentials: { accessKeyId: runKey.accessKeyId, secretAccessKey: runKey.secretAccessKey },
+    close: async () => {
+      await keys.revoke(runKey.accessKeyId);
+      sm.destroy();
+    },
     callbackUrl: `${apiUrl}/callbacks/${currentCallbackSecret(secret.SecretString ?? '')}`,
     bucket: outputs.BucketName,
     s3: new S3Client({}),

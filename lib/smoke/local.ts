@@ -15,6 +15,8 @@ export interface LocalStackFacts {
   bucket: string;
   apiUrl: string;
   apiKey: string;
+  clientAccessKeyId: string;
+  clientSecretAccessKey: string;
   callbackUrl: string;
 }
 
@@ -38,6 +40,7 @@ export function localTarget(facts: LocalStackFacts): SmokeTarget {
     ivaMode: 'sandbox',
     apiUrl,
     apiKey: facts.apiKey,
+    credentials: { accessKeyId: facts.clientAccessKeyId, secretAccessKey: facts.clientSecretAccessKey },
     callbackUrl: facts.callbackUrl,
     bucket: facts.bucket,
     s3,

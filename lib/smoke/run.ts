@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DEFAULTS } from '../config';
 import { INCOMING_PREFIX } from '../storage/prefixes';
+import { type ClientCredentials, signingFetch } from '../client/signing';
 
 export interface ResultEvent {
   source: string;
@@ -37,6 +38,10 @@ export interface SmokeTarget {
   /** Base URL of the API, without a trailing slash (stage included). */
   apiUrl: string;
   apiKey: string;
+  /** A client access key the run signs with (the API authenticates every request by its signature). */
+  credentials: ClientCredentials;
+  /** Undoes what the target set up for the run (a temporary client key). */
+  close?(): Promise<void>;
   /** The callback URL registered with IVA (holds the secret: never printed). */
   callbackUrl: string;
   bucket: string;
@@ -119,13 +124,18 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
     log(`${ok ? 'ok  ' : 'FAIL'} ${behaviour}: ${observed}`);
   };
   const run = `smoke-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  /** `key` null sends no x-api-key at all. */
-  const api = (path: string, init: RequestInit = {}, key: string | null = target.apiKey) =>
-    fetch(`${target.apiUrl}${path}`, {
-      ...init,
-      headers: { ...(key === null ? {} : { 'x-api-key': key }), ...(init.headers as Record<string, string>) },
-    });
-  const post = async (path: string, size: number, taskId: string, key: string | null = target.apiKey) => {
+  /** Signed with the run's key; `key` null sends it unsigned (with only the API key), `wrong` signs with a wrong secret. */
+  type Signing = 'signed' | 'wrong' | null;
+  const api = (path: string, init: RequestInit = {}, key: Signing = 'signed') =>
+    key === null
+      ? fetch(`${target.apiUrl}${path}`, {
+          ...init,
+          headers: { 'x-api-key': target.apiKey, ...(init.headers as Record<string, string>) },
+        })
+      : signingFetch(
+          key === 'wrong' ? { ...target.credentials, secretAccessKey: 'not-the-secret' } : target.credentials,
+        )(`${target.apiUrl}${path}`, init);
+  const post = async (path: string, size: number, taskId: string, key: Signing = 'signed') => {
     const form = await multipartOfSize(size, taskId);
     return answer(
       await api(path, { method: 'POST', body: form.body, headers: { 'content-type': form.contentType } }, key),
@@ -199,27 +209,34 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
       atLimit.status === 200,
     );
     const over = await post('/v1/images', limit + 1, `${run}-over`);
-    // direct-submit's own 413 quotes the measured size ("The body is N bytes; …", lib/api/direct.ts).
-    const byGuard = over.status === 413 && over.message?.startsWith('The body is ') !== true;
+    // The authorizer's size guard answers 403 PayloadTooLarge; direct-submit's own 413 quotes the measured size.
+    const byGuard = over.status === 403;
     row(
       `Body of DIRECT_MAX_BYTES + 1 B`,
-      '413 PayloadTooLarge naming POST /v1/uploads',
+      'PayloadTooLarge naming POST /v1/uploads (403 from the authorizer, or 413 from direct-submit)',
       show(over),
-      over.status === 413 && over.code === 'PayloadTooLarge' && over.message?.includes('/v1/uploads') === true,
+      (over.status === 403 || over.status === 413) &&
+        over.code === 'PayloadTooLarge' &&
+        over.message?.includes('/v1/uploads') === true,
     );
     row(
-      'Content-Length reaches the size-guard authorizer (binary media type)',
-      'either: yes = 413 before any function, no = direct-submit answers the 413',
-      byGuard ? 'yes (size guard answered)' : 'no (direct-submit measured the body)',
-      over.status === 413,
+      'Content-Length reaches the client-auth authorizer (binary media type)',
+      'either: yes = 403 before any function, no = direct-submit answers 413',
+      byGuard ? 'yes (the authorizer answered)' : 'no (direct-submit measured the body)',
+      over.status === 403 || over.status === 413,
     );
     for (const size of [6_000_000, 11_000_000]) {
       const big = await post('/v1/images', size, `${run}-big`);
       row(
         `Body of ${size / 1_000_000} MB`,
-        size > 10 * 1024 * 1024 ? "413 (API Gateway's own, above its 10 MB)" : '413 (any body): use POST /v1/uploads',
+        size > 10 * 1024 * 1024
+          ? "413 (API Gateway's own, above its 10 MB)"
+          : '403/413 PayloadTooLarge: use POST /v1/uploads',
         show(big),
-        big.status === 413 || (size <= 10 * 1024 * 1024 && big.status === 502 && big.code === 'IntegrationFailure'),
+        big.status === 413 ||
+          (size <= 10 * 1024 * 1024 &&
+            ((big.status === 403 && big.code === 'PayloadTooLarge') ||
+              (big.status === 502 && big.code === 'IntegrationFailure'))),
       );
     }
 
@@ -281,21 +298,26 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
     );
 
     // ------------------------------------------------------------ edges
-    const wrongKey = await post('/v1/images', 1024, `${run}-key`, 'not-a-key');
+    const wrongKey = await post('/v1/images', 1024, `${run}-key`, 'wrong');
     row(
-      'Wrong API key on a multipart route',
-      '403 InvalidApiKey, before any function',
+      'Wrong secret on a multipart route',
+      '403 SignatureDoesNotMatch, before any function',
       show(wrongKey),
-      wrongKey.status === 403 && wrongKey.code === 'InvalidApiKey',
+      wrongKey.status === 403 && wrongKey.code === 'SignatureDoesNotMatch',
     );
     const noKey = await answer(await api(`/v1/tasks/${run}/submissions`, {}, null));
-    row('No API key', '403 InvalidApiKey', show(noKey), noKey.status === 403 && noKey.code === 'InvalidApiKey');
+    row(
+      'Unsigned request, API key only',
+      '401 MissingSignature',
+      show(noKey),
+      noKey.status === 401 && noKey.code === 'MissingSignature',
+    );
     const noKeyMultipart = await post('/v1/images', 1024, `${run}-nokey`, null);
     row(
-      'No API key on a multipart route (the size guard is not even invoked)',
-      '403 InvalidApiKey',
+      'Unsigned multipart request (the authorizer is not even invoked)',
+      '401 MissingSignature',
       show(noKeyMultipart),
-      noKeyMultipart.status === 403 && noKeyMultipart.code === 'InvalidApiKey',
+      noKeyMultipart.status === 401 && noKeyMultipart.code === 'MissingSignature',
     );
     const badSecret = `${target.callbackUrl.slice(0, target.callbackUrl.lastIndexOf('/') + 1)}${'0'.repeat(64)}`;
     const wrongSecret = await answer(
@@ -318,6 +340,7 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
     );
   } finally {
     await capture.stop();
+    await target.close?.();
   }
   return rows;
 }

@@ -63,8 +63,10 @@ export interface ApiGatewayOptions {
   port?: number;
   stage?: string;
   region?: string;
-  /** Accepted `x-api-key` values. */
+  /** Accepted API key values (usage plan keys). */
   apiKeys: readonly string[];
+  /** The template's ApiKeySourceType: `AUTHORIZER` takes the key from the authorizer's usageIdentifierKey. */
+  apiKeySource?: 'HEADER' | 'AUTHORIZER';
   /** The template's methods. */
   routes: readonly Route[];
   /** The template's gateway responses, by response type. */
@@ -246,7 +248,9 @@ export function buildProxyEvent(input: BuildEventInput): RestProxyEvent {
       httpMethod: input.method,
       extendedRequestId: randomBytes(8).toString('base64').replace(/=+$/, ''),
       requestTime: requestTime(now),
-      path: `/${input.stage}${input.rawPath}`,
+      // The path as the client sent it: the local API is served like a custom domain
+      // without a base path (no stage prefix in its URL), so that is the raw path.
+      path: input.rawPath,
       accountId: '000000000000',
       protocol: 'HTTP/1.1',
       stage: input.stage,
@@ -411,7 +415,10 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     req: IncomingMessage,
     res: ServerResponse,
     event: RestProxyEvent,
-  ): Promise<{ allowed: true; context: Record<string, unknown> } | { allowed: false; status: number; why: string }> => {
+  ): Promise<
+    | { allowed: true; context: Record<string, unknown>; usageIdentifierKey?: string }
+    | { allowed: false; status: number; why: string }
+  > => {
     const authorizer = route.authorizer!;
     const contentType = event.headers['content-type'] ?? event.headers['Content-Type'];
     const missing = authorizer.identityHeaders.filter((h) => req.headers[h] === undefined || req.headers[h] === '');
@@ -445,12 +452,19 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       };
     }
     const r = (result ?? {}) as {
+      principalId?: string;
       policyDocument?: { Statement?: { Effect?: string }[] };
       context?: Record<string, unknown>;
+      usageIdentifierKey?: string;
     };
     const statements = r.policyDocument?.Statement ?? [];
     const allowed = statements.length > 0 && statements.every((st) => st.Effect === 'Allow');
-    if (allowed) return { allowed: true, context: r.context ?? {} };
+    if (allowed)
+      return {
+        allowed: true,
+        context: { ...(r.context ?? {}), principalId: r.principalId ?? 'client' },
+        ...(typeof r.usageIdentifierKey === 'string' ? { usageIdentifierKey: r.usageIdentifierKey } : {}),
+      };
     return {
       allowed: false,
       status: answer(res, 'ACCESS_DENIED', event.requestContext.requestId, {
@@ -486,7 +500,12 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
         answer(res, 'REQUEST_TOO_LARGE', requestId, { contentType }),
         `(body ${Math.max(size, declared || 0)} bytes over API Gateway's 10 MB)`,
       );
-    const apiKey = typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined;
+    let apiKey =
+      options.apiKeySource === 'AUTHORIZER'
+        ? undefined
+        : typeof req.headers['x-api-key'] === 'string'
+          ? req.headers['x-api-key']
+          : undefined;
     const event = buildProxyEvent({
       method,
       rawPath,
@@ -506,7 +525,12 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     if (matched.route.authorizer) {
       const decision = await authorize(matched.route, req, res, event);
       if (!decision.allowed) return done(decision.status, `(${decision.why})`);
-      event.requestContext.authorizer = { ...decision.context, principalId: 'client' };
+      event.requestContext.authorizer = decision.context;
+      if (options.apiKeySource === 'AUTHORIZER' && matched.route.apiKeyRequired) {
+        apiKey = decision.usageIdentifierKey;
+        event.requestContext.identity.apiKey = apiKey ?? null;
+        event.requestContext.identity.apiKeyId = apiKey ? 'local-api-key' : null;
+      }
     }
     if (matched.route.apiKeyRequired && (!apiKey || !options.apiKeys.includes(apiKey)))
       return done(answer(res, 'INVALID_API_KEY', requestId, { contentType }));

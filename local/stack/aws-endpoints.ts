@@ -9,7 +9,10 @@
  *   the local S3's keys and a true Expiration (the session's end, as AWS reports it).
  * - Secrets Manager `GetSecretValue` and `PutSecretValue` (JSON protocol): the template
  *   names the secrets by ARN (VOLC_SECRET_ARN, CALLBACK_SECRET_ARN); locally those ARNs
- *   hold the IVA keys and the callback secret.
+ *   hold the IVA keys and the callback secret. `CreateSecret`, `DeleteSecret` and
+ *   `ListSecrets` (name filter, tags) serve the client keys (lib/client-auth/keys.ts:
+ *   `iva-bridge keys …` and client-auth's reads by name); `onSecretsChanged` lets the
+ *   stack keep them across restarts.
  * - SQS `SendMessage` and `ChangeMessageVisibility` (JSON protocol) on the intake queue:
  *   object-created sets its own redelivery delays and requeues deferred messages, and
  *   resubmit queues an S3 event (lib/s3-intake/redelivery.ts, lib/api/resubmit.ts). The
@@ -25,9 +28,20 @@ export interface LocalAwsEndpointsOptions {
   sessionCredentials: { accessKeyId: string; secretAccessKey: string };
   /** Secret ARN → value. */
   secrets: Record<string, string>;
+  /** Secrets created before (kept by the stack across restarts): ARN → value, tags, creation time. */
+  created?: Record<string, CreatedSecret>;
+  /** Called after CreateSecret / DeleteSecret with every created secret still there. */
+  onSecretsChanged?: (created: Record<string, CreatedSecret>) => void;
   /** Queue name → the local queue its SQS calls act on. */
   queues?: Record<string, LocalSqsQueue>;
   log?: (line: string) => void;
+}
+
+export interface CreatedSecret {
+  value: string;
+  tags: { Key: string; Value: string }[];
+  createdAt: number;
+  description?: string;
 }
 
 /** What the SQS calls need of a local queue (local/stack/sqs.ts LocalQueue). */
@@ -58,8 +72,11 @@ const xmlEscape = (s: string): string =>
 export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions): Promise<LocalAwsEndpoints> {
   const assumedRoles: string[] = [];
   const secrets = new Map(Object.entries(options.secrets));
+  const created = new Map(Object.entries(options.created ?? {}));
+  for (const [arn, c] of created) secrets.set(arn, c.value);
+  const changed = () => options.onSecretsChanged?.(Object.fromEntries(created));
   const versions = new Map<string, string>();
-  const created = Math.floor(Date.now() / 1000);
+  const createdAt = Math.floor(Date.now() / 1000);
 
   const stsError = (res: ServerResponse, status: number, code: string, message: string): void => {
     res.writeHead(status, { 'content-type': 'text/xml' });
@@ -114,9 +131,50 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
     res.end(JSON.stringify(body));
   };
 
+  const nameOf = (arn: string): string => (arn.split(':secret:')[1] ?? arn).replace(/-[A-Za-z0-9]{6}$|-local$/, '');
   const secretsManager = (res: ServerResponse, target: string, body: Record<string, unknown>) => {
+    if (target === 'secretsmanager.CreateSecret') {
+      const name = String(body.Name ?? '');
+      if (!name || typeof body.SecretString !== 'string')
+        return json(res, 400, { __type: 'InvalidParameterException', message: 'Name and SecretString are required.' });
+      if ([...secrets.keys()].some((a) => nameOf(a) === name))
+        return json(res, 400, {
+          __type: 'ResourceExistsException',
+          message: `The operation failed because the secret ${name} already exists.`,
+        });
+      const arn = `arn:aws:secretsmanager:us-east-1:000000000000:secret:${name}-${randomUUID().replace(/-/g, '').slice(0, 6)}`;
+      const tags = Array.isArray(body.Tags) ? (body.Tags as { Key: string; Value: string }[]) : [];
+      created.set(arn, {
+        value: body.SecretString,
+        tags,
+        createdAt: Math.floor(Date.now() / 1000),
+        ...(typeof body.Description === 'string' ? { description: body.Description } : {}),
+      });
+      secrets.set(arn, body.SecretString);
+      versions.set(arn, randomUUID());
+      changed();
+      options.log?.(`secretsmanager: created ${name}`);
+      return json(res, 200, { ARN: arn, Name: name, VersionId: versions.get(arn) });
+    }
+    if (target === 'secretsmanager.ListSecrets') {
+      const filters = Array.isArray(body.Filters) ? (body.Filters as { Key: string; Values: string[] }[]) : [];
+      const prefixes = filters.filter((f) => f.Key === 'name').flatMap((f) => f.Values);
+      const list = [...secrets.keys()]
+        .filter((arn) => prefixes.length === 0 || prefixes.some((p) => nameOf(arn).startsWith(p)))
+        .map((arn) => ({
+          ARN: arn,
+          Name: nameOf(arn),
+          Tags: created.get(arn)?.tags ?? [],
+          CreatedDate: created.get(arn)?.createdAt ?? createdAt,
+          ...(created.get(arn)?.description ? { Description: created.get(arn)?.description } : {}),
+        }));
+      return json(res, 200, { SecretList: list });
+    }
     const id = String(body.SecretId ?? '');
-    const arn = secrets.has(id) ? id : [...secrets.keys()].find((a) => a.split(':secret:')[1]?.startsWith(id));
+    // An ARN, a name, or an ARN without its random suffix, as Secrets Manager resolves them.
+    const arn = secrets.has(id)
+      ? id
+      : [...secrets.keys()].find((a) => nameOf(a) === id || a === id || a.startsWith(`${id}-`));
     if (!arn)
       return json(res, 400, {
         __type: 'ResourceNotFoundException',
@@ -131,7 +189,7 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
         SecretString: secrets.get(arn),
         VersionId: versions.get(arn),
         VersionStages: ['AWSCURRENT'],
-        CreatedDate: created,
+        CreatedDate: createdAt,
       });
     }
     if (target === 'secretsmanager.PutSecretValue' && typeof body.SecretString === 'string') {
@@ -139,6 +197,14 @@ export async function startLocalAwsEndpoints(options: LocalAwsEndpointsOptions):
       versions.set(arn, randomUUID());
       options.log?.(`secretsmanager: new value for ${name}`);
       return json(res, 200, { ARN: arn, Name: name, VersionId: versions.get(arn), VersionStages: ['AWSCURRENT'] });
+    }
+    if (target === 'secretsmanager.DeleteSecret') {
+      secrets.delete(arn);
+      versions.delete(arn);
+      created.delete(arn);
+      changed();
+      options.log?.(`secretsmanager: deleted ${name}`);
+      return json(res, 200, { ARN: arn, Name: name, DeletionDate: Math.floor(Date.now() / 1000) });
     }
     json(res, 400, { __type: 'InvalidRequestException', message: `${target} is not served locally.` });
   };

@@ -15,13 +15,15 @@
  * key and the callback secret survive a restart (npm start keeps them in .local/state).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CreateTableCommandInput, CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { isAwsError } from '../../lib/aws/errors';
+import { clientKeyPrefix, createClientKeyStore } from '../../lib/client-auth/keys';
 import { DEFAULTS, ENV } from '../../lib/config';
 import type { LocalStackFacts } from '../../lib/smoke/local';
 import { createS3Client } from '../../lib/storage/s3-client';
@@ -33,7 +35,7 @@ import { enableBucketNotifications } from '../servers/ceph';
 import { startDynalite } from '../servers/dynalite';
 import { startS3rver, type LocalS3 } from '../servers/s3rver';
 import { startApiGateway } from './api-gateway';
-import { startLocalAwsEndpoints } from './aws-endpoints';
+import { type CreatedSecret, startLocalAwsEndpoints } from './aws-endpoints';
 import { disableNotifications, startNotificationReceiver, type NotificationReceiver } from './ceph-notifications';
 import { startEventBridge, type RecordedEvent } from './eventbridge';
 import { deliverWebhooks } from './webhook';
@@ -46,6 +48,7 @@ import { awsRecord, factsFrom, passesFilter, type ObjectCreatedFact } from './s3
 import { LocalQueue, type BatchOutcome, type DeadLetter } from './sqs';
 import {
   LOCAL_MAX_CONCURRENCY,
+  LOCAL_STACK_NAME,
   loadTemplate,
   REPO_ROOT,
   resolveValue,
@@ -183,7 +186,16 @@ export interface StackInfo extends LocalStackFacts {
   sandboxSecretAccessKey?: string;
   dynamodbEndpoint: string;
   eventBridgeEndpoint: string;
+  /** The default client key (client `local`): what the CLI and client sign with locally. */
+  clientAccessKeyId: string;
+  clientSecretAccessKey: string;
+  /** Where `iva-bridge keys --local` issues, rotates, revokes and lists keys (the local Secrets Manager). */
+  clientKeyPrefix: string;
+  awsEndpoint: string;
 }
+
+/** The client `npm start` issues its default key to. */
+export const LOCAL_CLIENT = 'local';
 
 export interface LocalStack extends StackInfo {
   info: StackInfo;
@@ -461,14 +473,46 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         });
       else if (names.includes(ENV.callbackSecretArn)) secretValues[arn] = secrets.callbackSecret;
     }
+    // Client keys (iva-bridge keys …, lib/client-auth/keys.ts) are created secrets, kept in the state folder.
+    const clientKeysFile = stateDir ? join(stateDir, 'client-keys.json') : undefined;
+    let keptClientKeys: Record<string, CreatedSecret> = {};
+    if (clientKeysFile) {
+      try {
+        keptClientKeys = JSON.parse(readFileSync(clientKeysFile, 'utf8')) as Record<string, CreatedSecret>;
+      } catch {
+        // first start
+      }
+    }
     const aws = await startLocalAwsEndpoints({
       port: ports.aws ?? 0,
       sessionCredentials: s3Creds,
       secrets: secretValues,
+      created: keptClientKeys,
+      ...(clientKeysFile
+        ? {
+            onSecretsChanged: (created: Record<string, CreatedSecret>) => {
+              writeFileSync(`${clientKeysFile}.tmp`, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600 });
+              renameSync(`${clientKeysFile}.tmp`, clientKeysFile);
+            },
+          }
+        : {}),
       queues: { [queue.name]: queue },
       log,
     });
     cleanups.push(() => aws.close());
+    // The default client key `npm start` prints: the first key of client `local`, issued once.
+    const keyPrefix = clientKeyPrefix(LOCAL_STACK_NAME);
+    const sm = new SecretsManagerClient({
+      endpoint: aws.url,
+      region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    const keyStore = createClientKeyStore(sm, keyPrefix);
+    const localKeys = (await keyStore.list()).filter((k) => k.client === LOCAL_CLIENT);
+    const clientKey =
+      (localKeys[0] ? await keyStore.get(localKeys[0].accessKeyId) : undefined) ??
+      (await keyStore.issue(LOCAL_CLIENT, secrets.apiKey));
+    sm.destroy();
 
     // ------------------------------------------------------------------ functions
     const resolver = (logicalId: string, resource: CfnResource | undefined, attribute?: string): string => {
@@ -621,6 +665,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const api = await startApiGateway({
       port: ports.api ?? 0,
       apiKeys: [secrets.apiKey],
+      apiKeySource: template.apiKeySource,
       routes: template.routes,
       gatewayResponses: template.gatewayResponses,
       binaryMediaTypes: template.binaryMediaTypes,
@@ -664,6 +709,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       bucket,
       apiUrl,
       apiKey: secrets.apiKey,
+      clientAccessKeyId: clientKey.accessKeyId,
+      clientSecretAccessKey: clientKey.secretAccessKey,
+      clientKeyPrefix: keyPrefix,
+      awsEndpoint: aws.url,
       callbackUrl,
       ivaEndpoint: iva.endpoint,
       ivaMode: sandbox ? 'sandbox' : 'remote',

@@ -120,6 +120,8 @@ export interface LocalTemplate {
   hash: string;
   stage: string;
   binaryMediaTypes: string[];
+  /** Where API Gateway takes the usage plan key from: the `x-api-key` header, or the authorizer's `usageIdentifierKey`. */
+  apiKeySource: 'HEADER' | 'AUTHORIZER';
   routes: TemplateRoute[];
   gatewayResponses: Record<string, TemplateGatewayResponse>;
   functions: Record<string, TemplateFunction>;
@@ -400,6 +402,7 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
   if (apis.length !== 1) throw new TemplateError(`expected one REST API, found ${apis.length}`);
   const [apiId, api] = apis[0]!;
   const binaryMediaTypes = (props(api).BinaryMediaTypes as string[] | undefined) ?? [];
+  const apiKeySource = props(api).ApiKeySourceType === 'AUTHORIZER' ? 'AUTHORIZER' : 'HEADER';
   const stageRes = ofType('AWS::ApiGateway::Stage')[0];
   const stage = stageRes ? String(props(stageRes[1]).StageName) : 'prod';
 
@@ -556,6 +559,7 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     hash,
     stage,
     binaryMediaTypes,
+    apiKeySource,
     routes,
     gatewayResponses,
     functions,

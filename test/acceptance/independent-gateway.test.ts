@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
 import { until } from '../support/e2e';
 import { startIndependentGateway, type AcceptedSubmission, type IndependentGateway } from './independent-gateway';
+import { signingFetch } from '../../lib/client/signing';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -307,10 +308,10 @@ describe('the local stack with the independent gateway as the real IVA', () => {
   let stack: LocalStack;
   let s3: S3Client;
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
-      ...init,
-      headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },
-    });
+    signingFetch({ accessKeyId: stack.clientAccessKeyId, secretAccessKey: stack.clientSecretAccessKey })(
+      `${stack.apiUrl}${path.replace(/^\//, '')}`,
+      init,
+    );
 
   interface View {
     SubmissionId: string;

@@ -7,6 +7,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_ERRORS } from '../../lib/api/errors';
+import { AUTH_ERROR_CODES } from '../../lib/client-auth/verify';
 import * as callbackErrors from '../../lib/callback/errors';
 import { ROUTES } from '../../lib/api/routes';
 import { type CfnTemplate, parseTemplate, synthesizeTemplate } from '../../local/stack/template';
@@ -60,6 +61,14 @@ describe('docs/openapi.json', () => {
       .filter((c): c is string => c !== undefined);
     expect(gateway.length).toBeGreaterThan(5);
     for (const code of gateway) expect(codes, code).toContain(code);
+  });
+
+  it("names every code the client authorizer answers (IVA's own)", () => {
+    const codes = new Set(schemas['ErrorCode']?.enum);
+    for (const code of [...AUTH_ERROR_CODES, 'PayloadTooLarge', 'InvalidApiKey']) expect(codes, code).toContain(code);
+    expect(Object.keys(doc.components['securitySchemes' as keyof typeof doc.components] ?? {})).toContain(
+      'ClientSignature',
+    );
   });
 
   it('names every code of lib/callback/errors.ts', () => {

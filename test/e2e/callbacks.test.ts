@@ -10,7 +10,7 @@ import { createS3Client } from '../../lib/storage/s3-client';
 import { decodeKeySegment } from '../../lib/storage/wtf8';
 import { type LocalStack, startLocalStack } from '../../local/stack/index';
 import { until } from '../support/e2e';
-import { checkedFetch } from '../support/openapi';
+import { checkedFetch, signedApi } from '../support/openapi';
 
 let stack: LocalStack;
 let s3: S3Client;
@@ -144,11 +144,7 @@ describe('bodies byte for byte', () => {
 });
 
 describe('the sweep (short settings)', () => {
-  const api = (path: string, init: RequestInit = {}) =>
-    checkedFetch(stack.info.apiUrl)(path, {
-      ...init,
-      headers: { 'x-api-key': stack.info.apiKey, ...(init.headers as Record<string, string> | undefined) },
-    });
+  const api = (path: string, init: RequestInit = {}) => signedApi(stack.info)(path, init);
   const status = async (id: string) => (await (await api(`/v1/submissions/${id}`)).json()) as Record<string, unknown>;
   it('marks a reserved upload never used expired, announces it once, and shows it', async () => {
     const res = await api('/v1/uploads', {

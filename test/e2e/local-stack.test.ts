@@ -18,7 +18,7 @@ import { createS3Client } from '../../lib/storage/s3-client';
 import { startIvaSandbox } from '../../local/iva-sandbox/index';
 import { uniqueBucketName } from '../../local/servers/ceph';
 import { stackBackends, until } from '../support/e2e';
-import { checkedFetch } from '../support/openapi';
+import { signedApi } from '../support/openapi';
 import { startLocalStack, type LocalStack, type StackInfo } from '../../local/stack/index';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,12 +51,7 @@ const taskId = (label: string): string => `e2e-${label}-${randomBytes(4).toStrin
 
 /** HTTP helpers against one running stack's printed endpoints. */
 function client(info: StackInfo) {
-  const checked = checkedFetch(info.apiUrl);
-  const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    checked(path, {
-      ...init,
-      headers: { 'x-api-key': info.apiKey, ...(init.headers as Record<string, string> | undefined) },
-    });
+  const api = signedApi(info);
   return {
     api,
     async sandboxSubmissions(): Promise<SandboxSubmission[]> {
@@ -315,17 +310,18 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect(sandbox[0]).toMatchObject({ source: 'url', size: bytes.length, sha256: sha(bytes), dataId: view.ImageID });
     });
 
-    it('a direct submission over the limit gets 413 naming POST /v1/uploads', async () => {
+    it('a direct submission over the limit gets PayloadTooLarge naming POST /v1/uploads', async () => {
       const task = taskId('big');
-      // 4.6 MB reaches the function (6.1 MB of base64 fits Lambda) and is refused there;
-      // 5.5 MB is refused by the gateway (7.3 MB of base64 does not).
+      // A signed body has a Content-Length: the authorizer's size guard refuses both (403)
+      // before any function runs.
       for (const size of [4_600_000, 5_500_000]) {
         const res = await http.api('/v1/images', {
           method: 'POST',
           body: imageForm({ TaskID: task, Image: { Name: 'big.jpg', Source: 'file' } }, randomBytes(size)),
         });
         const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
-        expect(res.status, JSON.stringify(body)).toBe(413);
+        expect(res.status, JSON.stringify(body)).toBe(403);
+        expect(body.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
         expect(body.ResponseMetadata.Error.Message).toContain('/v1/uploads');
       }
       expect((await http.sandboxSubmissions()).some((s) => s.taskId === task)).toBe(false);

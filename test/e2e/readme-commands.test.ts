@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StackInfo } from '../../local/stack/index';
+import { signedApi } from '../support/openapi';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const hasAws = spawnSync('aws', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -84,9 +85,9 @@ describe('the README, followed as printed', () => {
       // The upload, the direct submission and the ticketed upload complete as well.
       const listed = async () =>
         (
-          (await (
-            await fetch(`${info.apiUrl}v1/tasks/demo/submissions?limit=100`, { headers: { 'x-api-key': info.apiKey } })
-          ).json()) as { Items: { Source: string; Status: string }[] }
+          (await (await signedApi(info)('v1/tasks/demo/submissions?limit=100')).json()) as {
+            Items: { Source: string; Status: string }[];
+          }
         ).Items;
       const wanted = hasAws ? ['api', 'api', 'api', 's3', 'upload'] : ['api', 'api', 'api', 'upload'];
       for (;;) {

@@ -41,11 +41,13 @@ const start = (): Promise<LocalStack> =>
     log: () => undefined,
   });
 
-const api = (info: StackInfo, path: string, init: RequestInit = {}, key = info.apiKey): Promise<Response> =>
-  checkedFetch(info.apiUrl)(path, {
-    ...init,
-    headers: { 'x-api-key': key, ...(init.headers as Record<string, string>) },
-  });
+/** Signed with `keys` (default: the stack's own client key). */
+const api = (
+  info: StackInfo,
+  path: string,
+  init: RequestInit = {},
+  keys = { accessKeyId: info.clientAccessKeyId, secretAccessKey: info.clientSecretAccessKey },
+): Promise<Response> => checkedFetch(info.apiUrl, { credentials: keys })(path, init);
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -116,10 +118,13 @@ describe('a restart on the same state folder', () => {
     stack = await start();
     const second = stack.info;
     expect(second.apiKey).toBe(first.apiKey);
+    expect(second.clientAccessKeyId).toBe(first.clientAccessKeyId);
     expect(new URL(second.callbackUrl).pathname).toBe(new URL(first.callbackUrl).pathname);
-    // The old key works on the new stack; a wrong one still does not.
-    expect((await api(second, `v1/submissions/${views[0]!.SubmissionId}`, {}, first.apiKey)).status).toBe(200);
-    expect((await api(second, `v1/submissions/${views[0]!.SubmissionId}`, {}, 'wrong')).status).toBe(403);
+    // The old client key works on the new stack; a wrong secret still does not.
+    const firstKeys = { accessKeyId: first.clientAccessKeyId, secretAccessKey: first.clientSecretAccessKey };
+    expect((await api(second, `v1/submissions/${views[0]!.SubmissionId}`, {}, firstKeys)).status).toBe(200);
+    const wrong = { ...firstKeys, secretAccessKey: 'wrong' };
+    expect((await api(second, `v1/submissions/${views[0]!.SubmissionId}`, {}, wrong)).status).toBe(403);
     for (const view of views)
       expect((await (await api(second, `v1/submissions/${view.SubmissionId}`)).json()) as View).toEqual(view);
 

@@ -14,7 +14,7 @@ import { createS3Client } from '../../lib/storage/s3-client';
 import { uniqueBucketName } from '../../local/servers/ceph';
 import { stackBackends, until } from '../support/e2e';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
-import { checkedFetch } from '../support/openapi';
+import { checkedFetch, signedApi } from '../support/openapi';
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const taskId = (label: string): string => `res-${label}-${randomBytes(4).toString('hex')}`;
@@ -36,11 +36,7 @@ describe.each(backends)('results over HTTPS on $name', ({ name, s3, enabled }) =
     let stack: LocalStack;
     let s3c: S3Client;
     const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-      checkedFetch(stack.apiUrl)(path, {
-        redirect: 'manual',
-        ...init,
-        headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },
-      });
+      signedApi(stack.info)(path, { redirect: 'manual', ...init });
     const callback = (body: Uint8Array | string, contentType: string): Promise<Response> =>
       checkedFetch(stack.apiUrl)(stack.callbackUrl.slice(stack.apiUrl.length), {
         method: 'POST',

@@ -76,7 +76,12 @@ async function inProcess(args: string[], extraEnv: Record<string, string> = {}):
   const code = await runCli(args, {
     stdout: { write: (c: string | Uint8Array) => (stdout += decoder(c)) },
     stderr: { write: (c: string | Uint8Array) => (stderr += decoder(c)) },
-    env: { IVA_BRIDGE_API_URL: stack.apiUrl, IVA_BRIDGE_API_KEY: stack.apiKey, ...extraEnv },
+    env: {
+      IVA_BRIDGE_API_URL: stack.apiUrl,
+      IVA_BRIDGE_ACCESS_KEY_ID: stack.clientAccessKeyId,
+      IVA_BRIDGE_SECRET_ACCESS_KEY: stack.clientSecretAccessKey,
+      ...extraEnv,
+    },
   });
   return { code, stdout, stderr };
 }
@@ -257,10 +262,17 @@ describe('iva-bridge send against the local stack', () => {
     const unreadable = await inProcess(['send', join(root, 'nope.jpg'), '--task-id', task]);
     expect(unreadable.code).toBe(2);
     expect(unreadable.stderr).toContain('ENOENT');
-    const wrongKey = await inProcess(['status', id, '--api-url', stack.apiUrl, '--api-key', 'wrong-key-123456']);
+    const wrongKey = await inProcess([
+      'status',
+      id,
+      '--api-url',
+      stack.apiUrl,
+      '--secret-access-key',
+      'wrong-secret-123456',
+    ]);
     expect(wrongKey.code).toBe(1);
-    expect(wrongKey.stderr).toContain('InvalidApiKey');
-    expect(wrongKey.stderr).not.toContain('wrong-key-123456');
+    expect(wrongKey.stderr).toContain('SignatureDoesNotMatch');
+    expect(wrongKey.stderr).not.toContain('wrong-secret-123456');
     const nowhere = await cli(['status', id], { IVA_BRIDGE_STACK_JSON: join(dir, 'absent.json') });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('npm start');

@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
 import { until } from '../support/e2e';
+import { signingFetch } from '../../lib/client/signing';
 
 const VERBOSE = process.env['SOAK_VERBOSE'] === '1';
 const SEED = Number(process.env['SOAK_SEED'] ?? 0x5eed) >>> 0;
@@ -104,10 +105,10 @@ describe('fault soak', () => {
   const directTask = `soak-direct-${run}`;
 
   const api = (path: string, init: RequestInit = {}): Promise<Response> =>
-    fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
-      ...init,
-      headers: { 'x-api-key': stack.apiKey, ...(init.headers as Record<string, string> | undefined) },
-    });
+    signingFetch({ accessKeyId: stack.clientAccessKeyId, secretAccessKey: stack.clientSecretAccessKey })(
+      `${stack.apiUrl}${path.replace(/^\//, '')}`,
+      init,
+    );
   const sandboxGet = async <T>(what: string): Promise<T> =>
     (await (await fetch(`${stack.ivaEndpoint}/__sandbox/${what}`)).json()) as T;
   const injectFaults = async (faults: unknown[]): Promise<void> => {

@@ -40,7 +40,7 @@ describe('IvaBridgeStack on an existing bucket', () => {
     const fnRoles = Object.values(resources)
       .filter((r) => r.Type === 'AWS::Lambda::Function' && String(r.Properties?.Runtime).startsWith('nodejs'))
       .map((r) => (propsOf(r).Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
-    // object-created, direct-submit, result-callback, the sweep and the size-guard authorizer.
+    // object-created, direct-submit, result-callback, the sweep and the client-auth authorizer.
     expect(fnRoles).toHaveLength(5);
     const s3Statements = fnRoles.flatMap((role) =>
       roleStatements(resources, role).filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))),

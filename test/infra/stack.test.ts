@@ -42,7 +42,7 @@ let ids: {
   objectCreated: string;
   directSubmit: string;
   resultCallback: string;
-  sizeGuard: string;
+  clientAuth: string;
   sweep: string;
   bucket: string;
   queue: string;
@@ -52,7 +52,7 @@ let ids: {
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
 const roleOf = (fnLogicalId: string) =>
   (propsOf(resources[fnLogicalId], fnLogicalId).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'sizeGuard') =>
+const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth') =>
   roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) =>
   statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
@@ -66,7 +66,7 @@ beforeAll(() => {
     objectCreated: logicalId(stack, stack.functions.objectCreated),
     directSubmit: logicalId(stack, stack.functions.directSubmit),
     resultCallback: logicalId(stack, stack.functions.resultCallback),
-    sizeGuard: logicalId(stack, stack.functions.sizeGuard),
+    clientAuth: logicalId(stack, stack.functions.clientAuth),
     sweep: logicalId(stack, stack.functions.sweep),
     bucket: logicalId(stack, stack.bucket),
     queue: logicalId(stack, stack.queue),
@@ -303,16 +303,22 @@ describe('functions', () => {
     expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('1');
   });
 
-  it('size-guard is a small arm64 Node 22 function with its own log group and only the limit in its environment', () => {
-    const props = fnProps('sizeGuard');
+  it('client-auth is a small arm64 Node 22 function with its own log group: key prefix, ledger and limit in its environment', () => {
+    const props = fnProps('clientAuth');
     expect(props.Runtime).toBe('nodejs22.x');
     expect(props.Architectures).toEqual(['arm64']);
-    expect([props.MemorySize, props.Timeout]).toEqual([128, 3]);
+    expect([props.MemorySize, props.Timeout]).toEqual([256, 5]);
     const logGroup = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
     expect(resources[logGroup]?.Type).toBe('AWS::Logs::LogGroup');
-    expect((props.Environment as { Variables: Json }).Variables).toEqual({
-      [ENV.directMaxBytes]: String(DEFAULTS.directMaxBytes),
-    });
+    const env = (props.Environment as { Variables: Json }).Variables;
+    expect(env[ENV.clientKeyPrefix]).toBe('iva-bridge/IvaBridgeTest/client-keys/');
+    expect(env[ENV.ledgerTable]).toEqual({ Ref: expect.stringMatching(/^Ledger/) });
+    expect(env[ENV.directMaxBytes]).toBe(String(DEFAULTS.directMaxBytes));
+    expect(
+      Object.keys(env)
+        .filter((k) => !k.startsWith('AWS_') && !k.startsWith('POWERTOOLS_') && k !== 'NODE_OPTIONS')
+        .sort(),
+    ).toEqual([ENV.clientKeyPrefix, ENV.directMaxBytes, ENV.ledgerTable].sort());
   });
 });
 
@@ -376,14 +382,20 @@ describe('IAM', () => {
     expect(secretResources('resultCallback')).not.toMatch(/VolcCredentials/);
   });
 
-  it('lets size-guard write its own log group and nothing else', () => {
-    const statements = statementsOf('sizeGuard');
-    expect(statements.flatMap(actionsOf).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
-    const logGroup = (fnProps('sizeGuard').LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
-    expect(statements.flatMap(resourcesOf)).toEqual([{ 'Fn::GetAtt': [logGroup, 'Arn'] }]);
-    const role = resources[roleOf(ids.sizeGuard)]?.Properties as Json;
+  it('lets client-auth read only client keys, put only used-signature items, and write its own log group', () => {
+    const statements = statementsOf('clientAuth');
+    expect(statements.flatMap(actionsOf).sort()).toEqual([
+      'dynamodb:PutItem',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'secretsmanager:GetSecretValue',
+    ]);
+    const read = statements.find((st) => actionsOf(st).includes('secretsmanager:GetSecretValue')) as Statement;
+    expect(json(read.Resource)).toContain(':secret:iva-bridge/IvaBridgeTest/client-keys/*');
+    const put = statements.find((st) => actionsOf(st).includes('dynamodb:PutItem')) as Statement;
+    expect(put.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['AUTHSIG#*'] } });
+    const role = resources[roleOf(ids.clientAuth)]?.Properties as Json;
     expect(role.ManagedPolicyArns).toBeUndefined();
-    expect(role.Policies).toBeUndefined();
   });
 
   it('lets only result-callback (results), direct-submit and object-created (uncertain submissions) put events, on the default bus', () => {
@@ -512,7 +524,10 @@ describe('API', () => {
         const rendered = body
           .replaceAll('$context.error.messageString', '"Forbidden"')
           .replaceAll('$context.error.responseType', 'ACCESS_DENIED')
-          .replaceAll('$context.requestId', 'req-1');
+          .replaceAll('$context.requestId', 'req-1')
+          // The authorizer's deny context (lib/client-auth: template-safe message).
+          .replaceAll('$context.authorizer.code', 'InvalidTimestamp')
+          .replaceAll('$context.authorizer.message', 'X-Date is 1200 s from the clock');
         const parsed = JSON.parse(rendered) as {
           ResponseMetadata: { RequestId: string; Error: { Code: string; Message: string } };
         };
@@ -538,20 +553,22 @@ describe('API', () => {
     }
   });
 
-  it('puts the size-guard authorizer, uncached, keyed on x-api-key only, on exactly the three multipart routes', () => {
+  it('puts the client-auth authorizer, uncached, keyed on Authorization, on every route but the callback; API keys come from it', () => {
     const authorizers = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGateway::Authorizer');
     expect(authorizers).toHaveLength(1);
     const [authorizerId, authorizer] = authorizers[0] as [string, CfnResourceJson];
     const props = authorizer.Properties as Json;
     expect(props.Type).toBe('REQUEST');
     expect(props.AuthorizerResultTtlInSeconds).toBe(0);
-    // A missing source makes API Gateway answer 401 without calling it: the API key header
-    // is one (anonymous requests never run it); Content-Length must not be (chunked bodies have none).
-    expect(props.IdentitySource).toBe('method.request.header.x-api-key');
-    expect(json(props.AuthorizerUri)).toContain(ids.sizeGuard);
+    // A missing source makes API Gateway answer 401 without calling it: unsigned requests
+    // never run it; Content-Length must not be one (chunked bodies have none).
+    expect(props.IdentitySource).toBe('method.request.header.Authorization');
+    expect(json(props.AuthorizerUri)).toContain(ids.clientAuth);
+    const api = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')?.Properties as Json;
+    expect(api.ApiKeySourceType).toBe('AUTHORIZER');
 
     const guarded = [...methods].filter(([, m]) => m.AuthorizationType === 'CUSTOM').map(([route]) => route);
-    expect(guarded.sort()).toEqual(['POST /', 'POST /v1/images', 'POST /v1/videos']);
+    expect(guarded.sort()).toEqual([...methods.keys()].filter((route) => route !== 'POST /callbacks/{secret}').sort());
     for (const [route, m] of methods) {
       if (guarded.includes(route)) {
         expect(m.AuthorizerId, route).toEqual({ Ref: authorizerId });
@@ -563,9 +580,9 @@ describe('API', () => {
     }
   });
 
-  it('lets only API Gateway invoke size-guard, for this authorizer only', () => {
+  it('lets only API Gateway invoke client-auth, for this authorizer only', () => {
     const permissions = Object.values(resources).filter(
-      (r) => r.Type === 'AWS::Lambda::Permission' && json(r.Properties?.FunctionName).includes(ids.sizeGuard),
+      (r) => r.Type === 'AWS::Lambda::Permission' && json(r.Properties?.FunctionName).includes(ids.clientAuth),
     );
     expect(permissions).toHaveLength(1);
     const props = permissions[0]?.Properties as Json;
@@ -573,19 +590,19 @@ describe('API', () => {
     expect(json(props.SourceArn)).toContain('/authorizers/');
   });
 
-  it('turns the size-guard deny (ACCESS_DENIED) into a 413 PayloadTooLarge naming POST /v1/uploads', () => {
+  it("turns the authorizer's deny (ACCESS_DENIED) into a 403 with the IVA code and message of its context", () => {
     const denied = Object.values(resources).find((r) => r.Properties?.ResponseType === 'ACCESS_DENIED')
       ?.Properties as Json;
-    expect(denied.StatusCode).toBe('413');
+    expect(denied.StatusCode).toBe('403');
     const templates = denied.ResponseTemplates as Record<string, string>;
     expect(Object.keys(templates)).toEqual(expect.arrayContaining(['application/json', 'multipart/form-data']));
     for (const body of Object.values(templates)) {
-      expect(body).toContain('$context.authorizer.maxBytes');
-      const rendered = body.replaceAll('$context.requestId', 'r').replaceAll('$context.authorizer.maxBytes', '4500000');
+      const rendered = body
+        .replaceAll('$context.requestId', 'r')
+        .replaceAll('$context.authorizer.code', 'SignatureDoesNotMatch')
+        .replaceAll('$context.authorizer.message', 'm');
       const parsed = JSON.parse(rendered) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
-      expect(parsed.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
-      expect(parsed.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
-      expect(parsed.ResponseMetadata.Error.Message).toContain('4.5 MB (4500000 bytes)');
+      expect(parsed.ResponseMetadata.Error).toEqual({ Code: 'SignatureDoesNotMatch', Message: 'm' });
     }
   });
 
@@ -603,14 +620,11 @@ describe('API', () => {
     }
   });
 
-  it("answers the authorizer's missing-key 401 as the key check's 403 InvalidApiKey", () => {
+  it("answers an unsigned request (the authorizer's identity source missing) 401 MissingSignature", () => {
     const unauthorized = Object.values(resources).find((r) => r.Properties?.ResponseType === 'UNAUTHORIZED')
       ?.Properties as Json;
-    expect(unauthorized.StatusCode).toBe('403');
-    const invalidKey = Object.values(resources).find((r) => r.Properties?.ResponseType === 'INVALID_API_KEY')
-      ?.Properties as Json;
-    expect(unauthorized.ResponseTemplates).toEqual(invalidKey.ResponseTemplates);
-    expect(json(unauthorized.ResponseTemplates)).toContain('InvalidApiKey');
+    expect(unauthorized.StatusCode).toBe('401');
+    expect(json(unauthorized.ResponseTemplates)).toContain('MissingSignature');
   });
 
   it('keeps the callback secret out of X-Ray, execution logs, access logs and metric dimensions', () => {
@@ -626,7 +640,7 @@ describe('API', () => {
       expect(format).not.toContain(leaky);
     }
     // No function traces itself (a traced Lambda would start its own segment with the event).
-    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard'] as const) {
+    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth'] as const) {
       expect((fnProps(fn).TracingConfig as Json | undefined)?.Mode ?? 'PassThrough').toBe('PassThrough');
     }
     // Metric dimensions name resources by template; any custom dimension is not the path.
@@ -697,7 +711,7 @@ describe('alarms (cdk-monitoring-constructs, infra/monitoring.ts)', () => {
   });
 
   it('alarms on errors of each function and notifies the alarm e-mail', () => {
-    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard'] as const) {
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth'] as const) {
       const errors = alarms().filter((a) =>
         metricsOf(a).some(
           (m) =>
@@ -811,7 +825,7 @@ describe('dashboard', () => {
     });
     expect(all).toContain(`AWS/SQS/ApproximateNumberOfMessagesVisible QueueName=@${ids.dlq}.QueueName@`);
     expect(all).toContain(`AWS/SQS/ApproximateNumberOfMessagesVisible QueueName=@${ids.queue}.QueueName@`);
-    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'sizeGuard', 'sweep'] as const) {
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth', 'sweep'] as const) {
       for (const metric of ['Errors', 'Duration', 'ConcurrentExecutions', 'Throttles'])
         expect(all, `${name} ${metric}`).toContain(`AWS/Lambda/${metric} FunctionName=@Ref:${ids[name]}@`);
     }

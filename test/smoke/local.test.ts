@@ -64,6 +64,7 @@ describe('deployed-stack discovery', () => {
       BucketName: 'b',
       CallbackSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:cb',
       EventBusName: 'default',
+      ClientKeyPrefix: 'iva-bridge/IvaBridge/client-keys/',
       IvaMode: 'sandbox',
       IvaSandboxUrl: 'https://xyz.lambda-url.eu-west-1.on.aws/',
     };

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { type ClientCredentials, signingFetch } from '../../lib/client/signing';
 
 export const OPENAPI_PATH = fileURLToPath(new URL('../../docs/openapi.json', import.meta.url));
 
@@ -100,10 +101,15 @@ export function responseChecker(doc: OpenApiDocument = loadOpenApi()): ResponseC
  * `fetch` against the API root `apiUrl` that validates every answer against the document
  * before handing it back (the body is read once here and re-wrapped, so callers use it as usual).
  */
-export function checkedFetch(apiUrl: string, checker: ResponseChecker = sharedChecker()) {
+export function checkedFetch(
+  apiUrl: string,
+  options: { checker?: ResponseChecker; credentials?: ClientCredentials } = {},
+) {
+  const checker = options.checker ?? sharedChecker();
+  const send = options.credentials ? signingFetch(options.credentials) : fetch;
   return async (path: string, init: RequestInit = {}): Promise<Response> => {
     const relative = path.replace(/^\//, '');
-    const res = await fetch(`${apiUrl}${relative}`, init);
+    const res = await send(`${apiUrl}${relative}`, init);
     // A followed 303 ends at S3's presigned URL: that answer is S3's, not the API's.
     if (res.redirected) return res;
     const bytes = Buffer.from(await res.arrayBuffer());
@@ -126,4 +132,11 @@ let shared: ResponseChecker | undefined;
 export function sharedChecker(): ResponseChecker {
   shared ??= responseChecker();
   return shared;
+}
+
+/** The API of a local stack as its default client calls it: signed, every answer checked against the document. */
+export function signedApi(info: { apiUrl: string; clientAccessKeyId: string; clientSecretAccessKey: string }) {
+  return checkedFetch(info.apiUrl, {
+    credentials: { accessKeyId: info.clientAccessKeyId, secretAccessKey: info.clientSecretAccessKey },
+  });
 }

@@ -10,6 +10,8 @@ import { createS3Client } from '../../../lib/storage/s3-client';
 import { decodeS3EventKey } from '../../../lib/s3-intake/rules';
 import { startLocalStack, type LocalStack, type RestProxyEvent, type SqsBatchEvent } from '../../../local/stack/index';
 import type { LocalLambdaContext } from '../../../local/stack/lambda';
+import { signingFetch } from '../../../lib/client/signing';
+import { sha256Hex, sign } from '../../../lib/signer/index';
 
 interface Invocation {
   event: SqsBatchEvent;
@@ -97,6 +99,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
+/** The stack's default client key signs (the authorizer, client-auth, runs for real). */
+const signed = (url: string, init: RequestInit = {}): Promise<Response> =>
+  signingFetch({ accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: stack.info.clientSecretAccessKey })(
+    url,
+    init,
+  );
 const lastEvent = (): RestProxyEvent => apiEvents[apiEvents.length - 1]!;
 
 async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -113,9 +121,9 @@ describe('API Gateway emulation', () => {
     const form = new FormData();
     form.set('Request', JSON.stringify({ TaskID: 't1', Image: { Name: 'a.jpg', Source: 'file' } }));
     form.set('ImageFile', new Blob([bytes], { type: 'image/jpeg' }), 'a.jpg');
-    const res = await fetch(`${stack.apiUrl}v1/images?x=1&x=2&y=%20z`, {
+    const res = await signed(`${stack.apiUrl}v1/images?x=1&x=2&y=%20z`, {
       method: 'POST',
-      headers: { 'x-api-key': 'test-key', 'X-Custom': 'v' },
+      headers: { 'X-Custom': 'v' },
       body: form,
     });
     expect(res.status).toBe(200);
@@ -135,7 +143,9 @@ describe('API Gateway emulation', () => {
     expect(e.requestContext.stage).toBe('prod');
     expect(e.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(e.requestContext.identity.sourceIp).toBe('127.0.0.1');
+    // The usage plan key is the one the authorizer named (API key source AUTHORIZER).
     expect(e.requestContext.identity.apiKey).toBe('test-key');
+    expect(e.requestContext.authorizer).toMatchObject({ client: 'local', accessKeyId: stack.info.clientAccessKeyId });
     expect(res.headers.get('x-amzn-requestid')).toBe(e.requestContext.requestId);
     const ctx = contexts[contexts.length - 1]!;
     expect(ctx.functionName).toBe('iva-bridge-local-DirectSubmit');
@@ -144,14 +154,14 @@ describe('API Gateway emulation', () => {
   });
 
   it('passes every body base64 (binary media types */*), decodes path parameters but not the path', async () => {
-    await fetch(`${stack.apiUrl}v1/uploads`, {
+    await signed(`${stack.apiUrl}v1/uploads`, {
       method: 'POST',
-      headers: { 'x-api-key': 'test-key', 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json' },
       body: '{"TaskID":"é"}',
     });
     expect(lastEvent().isBase64Encoded).toBe(true);
     expect(Buffer.from(lastEvent().body ?? '', 'base64').toString('utf8')).toBe('{"TaskID":"é"}');
-    await fetch(`${stack.apiUrl}v1/tasks/my%20task%2Fx/submissions`, { headers: { 'x-api-key': 'test-key' } });
+    await signed(`${stack.apiUrl}v1/tasks/my%20task%2Fx/submissions`);
     expect(lastEvent().resource).toBe('/v1/tasks/{taskId}/submissions');
     expect(lastEvent().path).toBe('/v1/tasks/my%20task%2Fx/submissions');
     expect(lastEvent().pathParameters).toEqual({ taskId: 'my task/x' });
@@ -159,9 +169,8 @@ describe('API Gateway emulation', () => {
   });
 
   it('routes the vendor form POST /?Action=… with its query', async () => {
-    const res = await fetch(`${stack.apiUrl}?Action=AddAsyncTaskImageData&Version=2022-05-13`, {
+    const res = await signed(`${stack.apiUrl}?Action=AddAsyncTaskImageData&Version=2022-05-13`, {
       method: 'POST',
-      headers: { 'x-api-key': 'test-key' },
       body: 'x',
     });
     expect(res.status).toBe(200);
@@ -169,14 +178,21 @@ describe('API Gateway emulation', () => {
     expect(lastEvent().queryStringParameters).toEqual({ Action: 'AddAsyncTaskImageData', Version: '2022-05-13' });
   });
 
-  it('answers 403 in IVA shape without a valid key, and never reaches the function', async () => {
+  it('answers unsigned (even with the API key) or wrongly signed requests in IVA shape, and never reaches the function', async () => {
     const before = apiEvents.length;
-    for (const headers of [{}, { 'x-api-key': 'wrong' }] as Record<string, string>[]) {
+    for (const headers of [{}, { 'x-api-key': 'test-key' }] as Record<string, string>[]) {
       const res = await fetch(`${stack.apiUrl}v1/submissions/abc`, { headers });
-      expect(res.status).toBe(403);
+      expect(res.status).toBe(401);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string } } };
-      expect(body.ResponseMetadata.Error.Code).toBe('InvalidApiKey');
+      expect(body.ResponseMetadata.Error.Code).toBe('MissingSignature');
     }
+    const wrong = await signingFetch({ accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: 'wrong' })(
+      `${stack.apiUrl}v1/submissions/abc`,
+    );
+    expect(wrong.status).toBe(403);
+    expect(
+      ((await wrong.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+    ).toBe('SignatureDoesNotMatch');
     expect(apiEvents.length).toBe(before);
   });
 
@@ -198,9 +214,8 @@ describe('API Gateway emulation', () => {
       ['GET', '/v1/images'],
       ['POST', '/v1/submissions/x'],
     ] as const) {
-      const res = await fetch(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
+      const res = await signed(`${stack.apiUrl}${path.replace(/^\//, '')}`, {
         method,
-        headers: { 'x-api-key': 'test-key' },
       });
       expect(res.status).toBe(404);
       expect(
@@ -209,18 +224,17 @@ describe('API Gateway emulation', () => {
     }
   });
 
-  it("answers 413 naming /v1/uploads over the direct limit (size guard) and API Gateway's 10 MB", async () => {
+  it("answers PayloadTooLarge naming /v1/uploads over the direct limit (the authorizer's size guard, 403) and API Gateway's 10 MB (413)", async () => {
     const before = apiEvents.length;
     for (const size of [5 * 1024 * 1024, 11 * 1024 * 1024]) {
       const form = new FormData();
       form.set('Request', '{}');
       form.set('ImageFile', new Blob([Buffer.alloc(size, 1)], { type: 'image/jpeg' }), 'big.jpg');
-      const res = await fetch(`${stack.apiUrl}v1/images`, {
+      const res = await signed(`${stack.apiUrl}v1/images`, {
         method: 'POST',
-        headers: { 'x-api-key': 'test-key' },
         body: form,
       });
-      expect(res.status).toBe(413);
+      expect(res.status).toBe(size > 10 * 1024 * 1024 ? 413 : 403);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string; Message: string } } };
       expect(body.ResponseMetadata.Error.Code).toBe('PayloadTooLarge');
       expect(body.ResponseMetadata.Error.Message).toContain('POST /v1/uploads');
@@ -229,9 +243,8 @@ describe('API Gateway emulation', () => {
     // 4 MB of binary is 5.3 MB of base64: under the limit, it reaches the function.
     const form = new FormData();
     form.set('ImageFile', new Blob([Buffer.alloc(4 * 1024 * 1024, 1)]), 'ok.jpg');
-    const ok = await fetch(`${stack.apiUrl}v1/images`, {
+    const ok = await signed(`${stack.apiUrl}v1/images`, {
       method: 'POST',
-      headers: { 'x-api-key': 'test-key' },
       body: form,
     });
     expect(ok.status).toBe(200);
@@ -248,9 +261,22 @@ describe('API Gateway emulation', () => {
         else controller.close();
       },
     });
-    const res = await fetch(`${stack.apiUrl}v1/images`, {
+    // Signed over the body's hash, then sent as a stream (no Content-Length).
+    const url = new URL(`${stack.apiUrl}v1/images`);
+    const { headers: signedHeaders } = sign({
       method: 'POST',
-      headers: { 'x-api-key': 'test-key', 'content-type': 'multipart/form-data; boundary=x' },
+      host: url.host,
+      path: url.pathname,
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      bodySha256: sha256Hex(Array.from({ length: 5 }, () => chunk)),
+      credentials: { accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: stack.info.clientSecretAccessKey },
+      region: 'cn-north-1',
+      service: 'iva',
+    });
+    const { Host: _host, ...headers } = signedHeaders;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers,
       body,
       duplex: 'half',
     } as RequestInit);
@@ -263,7 +289,7 @@ describe('API Gateway emulation', () => {
 
   it('turns a thrown error or a malformed result into 502', async () => {
     for (const id of ['throw', 'malformed']) {
-      const res = await fetch(`${stack.apiUrl}v1/submissions/${id}`, { headers: { 'x-api-key': 'test-key' } });
+      const res = await signed(`${stack.apiUrl}v1/submissions/${id}`);
       expect(res.status).toBe(502);
       expect(
         ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,

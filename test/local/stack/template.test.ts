@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FunctionHost } from '../../../local/stack/function-host';
+import { signingFetch } from '../../../lib/client/signing';
 import { LOCAL_ENVIRONMENT, type LocalStack, startLocalStack } from '../../../local/stack/index';
 import {
   type CfnTemplate,
@@ -39,12 +40,18 @@ const invocations = (key: string): number => {
 /** A concrete path for a resource template (`{id}` → `x-id`). */
 const pathOf = (resource: string): string => resource.replace(/\{(\w+)\}/g, 'x-$1').replace(/^\//, '');
 
-async function call(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${stack.apiUrl}${path}`, {
+async function call(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  signedBy?: { accessKeyId: string; secretAccessKey: string },
+): Promise<Response> {
+  const init: RequestInit = {
     method,
     headers: { 'content-type': 'application/json', ...headers },
     ...(method === 'GET' || method === 'HEAD' ? {} : { body: '{}' }),
-  });
+  };
+  return signedBy ? signingFetch(signedBy)(`${stack.apiUrl}${path}`, init) : fetch(`${stack.apiUrl}${path}`, init);
 }
 
 /** The template's own answer for a response type, as API Gateway renders it for this request. */
@@ -74,21 +81,30 @@ describe('the local stack is the synthesized template', () => {
     for (const route of template.routes) {
       const path = pathOf(route.resource);
       const what = `${route.method} ${route.resource}`;
+      const keys = { accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: stack.info.clientSecretAccessKey };
       if (route.apiKeyRequired) {
-        for (const headers of [{}, { 'x-api-key': 'not-the-key' }] as Record<string, string>[]) {
+        expect(route.authorizer, what).toBeDefined();
+        // Without the authorizer's identity source (Authorization) API Gateway answers
+        // UNAUTHORIZED before anything runs, API key or not (the key source is the authorizer).
+        for (const headers of [{}, { 'x-api-key': stack.apiKey }] as Record<string, string>[]) {
           const before = invocations(route.target);
           const res = await call(route.method, path, headers);
-          // Without the authorizer's identity source (x-api-key) API Gateway answers
-          // UNAUTHORIZED before anything runs; with a wrong key, INVALID_API_KEY.
-          const type = route.authorizer && !('x-api-key' in headers) ? 'UNAUTHORIZED' : 'INVALID_API_KEY';
-          const expected = expectedGatewayAnswer(type, res);
+          const expected = expectedGatewayAnswer('UNAUTHORIZED', res);
           expect(res.status, what).toBe(expected.status);
           expect(await res.text(), what).toBe(expected.body);
           expect(invocations(route.target), what).toBe(before);
         }
+        // A wrong signature: the authorizer's deny, rendered by the template's ACCESS_DENIED.
+        const before = invocations(route.target);
+        const res = await call(route.method, path, {}, { ...keys, secretAccessKey: 'not-the-secret' });
+        expect(res.status, what).toBe(expectedGatewayAnswer('ACCESS_DENIED', res).status);
+        expect(
+          ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+        ).toBe('SignatureDoesNotMatch');
+        expect(invocations(route.target), what).toBe(before);
       }
       const before = invocations(route.target);
-      const res = await call(route.method, path, route.apiKeyRequired ? { 'x-api-key': stack.apiKey } : {});
+      const res = await call(route.method, path, {}, route.apiKeyRequired ? keys : undefined);
       await res.arrayBuffer();
       expect(invocations(route.target), `${what} reached ${route.target} (answered ${res.status})`).toBe(before + 1);
     }
@@ -109,8 +125,15 @@ describe('the local stack is the synthesized template', () => {
           cases.push([method, pathOf(route.resource)]);
     const before = Object.keys(stack.functions).map(invocations);
     for (const [method, path] of cases) {
-      for (const headers of [{}, { 'x-api-key': stack.apiKey }] as Record<string, string>[]) {
-        const res = await call(method, path, headers);
+      for (const signed of [false, true]) {
+        const res = await call(
+          method,
+          path,
+          {},
+          signed
+            ? { accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: stack.info.clientSecretAccessKey }
+            : undefined,
+        );
         const expected = expectedGatewayAnswer('MISSING_AUTHENTICATION_TOKEN', res);
         expect(res.status, `${method} /${path}`).toBe(expected.status);
         expect(await res.text(), `${method} /${path}`).toBe(expected.body);

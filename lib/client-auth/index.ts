@@ -1,0 +1,4 @@
+export * from './verify';
+export * from './keys';
+export * from './replay';
+export * from './authorizer';
