@@ -5,7 +5,6 @@
  * multipart routes only; the Lambda handler shapes its answer for API Gateway.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../../functions/client-auth/handler';
@@ -20,20 +19,7 @@ import {
 } from '../../lib/client-auth/index';
 import { signRequest } from '../../lib/client/signing';
 import { silentLogger } from '../../lib/observability';
-
-const require = createRequire(import.meta.url);
-type OracleSigner = new (
-  request: {
-    region: string;
-    method: string;
-    params: Record<string, unknown>;
-    headers: Record<string, string>;
-    body?: unknown;
-    pathname?: string;
-  },
-  service: string,
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
-const Signer = (require(require.resolve('@volcengine/openapi/lib/base/sign.js')) as { default: OracleSigner }).default;
+import { Signer } from '../support/oracle-signer';
 
 const KEY: ClientKey = { accessKeyId: 'AKIBTEST', secretAccessKey: 'secret-1', client: 'app', usageKey: 'usage-1' };
 const NOW = new Date('2026-12-03T07:00:00Z');

@@ -7,7 +7,6 @@
  * signature and an unsigned request are refused with IVA's codes; a rotated client's two
  * keys both work. Every answer is checked against docs/openapi.json.
  */
-import { createRequire } from 'node:module';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,23 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKeys } from '../../lib/cli/keys';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
 import { sharedChecker } from '../support/openapi';
-
-const require = createRequire(import.meta.url);
-const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
-type OracleSigner = new (
-  request: {
-    region: string;
-    method: string;
-    params: Record<string, unknown>;
-    headers: Record<string, string>;
-    body?: unknown;
-    pathname?: string;
-  },
-  service: string,
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
-const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
-/** The SDK's own copy of form-data, as its Service builds form bodies. */
-const FormData = require(require.resolve('form-data', { paths: [SIGNER_PATH] })) as typeof import('form-data');
+import { OracleFormData as FormData, Signer } from '../support/oracle-signer';
 
 const CAT = join(import.meta.dirname, '../../docs/samples/cat.jpg');
 

@@ -22,29 +22,10 @@ import {
   type Query,
   type SignInput,
 } from '../../lib/signer/index';
+import { OracleFormData as FormData, type OracleRequest, Signer } from '../support/oracle-signer';
 
 const require = createRequire(import.meta.url);
 
-interface OracleRequest {
-  region: string;
-  method: string;
-  params: Record<string, unknown>;
-  headers: Record<string, string>;
-  body?: unknown;
-  pathname?: string;
-}
-type OracleSigner = new (
-  request: OracleRequest,
-  service: string,
-  options?: { bodySha256?: string },
-) => {
-  addAuthorization(credentials: { accessKeyId: string; secretKey: string; sessionToken?: string }, date?: Date): void;
-};
-
-const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
-const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
-/** The SDK's own copy of form-data: the oracle recognises a FormData body only by instanceof. */
-const FormData = require(require.resolve('form-data', { paths: [SIGNER_PATH] })) as typeof import('form-data');
 const CryptoJS = require('crypto-js') as {
   SHA256(data: unknown): { toString(): string };
   lib: { WordArray: { create(data: Uint8Array): unknown } };
