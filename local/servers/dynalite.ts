@@ -3,7 +3,7 @@
  * free 127.0.0.1 port.
  * Tables are ACTIVE as soon as CreateTable returns, so tests need no waiters.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { closeServer, listen, urlOf } from './http-close';
 
@@ -43,14 +43,36 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     ...(options.path ? { path: options.path } : {}),
   });
   // Requests still being answered when close() is called would meet a closed LevelDB
-  // store (an unhandled "Database is closed" inside dynalite): close waits for them.
+  // store (an uncaught "Database is closed" thrown inside dynalite): close waits for them.
+  // A request counts until dynalite answers it (res.end), not until its socket closes: a
+  // caller that hangs up (a function process killed mid-call) leaves the action running.
+  // Only a request whose body never arrived is let go at close, as dynalite never acts on it.
+  // dynalite rethrows a request's 'error' (a caller hanging up mid-body: "aborted") from
+  // its listener, an uncaught exception that would end the process. The request is gone
+  // and nothing was written, so its error listener is replaced by one that lets it go.
+  server.prependListener('request', (req: IncomingMessage) => {
+    const on = req.on.bind(req) as (event: string, listener: (...args: unknown[]) => void) => IncomingMessage;
+    req.on = ((event: string, listener: (...args: unknown[]) => void) =>
+      on(event, event === 'error' ? () => undefined : listener)) as IncomingMessage['on'];
+  });
   let inflight = 0;
   const idle: (() => void)[] = [];
-  server.on('request', (_req, res) => {
+  server.on('request', (req, res) => {
     inflight += 1;
-    res.once('close', () => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
       inflight -= 1;
       if (inflight === 0) for (const resolve of idle.splice(0)) resolve();
+    };
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((...args: unknown[]) => {
+      finish();
+      return end(...args);
+    }) as ServerResponse['end'];
+    res.once('close', () => {
+      if (!req.complete) finish();
     });
   });
   const drained = (): Promise<void> =>

@@ -13,6 +13,10 @@ import { startDynalite, type LocalDynalite } from '../../local/servers/dynalite'
 import { encodeS3EventKey, startS3rver, type LocalS3, type S3EventNotification } from '../../local/servers/s3rver';
 import { createS3Client, forcePathStyleFromEnv } from '../../lib/storage/s3-client';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('startDynalite', () => {
   let db: LocalDynalite;
@@ -42,6 +46,88 @@ describe('startDynalite', () => {
     const got = await client.send(new GetItemCommand({ TableName: 'ledger', Key: { pk: { S: 'a' } } }));
     expect(got.Item).toEqual({ pk: { S: 'a' }, n: { N: '42' } });
     client.destroy();
+  });
+});
+
+describe('startDynalite close', () => {
+  it('waits for actions whose callers hung up, so none meets a closed LevelDB store, and outlives hang-ups mid-body', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dynalite-close-'));
+    const db = await startDynalite({ path: dir });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const client = new DynamoDBClient({ endpoint: db.endpoint, region: db.region, credentials: db.credentials });
+      await client.send(
+        new CreateTableCommand({
+          TableName: 'ledger',
+          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+          BillingMode: 'PAY_PER_REQUEST',
+        }),
+      );
+      client.destroy();
+      // Callers that send a whole PutItem and hang up at once (a Lambda process killed
+      // mid-call): dynalite still runs each action (a read, then a write) after the
+      // connection is gone.
+      const { hostname, port } = new URL(db.endpoint);
+      const body = JSON.stringify({ TableName: 'ledger', Item: { pk: { S: 'x' }, blob: { S: 'b'.repeat(300_000) } } });
+      await Promise.all(
+        Array.from(
+          { length: 40 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const req = httpRequest({
+                host: hostname,
+                port,
+                method: 'POST',
+                path: '/',
+                headers: {
+                  'content-type': 'application/x-amz-json-1.0',
+                  'x-amz-target': 'DynamoDB_20120810.PutItem',
+                  'x-amz-date': '20260101T000000Z',
+                  authorization:
+                    'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=00',
+                  'content-length': Buffer.byteLength(body),
+                },
+              });
+              req.on('error', () => resolve());
+              req.end(body, () =>
+                setTimeout(() => {
+                  req.destroy();
+                  resolve();
+                }, i % 8),
+              );
+            }),
+        ),
+      );
+      // And callers that hang up halfway through a body (dynalite rethrows the request's
+      // 'aborted' error as an uncaught exception).
+      await Promise.all(
+        Array.from(
+          { length: 5 },
+          () =>
+            new Promise<void>((resolve) => {
+              const req = httpRequest({
+                host: hostname,
+                port,
+                method: 'POST',
+                path: '/',
+                headers: { 'content-type': 'application/x-amz-json-1.0', 'content-length': 1000 },
+              });
+              req.on('error', () => resolve());
+              req.write('{"TableName":', () => setTimeout(() => req.destroy(), 20));
+            }),
+        ),
+      );
+      await db.close();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(uncaught.map(String)).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
