@@ -240,7 +240,7 @@ async function answerUncertain(
   const sentAt = new Date(error.sentAt).toISOString();
   const failedAt = new Date(error.failedAt).toISOString();
   try {
-    await deps.ledger.markUncertain(id, { code: error.code, message: error.message, sentAt, failedAt });
+    await deps.ledger.markUncertain(id, { code: error.code, message: error.detail, sentAt, failedAt });
   } catch (ledgerError) {
     deps.logger?.error('could not record the uncertain submission in the ledger', {
       error: (ledgerError as Error).message,
@@ -260,7 +260,7 @@ async function answerUncertain(
       kind: sub.kind,
       name: sub.name,
       code: error.code,
-      message: error.message,
+      message: error.detail,
       sentAt,
       failedAt,
     });
@@ -300,7 +300,8 @@ async function answerFailure(
   const cause = error instanceof IvaError ? error : answer;
   const record = {
     code: cause.code,
-    message: cause.message,
+    // The code and RequestId have fields of their own; IvaError's message repeats them.
+    message: cause instanceof IvaError ? cause.detail : cause.message,
     ...(answer.requestId ? { requestId: answer.requestId } : {}),
   };
   try {

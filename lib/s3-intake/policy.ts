@@ -91,7 +91,8 @@ export function ivaFailurePolicy(error: IvaError): IvaFailureVerdict {
   // Recorded in the ledger, which GET /v1/submissions shows: no usable URL in it.
   const failure: SubmissionError = {
     code: error.code,
-    message: redactSignedUrls(error.message),
+    // The code and RequestId have fields of their own; IvaError's message repeats them.
+    message: redactSignedUrls(error.detail),
     ...(error.requestId ? { requestId: error.requestId } : {}),
   };
   if (isCredentialProblem(error)) return { action: 'retry-credentials', failure };

@@ -61,7 +61,7 @@ describe('ivaFailurePolicy', () => {
       const verdict = ivaFailurePolicy(new IvaError({ code, message: 'no', httpStatus: 403, requestId: 'r1' }));
       expect(verdict, code).toEqual({
         action: 'retry-credentials',
-        failure: { code, message: `${code}: no (RequestId r1)`, requestId: 'r1' },
+        failure: { code, message: 'no', requestId: 'r1' },
       });
     }
   });
@@ -75,7 +75,7 @@ describe('ivaFailurePolicy', () => {
       action: 'uncertain',
       info: {
         code: 'ConnectionLostAfterSend',
-        message: 'ConnectionLostAfterSend: socket closed',
+        message: 'socket closed',
         sentAt: '2026-01-02T03:04:05.000Z',
         failedAt: '2026-01-02T03:04:06.500Z',
       },
@@ -92,7 +92,7 @@ describe('ivaFailurePolicy', () => {
     const refused = new IvaError({ code: 'InvalidParameter', message: 'bad Url', httpStatus: 400, requestId: 'r2' });
     expect(ivaFailurePolicy(refused)).toEqual({
       action: 'fail',
-      failure: { code: 'InvalidParameter', message: 'InvalidParameter: bad Url (RequestId r2)', requestId: 'r2' },
+      failure: { code: 'InvalidParameter', message: 'bad Url', requestId: 'r2' },
     });
     expect(ivaFailurePolicy(new IvaAbortedError())).toMatchObject({ action: 'fail', failure: { code: 'Aborted' } });
   });

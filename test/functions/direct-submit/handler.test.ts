@@ -713,6 +713,9 @@ describe('IVA failures', () => {
           expect(Date.parse(record?.uncertain?.failedAt ?? '')).toBeGreaterThanOrEqual(
             Date.parse(record?.uncertain?.sentAt ?? ''),
           );
+          // The code has its own field; the message says what happened, once.
+          expect(record?.uncertain?.message).not.toContain(c.code);
+          expect(record?.error?.message).not.toContain(c.code);
           expect(events).toEqual([
             expect.objectContaining({ submissionId: id, source: 'api', taskId: 'task-fail', code: c.code }),
           ]);
@@ -739,7 +742,7 @@ describe('IVA failures', () => {
     const id = header(res, 'x-iva-bridge-submission-id')!;
     expect(await ledger.get(id)).toMatchObject({
       status: 'failed',
-      error: { code: 'InvalidParameter', requestId: ivaRequestId },
+      error: { code: 'InvalidParameter', message: 'The image format is not supported.', requestId: ivaRequestId },
     });
     // The dashboard's failures by code.
     expect(counted).toContain('FailedByCode{Code=InvalidParameter}');
