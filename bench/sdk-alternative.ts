@@ -4,28 +4,10 @@
  * only by benchmarks (the SDK is a dev dependency).
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const SIGNER_PATH = require.resolve('@volcengine/openapi/lib/base/sign.js');
-type OracleSigner = new (
-  request: {
-    region: string;
-    method: string;
-    params: Record<string, string>;
-    pathname?: string;
-    headers: Record<string, string>;
-    body?: unknown;
-  },
-  service: string,
-  options?: { bodySha256?: string },
-) => { addAuthorization(credentials: { accessKeyId: string; secretKey: string }, date?: Date): void };
-const Signer = (require(SIGNER_PATH) as { default: OracleSigner }).default;
+import { OracleFormData, Signer } from '../test/support/oracle-signer';
 
 /** The SDK's own copy of form-data: its Signer recognises a FormData body only by instanceof. */
-export const SdkFormData = require(
-  require.resolve('form-data', { paths: [SIGNER_PATH] }),
-) as typeof import('form-data');
+export const SdkFormData = OracleFormData;
 
 export const BENCH_CREDENTIALS = { accessKeyId: 'AKLTbench', secretAccessKey: 'bench-secret' };
 
