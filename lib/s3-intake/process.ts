@@ -18,7 +18,7 @@ import { IvaAbortedError, IvaError } from '../iva/errors';
 import type { SubmissionEventPublisher } from '../callback/events';
 import type { IvaClient, SubmitInput, SubmitResult } from '../iva/types';
 import type { SubmissionLedger } from '../ledger/memory';
-import type { BeginOutcome, SubmissionSource } from '../ledger/types';
+import type { BeginOutcome, SubmissionError, SubmissionSource } from '../ledger/types';
 import { countFailure, METRIC, MetricUnit, noMetrics, type ObservabilityDeps, silentLogger } from '../observability';
 import { type ObjectVersionRef, redactPresignedUrl, type Presigner } from '../storage/presign';
 import { INCOMING_PREFIX } from '../storage/prefixes';
@@ -293,13 +293,15 @@ export function createIntake(deps: IntakeDeps) {
 
     let ivaCalled = false;
     try {
-      const gate = preflight(decision, observed.overwritten, fields, budgetMs, minBudget);
-      if (gate.action === 'fail') {
-        await deps.ledger.markFailed(id, gate.failure, gate.fields);
-        countFailure(metrics, gate.failure.code);
-        log.warn('Recorded as failed', { errorCode: gate.failure.code, errorMessage: gate.failure.message });
+      // An upload that can never be sent: recorded failed, so its owner sees what became of it.
+      const recordFailed = async (failure: SubmissionError, failedFields = fields): Promise<'failed'> => {
+        await deps.ledger.markFailed(id, failure, failedFields);
+        countFailure(metrics, failure.code);
+        log.warn('Recorded as failed', { errorCode: failure.code, errorMessage: failure.message });
         return 'failed';
-      }
+      };
+      const gate = preflight(decision, observed.overwritten, fields, budgetMs, minBudget);
+      if (gate.action === 'fail') return await recordFailed(gate.failure, gate.fields);
       if (gate.action === 'defer') {
         await deps.ledger.markRetrying(id, gate.failure);
         count(METRIC.retried);
@@ -315,12 +317,7 @@ export function createIntake(deps: IntakeDeps) {
         { ...record, eTag: record.eTag ?? observed.headETag, size: observed.objectRef.size },
         id,
       );
-      if (pinned.action === 'fail') {
-        await deps.ledger.markFailed(id, pinned.failure, fields);
-        countFailure(metrics, pinned.failure.code);
-        log.warn('Recorded as failed', { errorCode: pinned.failure.code, errorMessage: pinned.failure.message });
-        return 'failed';
-      }
+      if (pinned.action === 'fail') return await recordFailed(pinned.failure);
       if (pinned.copied) log.info('Unversioned bucket: submitting a pinned copy', { pinnedKey: pinned.ref.key });
       const url = await presignFor(deps.presigner, pinned.ref, plan.kind, log);
 
