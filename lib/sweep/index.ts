@@ -70,23 +70,26 @@ export interface SweepReport {
   failed: string[];
 }
 
+/** The fields that are set (EventBridge details carry no nulls). */
+function defined(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
 function detailOf(record: SubmissionRecord): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries({
-      submissionId: record.id,
-      status: record.status,
-      source: record.source,
-      taskId: record.taskId,
-      kind: record.kind,
-      name: record.name,
-      dataId: record.dataId,
-      createdAt: record.createdAt,
-      submittedAt: record.submittedAt,
-      overdueAt: record.overdueAt,
-      expiredAt: record.expiredAt,
-      object: record.object ? { bucket: record.object.bucket, key: record.object.key } : undefined,
-    }).filter(([, v]) => v !== undefined),
-  );
+  return defined({
+    submissionId: record.id,
+    status: record.status,
+    source: record.source,
+    taskId: record.taskId,
+    kind: record.kind,
+    name: record.name,
+    dataId: record.dataId,
+    createdAt: record.createdAt,
+    submittedAt: record.submittedAt,
+    overdueAt: record.overdueAt,
+    expiredAt: record.expiredAt,
+    object: record.object ? { bucket: record.object.bucket, key: record.object.key } : undefined,
+  });
 }
 
 export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
@@ -120,18 +123,16 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
     try {
       await deps.publisher.publish(
         SUBMISSION_UNCERTAIN_DETAIL_TYPE,
-        Object.fromEntries(
-          Object.entries({
-            submissionId: record.id,
-            source: record.source,
-            taskId: record.taskId,
-            kind: record.kind,
-            name: record.name,
-            code: record.uncertain?.code,
-            message: record.uncertain?.message,
-            failedAt: record.uncertain?.failedAt,
-          }).filter(([, v]) => v !== undefined),
-        ),
+        defined({
+          submissionId: record.id,
+          source: record.source,
+          taskId: record.taskId,
+          kind: record.kind,
+          name: record.name,
+          code: record.uncertain?.code,
+          message: record.uncertain?.message,
+          failedAt: record.uncertain?.failedAt,
+        }),
         now,
       );
     } catch (error) {
