@@ -117,6 +117,44 @@ async function handle(
   }
 
   const bytes = bodyBytes(request, deps.maxBytes ?? MAX_CALLBACK_BYTES);
+  return storeAndAnnounce(
+    deps,
+    {
+      bytes,
+      contentType: request.contentType,
+      requestId: request.requestId,
+      receivedAt: (deps.now?.() ?? new Date()).toISOString(),
+    },
+    log,
+    count,
+    metrics,
+  );
+}
+
+/** One body, already authenticated and read: what both the inbox and the direct call store. */
+export interface AcceptedBody {
+  bytes: Buffer;
+  /** The Content-Type the sender declared (undefined: none; the body is sniffed). */
+  contentType?: string;
+  /** API Gateway's request id, kept in the object's metadata for tracing. */
+  requestId?: string;
+  /** When API Gateway received it (ISO 8601); a replay keeps the first receipt's. */
+  receivedAt: string;
+}
+
+/**
+ * Store verbatim → record in the ledger → publish once. Throws MalformedJsonError (after
+ * storing) for declared JSON that does not parse, a RetryableCallbackError for anything
+ * transient; a retry of the same bytes is always safe.
+ */
+export async function storeAndAnnounce(
+  deps: CallbackDeps,
+  request: AcceptedBody,
+  log: LoggerPort,
+  count: (name: string) => void,
+  metrics: MetricsPort,
+): Promise<CallbackAnswer> {
+  const { bytes } = request;
   const parsed = parseBody(bytes, request.contentType);
   const identity: CallbackIdentity | undefined = parsed.malformed ? undefined : identifySafely(parsed.value, log);
   const sha256 = sha256Hex(bytes);
@@ -128,7 +166,7 @@ async function handle(
     parsed.malformed ? 'malformed-json' : identity?.dataId !== undefined ? 'data-id-too-long' : 'no-data-id',
   );
   const { key } = placement;
-  const receivedAt = (deps.now?.() ?? new Date()).toISOString();
+  const { receivedAt } = request;
   const contentType =
     request.contentType?.trim() || (parsed.format === 'json' ? 'application/json' : 'text/plain; charset=utf-8');
 

@@ -37,3 +37,6 @@ export {
   type CallbackDeps,
   type CallbackRequest,
 } from './handle';
+export { processInboxObject, isInboxKey, INBOX_METADATA, type InboxOutcome } from './inbox';
+export { storeAndAnnounce, type AcceptedBody } from './handle';
+export { authorizeCallback, type CallbackAuthDecision } from './authorize';

@@ -16,3 +16,9 @@ export const RESULTS_PREFIX = 'results/';
  * (lib/s3-intake/pin.ts). Never submitted; expire them after the longest URL lifetime.
  */
 export const PINNED_PREFIX = 'pinned/';
+
+/**
+ * Where API Gateway puts each authenticated callback body as it arrives (key = its
+ * request id), before result-callback files it under results/ (lib/callback/inbox.ts).
+ */
+export const CALLBACK_INBOX_PREFIX = 'callbacks-inbox/';
