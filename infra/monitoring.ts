@@ -40,6 +40,8 @@ export interface MonitoringTargets {
   accessLogs: logs.ILogGroup;
   queue: sqs.IQueue;
   deadLetterQueue: sqs.IQueue;
+  /** S3 events of callback bodies waiting in callbacks-inbox/, and their DLQ. */
+  callbackInbox: { queue: sqs.IQueue; deadLetterQueue: sqs.IQueue };
   /** Sandbox mode: the sandbox's callback queue and its DLQ. */
   sandboxQueue?: { queue: sqs.IQueue; deadLetterQueue: sqs.IQueue };
   alarmTopic?: sns.ITopic;
@@ -155,6 +157,15 @@ export function addMonitoring(stack: Stack, targets: MonitoringTargets): Monitor
     alarmFriendlyName: 'ObjectCreatedQueue',
     humanReadableName: 'S3 events (object-created queue) and their DLQ',
     // Any message in the DLQ is an upload that failed maxReceiveCount times (README: redrive).
+    addDeadLetterQueueMaxSizeAlarm: { Critical: { maxMessageCount: 0 } },
+  });
+  facade.monitorSqsQueueWithDlq({
+    queue: targets.callbackInbox.queue,
+    deadLetterQueue: targets.callbackInbox.deadLetterQueue,
+    alarmFriendlyName: 'CallbackInboxQueue',
+    humanReadableName: 'Callback bodies in callbacks-inbox/ (result-callback queue) and their DLQ',
+    // A message there is a callback body still in callbacks-inbox/ that failed to be filed
+    // CALLBACK_INBOX_MAX_RECEIVES times (README: redrive); the body itself is kept.
     addDeadLetterQueueMaxSizeAlarm: { Critical: { maxMessageCount: 0 } },
   });
   if (targets.sandboxQueue) {

@@ -34,11 +34,12 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct, IConstruct } from 'constructs';
-import { ROUTES, type RouteFunction } from '../lib/api/routes';
+import { ROUTES } from '../lib/api/routes';
 import { ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE, ROUTE_NOT_FOUND_STATUS } from '../lib/http/route-not-found';
 import { DEFAULTS, ENV } from '../lib/config';
 import { DEFAULT_SWEEP, SWEEP_ENV } from '../lib/sweep/settings';
-import { INCOMING_PREFIX, PINNED_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
+import { CALLBACK_INBOX_PREFIX, INCOMING_PREFIX, PINNED_PREFIX, RESULTS_PREFIX } from '../lib/storage/prefixes';
+import { INBOX_METADATA } from '../lib/callback/inbox-metadata';
 import { ConfigError, ivaConcurrencySplit, type IvaBridgeConfig, type IvaBridgeProps } from './config';
 import { addMonitoring } from './monitoring';
 import { ResultWebhook } from './webhooks';
@@ -59,8 +60,8 @@ export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';
  * - direct-submit: API Gateway stops waiting after 29 s, so a longer timeout would only
  *   burn money. 1024 MB: the decoded body (≤ 4.5 MB) is held once plus the multipart
  *   re-encoding towards IVA, and more CPU shortens the upload.
- * - result-callback: stores one small body, one ledger update, one event; 15 s is
- *   generous, 256 MB is plenty.
+ * - result-callback: files inbox objects (callback bodies up to 10 MB), see its spec below.
+ * - callback-authorizer: the callback route's path-secret check, see its spec below.
  * - client-auth: the REQUEST authorizer of every route but the callback: one secret
  *   read (cached per container), two HMAC chains, one conditional DynamoDB put. 256 MB
  *   for the SDK's cold start; 5 s bounds a stuck Secrets Manager or DynamoDB call.
@@ -68,7 +69,14 @@ export const VOLC_PLACEHOLDER_ACCESS_KEY = 'REPLACE_ME';
 export const FUNCTION_SPECS = {
   objectCreated: { dir: 'object-created', memorySize: 512, timeoutSeconds: 60, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
   directSubmit: { dir: 'direct-submit', memorySize: 1024, timeoutSeconds: 29, ivaTimeoutMs: DEFAULTS.ivaTimeoutMs },
-  resultCallback: { dir: 'result-callback', memorySize: 256, timeoutSeconds: 15, ivaTimeoutMs: undefined },
+  // result-callback files bodies API Gateway put in the inbox (up to 10 MB each, one at a
+  // time, a batch of CALLBACK_INBOX_BATCH): 512 MB holds a body, its copy to S3 and the
+  // hash with room, and buys CPU for the hash. 60 s: a batch of 10 MB bodies at S3's
+  // in-region speed plus a 3 s event-claim wait each.
+  resultCallback: { dir: 'result-callback', memorySize: 512, timeoutSeconds: 60, ivaTimeoutMs: undefined },
+  // The callback route's REQUEST authorizer: one cached Secrets Manager read and a
+  // constant-time comparison; 256 MB for the SDK's cold start, 5 s bounds it.
+  callbackAuthorizer: { dir: 'callback-authorizer', memorySize: 256, timeoutSeconds: 5, ivaTimeoutMs: undefined },
   clientAuth: { dir: 'client-auth', memorySize: 256, timeoutSeconds: 5, ivaTimeoutMs: undefined },
   // Scans the ledger once per run (lib/sweep/README.md): no bodies, small memory; 5 min
   // bounds a large table's scan, well under the schedule's period.
@@ -91,6 +99,11 @@ export const SANDBOX_CALLBACK_ATTEMPTS = 4;
 
 /** How often the sweep runs; its marks are hours apart, so minutes are precise enough. */
 export const SWEEP_SCHEDULE_MINUTES = 15;
+
+/** Inbox objects per result-callback invocation (each up to 10 MB, filed one after another). */
+export const CALLBACK_INBOX_BATCH = 5;
+/** Deliveries of one inbox event before it moves to the inbox DLQ (the inbox object stays). */
+export const CALLBACK_INBOX_MAX_RECEIVES = 8;
 
 /** SQS batching window: a few seconds groups bursts of uploads into one invocation. */
 const MAX_BATCHING_WINDOW_SECONDS = 5;
@@ -115,7 +128,11 @@ export class IvaBridgeStack extends Stack {
     resultCallback: NodejsFunction;
     sweep: NodejsFunction;
     clientAuth: NodejsFunction;
+    callbackAuthorizer: NodejsFunction;
   };
+  /** S3 events of callbacks-inbox/ objects, consumed by result-callback; and its dead letters. */
+  readonly callbackInboxQueue: sqs.Queue;
+  readonly callbackInboxDeadLetterQueue: sqs.Queue;
   /** Sandbox mode only: the IVA sandbox, its callback sender and queues. */
   readonly sandbox?: {
     fn: NodejsFunction;
@@ -246,6 +263,28 @@ export class IvaBridgeStack extends Stack {
     this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, s3EventsTo(this.queue, this.bucket.bucketArn), {
       prefix: INCOMING_PREFIX,
     });
+    // Callback bodies: API Gateway PUTs each under callbacks-inbox/ and S3 tells this
+    // queue; result-callback files it (lib/callback/inbox.ts). A queue rather than S3
+    // invoking the function directly: its retries are many and spaced (visibility
+    // timeout), its dead letters can be moved back with start-message-move-task, and the
+    // inbox object itself stays in the bucket until it was filed, whatever happens here.
+    this.callbackInboxDeadLetterQueue = new sqs.Queue(this, 'CallbackInboxDlq', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.callbackInboxQueue = new sqs.Queue(this, 'CallbackInboxQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(6 * FUNCTION_SPECS.resultCallback.timeoutSeconds),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.callbackInboxDeadLetterQueue, maxReceiveCount: CALLBACK_INBOX_MAX_RECEIVES },
+    });
+    this.bucket.addEventNotification(
+      s3.EventType.OBJECT_CREATED,
+      s3EventsTo(this.callbackInboxQueue, this.bucket.bucketArn),
+      { prefix: CALLBACK_INBOX_PREFIX },
+    );
     if (config.existingBucketName) this.requireBucketRegion(config);
 
     // ---------------------------------------------------------------- functions
@@ -300,8 +339,14 @@ export class IvaBridgeStack extends Stack {
     });
     const resultCallback = this.createFunction('ResultCallback', FUNCTION_SPECS.resultCallback, retention, {
       ...shared,
-      [ENV.callbackSecretArn]: callbackSecret.secretArn,
       [ENV.eventBusName]: config.eventBusName,
+    });
+    // Only the secret: no table, bucket or bus (it runs before every callback).
+    const callbackAuthorizer = this.createFunction('CallbackAuthorizer', FUNCTION_SPECS.callbackAuthorizer, retention, {
+      [ENV.callbackSecretArn]: callbackSecret.secretArn,
+      POWERTOOLS_SERVICE_NAME: 'iva-bridge',
+      POWERTOOLS_LOG_LEVEL: config.logLevel,
+      LOG_LEVEL: config.logLevel,
     });
     // The client keys' names (lib/client-auth/keys.ts), the ledger for used signatures,
     // and direct-submit's size limit (one authorizer per method: it is also the size guard).
@@ -324,7 +369,10 @@ export class IvaBridgeStack extends Stack {
       schedule: events.Schedule.rate(Duration.minutes(SWEEP_SCHEDULE_MINUTES)),
       targets: [new targets.LambdaFunction(sweep, { retryAttempts: 2 })],
     });
-    this.functions = { objectCreated, directSubmit, resultCallback, clientAuth, sweep };
+    this.functions = { objectCreated, directSubmit, resultCallback, clientAuth, sweep, callbackAuthorizer };
+    resultCallback.addEventSource(
+      new SqsEventSource(this.callbackInboxQueue, { batchSize: CALLBACK_INBOX_BATCH, reportBatchItemFailures: true }),
+    );
     if (config.resultWebhookUrl) {
       const webhook = new ResultWebhook(this, 'ResultWebhook', {
         url: config.resultWebhookUrl,
@@ -504,7 +552,15 @@ export class IvaBridgeStack extends Stack {
         resources: [this.bucket.arnForObjects(`${RESULTS_PREFIX}*`)],
       }),
     );
-    resultCallback.addToRolePolicy(readSecret('ReadCallbackSecret', callbackSecret.secretArn));
+    resultCallback.addToRolePolicy(
+      // Reads each inbox object and deletes it once filed; nothing else under callbacks-inbox/.
+      new iam.PolicyStatement({
+        sid: 'FileInbox',
+        actions: ['s3:GetObject', 's3:DeleteObject'],
+        resources: [this.bucket.arnForObjects(`${CALLBACK_INBOX_PREFIX}*`)],
+      }),
+    );
+    callbackAuthorizer.addToRolePolicy(readSecret('ReadCallbackSecret', callbackSecret.secretArn));
     const eventBusArn = config.eventBusName.startsWith('arn:')
       ? config.eventBusName
       : `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:event-bus/${config.eventBusName}`;
@@ -526,19 +582,19 @@ export class IvaBridgeStack extends Stack {
           ? [INCOMING_PREFIX, PINNED_PREFIX]
           : fn === directSubmit
             ? [INCOMING_PREFIX, RESULTS_PREFIX]
-            : [RESULTS_PREFIX];
+            : [RESULTS_PREFIX, CALLBACK_INBOX_PREFIX];
       acknowledge(
         fn.role as iam.Role,
         prefixes.map((prefix) => ({
           id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(prefix)}]`,
           reason:
-            'Object ARNs are limited to key prefixes (incoming/*, pinned/*, results/*): object keys are chosen by uploaders and IVA, so they cannot be listed in advance.',
+            'Object ARNs are limited to key prefixes (incoming/*, pinned/*, results/*, callbacks-inbox/*): object keys are chosen by uploaders, IVA and API Gateway request ids, so they cannot be listed in advance.',
         })),
       );
     }
 
     // ---------------------------------------------------------------- API
-    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, resultCallback, clientAuth);
+    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, callbackAuthorizer, clientAuth);
     this.api = api;
     if (sandbox) {
       const callbacks = this.createSandboxCallbackSender(retention, sandbox.queue, callbackSecret);
@@ -557,16 +613,19 @@ export class IvaBridgeStack extends Stack {
         DirectSubmit: directSubmit,
         ResultCallback: resultCallback,
         ClientAuth: clientAuth,
+        CallbackAuthorizer: callbackAuthorizer,
         Sweep: sweep,
         ...(this.sandbox ? { IvaSandbox: this.sandbox.fn, IvaSandboxCallbacks: this.sandbox.callbacks } : {}),
       },
       // ClientAuth too: a failing authorizer turns every API call into a 500.
-      alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'ClientAuth'],
+      // CallbackAuthorizer too: failing, it turns every callback into a 5xx (IVA retries in vain).
+      alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'ClientAuth', 'CallbackAuthorizer'],
       api,
       stageName: STAGE_NAME,
       accessLogs,
       queue: this.queue,
       deadLetterQueue: this.deadLetterQueue,
+      callbackInbox: { queue: this.callbackInboxQueue, deadLetterQueue: this.callbackInboxDeadLetterQueue },
       ...(this.sandbox
         ? { sandboxQueue: { queue: this.sandbox.queue, deadLetterQueue: this.sandbox.deadLetterQueue } }
         : {}),
@@ -904,11 +963,102 @@ export class IvaBridgeStack extends Stack {
     return fn;
   }
 
+  /**
+   * POST /callbacks/{secret} without Lambda in the request path: API Gateway PUTs the raw
+   * body (binary, up to its 10 MB) to `callbacks-inbox/<request id>` in the bucket and
+   * answers 200 once S3 has it; the S3 event then drives result-callback
+   * (lib/callback/inbox.ts). In front, a REQUEST authorizer checks the path secret
+   * (uncached: each request's own secret decides, so a wrong one can never ride on a
+   * cached allow); a wrong secret fails it with `Unauthorized`, answered as the unknown
+   * route (the UNAUTHORIZED gateway response). The integration's role may only
+   * s3:PutObject under callbacks-inbox/. The secret is never mapped into the request.
+   */
+  private callbackInboxIntegration(authorizerFn: lambda.IFunction): {
+    integration: apigw.AwsIntegration;
+    options: apigw.MethodOptions;
+  } {
+    const role = new iam.Role(this, 'CallbackInboxRole', {
+      assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'iva-bridge: API Gateway writes callback bodies to callbacks-inbox/',
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'PutCallbackInbox',
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${CALLBACK_INBOX_PREFIX}*`)],
+      }),
+    );
+    acknowledge(role, [
+      {
+        id: `AwsSolutions-IAM5[Resource::${this.objectArnFinding(CALLBACK_INBOX_PREFIX)}]`,
+        reason:
+          'API Gateway puts each callback body under callbacks-inbox/<request id>; request ids are not known in advance, so the grant is the prefix (PutObject only).',
+      },
+    ]);
+    const meta = (name: string) => `integration.request.header.x-amz-meta-${name}`;
+    const failure = JSON.stringify({
+      error: { code: 'StorageUnavailable', message: 'The callback could not be stored; retry later' },
+    });
+    const integration = new apigw.AwsIntegration({
+      service: 's3',
+      integrationHttpMethod: 'PUT',
+      path: `${this.bucket.bucketName}/${CALLBACK_INBOX_PREFIX}{key}`,
+      options: {
+        credentialsRole: role,
+        // Binary in, byte for byte (binaryMediaTypes */*): no template ever touches the body.
+        passthroughBehavior: apigw.PassthroughBehavior.WHEN_NO_TEMPLATES,
+        requestParameters: {
+          'integration.request.path.key': 'context.requestId',
+          'integration.request.header.Content-Type': 'method.request.header.Content-Type',
+          [meta(INBOX_METADATA.contentType)]: 'method.request.header.Content-Type',
+          [meta(INBOX_METADATA.requestId)]: 'context.requestId',
+          [meta(INBOX_METADATA.requestTimeEpoch)]: 'context.requestTimeEpoch',
+        },
+        integrationResponses: [
+          {
+            // S3's 200 (its answer has no body): "in the inbox".
+            statusCode: '200',
+            contentHandling: apigw.ContentHandling.CONVERT_TO_TEXT,
+            responseParameters: { 'method.response.header.Content-Type': "'application/json'" },
+            responseTemplates: { 'application/json': '{"ok":true,"inbox":"$context.requestId"}' },
+          },
+          {
+            // Anything else from S3 (throttling, 5xx, a missing grant): nothing kept, IVA retries.
+            selectionPattern: '[45]\\d{2}',
+            statusCode: '503',
+            contentHandling: apigw.ContentHandling.CONVERT_TO_TEXT,
+            responseParameters: { 'method.response.header.Content-Type': "'application/json'" },
+            responseTemplates: { 'application/json': failure },
+          },
+        ],
+      },
+    });
+    const authorizer = new apigw.RequestAuthorizer(this, 'CallbackSecretAuthorizer', {
+      handler: authorizerFn,
+      identitySources: [],
+      resultsCacheTtl: Duration.seconds(0),
+    });
+    const contentType = { 'method.response.header.Content-Type': true };
+    return {
+      integration,
+      options: {
+        apiKeyRequired: false,
+        authorizer,
+        authorizationType: apigw.AuthorizationType.CUSTOM,
+        requestParameters: { 'method.request.header.Content-Type': false },
+        methodResponses: [
+          { statusCode: '200', responseParameters: contentType },
+          { statusCode: '503', responseParameters: contentType },
+        ],
+      },
+    };
+  }
+
   private createApi(
     config: IvaBridgeConfig,
     retention: logs.RetentionDays,
     directSubmit: lambda.IFunction,
-    resultCallback: lambda.IFunction,
+    callbackAuthorizer: lambda.IFunction,
     clientAuth: lambda.IFunction,
   ): { api: apigw.RestApi; apiKey: apigw.ApiKey; accessLogs: logs.LogGroup } {
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
@@ -970,15 +1120,23 @@ export class IvaBridgeStack extends Stack {
     const direct = new apigw.LambdaIntegration(directSubmit, { scopePermissionToMethod: false });
     // Every route but the callback: the client's HMAC-SHA256 signature in IVA's scheme
     // (lib/client-auth), verified by a REQUEST authorizer with caching off (a cached allow
-    // would let a replayed or wrong signature through; every request is verified). Its
-    // identity source is the Authorization header, so an unsigned request is answered 401
-    // MissingSignature by API Gateway without invoking it. It is also the size guard of the
-    // multipart routes (a method has one authorizer): a declared body over ~4.5 MB would
-    // make a Lambda event over 6 MB, so it is denied first with PayloadTooLarge naming
-    // POST /v1/uploads. Content-Length is not an identity source: chunked uploads have none.
+    // would let a replayed or wrong signature through; every request is verified). It is
+    // also the size guard of the multipart routes (a method has one authorizer): a
+    // declared body over ~4.5 MB would make a Lambda event over 6 MB, so it is denied
+    // first with PayloadTooLarge naming POST /v1/uploads.
+    //
+    // No identity source is listed (with caching off none is needed). A listed source
+    // that is absent makes API Gateway answer UNAUTHORIZED without calling the
+    // authorizer, and UNAUTHORIZED is the callback route's wrong-secret answer, the
+    // unknown route's 404 (below): an unsigned request would look like a missing route.
+    // So an unsigned request runs the authorizer too, which denies it with IVA's
+    // MissingSignature before reading any key or table (the ACCESS_DENIED 403 like every
+    // other refusal). Anonymous invocations cost one call each, bounded by stage
+    // throttling (the callback route's authorizer is anonymous by nature anyway).
+    // Content-Length could not be a source either: chunked uploads have none.
     const clientAuthorizer = new apigw.RequestAuthorizer(this, 'ClientAuthorizer', {
       handler: clientAuth,
-      identitySources: [apigw.IdentitySource.header('Authorization')],
+      identitySources: [],
       resultsCacheTtl: Duration.seconds(0),
     });
     const signed: apigw.MethodOptions = {
@@ -986,17 +1144,16 @@ export class IvaBridgeStack extends Stack {
       authorizer: clientAuthorizer,
       authorizationType: apigw.AuthorizationType.CUSTOM,
     };
+    const callback = this.callbackInboxIntegration(callbackAuthorizer);
     // Every route from the one table (lib/api/routes.ts) the direct-submit router dispatches on.
-    const integrations: Record<RouteFunction, apigw.LambdaIntegration> = {
-      'direct-submit': direct,
-      'result-callback': new apigw.LambdaIntegration(resultCallback, { scopePermissionToMethod: false }),
-    };
     for (const route of ROUTES) {
-      api.root
-        .resourceForPath(route.resource)
-        .addMethod(
+      const resource = api.root.resourceForPath(route.resource);
+      if (route.function === 'result-callback')
+        resource.addMethod(route.method, callback.integration, callback.options);
+      else
+        resource.addMethod(
           route.method,
-          integrations[route.function],
+          direct,
           route.apiKeyRequired ? signed : { apiKeyRequired: false },
         );
     }
@@ -1094,8 +1251,9 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
     [
       'ClientAuthDenied',
       // Only the client-auth authorizer produces ACCESS_DENIED in this stack (no IAM
-      // authorization, no resource policy). Its deny's context carries IVA's code and a
-      // message (lib/client-auth): SignatureDoesNotMatch, InvalidAccessKey,
+      // authorization, no resource policy; the callback authorizer never denies, it fails
+      // with Unauthorized). Its deny's context carries IVA's code and a message
+      // (lib/client-auth): MissingSignature, SignatureDoesNotMatch, InvalidAccessKey,
       // InvalidCredential, InvalidAuthorization, InvalidTimestamp, or PayloadTooLarge for
       // a declared body over the direct limit. One status per response type: 403.
       apigw.ResponseType.ACCESS_DENIED,
@@ -1124,15 +1282,15 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
       literal("The client's usage plan key is missing or disabled; ask the operator to reissue the client's key."),
     ],
     [
-      // UNAUTHORIZED: the authorizer's identity source (Authorization) is missing, so
-      // API Gateway answers without invoking it. IVA's code for an unsigned request.
-      'MissingSignature',
+      // Only the callback route's authorizer produces UNAUTHORIZED (no authorizer lists an
+      // identity source, so API Gateway never answers it on its own): a wrong callback
+      // secret. Exactly the unknown route's answer, so probing cannot find the route.
+      // (An unsigned request to a signed route is client-auth's MissingSignature deny.)
+      'CallbackSecretRefused',
       apigw.ResponseType.UNAUTHORIZED,
-      '401',
-      'MissingSignature',
-      literal(
-        'The request is not signed: send an HMAC-SHA256 Authorization header with your access key (x-api-key alone is not accepted).',
-      ),
+      String(ROUTE_NOT_FOUND_STATUS),
+      ROUTE_NOT_FOUND_CODE,
+      literal(ROUTE_NOT_FOUND_MESSAGE),
     ],
     // API Gateway answers an unknown route or method as a missing auth token; say what it is.
     [

@@ -1,107 +1,83 @@
 /**
- * POST /callbacks/{secret} (REST API, payload v1, no API key): IVA's result callbacks.
- * Wiring only; the logic is lib/callback/handle.ts.
+ * IVA's result callbacks, the asynchronous half (lib/callback/README.md): API Gateway
+ * has already put each authenticated body under callbacks-inbox/<request id> and
+ * answered IVA; S3 notifies the CallbackInboxQueue and this function files each named
+ * object (lib/callback/inbox.ts: content-addressed copy under results/, ledger, one
+ * event, then the inbox object is deleted). Wiring only.
  *
- * The path holds the secret, so the event is never logged (`logEvent: false` overrides
- * POWERTOOLS_LOGGER_LOG_EVENT) and only the redacted route is. Every failure becomes a
- * small JSON answer `{ "error": { "code", "message" } }`: a CallbackError keeps its own
- * status; anything unexpected is 503, so IVA retries rather than drops the result. A
- * wrong secret is the exception: it gets API Gateway's own RouteNotFound answer.
+ * SQS partial batch failures: a record whose object could not be filed (S3, DynamoDB,
+ * EventBridge unavailable, another delivery holding the event claim, anything
+ * unexpected) is reported failed and comes back after the visibility timeout; after
+ * maxReceiveCount it moves to the dead-letter queue, and its inbox object is still in
+ * the bucket either way. Final outcomes (filed, malformed JSON kept as unmatched, empty,
+ * already done) are acknowledged.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy, { type MiddlewareObj } from '@middy/core';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import middy from '@middy/core';
+import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { awsErrorName } from '../../lib/aws/errors';
 import { DEFAULTS, ENV, required } from '../../lib/config';
 import {
   CallbackError,
-  RetryableCallbackError,
   createEventBridgePublisher,
-  handleCallback,
-  NotFoundError,
-  REDACTED_CALLBACK_PATH,
-  type CallbackDeps,
+  inboxKeysIn,
+  processInboxObject,
+  RetryableCallbackError,
+  type StoreDeps,
 } from '../../lib/callback/index';
-import { lowerCaseHeaders } from '../../lib/http/headers';
-import {
-  gatewayErrorBody,
-  gatewayErrorHeaders,
-  ROUTE_NOT_FOUND_CODE,
-  ROUTE_NOT_FOUND_MESSAGE,
-  ROUTE_NOT_FOUND_STATUS,
-} from '../../lib/http/route-not-found';
 import { logger, metrics, withObservability } from '../../lib/observability';
 import { lazy, ledgerFromEnv } from '../../lib/runtime';
-import { callbackSecretsFrom } from '../../lib/secrets/index';
 import { createS3Client } from '../../lib/storage/s3-client';
 
-const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
-
-function json(statusCode: number, body: unknown): APIGatewayProxyResult {
-  return { statusCode, headers: JSON_HEADERS, body: JSON.stringify(body) };
-}
-
-/** Maps every error to the JSON error shape; never lets a throw become a bare 500/502. */
-function jsonErrors(): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
-  return {
-    onError: (request) => {
-      const error = request.error;
-      if (error instanceof NotFoundError) {
-        // Byte for byte what API Gateway answers for a path that does not exist.
-        const requestId = request.event?.requestContext?.requestId ?? '';
-        request.response = {
-          statusCode: ROUTE_NOT_FOUND_STATUS,
-          headers: gatewayErrorHeaders(ROUTE_NOT_FOUND_CODE),
-          body: gatewayErrorBody(requestId, ROUTE_NOT_FOUND_CODE, ROUTE_NOT_FOUND_MESSAGE),
-        };
-        return;
-      }
-      if (error instanceof CallbackError) {
-        if (error.httpStatus >= 500)
-          logger.error('Callback not completed', {
-            code: error.code,
-            reason: error instanceof RetryableCallbackError ? error.reason : undefined,
-          });
-        request.response = json(error.httpStatus, { error: { code: error.code, message: error.message } });
-        return;
-      }
-      logger.error('Callback failed unexpectedly', { errorName: error?.name, errorMessage: error?.message });
-      request.response = json(503, {
-        error: { code: 'ServiceUnavailable', message: 'The callback could not be processed; retry later' },
-      });
-    },
-  };
-}
-
-export function depsFromEnv(env: Record<string, string | undefined> = process.env): CallbackDeps {
+export function depsFromEnv(env: Record<string, string | undefined> = process.env): StoreDeps {
   return {
     s3: createS3Client({ env }),
     bucket: required(env, ENV.bucket),
     ledger: ledgerFromEnv(env),
-    secrets: callbackSecretsFrom(env),
     publisher: createEventBridgePublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
   };
 }
 
 /** `deps` or a factory called on the first invocation (so importing reads no env). */
-export function createHandler(deps: CallbackDeps | (() => CallbackDeps)) {
+export function createHandler(deps: StoreDeps | (() => StoreDeps)) {
   const given = lazy(deps);
   const getDeps = lazy(() => withObservability(given()));
-  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+  return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
     .use(logMetrics(metrics))
-    .use(jsonErrors())
     .handler(async (event) => {
-      const requestId = event.requestContext?.requestId;
-      logger.appendKeys({ route: `POST ${REDACTED_CALLBACK_PATH}`, ...(requestId ? { requestId } : {}) });
-      const answer = await handleCallback(getDeps(), {
-        secret: event.pathParameters?.secret,
-        body: event.body,
-        isBase64Encoded: event.isBase64Encoded,
-        contentType: lowerCaseHeaders(event.headers, event.multiValueHeaders)['content-type'],
-        requestId,
-      });
-      return json(200, answer);
+      const failures: SQSBatchItemFailure[] = [];
+      // One at a time: each body may be 10 MB, and the function's memory holds a few.
+      for (const record of event.Records) {
+        let keys: string[];
+        try {
+          keys = inboxKeysIn(record.body);
+        } catch {
+          // Never a message S3 wrote: failed, so it reaches the dead-letter queue and is seen.
+          logger.error('Queue message is not an S3 event', { messageId: record.messageId });
+          failures.push({ itemIdentifier: record.messageId });
+          continue;
+        }
+        for (const key of keys) {
+          try {
+            const outcome = await processInboxObject(getDeps(), key);
+            logger.info('Inbox object processed', { inboxKey: key, outcome: outcome.kind });
+          } catch (error) {
+            logger.error('Inbox object not processed; it stays for the retry', {
+              inboxKey: key,
+              messageId: record.messageId,
+              receiveCount: record.attributes?.ApproximateReceiveCount,
+              code: error instanceof CallbackError ? error.code : undefined,
+              reason: error instanceof RetryableCallbackError ? error.reason : undefined,
+              errorName: error instanceof CallbackError ? undefined : awsErrorName(error),
+            });
+            failures.push({ itemIdentifier: record.messageId });
+            break;
+          }
+        }
+      }
+      return { batchItemFailures: failures };
     });
 }
 

@@ -48,6 +48,9 @@ export const DEFAULT_EVENT_CLAIM_MS = 30_000;
 export const DEFAULT_CLAIM_WAIT_MS = 3_000;
 
 /** `logger` and `metrics` (lib/observability): silent by default; the handler passes Powertools'. */
+/** What filing a body needs (the inbox step has no secret to check). */
+export type StoreDeps = Omit<CallbackDeps, 'secrets'>;
+
 export interface CallbackDeps extends ObservabilityDeps {
   s3: S3Client;
   bucket: string;
@@ -148,7 +151,7 @@ export interface AcceptedBody {
  * transient; a retry of the same bytes is always safe.
  */
 export async function storeAndAnnounce(
-  deps: CallbackDeps,
+  deps: StoreDeps,
   request: AcceptedBody,
   log: LoggerPort,
   count: (name: string) => void,
@@ -269,7 +272,7 @@ export async function storeAndAnnounce(
  * delivery answers 503, never a 200 that would stop IVA retrying while the holder might
  * still crash before publishing.
  */
-async function claimEvent(deps: CallbackDeps, dataId: string, sha256: string): Promise<'claimed' | 'published'> {
+async function claimEvent(deps: StoreDeps, dataId: string, sha256: string): Promise<'claimed' | 'published'> {
   const leaseMs = deps.eventClaimMs ?? DEFAULT_EVENT_CLAIM_MS;
   const waitMs = deps.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS;
   const started = Date.now();

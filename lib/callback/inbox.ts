@@ -21,19 +21,14 @@ import { awsErrorName, s3ObjectAbsence } from '../aws/errors';
 import { CALLBACK_INBOX_PREFIX } from '../storage/prefixes';
 import { METRIC, MetricUnit, noMetrics, silentLogger } from '../observability';
 import { CallbackError, MalformedJsonError, StorageUnavailableError } from './errors';
-import { type CallbackAnswer, type CallbackDeps, storeAndAnnounce } from './handle';
-
-/** The inbox object's metadata keys the gateway integration writes (infra/stack.ts). */
-export const INBOX_METADATA = {
-  requestId: 'request-id',
-  /** `$context.requestTimeEpoch`: when API Gateway received the request, in ms. */
-  requestTimeEpoch: 'request-time-epoch',
-  /** The Content-Type the sender declared (absent when it sent none). */
-  contentType: 'declared-content-type',
-} as const;
+import { INBOX_METADATA } from './inbox-metadata';
+import { decodeS3EventKey } from '../s3-intake/rules';
+import { type CallbackAnswer, type StoreDeps, storeAndAnnounce } from './handle';
 
 /** What S3 calls an object stored without a Content-Type. */
 const S3_DEFAULT_CONTENT_TYPE = 'binary/octet-stream';
+
+export { INBOX_METADATA };
 
 export type InboxOutcome =
   | { kind: 'stored'; key: string; answer: CallbackAnswer }
@@ -89,7 +84,7 @@ async function deleteInbox(s3: S3Client, bucket: string, key: string): Promise<v
 }
 
 /** Files one inbox object (`key` under callbacks-inbox/) and deletes it; see the header. */
-export async function processInboxObject(deps: CallbackDeps, key: string): Promise<InboxOutcome> {
+export async function processInboxObject(deps: StoreDeps, key: string): Promise<InboxOutcome> {
   const log = deps.logger ?? silentLogger;
   const metrics = deps.metrics ?? noMetrics;
   const count = (name: string) => metrics.addMetric(name, MetricUnit.Count, 1);
@@ -125,4 +120,24 @@ export async function processInboxObject(deps: CallbackDeps, key: string): Promi
   }
   await deleteInbox(deps.s3, deps.bucket, key);
   return { kind: 'stored', key, answer };
+}
+
+/**
+ * The inbox keys an S3 event notification names (the body of one SQS message): only
+ * ObjectCreated records under callbacks-inbox/, keys URL-decoded as S3 encodes them.
+ * S3's `s3:TestEvent` (sent once when the notification is configured) names none.
+ * Throws on a body that is not JSON: such a message can never be processed.
+ */
+export function inboxKeysIn(body: string): string[] {
+  const parsed = JSON.parse(body) as { Records?: unknown };
+  if (!Array.isArray(parsed.Records)) return [];
+  const keys: string[] = [];
+  for (const record of parsed.Records as { eventName?: unknown; s3?: { object?: { key?: unknown } } }[]) {
+    const raw = record?.s3?.object?.key;
+    if (typeof raw !== 'string' || typeof record.eventName !== 'string') continue;
+    if (!record.eventName.replace(/^s3:/, '').startsWith('ObjectCreated:')) continue;
+    const key = decodeS3EventKey(raw);
+    if (isInboxKey(key)) keys.push(key);
+  }
+  return keys;
 }

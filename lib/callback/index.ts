@@ -37,6 +37,6 @@ export {
   type CallbackDeps,
   type CallbackRequest,
 } from './handle';
-export { processInboxObject, isInboxKey, INBOX_METADATA, type InboxOutcome } from './inbox';
-export { storeAndAnnounce, type AcceptedBody } from './handle';
+export { processInboxObject, inboxKeysIn, isInboxKey, INBOX_METADATA, type InboxOutcome } from './inbox';
+export { storeAndAnnounce, type AcceptedBody, type StoreDeps } from './handle';
 export { authorizeCallback, type CallbackAuthDecision } from './authorize';

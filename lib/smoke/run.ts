@@ -308,16 +308,16 @@ export async function runSmoke(target: SmokeTarget, options: SmokeOptions = {}):
     const noKey = await answer(await api(`/v1/tasks/${run}/submissions`, {}, null));
     row(
       'Unsigned request, API key only',
-      '401 MissingSignature',
+      '403 MissingSignature',
       show(noKey),
-      noKey.status === 401 && noKey.code === 'MissingSignature',
+      noKey.status === 403 && noKey.code === 'MissingSignature',
     );
     const noKeyMultipart = await post('/v1/images', 1024, `${run}-nokey`, null);
     row(
-      'Unsigned multipart request (the authorizer is not even invoked)',
-      '401 MissingSignature',
+      'Unsigned multipart request (client-auth denies it before any key or size check)',
+      '403 MissingSignature',
       show(noKeyMultipart),
-      noKeyMultipart.status === 401 && noKeyMultipart.code === 'MissingSignature',
+      noKeyMultipart.status === 403 && noKeyMultipart.code === 'MissingSignature',
     );
     const badSecret = `${target.callbackUrl.slice(0, target.callbackUrl.lastIndexOf('/') + 1)}${'0'.repeat(64)}`;
     const wrongSecret = await answer(

@@ -9,7 +9,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { closeServer, listen, urlOf } from '../servers/http-close';
 import { invoke, LambdaTimeoutError, type LocalFunction } from './lambda';
-import type { TemplateGatewayResponse, TemplateRoute } from './template';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { awsHttpStatus } from '../../lib/aws/errors';
+import type { CfnValue, TemplateGatewayResponse, TemplateRoute, TemplateS3Integration } from './template';
 
 /** API Gateway's own limit on a request payload. */
 export const API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
@@ -74,6 +76,12 @@ export interface ApiGatewayOptions {
   /** Functions by key (route targets and authorizers). */
   functions: Readonly<Record<string, LocalFunction>>;
   binaryMediaTypes?: readonly string[];
+  /**
+   * Runs the template's S3 service integrations (the callback inbox) against the local
+   * S3: the integration URI resolved to the local bucket, the PUT made with the local
+   * keys (the integration's role is not evaluated: NOT_DERIVED).
+   */
+  s3?: { client: S3Client; resolveUri(uri: CfnValue): string };
   /** Extra non-API routes (e.g. `/__local/*`); return true when handled. */
   control?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> | boolean;
   log?: (line: string) => void;
@@ -391,6 +399,92 @@ function idsIn(body: Buffer): string {
   return found.slice(0, 8).join(' ');
 }
 
+/** A mapping source's value: a method request header or path parameter, a context variable, or a 'literal'. */
+function mappedValue(
+  source: string,
+  request: { headers: Record<string, string>; pathParameters: Record<string, string> },
+  context: Record<string, string>,
+): string | undefined {
+  const literal = /^'(.*)'$/.exec(source);
+  if (literal) return literal[1];
+  if (source.startsWith('method.request.header.')) {
+    const name = source.slice('method.request.header.'.length).toLowerCase();
+    return Object.entries(request.headers).find(([k]) => k.toLowerCase() === name)?.[1];
+  }
+  if (source.startsWith('method.request.path.'))
+    return request.pathParameters[source.slice('method.request.path.'.length)];
+  if (source.startsWith('context.')) return context[source.slice('context.'.length)];
+  throw new Error(`request parameter source ${source} is not emulated`);
+}
+
+/**
+ * One S3 service integration call, as API Gateway makes it: path and headers from the
+ * request parameter mappings, the body untouched (binary passthrough), then the
+ * integration response whose selection pattern matches S3's status (else the default).
+ */
+export async function runS3Integration(
+  integration: TemplateS3Integration,
+  s3: NonNullable<ApiGatewayOptions['s3']>,
+  input: {
+    body: Buffer;
+    headers: Record<string, string>;
+    pathParameters: Record<string, string>;
+    context: Record<string, string>;
+  },
+): Promise<{ status: number; headers: Record<string, string>; body: string; s3Status: number; key: string }> {
+  if (integration.httpMethod !== 'PUT')
+    throw new Error(`S3 integration ${integration.httpMethod}: only PUT is emulated`);
+  const uri = s3.resolveUri(integration.uri);
+  const at = uri.indexOf(':s3:path/');
+  if (at < 0) throw new Error(`S3 integration URI ${uri} is not a path URI`);
+  const pathParams: Record<string, string> = {};
+  const headers: Record<string, string> = {};
+  for (const [target, source] of Object.entries(integration.requestParameters)) {
+    const value = mappedValue(source, input, input.context);
+    if (value === undefined) continue; // an absent optional header is not sent on
+    if (target.startsWith('integration.request.path.'))
+      pathParams[target.slice('integration.request.path.'.length)] = value;
+    else if (target.startsWith('integration.request.header.'))
+      headers[target.slice('integration.request.header.'.length).toLowerCase()] = value;
+    else throw new Error(`request parameter ${target} is not emulated`);
+  }
+  const path = uri
+    .slice(at + ':s3:path/'.length)
+    .replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(pathParams[name] ?? ''));
+  const slash = path.indexOf('/');
+  const bucket = path.slice(0, slash);
+  const key = decodeURIComponent(path.slice(slash + 1));
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith('x-amz-meta-')) metadata[name.slice('x-amz-meta-'.length)] = value;
+    else if (name !== 'content-type') throw new Error(`S3 integration header ${name} is not emulated`);
+  }
+  let s3Status = 200;
+  try {
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: input.body,
+        ...(headers['content-type'] ? { ContentType: headers['content-type'] } : {}),
+        Metadata: metadata,
+      }),
+    );
+  } catch (err) {
+    s3Status = awsHttpStatus(err) ?? 500;
+  }
+  const chosen =
+    integration.responses.find(
+      (r) => r.selectionPattern !== undefined && new RegExp(`^(?:${r.selectionPattern})$`).test(String(s3Status)),
+    ) ?? integration.responses.find((r) => r.selectionPattern === undefined);
+  if (!chosen) throw new Error(`no integration response for S3 status ${s3Status}`);
+  const template = chosen.templates['application/json'] ?? '';
+  const body = template.replace(/\$context\.(\w+)/g, (_, name: string) => input.context[name] ?? '');
+  const out: Record<string, string> = { 'content-type': 'application/json' };
+  for (const [k, v] of Object.entries(chosen.headers)) out[k.toLowerCase()] = v;
+  return { status: chosen.statusCode, headers: out, body, s3Status, key };
+}
+
 export async function startApiGateway(options: ApiGatewayOptions): Promise<LocalApiGateway> {
   const stage = options.stage ?? 'prod';
   // As infra/stack.ts: every body binary, so every body reaches the functions byte for byte.
@@ -534,6 +628,29 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
     }
     if (matched.route.apiKeyRequired && (!apiKey || !options.apiKeys.includes(apiKey)))
       return done(answer(res, 'INVALID_API_KEY', requestId, { contentType }));
+    if (matched.route.s3) {
+      if (!options.s3) throw new Error('the template has an S3 integration but the gateway has no S3');
+      let out: Awaited<ReturnType<typeof runS3Integration>>;
+      try {
+        out = await runS3Integration(matched.route.s3, options.s3, {
+          body: bytes,
+          headers: event.headers,
+          pathParameters: matched.pathParameters,
+          context: { requestId, requestTimeEpoch: String(event.requestContext.requestTimeEpoch) },
+        });
+      } catch (err) {
+        log(`api: S3 integration failed: ${(err as Error)?.message ?? String(err)}`);
+        return done(answer(res, 'INTEGRATION_FAILURE', requestId, { contentType }));
+      }
+      res.writeHead(out.status, {
+        ...out.headers,
+        'content-length': Buffer.byteLength(out.body),
+        'x-amzn-requestid': requestId,
+      });
+      res.end(out.body);
+      // The key is the request id (no secret in it); the body's size, not its bytes.
+      return done(out.status, `(S3 ${out.s3Status}: ${out.key}, ${bytes.length} bytes)`);
+    }
     const eventBytes = Buffer.byteLength(JSON.stringify(event));
     if (eventBytes > LAMBDA_MAX_PAYLOAD_BYTES) {
       // What AWS does when the invoke payload is over 6 MB (a body without Content-Length).
@@ -543,8 +660,9 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       );
     }
 
-    const fn = options.functions[matched.route.target];
-    if (!fn) throw new Error(`function ${matched.route.target} is not running`);
+    const target = matched.route.target;
+    const fn = target ? options.functions[target] : undefined;
+    if (!fn) throw new Error(`function ${target ?? '(none)'} is not running`);
     let result: unknown;
     try {
       result = await invoke(fn, event, options.region);

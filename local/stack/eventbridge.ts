@@ -28,6 +28,12 @@ export interface LocalEventBridge {
   url: string;
   events: RecordedEvent[];
   emitter: EventEmitter<{ event: [RecordedEvent] }>;
+  /**
+   * Answers the next `count` PutEvents calls with EventBridge's 500 InternalException
+   * (nothing recorded), as a failing EventBridge would; `faultsLeft` counts down.
+   */
+  failPutEvents(count: number): void;
+  readonly faultsLeft: number;
   close(): Promise<void>;
 }
 
@@ -48,6 +54,7 @@ export async function startEventBridge(
 ): Promise<LocalEventBridge> {
   const events: RecordedEvent[] = [];
   const emitter = new EventEmitter<{ event: [RecordedEvent] }>();
+  let faults = 0;
 
   const reply = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
@@ -66,6 +73,12 @@ export async function startEventBridge(
         __type: 'UnknownOperationException',
         message: `This local EventBridge serves AWSEvents.PutEvents only, not "${target}".`,
       });
+      return;
+    }
+    if (faults > 0) {
+      faults -= 1;
+      options.log?.(`eventbridge: PutEvents refused (injected fault, ${faults} left)`);
+      reply(res, 500, { __type: 'InternalException', message: 'Injected fault: the request failed.' });
       return;
     }
     if (raw.length > MAX_REQUEST_BYTES) {
@@ -130,7 +143,18 @@ export async function startEventBridge(
     req.on('end', () => handle(req, res, Buffer.concat(chunks)));
   });
   const address = await listen(server, options.port ?? 0);
-  return { url: urlOf(address), events, emitter, close: () => closeServer(server) };
+  return {
+    url: urlOf(address),
+    events,
+    emitter,
+    failPutEvents: (count) => {
+      faults = count;
+    },
+    get faultsLeft() {
+      return faults;
+    },
+    close: () => closeServer(server),
+  };
 }
 
 function invalid(entry: Entry): string | undefined {

@@ -37,7 +37,7 @@ import { startS3rver, type LocalS3 } from '../servers/s3rver';
 import { startApiGateway } from './api-gateway';
 import { type CreatedSecret, startLocalAwsEndpoints } from './aws-endpoints';
 import { disableNotifications, startNotificationReceiver, type NotificationReceiver } from './ceph-notifications';
-import { startEventBridge, type RecordedEvent } from './eventbridge';
+import { type LocalEventBridge, startEventBridge, type RecordedEvent } from './eventbridge';
 import { deliverWebhooks } from './webhook';
 import { bundleFunctions } from './bundle';
 import { FunctionHost } from './function-host';
@@ -146,6 +146,8 @@ export interface LocalStackOptions {
   /** Sandbox settings (callback delay, status...); the callback URL is always the stack's. */
   sandbox?: Omit<IvaSandboxOptions, 'port' | 'callbackUrl' | 'credentials' | 'log'>;
   /** Overrides of the template's queue and event source settings (tests use short ones). */
+  /** Overrides for the other pipelines' queues (the callback inbox); tests use a short visibility timeout. */
+  pipelines?: { visibilityTimeoutMs?: number };
   sqs?: {
     visibilityTimeoutMs?: number;
     maxReceiveCount?: number;
@@ -207,9 +209,13 @@ export interface LocalStack extends StackInfo {
   /** Present unless a real IVA endpoint is used. */
   sandbox?: IvaSandbox;
   queue: LocalQueue;
+  /** The queues of the other pipelines, by the key of the function they feed (resultCallback). */
+  pipelineQueues: Record<string, LocalQueue>;
   deadLetters: DeadLetter[];
   /** Every PutEvents entry the functions sent, as EventBridge delivers them. */
   events: RecordedEvent[];
+  /** The local EventBridge's fault injection (failPutEvents, faultsLeft). */
+  eventBridge: Pick<LocalEventBridge, 'failPutEvents' | 'faultsLeft'>;
   close(): Promise<void>;
 }
 
@@ -361,18 +367,73 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.push(() => queue.stop());
     if (queue.depth > 0) log(`sqs: ${queue.depth} undelivered message(s) kept from the last run`);
 
-    const filter = { prefix: template.notification.prefix, suffix: template.notification.suffix };
-    const filterText = `${filter.prefix ? `prefix ${filter.prefix}` : 'any key'}${filter.suffix ? ` suffix ${filter.suffix}` : ''}`;
+    // The other S3 → SQS → function pipelines of the template (the callback inbox): the
+    // same queue semantics (visibility timeout, receive counts, partial batch failures,
+    // dead letters), consumed by their function; no SQS API of their own.
+    const pipelineFunctions: Record<string, LocalFunction> = {};
+    const otherPipelines = template.pipelines.filter((p) => p.queue.logicalId !== template.queue.logicalId);
+    const pipelineQueues: Record<string, LocalQueue> = {};
+    for (const p of otherPipelines) {
+      const key = p.eventSource.functionKey;
+      const q = new LocalQueue({
+        name: `iva-bridge-local-${p.queue.logicalId.replace(/[0-9A-F]{8}$/, '')}`,
+        region,
+        batchSize: p.eventSource.batchSize,
+        batchingWindowMs: p.eventSource.maximumBatchingWindowSeconds * 1000,
+        visibilityTimeoutMs: options.pipelines?.visibilityTimeoutMs ?? p.queue.visibilityTimeoutSeconds * 1000,
+        maxReceiveCount: p.queue.maxReceiveCount ?? Number.POSITIVE_INFINITY,
+        maxConcurrency: Math.min(p.eventSource.maximumConcurrency ?? LOCAL_MAX_CONCURRENCY, LOCAL_MAX_CONCURRENCY),
+        ...(stateDir ? { persistPath: join(stateDir, `queue-${p.queue.logicalId}.json`) } : {}),
+        autoStart: false,
+        log,
+        consume: async (event): Promise<BatchOutcome> => {
+          const fn = pipelineFunctions[key];
+          if (!fn) return { kind: 'error', error: new Error(`${key} is not running`) };
+          const result = (await invoke(fn, event, region)) as
+            | { batchItemFailures?: { itemIdentifier?: unknown }[] }
+            | undefined
+            | null;
+          const failedIds = p.eventSource.reportBatchItemFailures
+            ? (result?.batchItemFailures ?? []).map((f) =>
+                typeof f?.itemIdentifier === 'string' ? f.itemIdentifier : '',
+              )
+            : [];
+          log(
+            `${key}: batch of ${event.Records.length}: ${event.Records.length - failedIds.length} done, ${failedIds.length} to retry`,
+          );
+          return { kind: 'partial', failedIds };
+        },
+      });
+      pipelineQueues[key] = q;
+      cleanups.push(() => q.stop());
+    }
+
+    const routesOfFacts = template.pipelines.map((p) => ({
+      filter: { prefix: p.notification.prefix, suffix: p.notification.suffix },
+      queue: p.queue.logicalId === template.queue.logicalId ? queue : pipelineQueues[p.eventSource.functionKey]!,
+      what: p.eventSource.functionKey,
+    }));
+    const filterText = routesOfFacts
+      .map(
+        ({ filter }) =>
+          `${filter.prefix ? `prefix ${filter.prefix}` : 'any key'}${filter.suffix ? ` suffix ${filter.suffix}` : ''}`,
+      )
+      .join('; ');
     const onFact = (fact: ObjectCreatedFact): void => {
       const where = `s3://${fact.bucket}/${fact.key}`;
-      if (!passesFilter(fact, bucket, filter)) {
+      const targets = routesOfFacts.filter((r) => passesFilter(fact, bucket, r.filter));
+      if (targets.length === 0) {
         if (fact.eventName.includes('ObjectCreated'))
-          log(`s3: ${where} written (${fact.size ?? '?'} bytes; outside the notification filter, ${filterText})`);
+          log(`s3: ${where} written (${fact.size ?? '?'} bytes; outside the notification filters, ${filterText})`);
         return;
       }
-      const body = JSON.stringify({ Records: [awsRecord(fact, region)] });
-      const messageId = queue.send(body);
-      log(`s3: upload seen ${where} (${fact.size ?? '?'} bytes, ${fact.eventName}) → SQS message ${messageId}`);
+      for (const target of targets) {
+        const body = JSON.stringify({ Records: [awsRecord(fact, region)] });
+        const messageId = target.queue.send(body);
+        log(
+          `s3: ${where} (${fact.size ?? '?'} bytes, ${fact.eventName}) → SQS message ${messageId} for ${target.what}`,
+        );
+      }
     };
 
     let s3Endpoint: string;
@@ -396,7 +457,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await enableBucketNotifications({
         ceph: { endpoint: s3Endpoint, region, ...s3Creds },
         bucket,
-        prefix: filter.prefix ?? '',
+        // One topic for every pipeline: their common prefix (none when they differ); each
+        // event is then routed by the pipelines' own filters (onFact).
+        prefix: commonPrefix(routesOfFacts.map((r) => r.filter.prefix ?? '')),
         topicName: `${bucket}-iva-bridge-local`,
         pushEndpoint: receiver.url,
       });
@@ -628,6 +691,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     objectCreated = functions[es.functionKey];
     if (!objectCreated) throw new Error(`the event source mapping's function ${es.functionKey} was not started`);
     queue.resume();
+    for (const [key, q] of Object.entries(pipelineQueues)) {
+      const fn = functions[key];
+      if (!fn) throw new Error(`the event source mapping's function ${key} was not started`);
+      pipelineFunctions[key] = fn;
+      q.resume();
+    }
 
     // ------------------------------------------------------------------ API
     const control = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
@@ -642,7 +711,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (route === 'GET /__local/dead-letters') send(200, queue.deadLetters);
       else if (route === 'POST /__local/dead-letters/redrive') send(200, { redriven: queue.redrive() });
       else if (route === 'GET /__local/events') send(200, eventBridge.events);
-      else if (route === 'GET /__local/queue') send(200, { depth: queue.depth, deadLetters: queue.deadLetters.length });
+      else if (route === 'GET /__local/queue')
+        send(200, {
+          depth: queue.depth,
+          deadLetters: queue.deadLetters.length,
+          ...Object.fromEntries(
+            Object.entries(pipelineQueues).map(([k, q]) => [k, { depth: q.depth, deadLetters: q.deadLetters.length }]),
+          ),
+        });
       else if (route === 'GET /__local/functions')
         send(
           200,
@@ -662,8 +738,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       else send(404, { error: 'NotFound', message: `No local control route ${route}.` });
       return true;
     };
+    const gatewayS3 = createS3Client({ endpoint: s3Endpoint, region, forcePathStyle: true, credentials: s3Creds });
+    cleanups.push(async () => gatewayS3.destroy());
     const api = await startApiGateway({
       port: ports.api ?? 0,
+      s3: { client: gatewayS3, resolveUri: (uri) => resolveValue(uri, template.template, resolver) },
       apiKeys: [secrets.apiKey],
       apiKeySource: template.apiKeySource,
       routes: template.routes,
@@ -731,14 +810,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       functions,
       sandbox,
       queue,
+      pipelineQueues,
       deadLetters: queue.deadLetters,
       events: eventBridge.events,
+      eventBridge,
       close: () => (closing ??= cleanup()),
     };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+function commonPrefix(prefixes: string[]): string {
+  if (prefixes.length === 0) return '';
+  let out = prefixes[0]!;
+  for (const p of prefixes) while (!p.startsWith(out)) out = out.slice(0, -1);
+  return out;
 }
 
 /** docs/samples/* (the README's sample image and video), so `--video-url` works offline. */

@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { INCOMING_PREFIX } from '../../lib/storage/prefixes';
+
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The construct id `npm start` synthesizes under (the default stack name). */
 export const LOCAL_STACK_NAME = 'IvaBridge';
@@ -59,8 +61,10 @@ export interface TemplateRoute {
   method: string;
   /** Full resource path, e.g. `/v1/submissions/{id}`. */
   resource: string;
-  /** Key of the proxied function. */
-  target: string;
+  /** Key of the proxied function (Lambda proxy integrations). */
+  target?: string;
+  /** An AWS service integration that writes the body to S3 instead (the callback inbox). */
+  s3?: TemplateS3Integration;
   apiKeyRequired: boolean;
   /** Key of the REQUEST authorizer's function, when the method has one. */
   authorizer?: TemplateAuthorizer;
@@ -73,6 +77,35 @@ export interface TemplateAuthorizer {
   /** Header names of `method.request.header.X` identity sources (lower case). */
   identityHeaders: string[];
   resultTtlSeconds: number;
+}
+
+/**
+ * An API Gateway AWS integration with S3 (`arn:…:apigateway:<region>:s3:path/<bucket>/<key>`):
+ * the method, the URI (still with Refs, resolved against the local bucket), the request
+ * parameter mappings and the integration responses, as the template has them.
+ */
+export interface TemplateS3Integration {
+  httpMethod: string;
+  uri: CfnValue;
+  /** `integration.request.{path,header}.X` → `method.request.header.Y` | `context.Z` | `'literal'`. */
+  requestParameters: Record<string, string>;
+  responses: TemplateIntegrationResponse[];
+}
+
+export interface TemplateIntegrationResponse {
+  /** Regular expression over the service's HTTP status; absent = the default response. */
+  selectionPattern?: string;
+  statusCode: number;
+  /** Header → value (template quoting removed). */
+  headers: Record<string, string>;
+  templates: Record<string, string>;
+}
+
+/** A bucket notification → queue → event source mapping → function chain. */
+export interface TemplatePipeline {
+  queue: TemplateQueue;
+  eventSource: TemplateEventSource;
+  notification: TemplateNotification;
 }
 
 export interface TemplateGatewayResponse {
@@ -125,9 +158,12 @@ export interface LocalTemplate {
   routes: TemplateRoute[];
   gatewayResponses: Record<string, TemplateGatewayResponse>;
   functions: Record<string, TemplateFunction>;
+  /** The intake pipeline (incoming/ → object-created); also in `pipelines`. */
   queue: TemplateQueue;
   eventSource: TemplateEventSource;
   notification: TemplateNotification;
+  /** Every S3 → SQS → function pipeline (the intake and the callback inbox). */
+  pipelines: TemplatePipeline[];
   sweep: TemplateSchedule;
   /** Resource types in the template that the local stack does not emulate (with counts). */
   ignored: Record<string, number>;
@@ -442,17 +478,53 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     const p = props(r);
     const method = String(p.HttpMethod);
     if (method === 'OPTIONS' && (p.Integration as { Type?: string } | undefined)?.Type === 'MOCK') continue;
-    const integration = p.Integration as { Type?: string; Uri?: unknown } | undefined;
-    if (integration?.Type !== 'AWS_PROXY')
-      throw new TemplateError(`method ${logicalId}: only Lambda proxy integrations are emulated`);
+    const integration = p.Integration as
+      | {
+          Type?: string;
+          Uri?: unknown;
+          IntegrationHttpMethod?: string;
+          RequestParameters?: Record<string, string>;
+          IntegrationResponses?: {
+            SelectionPattern?: string;
+            StatusCode?: string | number;
+            ResponseParameters?: Record<string, string>;
+            ResponseTemplates?: Record<string, string>;
+          }[];
+        }
+      | undefined;
     const authorizerRef = refOf(p.AuthorizerId);
     const authorizer = authorizerRef ? authorizers.get(authorizerRef) : undefined;
     if (authorizerRef && !authorizer)
       throw new TemplateError(`method ${logicalId}: authorizer ${authorizerRef} missing`);
+    let target: { target: string } | { s3: TemplateS3Integration };
+    if (integration?.Type === 'AWS_PROXY') target = { target: functionKeyIn(integration.Uri, `method ${logicalId}`) };
+    else if (integration?.Type === 'AWS' && /:s3:path\//.test(JSON.stringify(integration.Uri))) {
+      target = {
+        s3: {
+          httpMethod: String(integration.IntegrationHttpMethod ?? 'PUT'),
+          uri: integration.Uri as CfnValue,
+          requestParameters: integration.RequestParameters ?? {},
+          responses: (integration.IntegrationResponses ?? []).map((r) => ({
+            ...(r.SelectionPattern ? { selectionPattern: r.SelectionPattern } : {}),
+            statusCode: num(r.StatusCode, `method ${logicalId} integration response StatusCode`),
+            headers: Object.fromEntries(
+              Object.entries(r.ResponseParameters ?? {}).map(([k, v]) => [
+                k.replace(/^method\.response\.header\./, ''),
+                String(v).replace(/^'(.*)'$/, '$1'),
+              ]),
+            ),
+            templates: r.ResponseTemplates ?? {},
+          })),
+        },
+      };
+    } else
+      throw new TemplateError(
+        `method ${logicalId}: only Lambda proxy and S3 path integrations are emulated (found ${integration?.Type ?? 'none'})`,
+      );
     routes.push({
       method,
       resource: pathOf(p.ResourceId),
-      target: functionKeyIn(integration.Uri, `method ${logicalId}`),
+      ...target,
       apiKeyRequired: p.ApiKeyRequired === true || p.ApiKeyRequired === 'true',
       ...(authorizer ? { authorizer } : {}),
     });
@@ -477,64 +549,81 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     };
   }
 
-  // ------------------------------------------------------------------ queue, event source, notification
-  const mappings = ofType('AWS::Lambda::EventSourceMapping');
-  if (mappings.length !== 1) throw new TemplateError(`expected one event source mapping, found ${mappings.length}`);
-  const mp = props(mappings[0]![1]);
-  const queueLogicalId = refOf(mp.EventSourceArn);
-  if (!queueLogicalId || resources[queueLogicalId]?.Type !== 'AWS::SQS::Queue')
-    throw new TemplateError('the event source mapping reads no SQS queue of this template');
-  const scaling = mp.ScalingConfig as { MaximumConcurrency?: unknown } | undefined;
-  const eventSource: TemplateEventSource = {
-    functionKey: functionKeyIn(mp.FunctionName, 'the event source mapping'),
-    queueLogicalId,
-    batchSize: mp.BatchSize === undefined ? 10 : num(mp.BatchSize, 'BatchSize'),
-    maximumBatchingWindowSeconds:
-      mp.MaximumBatchingWindowInSeconds === undefined ? 0 : num(mp.MaximumBatchingWindowInSeconds, 'batching window'),
-    ...(scaling?.MaximumConcurrency !== undefined
-      ? { maximumConcurrency: num(scaling.MaximumConcurrency, 'MaximumConcurrency') }
-      : {}),
-    reportBatchItemFailures: ((mp.FunctionResponseTypes as string[] | undefined) ?? []).includes(
-      'ReportBatchItemFailures',
-    ),
+  // ------------------------------------------------------------------ S3 → SQS → function pipelines
+  const queueOf = (queueLogicalId: string): TemplateQueue => {
+    const qp = props(resources[queueLogicalId]!);
+    const redrive = qp.RedrivePolicy as { maxReceiveCount?: unknown; deadLetterTargetArn?: unknown } | undefined;
+    return {
+      logicalId: queueLogicalId,
+      visibilityTimeoutSeconds:
+        qp.VisibilityTimeout === undefined ? 30 : num(qp.VisibilityTimeout, 'VisibilityTimeout'),
+      messageRetentionSeconds:
+        qp.MessageRetentionPeriod === undefined ? 345_600 : num(qp.MessageRetentionPeriod, 'MessageRetentionPeriod'),
+      ...(redrive?.maxReceiveCount !== undefined
+        ? { maxReceiveCount: num(redrive.maxReceiveCount, 'maxReceiveCount') }
+        : {}),
+      ...(refOf(redrive?.deadLetterTargetArn) ? { deadLetterLogicalId: refOf(redrive?.deadLetterTargetArn)! } : {}),
+    };
   };
-  const qp = props(resources[queueLogicalId]!);
-  const redrive = qp.RedrivePolicy as { maxReceiveCount?: unknown; deadLetterTargetArn?: unknown } | undefined;
-  const queue: TemplateQueue = {
-    logicalId: queueLogicalId,
-    visibilityTimeoutSeconds: qp.VisibilityTimeout === undefined ? 30 : num(qp.VisibilityTimeout, 'VisibilityTimeout'),
-    messageRetentionSeconds:
-      qp.MessageRetentionPeriod === undefined ? 345_600 : num(qp.MessageRetentionPeriod, 'MessageRetentionPeriod'),
-    ...(redrive?.maxReceiveCount !== undefined
-      ? { maxReceiveCount: num(redrive.maxReceiveCount, 'maxReceiveCount') }
-      : {}),
-    ...(refOf(redrive?.deadLetterTargetArn) ? { deadLetterLogicalId: refOf(redrive?.deadLetterTargetArn)! } : {}),
-  };
-
-  let notification: TemplateNotification | undefined;
-  for (const [, r] of ofType('Custom::S3BucketNotifications')) {
-    const config = props(r).NotificationConfiguration as
-      | {
-          QueueConfigurations?: {
-            Events?: string[];
-            QueueArn?: unknown;
-            Filter?: { Key?: { FilterRules?: { Name: string; Value: string }[] } };
-          }[];
-        }
-      | undefined;
-    for (const q of config?.QueueConfigurations ?? []) {
-      if (refOf(q.QueueArn) !== queueLogicalId) continue;
-      const rules = q.Filter?.Key?.FilterRules ?? [];
-      const rule = (name: string) => rules.find((x) => x.Name.toLowerCase() === name)?.Value;
-      notification = {
-        queueLogicalId,
-        events: q.Events ?? [],
-        ...(rule('prefix') !== undefined ? { prefix: rule('prefix')! } : {}),
-        ...(rule('suffix') !== undefined ? { suffix: rule('suffix')! } : {}),
-      };
+  const notificationOf = (queueLogicalId: string): TemplateNotification | undefined => {
+    for (const [, r] of ofType('Custom::S3BucketNotifications')) {
+      const config = props(r).NotificationConfiguration as
+        | {
+            QueueConfigurations?: {
+              Events?: string[];
+              QueueArn?: unknown;
+              Filter?: { Key?: { FilterRules?: { Name: string; Value: string }[] } };
+            }[];
+          }
+        | undefined;
+      for (const q of config?.QueueConfigurations ?? []) {
+        if (refOf(q.QueueArn) !== queueLogicalId) continue;
+        const rules = q.Filter?.Key?.FilterRules ?? [];
+        const rule = (name: string) => rules.find((x) => x.Name.toLowerCase() === name)?.Value;
+        return {
+          queueLogicalId,
+          events: q.Events ?? [],
+          ...(rule('prefix') !== undefined ? { prefix: rule('prefix')! } : {}),
+          ...(rule('suffix') !== undefined ? { suffix: rule('suffix')! } : {}),
+        };
+      }
     }
+    return undefined;
+  };
+  const pipelines: TemplatePipeline[] = [];
+  for (const [mappingId, mapping] of ofType('AWS::Lambda::EventSourceMapping')) {
+    const mp = props(mapping);
+    const queueLogicalId = refOf(mp.EventSourceArn);
+    if (!queueLogicalId || resources[queueLogicalId]?.Type !== 'AWS::SQS::Queue')
+      throw new TemplateError(`event source mapping ${mappingId} reads no SQS queue of this template`);
+    const notification = notificationOf(queueLogicalId);
+    if (!notification) throw new TemplateError(`no bucket notification sends to the queue of ${mappingId}`);
+    const scaling = mp.ScalingConfig as { MaximumConcurrency?: unknown } | undefined;
+    pipelines.push({
+      queue: queueOf(queueLogicalId),
+      notification,
+      eventSource: {
+        functionKey: functionKeyIn(mp.FunctionName, `event source mapping ${mappingId}`),
+        queueLogicalId,
+        batchSize: mp.BatchSize === undefined ? 10 : num(mp.BatchSize, 'BatchSize'),
+        maximumBatchingWindowSeconds:
+          mp.MaximumBatchingWindowInSeconds === undefined
+            ? 0
+            : num(mp.MaximumBatchingWindowInSeconds, 'batching window'),
+        ...(scaling?.MaximumConcurrency !== undefined
+          ? { maximumConcurrency: num(scaling.MaximumConcurrency, 'MaximumConcurrency') }
+          : {}),
+        reportBatchItemFailures: ((mp.FunctionResponseTypes as string[] | undefined) ?? []).includes(
+          'ReportBatchItemFailures',
+        ),
+      },
+    });
   }
-  if (!notification) throw new TemplateError('no bucket notification sends to the event source queue');
+  // The intake (uploads under incoming/) has its own local SQS API (index.ts); the others
+  // are driven the same way, without it.
+  const intake = pipelines.find((x) => x.notification.prefix === INCOMING_PREFIX);
+  if (!intake) throw new TemplateError(`no pipeline is fed by the ${INCOMING_PREFIX} notification`);
+  const { queue, eventSource, notification } = intake;
 
   let sweep: TemplateSchedule | undefined;
   for (const [logicalId, r] of ofType('AWS::Events::Rule')) {
@@ -566,6 +655,7 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     queue,
     eventSource,
     notification,
+    pipelines,
     sweep,
     ignored,
     template,

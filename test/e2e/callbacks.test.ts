@@ -1,10 +1,12 @@
 /**
- * IVA's callbacks through the local stack (`npm start`'s API Gateway emulation, the real
- * result-callback function, dynalite, s3rver, the local EventBridge), driven over HTTP
- * like a hostile or merely unusual sender would.
+ * IVA's callbacks through the local stack (`npm start`'s API Gateway emulation with the
+ * template's authorizer and S3 integration, the inbox queue, the real result-callback
+ * function, dynalite, s3rver, the local EventBridge), driven over HTTP like a hostile or
+ * merely unusual sender would. A 200 means "in callbacks-inbox/"; the filed object and
+ * its event follow from the S3 event, so the tests wait for them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { decodeKeySegment } from '../../lib/storage/wtf8';
@@ -23,6 +25,8 @@ beforeAll(async () => {
     sweep: { intervalMs: 250, overdueAfterSeconds: 2, expireUploadsAfterSeconds: 1 },
     sandbox: { callbackDelayMs: 600_000 },
     functionEnv: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    // A failed inbox object comes back after 1 s instead of the template's 6 minutes.
+    pipelines: { visibilityTimeoutMs: 1000 },
     log: () => undefined,
   });
   s3 = createS3Client({
@@ -54,10 +58,40 @@ async function post(body: Buffer | string, contentType = 'application/json', sec
   return { status: res.status, headers: res.headers, text, json };
 }
 
-async function stored(uri: unknown): Promise<Buffer> {
-  const key = String(uri).replace(`s3://${stack.info.bucket}/`, '');
+async function read(key: string): Promise<Buffer> {
   const out = await s3.send(new GetObjectCommand({ Bucket: stack.info.bucket, Key: key }));
   return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await s3.send(
+      new ListObjectsV2Command({ Bucket: stack.info.bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    keys.push(...(out.Contents ?? []).map((o) => o.Key ?? ''));
+    token = out.NextContinuationToken;
+  } while (token);
+  return keys;
+}
+
+const inInbox = (inbox: unknown) =>
+  s3.send(new HeadObjectCommand({ Bucket: stack.info.bucket, Key: `callbacks-inbox/${String(inbox)}` })).then(
+    () => true,
+    () => false,
+  );
+
+/** Waits until the inbox object of a 200 answer is filed (gone), then the result key holding `sha`. */
+async function filed(out: { status: number; json: Record<string, unknown> }, bodySha: string): Promise<string> {
+  expect(out.status).toBe(200);
+  expect(out.json).toEqual({ ok: true, inbox: expect.any(String) });
+  await until('the inbox object filed', async () => ((await inInbox(out.json.inbox)) ? undefined : true), {
+    timeoutMs: 60_000,
+  });
+  const key = (await keysUnder('results/')).find((k) => k.includes(bodySha));
+  if (!key) throw new Error(`no result object holds ${bodySha}`);
+  return key;
 }
 
 const resultEvents = () => stack.events.filter((e) => e['detail-type'] === 'IVA Result Stored');
@@ -81,6 +115,8 @@ describe('a wrong secret looks exactly like an unknown route', () => {
     const unknownAnswer = { status: unknown.status, headers: unknown.headers, text: await unknown.text(), json: {} };
     expect(shape(wrong)).toEqual(shape(unknownAnswer));
     expect(wrong.status).toBe(404);
+    // Refused before API Gateway writes a byte.
+    expect(await keysUnder('callbacks-inbox/')).toEqual([]);
   });
 });
 
@@ -96,10 +132,9 @@ describe('odd ids over HTTP', () => {
     ['a lone surrogate in DataID', '{"DataID":"d\\udbff","Status":"running"}', undefined, 'd\udbff'],
   ])('%s: 200, stored byte for byte under a key that decodes to the ids, one event', async (_, body, task, data) => {
     const before = resultEvents().length;
-    const out = await post(body);
-    expect(out.status).toBe(200);
-    expect((await stored(out.json.stored)).equals(Buffer.from(body))).toBe(true);
-    const [, t, d] = String(out.json.stored).replace(`s3://${stack.info.bucket}/`, '').split('/');
+    const key = await filed(await post(body), sha(body));
+    expect((await read(key)).equals(Buffer.from(body))).toBe(true);
+    const [, t, d] = key.split('/');
     if (task !== undefined) expect(decodeKeySegment(t!)).toBe(task);
     expect(decodeKeySegment(d!)).toBe(data);
     expect(resultEvents().length).toBe(before + 1);
@@ -119,26 +154,24 @@ describe('bodies byte for byte', () => {
       Buffer.from([0xc3, 0x28]),
       Buffer.from('"}'),
     ]);
-    const outA = await post(a);
-    const outB = await post(b);
-    expect([outA.status, outB.status]).toEqual([200, 200]);
-    expect(outA.json.duplicate).toBe(false);
-    expect(outB.json.duplicate).toBe(false);
-    expect(outA.json.stored).not.toBe(outB.json.stored);
-    expect(String(outA.json.stored)).toContain(sha(a));
-    expect(String(outB.json.stored)).toContain(sha(b));
-    expect((await stored(outA.json.stored)).equals(a)).toBe(true);
-    expect((await stored(outB.json.stored)).equals(b)).toBe(true);
+    const before = resultEvents().length;
+    const keyA = await filed(await post(a), sha(a));
+    const keyB = await filed(await post(b), sha(b));
+    expect(keyA).not.toBe(keyB);
+    expect((await read(keyA)).equals(a)).toBe(true);
+    expect((await read(keyB)).equals(b)).toBe(true);
+    await until('two events', () => (resultEvents().length >= before + 2 ? true : undefined));
+    expect(resultEvents().map((e) => (e.detail as { location: { key: string } }).location.key)).toEqual(
+      expect.arrayContaining([keyA, keyB]),
+    );
   });
 
   it.each(['application/octet-stream', 'image/png', 'text/plain', 'application/x-www-form-urlencoded'])(
     'keeps a binary body sent as %s exactly',
     async (type) => {
       const bytes = Buffer.concat([randomBytes(4096), Buffer.from([0, 0xff, 0xc0, 0x80, 0xed, 0xa0, 0x80])]);
-      const out = await post(bytes, type);
-      expect(out.status).toBe(200);
-      expect(String(out.json.stored)).toContain(sha(bytes));
-      expect((await stored(out.json.stored)).equals(bytes)).toBe(true);
+      const key = await filed(await post(bytes, type), sha(bytes));
+      expect((await read(key)).equals(bytes)).toBe(true);
     },
   );
 });
@@ -189,35 +222,77 @@ describe('the sweep (short settings)', () => {
     expect(announced).toHaveLength(1);
     const out = await post(JSON.stringify({ TaskID: 'sweep-o', ImageID: result.ImageID, Status: 'Success' }));
     expect(out.status).toBe(200);
+    await until('completed', async () =>
+      (await status(result.SubmissionId)).Status === 'completed' ? true : undefined,
+    );
     expect(await status(result.SubmissionId)).toMatchObject({ Status: 'completed', OverdueAt: expect.any(String) });
   });
 });
 
-describe('body sizes', () => {
+describe("body sizes: up to API Gateway's 10 MB, byte for byte", () => {
   const bodyOf = (bytes: number, id: string) => {
     const head = `{"TaskID":"size","ImageID":"${id}","Status":"Success","Frames":"`;
-    return Buffer.from(`${head}${'x'.repeat(bytes - head.length - 2)}"}`);
+    const filler = randomBytes(bytes)
+      .toString('base64')
+      .slice(0, bytes - head.length - 2);
+    return Buffer.from(`${head}${filler}"}`);
   };
+  const eventsFor = (key: string) =>
+    resultEvents().filter((e) => (e.detail as { location: { key: string } }).location.key === key);
 
   it.each([
-    ['1 MB', 1024 * 1024],
-    ['4.4 MB', 4.4 * 1024 * 1024],
-  ])('stores a %s body byte for byte', async (_, size) => {
-    const body = bodyOf(Math.floor(size), `s-${size}`);
-    const out = await post(body);
-    expect(out.status).toBe(200);
-    expect((await stored(out.json.stored)).equals(body)).toBe(true);
+    ['1 MB', 1_000_000],
+    ['7 MB', 7_000_000],
+    ['9.5 MB', 9_500_000],
+  ])('files a %s body: read back from S3 with the same sha256, announced once', async (_, size) => {
+    const body = bodyOf(size, `s-${size}`);
+    expect(body.length).toBe(size);
+    const key = await filed(await post(body), sha(body));
+    expect(key).toBe(`results/size/s-${size}/${sha(body)}.json`);
+    expect(sha(await read(key))).toBe(sha(body));
+    await until('its event', () => (eventsFor(key).length > 0 ? true : undefined));
+    expect(eventsFor(key)).toHaveLength(1);
   });
 
-  // Not stored yet (lib/callback/README.md, "Large bodies"): what must hold meanwhile is
-  // that no such body is ever acknowledged, so IVA keeps it and retries.
-  it.each([
-    ['7 MB', 7 * 1024 * 1024],
-    ['9.5 MB', 9.5 * 1024 * 1024],
-  ])('never answers a %s body 2xx while it cannot store it', async (_, size) => {
-    const before = resultEvents().length;
-    const out = await post(bodyOf(Math.floor(size), `big-${size}`));
-    expect(out.status).toBeGreaterThanOrEqual(400);
-    expect(resultEvents().length).toBe(before);
+  it('refuses a body of 10 MB + 1 byte with 413 and stores nothing', async () => {
+    const before = await keysUnder('');
+    const out = await post(Buffer.alloc(10 * 1024 * 1024 + 1, 0x61));
+    expect(out.status).toBe(413);
+    expect(await keysUnder('')).toEqual(before);
+  });
+
+  it('the same 9.5 MB body sent twice (IVA retrying) is one object and one event', async () => {
+    const body = bodyOf(9_500_000, 'replayed');
+    const [first, second] = await Promise.all([post(body), post(body)]);
+    expect(first?.json.inbox).not.toBe(second?.json.inbox);
+    const key = await filed(first!, sha(body));
+    expect(await filed(second!, sha(body))).toBe(key);
+    await until('its event', () => (eventsFor(key).length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500)); // room for a wrong second event
+    expect(eventsFor(key)).toHaveLength(1);
+  });
+});
+
+describe('a failure after the inbox write', () => {
+  it('leaves the inbox object in place, and the redelivered event files it, announced once', async () => {
+    const body = Buffer.from(JSON.stringify({ TaskID: 'fault', ImageID: 'eb-down', Status: 'Success' }));
+    // EventBridge refuses every attempt of the first processing (the SDK makes 3).
+    stack.eventBridge.failPutEvents(3);
+    const out = await post(body);
+    expect(out.status).toBe(200);
+    await until('the faults used up', () => (stack.eventBridge.faultsLeft === 0 ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+    // The first processing failed: only a successful one deletes the inbox object.
+    expect(await inInbox(out.json.inbox)).toBe(true);
+    const key = await filed(out, sha(body));
+    expect(key).toBe(`results/fault/eb-down/${sha(body)}.json`);
+    await until('its event', () =>
+      resultEvents().some((e) => (e.detail as { location: { key: string } }).location.key === key) ? true : undefined,
+    );
+    expect(resultEvents().filter((e) => (e.detail as { location: { key: string } }).location.key === key)).toHaveLength(
+      1,
+    );
+    expect(stack.pipelineQueues.resultCallback?.deadLetters).toEqual([]);
   });
 });

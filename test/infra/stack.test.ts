@@ -6,7 +6,12 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, ENV } from '../../lib/config';
 import { API_THROTTLED_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../infra/monitoring';
-import { FUNCTION_SPECS, type IvaBridgeStack } from '../../infra/stack';
+import {
+  CALLBACK_INBOX_BATCH,
+  CALLBACK_INBOX_MAX_RECEIVES,
+  FUNCTION_SPECS,
+  type IvaBridgeStack,
+} from '../../infra/stack';
 import { METRIC } from '../../lib/observability';
 import {
   acknowledgements,
@@ -43,16 +48,19 @@ let ids: {
   directSubmit: string;
   resultCallback: string;
   clientAuth: string;
+  callbackAuthorizer: string;
   sweep: string;
   bucket: string;
   queue: string;
   dlq: string;
+  inbox: string;
+  inboxDlq: string;
 };
 
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
 const roleOf = (fnLogicalId: string) =>
   (propsOf(resources[fnLogicalId], fnLogicalId).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth') =>
+const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth' | 'callbackAuthorizer') =>
   roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) =>
   statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
@@ -67,10 +75,13 @@ beforeAll(() => {
     directSubmit: logicalId(stack, stack.functions.directSubmit),
     resultCallback: logicalId(stack, stack.functions.resultCallback),
     clientAuth: logicalId(stack, stack.functions.clientAuth),
+    callbackAuthorizer: logicalId(stack, stack.functions.callbackAuthorizer),
     sweep: logicalId(stack, stack.functions.sweep),
     bucket: logicalId(stack, stack.bucket),
     queue: logicalId(stack, stack.queue),
     dlq: logicalId(stack, stack.deadLetterQueue),
+    inbox: logicalId(stack, stack.callbackInboxQueue),
+    inboxDlq: logicalId(stack, stack.callbackInboxDeadLetterQueue),
   };
   // One synth bundling four functions with esbuild: slow on a loaded 2-core machine.
 }, 180_000);
@@ -105,7 +116,7 @@ describe('bucket', () => {
     });
   });
 
-  it('sends only OBJECT_CREATED events under incoming/ to the queue', () => {
+  it('sends only OBJECT_CREATED events, incoming/ to the intake queue and callbacks-inbox/ to the inbox queue', () => {
     const notifications = Object.values(resources).filter((r) => r.Type === 'Custom::S3BucketNotifications');
     expect(notifications).toHaveLength(1);
     const config = notifications[0]?.Properties?.NotificationConfiguration as { QueueConfigurations: Json[] };
@@ -115,7 +126,13 @@ describe('bucket', () => {
         Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
         QueueArn: { 'Fn::GetAtt': [ids.queue, 'Arn'] },
       },
+      {
+        Events: ['s3:ObjectCreated:*'],
+        Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'callbacks-inbox/' }] } },
+        QueueArn: { 'Fn::GetAtt': [ids.inbox, 'Arn'] },
+      },
     ]);
+    expect(config).not.toHaveProperty('LambdaFunctionConfigurations');
     expect(notifications[0]?.Properties?.BucketName).toEqual({ Ref: ids.bucket });
   });
 });
@@ -170,7 +187,8 @@ describe('queue', () => {
   });
 
   it('feeds object-created in batches with partial failures and bounded concurrency', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    // Two mappings: this one, and the callback inbox's (below).
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [ids.queue, 'Arn'] },
       FunctionName: { Ref: ids.objectCreated },
@@ -181,7 +199,9 @@ describe('queue', () => {
       ScalingConfig: { MaximumConcurrency: 2 },
     });
     const window = propsOf(
-      Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping'),
+      Object.values(resources).find(
+        (r) => r.Type === 'AWS::Lambda::EventSourceMapping' && json(r.Properties?.EventSourceArn).includes(ids.queue),
+      ),
       'event source mapping',
     ).MaximumBatchingWindowInSeconds as number;
     expect(window).toBeGreaterThanOrEqual(1);
@@ -281,7 +301,8 @@ describe('functions', () => {
   it('use the documented memory and timeouts (direct-submit within API Gateway 29 s)', () => {
     expect([fnProps('objectCreated').MemorySize, fnProps('objectCreated').Timeout]).toEqual([512, 60]);
     expect([fnProps('directSubmit').MemorySize, fnProps('directSubmit').Timeout]).toEqual([1024, 29]);
-    expect([fnProps('resultCallback').MemorySize, fnProps('resultCallback').Timeout]).toEqual([256, 15]);
+    expect([fnProps('resultCallback').MemorySize, fnProps('resultCallback').Timeout]).toEqual([512, 60]);
+    expect([fnProps('callbackAuthorizer').MemorySize, fnProps('callbackAuthorizer').Timeout]).toEqual([256, 5]);
   });
 
   it('reference secrets by ARN and never carry keys in the environment', () => {
@@ -297,7 +318,12 @@ describe('functions', () => {
     }
     expect(envOf('objectCreated')[ENV.volcSecretArn]).toEqual({ Ref: expect.stringMatching(/^VolcCredentials/) });
     expect(envOf('directSubmit')[ENV.volcSecretArn]).toEqual({ Ref: expect.stringMatching(/^VolcCredentials/) });
-    expect(envOf('resultCallback')[ENV.callbackSecretArn]).toEqual({ Ref: expect.stringMatching(/^CallbackSecret/) });
+    // The secret moved to the authorizer: the function that files bodies cannot read it.
+    expect(envOf('resultCallback')).not.toHaveProperty(ENV.callbackSecretArn);
+    const authorizerEnv = (fnProps('callbackAuthorizer').Environment as { Variables: Json }).Variables;
+    expect(authorizerEnv[ENV.callbackSecretArn]).toEqual({ Ref: expect.stringMatching(/^CallbackSecret/) });
+    for (const forbidden of [ENV.callbackSecrets, ENV.ledgerTable, ENV.bucket, ENV.volcSecretArn])
+      expect(authorizerEnv).not.toHaveProperty(forbidden);
     expect(envOf('resultCallback')[ENV.eventBusName]).toBe('default');
     expect(envOf('objectCreated')[ENV.presignSecretArn]).toBe(CONTEXT.presignSecretArn);
     expect(envOf('objectCreated')[ENV.ivaConcurrency]).toBe('1');
@@ -346,11 +372,29 @@ describe('IAM', () => {
     expect(json(s3)).not.toMatch(/results\//);
   });
 
-  it('result-callback writes and reads results/ only and cannot read incoming/', () => {
+  it('result-callback writes and reads results/, reads and deletes callbacks-inbox/ only, and cannot read incoming/', () => {
     const s3 = s3Statements(statementsOf('resultCallback'));
-    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:PutObject']);
-    for (const s of s3) expect(json(resourcesOf(s))).toMatch(/\/results\/\*"/);
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:GetObject', 's3:PutObject']);
+    const byAction = (a: string) => s3.filter((s) => actionsOf(s).includes(a)).map((s) => json(resourcesOf(s)));
+    expect(byAction('s3:PutObject')).toEqual([expect.stringMatching(/\/results\/\*"/)]);
+    expect(byAction('s3:DeleteObject')).toEqual([expect.stringMatching(/\/callbacks-inbox\/\*"/)]);
+    for (const r of byAction('s3:DeleteObject')) expect(r).not.toMatch(/results/);
+    for (const s of s3) expect(json(resourcesOf(s))).toMatch(/\/(results|callbacks-inbox)\/\*"/);
     expect(json(statementsOf('resultCallback'))).not.toMatch(/incoming/);
+  });
+
+  it('lets API Gateway only PutObject under callbacks-inbox/ with its own role, nothing else', () => {
+    const callback = methodsByRoute(resources).get('POST /callbacks/{secret}') as Json;
+    const integration = callback.Integration as Json;
+    const roleId = (integration.Credentials as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const role = resources[roleId]?.Properties as Json;
+    expect(json(role.AssumeRolePolicyDocument)).toContain('apigateway.amazonaws.com');
+    const statements = roleStatements(resources, roleId);
+    expect(statements.flatMap(actionsOf)).toEqual(['s3:PutObject']);
+    expect(statements.map((s) => json(resourcesOf(s)))).toEqual([
+      expect.stringMatching(/\/callbacks-inbox\/\*"\]*\]?\}?\]?$/),
+    ]);
+    expect(json(statements)).not.toMatch(/results|incoming/);
   });
 
   it('direct-submit puts only under incoming/ (presigned uploads) and reads and lists only results/', () => {
@@ -367,7 +411,7 @@ describe('IAM', () => {
   });
 
   it('lets each function read exactly its secrets', () => {
-    const secretResources = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback') =>
+    const secretResources = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'callbackAuthorizer') =>
       json(
         statementsOf(fn)
           .filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')))
@@ -378,8 +422,18 @@ describe('IAM', () => {
     expect(secretResources('objectCreated')).not.toMatch(/CallbackSecret/);
     expect(secretResources('directSubmit')).toMatch(/VolcCredentials/);
     expect(secretResources('directSubmit')).not.toMatch(/CallbackSecret|presign/);
-    expect(secretResources('resultCallback')).toMatch(/CallbackSecret/);
-    expect(secretResources('resultCallback')).not.toMatch(/VolcCredentials/);
+    expect(secretResources('resultCallback')).toBe('[]');
+    const authorizer = statementsOf('callbackAuthorizer');
+    expect(authorizer.flatMap(actionsOf).sort()).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'secretsmanager:GetSecretValue',
+    ]);
+    const authorizerSecrets = json(
+      authorizer.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue')).flatMap(resourcesOf),
+    );
+    expect(authorizerSecrets).toMatch(/CallbackSecret/);
+    expect(authorizerSecrets).not.toMatch(/VolcCredentials|presign/);
   });
 
   it('lets client-auth read only client keys, put only used-signature items, and write its own log group', () => {
@@ -472,11 +526,93 @@ describe('API', () => {
     }
   });
 
-  it('routes the callback to result-callback and everything else to direct-submit', () => {
+  it('routes everything but the callback to direct-submit, and the callback to S3 (no function in its path)', () => {
     for (const [route, props] of methods) {
-      const target = route.includes('/callbacks/') ? ids.resultCallback : ids.directSubmit;
-      expect(json(props.Integration), route).toContain(target);
+      if (route.includes('/callbacks/')) {
+        expect(json(props.Integration), route).not.toContain(ids.resultCallback);
+        expect(json(props.Integration), route).not.toContain(ids.directSubmit);
+      } else expect(json(props.Integration), route).toContain(ids.directSubmit);
     }
+  });
+
+  it('puts the raw callback body to callbacks-inbox/<request id> with its type, request id and receipt time', () => {
+    const callback = methods.get('POST /callbacks/{secret}') as Json;
+    const integration = callback.Integration as Json;
+    expect(integration.Type).toBe('AWS');
+    expect(integration.IntegrationHttpMethod).toBe('PUT');
+    expect(json(integration.Uri)).toContain(':s3:path/');
+    expect(json(integration.Uri)).toContain(`{"Ref":"${ids.bucket}"},"/callbacks-inbox/{key}"`);
+    expect(integration.RequestParameters).toEqual({
+      'integration.request.path.key': 'context.requestId',
+      'integration.request.header.Content-Type': 'method.request.header.Content-Type',
+      'integration.request.header.x-amz-meta-declared-content-type': 'method.request.header.Content-Type',
+      'integration.request.header.x-amz-meta-request-id': 'context.requestId',
+      'integration.request.header.x-amz-meta-request-time-epoch': 'context.requestTimeEpoch',
+    });
+    // Never the secret: nothing from the path reaches S3.
+    expect(json(integration.RequestParameters)).not.toContain('method.request.path');
+    // No request template: the binary body passes through untouched.
+    expect(integration.RequestTemplates).toBeUndefined();
+    expect(integration.PassthroughBehavior).toBe('WHEN_NO_TEMPLATES');
+    expect(integration.ContentHandling).toBeUndefined();
+    const responses = integration.IntegrationResponses as Json[];
+    expect(responses.map((r) => [r.SelectionPattern ?? null, r.StatusCode])).toEqual([
+      [null, '200'],
+      ['[45]\\d{2}', '503'],
+    ]);
+    expect(json(responses[0]?.ResponseTemplates)).toContain('$context.requestId');
+    const failureTemplates = (responses[1] ?? {}).ResponseTemplates as Record<string, string>;
+    expect(JSON.parse(failureTemplates['application/json'] as string)).toEqual({
+      error: { code: 'StorageUnavailable', message: 'The callback could not be stored; retry later' },
+    });
+    expect(callback.RequestParameters).toEqual({ 'method.request.header.Content-Type': false });
+  });
+
+  it('checks the callback secret in an uncached authorizer of its own, which only API Gateway may invoke', () => {
+    const callback = methods.get('POST /callbacks/{secret}') as Json;
+    expect(callback.AuthorizationType).toBe('CUSTOM');
+    const authorizerId = (callback.AuthorizerId as { Ref: string }).Ref;
+    const props = resources[authorizerId]?.Properties as Json;
+    expect(props.Type).toBe('REQUEST');
+    // Uncached: a wrong secret can never ride on a cached allow.
+    expect(props.AuthorizerResultTtlInSeconds).toBe(0);
+    expect(props.IdentitySource ?? '').toBe('');
+    expect(json(props.AuthorizerUri)).toContain(ids.callbackAuthorizer);
+    const permissions = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::Lambda::Permission' && json(r.Properties?.FunctionName).includes(ids.callbackAuthorizer),
+    );
+    expect(permissions).toHaveLength(1);
+    expect(permissions[0]?.Properties?.Principal).toBe('apigateway.amazonaws.com');
+    expect(json(permissions[0]?.Properties?.SourceArn)).toContain('/authorizers/');
+  });
+
+  it('feeds result-callback from the inbox queue: partial failures, redrive to an encrypted DLQ', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ids.inbox, 'Arn'] },
+      FunctionName: { Ref: ids.resultCallback },
+      BatchSize: CALLBACK_INBOX_BATCH,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    const inbox = resources[ids.inbox]?.Properties as Json;
+    expect(inbox.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [ids.inboxDlq, 'Arn'] },
+      maxReceiveCount: CALLBACK_INBOX_MAX_RECEIVES,
+    });
+    expect(inbox.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (fnProps('resultCallback').Timeout as number));
+    expect(inbox.SqsManagedSseEnabled).toBe(true);
+    const inboxDlq = propsOf(resources[ids.inboxDlq], 'inbox DLQ');
+    expect(inboxDlq.SqsManagedSseEnabled).toBe(true);
+    expect(inboxDlq.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    // Only S3 notifications of this bucket, in this account, may send to it.
+    const fromS3 = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::SQS::QueuePolicy' && json(r.Properties?.Queues) === json([{ Ref: ids.inbox }]))
+      .flatMap((p) => (propsOf(p).PolicyDocument as { Statement: Statement[] }).Statement)
+      .filter((st) => json(st).includes('s3.amazonaws.com'));
+    expect(fromS3).toHaveLength(1);
+    expect(fromS3[0]?.Condition).toEqual({
+      ArnLike: { 'aws:SourceArn': { 'Fn::GetAtt': [ids.bucket, 'Arn'] } },
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+    });
   });
 
   it('treats every body as binary, so every body reaches the functions byte for byte', () => {
@@ -553,23 +689,30 @@ describe('API', () => {
     }
   });
 
-  it('puts the client-auth authorizer, uncached, keyed on Authorization, on every route but the callback; API keys come from it', () => {
+  it('puts the client-auth authorizer, uncached, without identity sources, on every route but the callback; API keys come from it', () => {
     const authorizers = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::ApiGateway::Authorizer');
-    expect(authorizers).toHaveLength(1);
-    const [authorizerId, authorizer] = authorizers[0] as [string, CfnResourceJson];
+    // client-auth and the callback secret's.
+    expect(authorizers).toHaveLength(2);
+    const [authorizerId, authorizer] = authorizers.find(([, r]) =>
+      json(r.Properties?.AuthorizerUri).includes(ids.clientAuth),
+    ) as [string, CfnResourceJson];
     const props = authorizer.Properties as Json;
     expect(props.Type).toBe('REQUEST');
     expect(props.AuthorizerResultTtlInSeconds).toBe(0);
-    // A missing source makes API Gateway answer 401 without calling it: unsigned requests
-    // never run it; Content-Length must not be one (chunked bodies have none).
-    expect(props.IdentitySource).toBe('method.request.header.Authorization');
-    expect(json(props.AuthorizerUri)).toContain(ids.clientAuth);
+    // No source at all: a listed source that is missing makes API Gateway answer
+    // UNAUTHORIZED without calling it, and UNAUTHORIZED is the callback route's 404 (an
+    // unsigned request is client-auth's MissingSignature deny instead). Content-Length
+    // must never be one (chunked bodies have none).
+    expect(props.IdentitySource ?? '').toBe('');
     const api = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')?.Properties as Json;
     expect(api.ApiKeySourceType).toBe('AUTHORIZER');
 
-    const guarded = [...methods].filter(([, m]) => m.AuthorizationType === 'CUSTOM').map(([route]) => route);
+    const guarded = [...methods]
+      .filter(([, m]) => m.AuthorizationType === 'CUSTOM' && json(m.AuthorizerId) === json({ Ref: authorizerId }))
+      .map(([route]) => route);
     expect(guarded.sort()).toEqual([...methods.keys()].filter((route) => route !== 'POST /callbacks/{secret}').sort());
     for (const [route, m] of methods) {
+      if (route === 'POST /callbacks/{secret}') continue; // its own authorizer (above)
       if (guarded.includes(route)) {
         expect(m.AuthorizerId, route).toEqual({ Ref: authorizerId });
         expect(m.ApiKeyRequired, route).toBe(true);
@@ -620,11 +763,16 @@ describe('API', () => {
     }
   });
 
-  it("answers an unsigned request (the authorizer's identity source missing) 401 MissingSignature", () => {
+  it("answers the callback authorizer's refusal (UNAUTHORIZED) exactly as an unknown route", () => {
     const unauthorized = Object.values(resources).find((r) => r.Properties?.ResponseType === 'UNAUTHORIZED')
       ?.Properties as Json;
-    expect(unauthorized.StatusCode).toBe('401');
-    expect(json(unauthorized.ResponseTemplates)).toContain('MissingSignature');
+    const notFound = Object.values(resources).find((r) => r.Properties?.ResponseType === 'MISSING_AUTHENTICATION_TOKEN')
+      ?.Properties as Json;
+    expect(unauthorized.StatusCode).toBe('404');
+    expect(unauthorized.StatusCode).toBe(notFound.StatusCode);
+    expect(unauthorized.ResponseTemplates).toEqual(notFound.ResponseTemplates);
+    expect(unauthorized.ResponseParameters).toEqual(notFound.ResponseParameters);
+    expect(json(unauthorized.ResponseTemplates)).toContain('RouteNotFound');
   });
 
   it('keeps the callback secret out of X-Ray, execution logs, access logs and metric dimensions', () => {
@@ -640,7 +788,7 @@ describe('API', () => {
       expect(format).not.toContain(leaky);
     }
     // No function traces itself (a traced Lambda would start its own segment with the event).
-    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth'] as const) {
+    for (const fn of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth', 'callbackAuthorizer'] as const) {
       expect((fnProps(fn).TracingConfig as Json | undefined)?.Mode ?? 'PassThrough').toBe('PassThrough');
     }
     // Metric dimensions name resources by template; any custom dimension is not the path.
@@ -711,7 +859,7 @@ describe('alarms (cdk-monitoring-constructs, infra/monitoring.ts)', () => {
   });
 
   it('alarms on errors of each function and notifies the alarm e-mail', () => {
-    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth'] as const) {
+    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth', 'callbackAuthorizer'] as const) {
       const errors = alarms().filter((a) =>
         metricsOf(a).some(
           (m) =>
@@ -729,7 +877,8 @@ describe('alarms (cdk-monitoring-constructs, infra/monitoring.ts)', () => {
       Endpoint: 'ops@example.com',
       TopicArn: { Ref: topic },
     });
-    expect(alarms()).toHaveLength(5);
+    // Five functions' errors, the intake DLQ and the callback inbox DLQ.
+    expect(alarms()).toHaveLength(7);
     for (const a of alarms()) {
       expect(a.AlarmActions).toEqual([{ Ref: topic }]);
       // Named after the stack: two stacks in one account never share an alarm name.

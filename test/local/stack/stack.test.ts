@@ -3,7 +3,7 @@
  * EventBridge endpoint) with stand-in handlers that record what they receive. The real
  * functions run through it in test/e2e.
  */
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../../lib/storage/s3-client';
@@ -45,6 +45,13 @@ async function directSubmit(event: RestProxyEvent, context: LocalLambdaContext):
   contexts.push(context);
   if (event.path === '/v1/submissions/throw') throw new Error('boom');
   if (event.path === '/v1/submissions/malformed') return { body: 'no status code' };
+  if (event.path === '/v1/submissions/binary')
+    return {
+      statusCode: 200,
+      body: Buffer.from('binary-ok').toString('base64'),
+      isBase64Encoded: true,
+      headers: { 'content-type': 'application/octet-stream' },
+    };
   return {
     statusCode: 200,
     headers: { 'content-type': 'application/json', 'x-one': 'a' },
@@ -54,9 +61,25 @@ async function directSubmit(event: RestProxyEvent, context: LocalLambdaContext):
   };
 }
 
+const inboxBatches: SqsBatchEvent[] = [];
+const authorizerEvents: RestProxyEvent[] = [];
+
+/** Allows exactly the path secret `s3cr3t`, as the real one allows the configured secret. */
+async function callbackAuthorizer(event: RestProxyEvent & { methodArn: string }): Promise<unknown> {
+  authorizerEvents.push(event);
+  if (event.pathParameters?.secret !== 's3cr3t') throw new Error('Unauthorized');
+  return {
+    principalId: 'iva',
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn }],
+    },
+  };
+}
+
 let eventBridgeClient: EventBridgeClient | undefined;
-async function resultCallback(event: RestProxyEvent): Promise<unknown> {
-  apiEvents.push(event);
+async function resultCallback(event: SqsBatchEvent): Promise<unknown> {
+  inboxBatches.push(event);
   // Built on first use like the real functions: the stack's env is set by then.
   eventBridgeClient ??= new EventBridgeClient({});
   await eventBridgeClient.send(
@@ -70,12 +93,7 @@ async function resultCallback(event: RestProxyEvent): Promise<unknown> {
       ],
     }),
   );
-  return {
-    statusCode: 200,
-    body: Buffer.from('binary-ok').toString('base64'),
-    isBase64Encoded: true,
-    headers: { 'content-type': 'application/octet-stream' },
-  };
+  return { batchItemFailures: [] };
 }
 
 let stack: LocalStack;
@@ -88,6 +106,7 @@ beforeAll(async () => {
       objectCreated: objectCreated as never,
       directSubmit: directSubmit as never,
       resultCallback: resultCallback as never,
+      callbackAuthorizer: callbackAuthorizer as never,
     },
     sqs: { visibilityTimeoutMs: 150, maxReceiveCount: 3, maxConcurrency: 2, batchingWindowMs: 20 },
     log: (line) => lines.push(line),
@@ -196,15 +215,44 @@ describe('API Gateway emulation', () => {
     expect(apiEvents.length).toBe(before);
   });
 
-  it('lets callbacks through without a key and maps a base64 proxy result back to bytes', async () => {
+  it('maps a base64 proxy result back to bytes', async () => {
+    const res = await fetch(`${stack.apiUrl}v1/submissions/binary`, { headers: { 'x-api-key': 'test-key' } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('binary-ok');
+  });
+
+  it('lets callbacks through without a key: the authorizer allows, S3 gets the exact bytes, its event reaches result-callback', async () => {
+    const body = Buffer.concat([Buffer.from('{"a":1,"b":"'), Buffer.from([0xff, 0x00, 0xc3]), Buffer.from('"}')]);
     const res = await fetch(`${stack.apiUrl}callbacks/s3cr3t`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: '{"a":1}',
+      body,
     });
     expect(res.status).toBe(200);
-    expect(await res.text()).toBe('binary-ok');
-    expect(lastEvent().pathParameters).toEqual({ secret: 's3cr3t' });
+    const answer = (await res.json()) as { ok: boolean; inbox: string };
+    expect(answer).toEqual({ ok: true, inbox: res.headers.get('x-amzn-requestid') });
+    expect(authorizerEvents[authorizerEvents.length - 1]?.pathParameters).toEqual({ secret: 's3cr3t' });
+    await until(() =>
+      inboxBatches.some((b) => b.Records.some((r) => r.body.includes(`callbacks-inbox/${answer.inbox}`))),
+    );
+    const s3 = createS3Client({
+      endpoint: stack.s3Endpoint,
+      region: stack.s3Region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey },
+    });
+    const out = await s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: `callbacks-inbox/${answer.inbox}` }));
+    expect(Buffer.from(await out.Body!.transformToByteArray()).equals(body)).toBe(true);
+    expect(out.ContentType).toBe('application/json');
+    expect(out.Metadata).toMatchObject({
+      'request-id': answer.inbox,
+      'declared-content-type': 'application/json',
+      'request-time-epoch': expect.stringMatching(/^\d{13}$/),
+    });
+    s3.destroy();
+    // A wrong secret: the unknown route's answer, nothing written.
+    const wrong = await fetch(`${stack.apiUrl}callbacks/other`, { method: 'POST', body: '{}' });
+    expect(wrong.status).toBe(404);
     expect(lines.some((l) => l.includes('s3cr3t'))).toBe(false);
   });
 

@@ -7,6 +7,7 @@
  * memory; queue, event source, notification filter and schedule are the template's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../support/e2e';
 import { FunctionHost } from '../../../local/stack/function-host';
 import { signingFetch } from '../../../lib/client/signing';
 import { LOCAL_ENVIRONMENT, type LocalStack, startLocalStack } from '../../../local/stack/index';
@@ -81,32 +82,59 @@ describe('the local stack is the synthesized template', () => {
     for (const route of template.routes) {
       const path = pathOf(route.resource);
       const what = `${route.method} ${route.resource}`;
+      if (route.s3) {
+        // The callback route: its authorizer runs and refuses a wrong secret with the
+        // unknown route's answer; the right one is PUT to the inbox (200) and the S3
+        // event then runs the inbox pipeline's function.
+        const authorizer = route.authorizer?.functionKey ?? '';
+        const beforeAuth = invocations(authorizer);
+        const wrong = await call(route.method, path);
+        const expected = expectedGatewayAnswer('MISSING_AUTHENTICATION_TOKEN', wrong);
+        expect(wrong.status, what).toBe(expected.status);
+        expect(await wrong.text(), what).toBe(expected.body);
+        expect(invocations(authorizer), what).toBe(beforeAuth + 1);
+        const consumer = template.pipelines.find((p) => p.notification.prefix === 'callbacks-inbox/')?.eventSource
+          .functionKey as string;
+        const beforeConsumer = invocations(consumer);
+        const right = await call(route.method, stack.callbackUrl.slice(stack.apiUrl.length));
+        expect(right.status, what).toBe(200);
+        expect(JSON.parse(await right.text()), what).toEqual({
+          ok: true,
+          inbox: right.headers.get('x-amzn-requestid'),
+        });
+        await until(`${consumer} ran`, () => (invocations(consumer) > beforeConsumer ? true : undefined));
+        continue;
+      }
+      const target = route.target as string;
       const keys = { accessKeyId: stack.info.clientAccessKeyId, secretAccessKey: stack.info.clientSecretAccessKey };
       if (route.apiKeyRequired) {
         expect(route.authorizer, what).toBeDefined();
-        // Without the authorizer's identity source (Authorization) API Gateway answers
-        // UNAUTHORIZED before anything runs, API key or not (the key source is the authorizer).
+        // No authorizer lists an identity source (UNAUTHORIZED is the callback route's
+        // 404), so an unsigned request runs client-auth, which denies it MissingSignature
+        // through the template's ACCESS_DENIED, API key or not (the key source is the authorizer).
         for (const headers of [{}, { 'x-api-key': stack.apiKey }] as Record<string, string>[]) {
-          const before = invocations(route.target);
+          const before = invocations(target);
           const res = await call(route.method, path, headers);
-          const expected = expectedGatewayAnswer('UNAUTHORIZED', res);
-          expect(res.status, what).toBe(expected.status);
-          expect(await res.text(), what).toBe(expected.body);
-          expect(invocations(route.target), what).toBe(before);
+          expect(res.status, what).toBe(expectedGatewayAnswer('ACCESS_DENIED', res).status);
+          expect(
+            ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
+            what,
+          ).toBe('MissingSignature');
+          expect(invocations(target), what).toBe(before);
         }
         // A wrong signature: the authorizer's deny, rendered by the template's ACCESS_DENIED.
-        const before = invocations(route.target);
+        const before = invocations(target);
         const res = await call(route.method, path, {}, { ...keys, secretAccessKey: 'not-the-secret' });
         expect(res.status, what).toBe(expectedGatewayAnswer('ACCESS_DENIED', res).status);
         expect(
           ((await res.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code,
         ).toBe('SignatureDoesNotMatch');
-        expect(invocations(route.target), what).toBe(before);
+        expect(invocations(target), what).toBe(before);
       }
-      const before = invocations(route.target);
+      const before = invocations(target);
       const res = await call(route.method, path, {}, route.apiKeyRequired ? keys : undefined);
       await res.arrayBuffer();
-      expect(invocations(route.target), `${what} reached ${route.target} (answered ${res.status})`).toBe(before + 1);
+      expect(invocations(target), `${what} reached ${target} (answered ${res.status})`).toBe(before + 1);
     }
   });
 
@@ -169,6 +197,17 @@ describe('the local stack is the synthesized template', () => {
       maxConcurrency: template.eventSource.maximumConcurrency,
     });
     expect(template.notification.prefix).toBe('incoming/');
+    // The callback inbox's pipeline, with its own queue settings.
+    const inbox = template.pipelines.find((p) => p.notification.prefix === 'callbacks-inbox/');
+    expect(inbox?.eventSource.functionKey).toBe('resultCallback');
+    expect(stack.pipelineQueues.resultCallback?.settings).toEqual({
+      batchSize: inbox?.eventSource.batchSize,
+      batchingWindowMs: (inbox?.eventSource.maximumBatchingWindowSeconds ?? -1) * 1000,
+      visibilityTimeoutMs: (inbox?.queue.visibilityTimeoutSeconds ?? -1) * 1000,
+      maxReceiveCount: inbox?.queue.maxReceiveCount,
+      maxConcurrency: 4,
+    });
+    expect(template.pipelines).toHaveLength(2);
     expect(template.sweep.functionKey).toBe('sweep');
     expect(template.sweep.intervalMs).toBe(15 * 60 * 1000);
     expect(stack.functions.sweep!.run).toBeInstanceOf(FunctionHost);
