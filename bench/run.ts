@@ -1,5 +1,6 @@
 /** `npm run bench`: runs each benchmark module and prints its table. */
 import { benchBacklog } from './backlog';
+import { benchCallbackInbox } from './callback-inbox';
 import { benchDirectSubmit } from './direct-submit';
 import type { BenchTable } from './harness';
 import { benchSigner } from './signer';
@@ -26,6 +27,7 @@ const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [
   { name: 'signer', run: () => benchSigner() },
   { name: 'direct-submit', run: () => benchDirectSubmit() },
   { name: 'backlog', run: () => benchBacklog() },
+  { name: 'callback-inbox', run: () => benchCallbackInbox() },
 ];
 
 const only = process.argv.slice(2);

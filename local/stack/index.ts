@@ -19,7 +19,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CreateTableCommandInput, CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { isAwsError } from '../../lib/aws/errors';
@@ -472,6 +472,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(stateDir ? { directory: join(stateDir, 's3') } : {}),
       });
       cleanups.push(() => s3rver.close());
+      // s3rver removes a folder once its last object is deleted, and a PUT into that
+      // folder at the same moment fails with ENOENT, crashing s3rver (docs/local-s3.md).
+      // result-callback deletes each inbox object while API Gateway puts the next one: a
+      // folder marker (written before events are wired, so it notifies nothing) keeps
+      // the folder of every pipeline other than the intake from ever being empty.
+      const markers = createS3Client({
+        endpoint: s3rver.endpoint,
+        region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: s3rver.accessKeyId, secretAccessKey: s3rver.secretAccessKey },
+      });
+      for (const p of otherPipelines)
+        if (p.notification.prefix?.endsWith('/'))
+          await markers.send(new PutObjectCommand({ Bucket: bucket, Key: p.notification.prefix, Body: '' }));
+      markers.destroy();
       // local/servers re-emits s3rver's events with AWS-encoded keys.
       s3rver.events.on('event', (notification) => factsFrom(notification, true).forEach(onFact));
       s3Endpoint = s3rver.endpoint;

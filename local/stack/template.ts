@@ -184,8 +184,8 @@ export const NOT_DERIVED: ReadonlyArray<{ what: string; why: string }> = [
     why: 'the template holds only ARNs; the local Secrets Manager serves the sandbox keys (or VOLC_ACCESSKEY/VOLC_SECRETKEY) and the local callback secret under local ARNs',
   },
   {
-    what: 'role ARNs (PRESIGN_ROLE_ARN, UPLOAD_ROLE_ARN) and IAM policies',
-    why: 'the local STS answers AssumeRole for any role with the local S3 keys; no IAM policy is evaluated',
+    what: 'role ARNs (PRESIGN_ROLE_ARN, UPLOAD_ROLE_ARN), IAM policies, and the callback S3 integration role',
+    why: 'the local STS answers AssumeRole for any role with the local S3 keys; no IAM policy is evaluated; the gateway writes the callback inbox with the local S3 keys',
   },
   {
     what: 'API Gateway throttling, usage plan quota, stage method settings',
