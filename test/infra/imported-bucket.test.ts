@@ -40,15 +40,27 @@ describe('IvaBridgeStack on an existing bucket', () => {
     const fnRoles = Object.values(resources)
       .filter((r) => r.Type === 'AWS::Lambda::Function' && String(r.Properties?.Runtime).startsWith('nodejs'))
       .map((r) => (propsOf(r).Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0]);
-    // object-created, direct-submit, result-callback, the sweep and the client-auth authorizer.
-    expect(fnRoles).toHaveLength(5);
+    // object-created, direct-submit, result-callback, the sweep, the client-auth and callback authorizers.
+    expect(fnRoles).toHaveLength(6);
     const s3Statements = fnRoles.flatMap((role) =>
       roleStatements(resources, role).filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))),
     );
     const objectStatements = s3Statements.filter((s) => !actionsOf(s).includes('s3:ListBucket'));
     const s3Resources = objectStatements.flatMap(resourcesOf);
     expect(s3Resources.length).toBeGreaterThanOrEqual(3);
-    for (const r of s3Resources) expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|pinned|results)\/\*"/);
+    for (const r of s3Resources)
+      expect(JSON.stringify(r)).toMatch(/:s3:::team-media\/(incoming|pinned|results|callbacks-inbox)\/\*"/);
+    // API Gateway's own role for the callback inbox: PutObject under callbacks-inbox/ of the named bucket only.
+    const gatewayRoles = Object.entries(resources).filter(
+      ([, r]) =>
+        r.Type === 'AWS::IAM::Role' &&
+        JSON.stringify(r.Properties?.AssumeRolePolicyDocument).includes('apigateway.amazonaws.com') &&
+        JSON.stringify(r.Properties?.Description ?? '').includes('callbacks-inbox'),
+    );
+    expect(gatewayRoles).toHaveLength(1);
+    const inboxStatements = roleStatements(resources, gatewayRoles[0]![0]);
+    expect(inboxStatements.flatMap(actionsOf)).toEqual(['s3:PutObject']);
+    expect(JSON.stringify(inboxStatements.flatMap(resourcesOf))).toMatch(/:s3:::team-media\/callbacks-inbox\/\*"/);
     // Listing (GET /v1/submissions/{id}/results) is on the bucket, limited to the results/ prefix.
     const lists = s3Statements.filter((s) => actionsOf(s).includes('s3:ListBucket'));
     expect(lists).toHaveLength(1);
