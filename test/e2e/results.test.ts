@@ -6,7 +6,7 @@
  * configured (Ceph verifies the presigned URL's signature).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INLINE_RESULT_MAX_BYTES, RESULT_ID_HEADER } from '../../lib/api/index';
 import type { ResultItem } from '../../lib/api/wire';
@@ -37,12 +37,26 @@ describe.each(backends)('results over HTTPS on $name', ({ name, s3, enabled }) =
     let s3c: S3Client;
     const api = (path: string, init: RequestInit = {}): Promise<Response> =>
       signedApi(stack.info)(path, { redirect: 'manual', ...init });
-    const callback = (body: Uint8Array | string, contentType: string): Promise<Response> =>
-      checkedFetch(stack.apiUrl)(stack.callbackUrl.slice(stack.apiUrl.length), {
+    /** Posts a callback and, once it is in the inbox (200), waits until result-callback filed it. */
+    const callback = async (body: Uint8Array | string, contentType: string): Promise<Response> => {
+      const res = await checkedFetch(stack.apiUrl)(stack.callbackUrl.slice(stack.apiUrl.length), {
         method: 'POST',
         headers: { 'content-type': contentType },
         body,
       });
+      if (res.status !== 200) return res;
+      const { inbox } = (await res.clone().json()) as { inbox: string };
+      await until(
+        'the callback filed',
+        () =>
+          s3c.send(new HeadObjectCommand({ Bucket: stack.bucket, Key: `callbacks-inbox/${inbox}` })).then(
+            () => undefined,
+            () => true,
+          ),
+        { timeoutMs: 30_000 },
+      );
+      return res;
+    };
     const errorCode = async (res: Response): Promise<string> =>
       ((await res.json()) as ErrorBody).ResponseMetadata.Error.Code;
 
@@ -134,7 +148,7 @@ describe.each(backends)('results over HTTPS on $name', ({ name, s3, enabled }) =
       expect(early.status).toBe(404);
       expect(await errorCode(early)).toBe('ResultNotReady');
 
-      // A final body past the inline limit (a callback itself reaches the function only below Lambda's 6 MB).
+      // A final body past the inline limit.
       const labels = Array.from({ length: 3000 }, (_, i) => ({ Name: `label-${i}-${'x'.repeat(960)}`, Score: i }));
       const big = Buffer.from(
         JSON.stringify({ TaskID: task, ImageID: imageId, Status: 'success', Result: { Labels: labels } }),
