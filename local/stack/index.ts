@@ -430,8 +430,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       for (const target of targets) {
         const body = JSON.stringify({ Records: [awsRecord(fact, region)] });
         const messageId = target.queue.send(body);
+        const what = target.queue === queue ? 'upload seen ' : '';
         log(
-          `s3: ${where} (${fact.size ?? '?'} bytes, ${fact.eventName}) → SQS message ${messageId} for ${target.what}`,
+          `s3: ${what}${where} (${fact.size ?? '?'} bytes, ${fact.eventName}) → SQS message ${messageId} for ${target.what}`,
         );
       }
     };

@@ -234,6 +234,16 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
         }[];
         return callbacks.some((c) => c.dataId === dataId && c.ok) ? true : undefined;
       });
+      // Delivered = in the inbox; filed (recorded on its data id, announced) a moment later.
+      await until('the callback filed', async () => {
+        const events = (await (await fetch(`${stack.apiUrl}__local/events`)).json()) as {
+          'detail-type': string;
+          detail: Record<string, unknown>;
+        }[];
+        return events.some((e) => e['detail-type'] === 'IVA Result Stored' && e.detail.dataId === dataId)
+          ? true
+          : undefined;
+      });
 
       const resolve = (payload: unknown, contentType = 'application/json') =>
         http.api(`/v1/submissions/${encodeURIComponent(id)}/resolve`, {
