@@ -115,8 +115,8 @@ describe('a wrong secret looks exactly like an unknown route', () => {
     const unknownAnswer = { status: unknown.status, headers: unknown.headers, text: await unknown.text(), json: {} };
     expect(shape(wrong)).toEqual(shape(unknownAnswer));
     expect(wrong.status).toBe(404);
-    // Refused before API Gateway writes a byte.
-    expect(await keysUnder('callbacks-inbox/')).toEqual([]);
+    // Refused before API Gateway writes a byte (the folder marker is the local stack's own).
+    expect((await keysUnder('callbacks-inbox/')).filter((k) => k !== 'callbacks-inbox/')).toEqual([]);
   });
 });
 
