@@ -771,8 +771,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       log,
     });
     cleanups.push(() => api.close());
-    // Stop delivering first on close, so no invocation runs against closed servers.
+    // Stop delivering first on close, so no invocation runs against closed servers (the
+    // callback inbox's queue too: the gateway may have put a body just before).
     cleanups.push(() => queue.stop());
+    cleanups.push(async () => {
+      await Promise.all(Object.values(pipelineQueues).map((q) => q.stop()));
+    });
 
     // ------------------------------------------------------------------ sweep timer
     // The template's schedule; one run at a time (a run still going skips the tick).
