@@ -1150,12 +1150,7 @@ export class IvaBridgeStack extends Stack {
       const resource = api.root.resourceForPath(route.resource);
       if (route.function === 'result-callback')
         resource.addMethod(route.method, callback.integration, callback.options);
-      else
-        resource.addMethod(
-          route.method,
-          direct,
-          route.apiKeyRequired ? signed : { apiKeyRequired: false },
-        );
+      else resource.addMethod(route.method, direct, route.apiKeyRequired ? signed : { apiKeyRequired: false });
     }
 
     const apiKey = new apigw.ApiKey(this, 'ApiKey', {

@@ -2,7 +2,9 @@
  * The REQUEST authorizer of every API route but the callback: IVA's HMAC-SHA256
  * signature with a per-client key from Secrets Manager, each signature once, and on the
  * multipart routes the declared body size (lib/client-auth/authorizer.ts). Caching is
- * off in the stack: every request is verified.
+ * off in the stack: every request is verified. It lists no identity source (UNAUTHORIZED
+ * is the callback route's 404), so unsigned requests reach it too: they are refused
+ * MissingSignature before any key, ledger or size check.
  *
  * No middleware and no Powertools: it runs before every API call. Logs one JSON line per
  * refusal (code, access key id, route template), never a header value or signature.

@@ -107,6 +107,27 @@ describe('client-auth authorize()', () => {
     expect(await codeOf(req, deps({ now: () => new Date() }))).toBe('Allow');
   });
 
+  it('refuses an unsigned request MissingSignature before reading a key, the ledger or the size (it runs for every anonymous request)', async () => {
+    const touched: string[] = [];
+    const spy = deps({
+      secretOf: async () => {
+        touched.push('secretOf');
+        return KEY;
+      },
+      replay: {
+        firstUse: async () => {
+          touched.push('replay');
+          return true;
+        },
+      },
+    });
+    const req = oracleRequest({ body: 'x'.repeat(500) });
+    const { authorization: _a, ...unsigned } = req.headers;
+    const outcome = await authorize({ ...req, headers: unsigned }, spy);
+    expect(outcome).toMatchObject({ effect: 'Deny', context: { code: 'MissingSignature' } });
+    expect(touched).toEqual([]);
+  });
+
   it("refuses with IVA's codes", async () => {
     expect(await codeOf(oracleRequest({ secret: 'wrong' }))).toBe('SignatureDoesNotMatch');
     expect(await codeOf(oracleRequest(), deps({ secretOf: async () => undefined }))).toBe('InvalidAccessKey');

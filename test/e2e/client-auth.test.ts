@@ -151,7 +151,7 @@ describe('client authentication (IVA HMAC-SHA256, per-client keys)', () => {
       url: req.url,
       init: { ...req.init, headers: { ...unsigned, 'x-api-key': stack.apiKey } },
     });
-    expect([anonymous.status, codeOf(anonymous)]).toEqual([401, 'MissingSignature']);
+    expect([anonymous.status, codeOf(anonymous)]).toEqual([403, 'MissingSignature']);
   });
 
   it('accepts a signature once: the replay is refused', async () => {

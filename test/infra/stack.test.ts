@@ -859,7 +859,13 @@ describe('alarms (cdk-monitoring-constructs, infra/monitoring.ts)', () => {
   });
 
   it('alarms on errors of each function and notifies the alarm e-mail', () => {
-    for (const name of ['objectCreated', 'directSubmit', 'resultCallback', 'clientAuth', 'callbackAuthorizer'] as const) {
+    for (const name of [
+      'objectCreated',
+      'directSubmit',
+      'resultCallback',
+      'clientAuth',
+      'callbackAuthorizer',
+    ] as const) {
       const errors = alarms().filter((a) =>
         metricsOf(a).some(
           (m) =>

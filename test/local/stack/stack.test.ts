@@ -201,7 +201,8 @@ describe('API Gateway emulation', () => {
     const before = apiEvents.length;
     for (const headers of [{}, { 'x-api-key': 'test-key' }] as Record<string, string>[]) {
       const res = await fetch(`${stack.apiUrl}v1/submissions/abc`, { headers });
-      expect(res.status).toBe(401);
+      // The authorizer runs (it lists no identity source) and denies: ACCESS_DENIED, 403.
+      expect(res.status).toBe(403);
       const body = (await res.json()) as { ResponseMetadata: { Error: { Code: string } } };
       expect(body.ResponseMetadata.Error.Code).toBe('MissingSignature');
     }
@@ -216,7 +217,7 @@ describe('API Gateway emulation', () => {
   });
 
   it('maps a base64 proxy result back to bytes', async () => {
-    const res = await fetch(`${stack.apiUrl}v1/submissions/binary`, { headers: { 'x-api-key': 'test-key' } });
+    const res = await signed(`${stack.apiUrl}v1/submissions/binary`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('binary-ok');
   });
