@@ -77,6 +77,14 @@ export interface IvaBridgeConfig {
    * (`aws apigateway get-account` shows no cloudwatchRoleArn), since access logs need one.
    */
   apiGatewayCloudWatchRole: boolean;
+  /**
+   * Who may call the IAM API (SigV4, AWS_IAM methods; lib/client-auth/README.md, "Callers
+   * inside AWS"): 12-digit account ids and IAM role or user ARNs, named in its resource
+   * policy. `['self']` (the default) names the stack's own account, which delegates to
+   * that account's IAM policies (a caller there needs `execute-api:Invoke` in its own
+   * policy); `[]` (`-c iamPrincipals=none`) builds no IAM API.
+   */
+  iamPrincipals: readonly string[];
 }
 
 export type IvaBridgeProps = StackProps & IvaBridgeConfig;
@@ -102,7 +110,34 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
   eventBusName: DEFAULTS.eventBusName,
   apiGatewayCloudWatchRole: false,
   webhookRateLimit: 10,
+  iamPrincipals: ['self'],
 };
+
+/** `self`, a 12-digit account id, or an IAM role/user ARN (any partition). */
+const IAM_PRINCIPAL = /^(self|\d{12}|arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@\/-]+)$/;
+
+/** `-c iamPrincipals=123456789012,arn:aws:iam::123456789012:role/x` (or a JSON list in cdk.json); `none`: no IAM API. */
+function iamPrincipals(ctx: ContextSource): string[] {
+  const raw = ctx.tryGetContext('iamPrincipals');
+  if (raw === undefined || raw === null || raw === '') return [...DEFAULT_CONFIG.iamPrincipals];
+  const items = Array.isArray(raw)
+    ? raw.map((v) => String(v).trim())
+    : typeof raw === 'string' || typeof raw === 'number'
+      ? String(raw)
+          .split(',')
+          .map((v) => v.trim())
+      : undefined;
+  if (!items) throw new ConfigError(`Context "iamPrincipals" must be a comma-separated list, got ${typeof raw}`);
+  const list = items.filter((v) => v !== '');
+  if (list.length === 1 && list[0] === 'none') return [];
+  for (const item of list)
+    if (!IAM_PRINCIPAL.test(item))
+      throw new ConfigError(
+        `Context "iamPrincipals" takes 12-digit account ids, IAM role or user ARNs (arn:aws:iam::123456789012:role/name), self, or none; got "${item}"`,
+      );
+  if (list.length === 0) throw new ConfigError('Context "iamPrincipals" is empty: name principals, self, or none');
+  return [...new Set(list)];
+}
 
 /** Retention values CloudWatch Logs accepts. */
 const RETENTION_DAYS = [
@@ -239,6 +274,7 @@ export function configFromContext(ctx: ContextSource): IvaBridgeConfig {
     apiQuotaPerDay: int(ctx, 'apiQuotaPerDay', d.apiQuotaPerDay, 0),
     eventBusName: str(ctx, 'eventBusName') ?? d.eventBusName,
     apiGatewayCloudWatchRole: bool(ctx, 'apiGatewayCloudWatchRole', d.apiGatewayCloudWatchRole),
+    iamPrincipals: iamPrincipals(ctx),
   };
 }
 

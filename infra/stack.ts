@@ -122,6 +122,8 @@ export class IvaBridgeStack extends Stack {
   readonly deadLetterQueue: sqs.Queue;
   readonly table: dynamodb.Table;
   readonly api: apigw.RestApi;
+  /** The IAM (SigV4) API; absent with `-c iamPrincipals=none`. */
+  readonly iamApi?: apigw.RestApi;
   readonly functions: {
     objectCreated: NodejsFunction;
     directSubmit: NodejsFunction;
@@ -594,8 +596,15 @@ export class IvaBridgeStack extends Stack {
     }
 
     // ---------------------------------------------------------------- API
-    const { api, apiKey, accessLogs } = this.createApi(config, retention, directSubmit, callbackAuthorizer, clientAuth);
+    const { api, apiKey, accessLogs, iamApi } = this.createApi(
+      config,
+      retention,
+      directSubmit,
+      callbackAuthorizer,
+      clientAuth,
+    );
     this.api = api;
+    if (iamApi) this.iamApi = iamApi;
     if (sandbox) {
       const callbacks = this.createSandboxCallbackSender(retention, sandbox.queue, callbackSecret);
       this.sandbox = { ...sandbox, callbacks };
@@ -1060,17 +1069,11 @@ export class IvaBridgeStack extends Stack {
     directSubmit: lambda.IFunction,
     callbackAuthorizer: lambda.IFunction,
     clientAuth: lambda.IFunction,
-  ): { api: apigw.RestApi; apiKey: apigw.ApiKey; accessLogs: logs.LogGroup } {
+  ): { api: apigw.RestApi; apiKey: apigw.ApiKey; accessLogs: logs.LogGroup; iamApi?: apigw.RestApi } {
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
     const api = new apigw.RestApi(this, 'Api', {
+      ...restApiProps(),
       description: 'iva-bridge: direct submissions, uploads, status, IVA callbacks',
-      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
-      // Every body is binary: it reaches Lambda base64-encoded and byte for byte. A REST
-      // API hands a non-binary body to Lambda as a UTF-8 string, which replaces invalid
-      // bytes: two different IVA callbacks could then be stored as one (and a multipart
-      // file would be corrupted). The functions read `isBase64Encoded` and answer text
-      // (isBase64Encoded false), which API Gateway passes through whatever the Accept.
-      binaryMediaTypes: ['*/*'],
       // API keys count usage only (usage plans), never authenticate: the authorizer names
       // the client's key after verifying its signature; clients never send one.
       apiKeySourceType: apigw.ApiKeySourceType.AUTHORIZER,
@@ -1078,28 +1081,7 @@ export class IvaBridgeStack extends Stack {
       // The account setting outlives this stack: other APIs may log through it.
       ...(config.apiGatewayCloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
       deployOptions: {
-        stageName: STAGE_NAME,
-        // resourcePath is the route template: the callback secret never reaches access logs.
-        accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: false,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: false,
-        }),
-        // No X-Ray on the stage: API Gateway's trace segment records the full request URL
-        // (http.request.url), and the callback URL's path is its secret. X-Ray cannot be
-        // switched off per method, so tracing the other routes would trace this one too.
-        tracingEnabled: false,
-        // ERROR only, never data trace: request bodies hold customer files and the callback path holds a secret.
-        loggingLevel: apigw.MethodLoggingLevel.ERROR,
-        dataTraceEnabled: false,
-        metricsEnabled: true,
+        ...stageOptions(accessLogs),
         throttlingRateLimit: Math.max(STAGE_RATE_LIMIT, config.apiRateLimit),
         throttlingBurstLimit: Math.max(STAGE_BURST_LIMIT, config.apiBurstLimit),
         methodOptions: {
@@ -1171,6 +1153,8 @@ export class IvaBridgeStack extends Stack {
 
     addIvaGatewayResponses(api);
 
+    const iamApi = this.createIamApi(config, accessLogs, direct);
+
     acknowledge(api, [
       {
         id: 'AwsSolutions-APIG2',
@@ -1214,8 +1198,151 @@ export class IvaBridgeStack extends Stack {
         },
       ]);
     }
-    return { api, apiKey, accessLogs };
+    return { api, apiKey, accessLogs, ...(iamApi ? { iamApi } : {}) };
   }
+
+  /**
+   * The IAM API (lib/client-auth/README.md, "Callers inside AWS: IAM (SigV4)"): the same
+   * signed routes and the same direct-submit integration as the client-key API, each
+   * method `AWS_IAM` (a method has one authorization type, so it cannot also take the
+   * client-auth authorizer). API Gateway verifies the SigV4 signature (service
+   * execute-api, the payload hash included) and the resource policy names who may call;
+   * direct-submit reads the caller from `requestContext.identity`. No API keys: the IAM
+   * principal is the caller's identity, and AWS advises against API keys as credentials;
+   * all IAM callers together are bounded by this stage's throttle (apiRateLimit /
+   * apiBurstLimit), not per caller. The callback route is not here (IVA cannot sign).
+   * Auth failures keep API Gateway's own answers (403 MissingAuthenticationToken,
+   * IncompleteSignature, InvalidSignature, AccessDenied), which AWS SDKs understand;
+   * only the size and integration answers are IVA-shaped, as on the other API.
+   */
+  private createIamApi(
+    config: IvaBridgeConfig,
+    accessLogs: logs.LogGroup,
+    direct: apigw.LambdaIntegration,
+  ): apigw.RestApi | undefined {
+    if (config.iamPrincipals.length === 0) return undefined;
+    const api = new apigw.RestApi(this, 'IamApi', {
+      ...restApiProps(),
+      description: 'iva-bridge for callers inside AWS: the signed routes, SigV4 (AWS_IAM)',
+      // The account's API Gateway logging role is the other API's setting (apiGatewayCloudWatchRole).
+      cloudWatchRole: false,
+      // Resource policy: only the named principals may invoke, whatever their own IAM
+      // policies allow; an account principal (the default: this stack's account)
+      // delegates to that account's IAM policies. `execute-api:/*` is API Gateway's
+      // shorthand for every stage, method and path of this API.
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'InvokeByNamedPrincipals',
+            principals: iamPrincipalsOf(config.iamPrincipals),
+            actions: ['execute-api:Invoke'],
+            resources: ['execute-api:/*'],
+          }),
+        ],
+      }),
+      deployOptions: {
+        ...stageOptions(accessLogs),
+        throttlingRateLimit: config.apiRateLimit,
+        throttlingBurstLimit: config.apiBurstLimit,
+      },
+    });
+    for (const route of ROUTES) {
+      if (!route.apiKeyRequired || route.function !== 'direct-submit') continue;
+      api.root
+        .resourceForPath(route.resource)
+        .addMethod(route.method, direct, { authorizationType: apigw.AuthorizationType.IAM, apiKeyRequired: false });
+    }
+    addIvaGatewayResponses(api, IAM_API_RESPONSES);
+    new CfnOutput(this, 'IamApiUrl', {
+      value: api.url,
+      description:
+        'Base URL of the IAM API (stage included): the same routes as ApiUrl but the callback, signed with AWS SigV4 (service execute-api) by the principals of -c iamPrincipals.',
+    });
+    acknowledge(api, [
+      {
+        id: 'AwsSolutions-APIG2',
+        reason:
+          'Bodies are multipart/form-data, which API Gateway models cannot validate; direct-submit validates every field and answers IVA-shaped 4xx with stable codes.',
+      },
+      {
+        id: 'AwsSolutions-COG4',
+        reason:
+          'Machine-to-machine API for AWS principals: every method is AWS_IAM (SigV4) behind a resource policy naming the allowed principals; there are no Cognito users.',
+      },
+      {
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'The stage throttle bounds the load and only the principals of the resource policy get past SigV4; a WAFv2 web ACL can be associated by the operator (README).',
+      },
+    ]);
+    return api;
+  }
+}
+
+/**
+ * The gateway responses the IAM API renders in IVA's shape: size, integration, throttling
+ * and 5xx. Authentication answers (missing or wrong SigV4, denied by the resource policy)
+ * stay API Gateway's own, as an AWS caller's SDK expects them; so does an unknown route
+ * (MISSING_AUTHENTICATION_TOKEN is also the unsigned answer there, and AWS does not tell them apart).
+ */
+const IAM_API_RESPONSES: ReadonlySet<string> = new Set([
+  'RequestTooLarge',
+  'IntegrationFailure',
+  'Throttled',
+  'IntegrationTimeout',
+  'Default5xx',
+]);
+
+/** What both REST APIs share: regional, every body binary. */
+function restApiProps(): apigw.RestApiProps {
+  return {
+    endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
+    // Every body is binary: it reaches Lambda base64-encoded and byte for byte. A REST
+    // API hands a non-binary body to Lambda as a UTF-8 string, which replaces invalid
+    // bytes: two different IVA callbacks could then be stored as one (and a multipart
+    // file would be corrupted). The functions read `isBase64Encoded` and answer text
+    // (isBase64Encoded false), which API Gateway passes through whatever the Accept.
+    binaryMediaTypes: ['*/*'],
+  };
+}
+
+/** Stage settings both APIs share: access logs into one group, ERROR execution logs, no X-Ray, no data trace. */
+function stageOptions(accessLogs: logs.LogGroup): apigw.StageOptions {
+  return {
+    stageName: STAGE_NAME,
+    // resourcePath is the route template: the callback secret never reaches access logs.
+    accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
+    accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+      caller: false,
+      httpMethod: true,
+      ip: true,
+      protocol: true,
+      requestTime: true,
+      resourcePath: true,
+      responseLength: true,
+      status: true,
+      user: false,
+    }),
+    // No X-Ray on the stage: API Gateway's trace segment records the full request URL
+    // (http.request.url), and the callback URL's path is its secret. X-Ray cannot be
+    // switched off per method, so tracing the other routes would trace this one too.
+    tracingEnabled: false,
+    // ERROR only, never data trace: request bodies hold customer files and the callback path holds a secret.
+    loggingLevel: apigw.MethodLoggingLevel.ERROR,
+    dataTraceEnabled: false,
+    metricsEnabled: true,
+  };
+}
+
+/** The IAM API's resource policy principals: `self` is the stack's own account. */
+function iamPrincipalsOf(names: readonly string[]): iam.IPrincipal[] {
+  return names.map((name) =>
+    name === 'self'
+      ? new iam.AccountRootPrincipal()
+      : /^\d{12}$/.test(name)
+        ? new iam.AccountPrincipal(name)
+        : new iam.ArnPrincipal(name),
+  );
 }
 
 /** "4.5 MB" for the messages, from the limit itself. */
@@ -1225,7 +1352,7 @@ const DIRECT_MAX_LABEL = `${DEFAULTS.directMaxBytes / 1_000_000} MB`;
  * API Gateway's own errors in IVA's error shape, so clients see one format whatever
  * answered. Templates allow only simple `$context` substitution.
  */
-function addIvaGatewayResponses(api: apigw.RestApi): void {
+function addIvaGatewayResponses(api: apigw.RestApi, only?: ReadonlySet<string>): void {
   const body = (code: string, message: string) =>
     `{"ResponseMetadata":{"RequestId":"$context.requestId","Error":{"Code":"${code}","Message":${message}}}}`;
   const literal = (text: string) => JSON.stringify(text);
@@ -1245,10 +1372,11 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
     ],
     [
       'ClientAuthDenied',
-      // Only the client-auth authorizer produces ACCESS_DENIED in this stack (no IAM
-      // authorization, no resource policy; the callback authorizer never denies, it fails
-      // with Unauthorized). Its deny's context carries IVA's code and a message
-      // (lib/client-auth): MissingSignature, SignatureDoesNotMatch, InvalidAccessKey,
+      // On the client-key API only the client-auth authorizer produces ACCESS_DENIED (no
+      // IAM authorization, no resource policy there; the IAM API keeps AWS's own answer;
+      // the callback authorizer never denies, it fails with Unauthorized). Its deny's
+      // context carries IVA's code and a message (lib/client-auth): MissingSignature,
+      // SignatureDoesNotMatch, InvalidAccessKey,
       // InvalidCredential, InvalidAuthorization, InvalidTimestamp, or PayloadTooLarge for
       // a declared body over the direct limit. One status per response type: 403.
       apigw.ResponseType.ACCESS_DENIED,
@@ -1320,6 +1448,7 @@ function addIvaGatewayResponses(api: apigw.RestApi): void {
     ['Default5xx', apigw.ResponseType.DEFAULT_5XX, '', 'InternalError', '$context.error.messageString'],
   ];
   for (const [id, type, statusCode, code, message] of responses) {
+    if (only && !only.has(id)) continue;
     const template = body(code, message);
     api.addGatewayResponse(id, {
       type,

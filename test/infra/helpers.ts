@@ -72,8 +72,8 @@ export function allStatements(resources: Record<string, CfnResourceJson>): State
   return out;
 }
 
-/** `POST /v1/images`-style key for every API Gateway method of the template. */
-export function methodsByRoute(resources: Record<string, CfnResourceJson>): Map<string, Json> {
+/** `POST /v1/images`-style key for every API Gateway method of the template (of one REST API, when named). */
+export function methodsByRoute(resources: Record<string, CfnResourceJson>, restApiId?: string): Map<string, Json> {
   const pathOf = (ref: unknown): string => {
     if (ref && typeof ref === 'object' && 'Fn::GetAtt' in ref) return ''; // the API's root resource
     const id = (ref as { Ref: string }).Ref;
@@ -85,6 +85,7 @@ export function methodsByRoute(resources: Record<string, CfnResourceJson>): Map<
   for (const res of Object.values(resources)) {
     if (res.Type !== 'AWS::ApiGateway::Method') continue;
     const props = res.Properties as Json;
+    if (restApiId !== undefined && (props.RestApiId as { Ref?: string } | undefined)?.Ref !== restApiId) continue;
     out.set(`${props.HttpMethod as string} ${pathOf(props.ResourceId) || '/'}`, props);
   }
   return out;

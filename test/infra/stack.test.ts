@@ -496,7 +496,8 @@ describe('IAM', () => {
 describe('API', () => {
   let methods: Map<string, Json>;
   beforeAll(() => {
-    methods = methodsByRoute(resources);
+    // The client-key API; the IAM API has the same paths (test/infra/iam-api.test.ts).
+    methods = methodsByRoute(resources, logicalId(stack, stack.api));
   });
 
   it('exposes exactly the documented routes', () => {
@@ -704,7 +705,7 @@ describe('API', () => {
     // unsigned request is client-auth's MissingSignature deny instead). Content-Length
     // must never be one (chunked bodies have none).
     expect(props.IdentitySource ?? '').toBe('');
-    const api = Object.values(resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')?.Properties as Json;
+    const api = propsOf(resources[logicalId(stack, stack.api)], 'Api');
     expect(api.ApiKeySourceType).toBe('AUTHORIZER');
 
     const guarded = [...methods]
