@@ -114,7 +114,7 @@ export const DEFAULT_CONFIG: IvaBridgeConfig = {
 };
 
 /** `self`, a 12-digit account id, or an IAM role/user ARN (any partition). */
-const IAM_PRINCIPAL = /^(self|\d{12}|arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@\/-]+)$/;
+const IAM_PRINCIPAL = /^(self|\d{12}|arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+)$/;
 
 /** `-c iamPrincipals=123456789012,arn:aws:iam::123456789012:role/x` (or a JSON list in cdk.json); `none`: no IAM API. */
 function iamPrincipals(ctx: ContextSource): string[] {

@@ -121,9 +121,11 @@ describe('IAM API defaults', () => {
   it("without -c iamPrincipals names only the stack's own account", () => {
     const { stack, template } = synth({});
     if (!stack.iamApi) throw new Error('no IAM API built');
-    const policy = propsOf(template.Resources[logicalId(stack, stack.iamApi)], 'IamApi').Policy as { Statement: Json[] };
-    const principal = (policy.Statement[0]?.Principal as { AWS: unknown }).AWS;
-    expect(json(principal)).toContain('{"Ref":"AWS::AccountId"},":root"');
+    const policy = propsOf(template.Resources[logicalId(stack, stack.iamApi)], 'IamApi').Policy as {
+      Statement: Json[];
+    };
+    const principal = (policy.Statement[0] as Json).Principal as { AWS: unknown };
+    expect(json(principal.AWS)).toContain('{"Ref":"AWS::AccountId"},":root"');
   });
 
   it('-c iamPrincipals=none builds no IAM API and no IamApiUrl', () => {
@@ -136,7 +138,13 @@ describe('IAM API defaults', () => {
 
   it('refuses a principal that is neither an account, a role or user ARN, self nor none', () => {
     const ctx = (value: unknown) => ({ tryGetContext: (k: string) => (k === 'iamPrincipals' ? value : undefined) });
-    for (const bad of ['*', 'arn:aws:iam::123456789012:group/x', '12345', 'arn:aws:sts::123456789012:assumed-role/r/s', ','])
+    for (const bad of [
+      '*',
+      'arn:aws:iam::123456789012:group/x',
+      '12345',
+      'arn:aws:sts::123456789012:assumed-role/r/s',
+      ',',
+    ])
       expect(() => configFromContext(ctx(bad)), bad).toThrow(ConfigError);
     expect(configFromContext(ctx([ROLE, 'self'])).iamPrincipals).toEqual([ROLE, 'self']);
     expect(configFromContext(ctx('none')).iamPrincipals).toEqual([]);
