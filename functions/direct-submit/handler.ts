@@ -9,6 +9,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { createApi, type Api, type ApiDeps, type ApiRequest, type ApiResponse } from '../../lib/api/index';
 import { ApiError } from '../../lib/api/errors';
+import type { Caller } from '../../lib/ledger/types';
 import { errorResponse } from '../../lib/api/responses';
 import { directMaxBytesFromEnv } from '../../lib/api/size-guard';
 import { createSubmissionEventPublisher } from '../../lib/callback/events';
@@ -61,7 +62,31 @@ function queryOf(event: APIGatewayProxyEvent): Record<string, string[]> {
   return out;
 }
 
+/**
+ * Who is calling, as API Gateway established it: on the client-key API the authorizer's
+ * verified key (`requestContext.authorizer`: accessKeyId, client), on the IAM API the
+ * SigV4 principal (`requestContext.identity.userArn`, with accountId and accessKey).
+ * Neither is set by the client: API Gateway writes both.
+ */
+export function callerOf(event: APIGatewayProxyEvent): Caller | undefined {
+  const authorizer = event.requestContext?.authorizer;
+  if (typeof authorizer?.['accessKeyId'] === 'string' && typeof authorizer['client'] === 'string')
+    return { auth: 'client-key', client: authorizer['client'], accessKeyId: authorizer['accessKeyId'] };
+  const identity = event.requestContext?.identity;
+  if (typeof identity?.userArn === 'string' && identity.userArn !== '')
+    return {
+      auth: 'iam',
+      arn: identity.userArn,
+      ...(typeof identity.accountId === 'string' && identity.accountId !== '' ? { accountId: identity.accountId } : {}),
+      ...(typeof identity.accessKey === 'string' && identity.accessKey !== ''
+        ? { accessKeyId: identity.accessKey }
+        : {}),
+    };
+  return undefined;
+}
+
 export function toApiRequest(event: APIGatewayProxyEvent, context: Context): ApiRequest {
+  const caller = callerOf(event);
   const pathParameters = Object.fromEntries(
     Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
   );
@@ -76,9 +101,13 @@ export function toApiRequest(event: APIGatewayProxyEvent, context: Context): Api
     query: queryOf(event),
     ...(Object.keys(pathParameters).length > 0 ? { pathParameters } : {}),
     ...(typeof event.body === 'string' ? { body: { text: event.body, base64: event.isBase64Encoded === true } } : {}),
+    // The client-key API's authorizer verified the signature over X-Content-Sha256 without
+    // seeing the body: the body must hash to it. The IAM API has no such check to make:
+    // SigV4 covers the payload hash and API Gateway verified it against the body.
     ...(typeof event.requestContext?.authorizer?.['bodySha256'] === 'string'
       ? { signedBodySha256: event.requestContext.authorizer['bodySha256'] as string }
       : {}),
+    ...(caller ? { caller } : {}),
     requestId: event.requestContext?.requestId ?? context.awsRequestId,
     remainingMs: () =>
       typeof context.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 30_000,
@@ -99,6 +128,9 @@ export function createHandler(deps: DirectSubmitDeps | (() => DirectSubmitDeps))
       apiRequestId: request.requestId,
       method: request.method,
       route: request.resource ?? request.path,
+      ...(request.caller
+        ? { caller: request.caller.auth === 'iam' ? request.caller.arn : `client ${request.caller.client}` }
+        : {}),
     });
     const response = await getApi().handle(request);
     logger.info('answered', { status: response.status });

@@ -146,6 +146,7 @@ async function submitDirect(
     kind: sub.kind,
     name: sub.name,
     ...(sub.desc !== undefined ? { desc: sub.desc } : {}),
+    ...(req.caller ? { caller: req.caller } : {}),
   });
   if (begun.action !== 'proceed')
     throw new Error(`fresh submission id ${id} was already in the ledger (${begun.action})`);

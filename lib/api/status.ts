@@ -49,6 +49,11 @@ export function submissionView(r: SubmissionRecord): Record<string, unknown> {
       FailedAt: r.uncertain.failedAt,
     };
   if (r.resolution) view['Resolution'] = { Action: r.resolution.action, At: r.resolution.at, Note: r.resolution.note };
+  if (r.caller)
+    view['Caller'] =
+      r.caller.auth === 'iam'
+        ? { Auth: 'iam', Arn: r.caller.arn, AccountId: r.caller.accountId }
+        : { Auth: 'client-key', Client: r.caller.client, AccessKeyId: r.caller.accessKeyId };
   if (r.object)
     view['Object'] = { Bucket: r.object.bucket, Key: r.object.key, VersionId: r.object.versionId, Size: r.object.size };
   return view;

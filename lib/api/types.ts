@@ -3,7 +3,7 @@
  * (functions/direct-submit) turns API Gateway events into these and back.
  */
 import type { ObservabilityDeps } from '../observability';
-import type { Ledger } from '../ledger/types';
+import type { Caller, Ledger } from '../ledger/types';
 import type { IvaClient } from '../iva/types';
 import type { SubmissionEventPublisher } from '../callback/events';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -38,6 +38,11 @@ export interface ApiRequest {
    * authorizer ran (tests, the callback route).
    */
   signedBodySha256?: string;
+  /**
+   * Who is calling, as API Gateway established it (the authorizer's verified client key,
+   * or the IAM API's SigV4 principal); recorded on the submissions it creates.
+   */
+  caller?: Caller;
   /** Our RequestId for errors we answer ourselves (the gateway's or Lambda's request id). */
   requestId: string;
   /** ms left before the function must have answered. */

@@ -11,6 +11,7 @@ import { headerSafe } from '../storage/metadata';
 import { INCOMING_PREFIX } from '../storage/prefixes';
 import { redactPresignedUrl } from '../storage/presign';
 import type { MediaKind } from '../iva/types';
+import type { Caller } from '../ledger/types';
 import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
@@ -146,7 +147,7 @@ function parseJsonBody(req: ApiRequest): unknown {
   }
 }
 
-export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): Promise<UploadTicket> {
+export async function createUploadTicket(input: UploadRequest, deps: ApiDeps, caller?: Caller): Promise<UploadTicket> {
   const id = (deps.newId ?? newSubmissionId)('upload');
   const key = uploadKey(input.taskId, id, input.name);
   const metadata = uploadMetadata(input, id);
@@ -191,6 +192,7 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps): P
     name: input.name,
     ...(input.desc !== undefined ? { desc: input.desc } : {}),
     object: { bucket: deps.bucket, key, size: input.size, contentType: input.contentType },
+    ...(caller ? { caller } : {}),
   });
   return {
     SubmissionId: id,
@@ -210,12 +212,12 @@ export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promis
     deps,
     () => fingerprint(`${req.method.toUpperCase()} ${req.resource ?? req.path}`, input),
     {},
-    () => issueUpload(input, deps),
+    () => issueUpload(input, deps, req.caller),
   );
 }
 
-async function issueUpload(input: UploadRequest, deps: ApiDeps): Promise<ApiResponse> {
-  const ticket = await createUploadTicket(input, deps);
+async function issueUpload(input: UploadRequest, deps: ApiDeps, caller: Caller | undefined): Promise<ApiResponse> {
+  const ticket = await createUploadTicket(input, deps, caller);
   deps.logger?.appendKeys({
     submissionId: ticket.SubmissionId,
     taskId: input.taskId,

@@ -164,6 +164,7 @@ function toRecord(item: Item): SubmissionRecord {
     'resolution',
     'overdueAt',
     'expiredAt',
+    'caller',
   ] as const) {
     if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
   }
@@ -423,6 +424,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       name: input.name,
       desc: input.desc,
       object: input.object ? stripUndefined({ ...input.object }) : undefined,
+      caller: input.caller ? stripUndefined({ ...input.caller }) : undefined,
       submitStatus: 'pending',
       createdAt: timestamp,
       updatedAt: timestamp,

@@ -51,6 +51,7 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       name: input.name,
       desc: input.desc,
       object: input.object ? withoutUndefined({ ...input.object }) : undefined,
+      caller: input.caller ? withoutUndefined({ ...input.caller }) : undefined,
       attempts: 0,
       createdAt: timestamp,
       updatedAt: timestamp,

@@ -63,6 +63,16 @@ export interface ResultRef {
   receivedAt: string;
 }
 
+/**
+ * Who asked for a submission over the API, as API Gateway established it: a client key
+ * the client-auth authorizer verified (lib/client-auth), or an AWS principal whose SigV4
+ * signature API Gateway verified on the IAM API (`requestContext.identity`). Absent for
+ * S3 uploads (the bucket's writer is not known) and records written before it existed.
+ */
+export type Caller =
+  | { auth: 'client-key'; client: string; accessKeyId: string }
+  | { auth: 'iam'; arn: string; accountId?: string; accessKeyId?: string };
+
 export interface SubmissionRecord {
   id: string;
   source: SubmissionSource;
@@ -94,6 +104,8 @@ export interface SubmissionRecord {
   uncertain?: UncertainInfo;
   /** Set when its owner resolved it from `uncertain`. */
   resolution?: Resolution;
+  /** Who submitted it over the API (direct or upload URL). */
+  caller?: Caller;
 }
 
 export interface BeginInput {
@@ -104,6 +116,7 @@ export interface BeginInput {
   name?: string;
   desc?: string;
   object?: ObjectRef;
+  caller?: Caller;
 }
 
 export type BeginOutcome =
