@@ -33,6 +33,7 @@ export const SETTINGS: ReadonlyArray<[name: string, fallback: string, meaning: s
   ['IVA_BRIDGE_DDB_PORT', '4571', 'DynamoDB (dynalite)'],
   ['IVA_BRIDGE_EVENTS_PORT', '4572', 'EventBridge PutEvents endpoint'],
   ['IVA_BRIDGE_AWS_PORT', '4573', 'STS and Secrets Manager endpoint'],
+  ['IVA_BRIDGE_IAM_API_PORT', '4574', "the IAM API (SigV4, the template's AWS_IAM methods)"],
   ['IVA_BRIDGE_BUCKET', 'iva-bridge-local', 'bucket name'],
   ['IVA_BRIDGE_API_KEY', 'random, kept in the state folder', 'x-api-key the API accepts'],
   ['IVA_BRIDGE_CALLBACK_SECRET', 'random, kept in the state folder', 'callback path secret'],
@@ -157,6 +158,11 @@ function banner(info: StackInfo, stateDir: string): string {
     `  S3           ${info.s3Endpoint}  bucket ${info.bucket}  (path-style; access key ${info.s3AccessKeyId}, secret ${info.s3SecretAccessKey})`,
     `  API          ${info.apiUrl}  (requests are signed, HMAC-SHA256 as IVA's; usage plan key ${info.apiKey})`,
     `  client key   IVA_BRIDGE_ACCESS_KEY_ID=${info.clientAccessKeyId} IVA_BRIDGE_SECRET_ACCESS_KEY=${info.clientSecretAccessKey}  (client local; more: npx iva-bridge keys issue --client NAME)`,
+    ...(info.iamApiUrl
+      ? [
+          `  IAM API      ${info.iamApiUrl}  (SigV4, service execute-api, region ${info.iamRegion}; caller ${info.iamCallerArn}: AWS_ACCESS_KEY_ID=${info.awsAccessKeyId} AWS_SECRET_ACCESS_KEY=${info.awsSecretAccessKey}; npx iva-bridge --auth iam …)`,
+        ]
+      : []),
     `  callback URL ${info.apiUrl}callbacks/<secret>  (full URL in the stack JSON file: it holds the secret)`,
     sandbox,
     `  DynamoDB     ${info.dynamodbEndpoint}   EventBridge ${info.eventBridgeEndpoint} (events also at ${info.apiUrl}__local/events)`,
@@ -211,6 +217,7 @@ const readPorts = () => ({
   IVA_BRIDGE_DDB_PORT: port('IVA_BRIDGE_DDB_PORT', 4571),
   IVA_BRIDGE_EVENTS_PORT: port('IVA_BRIDGE_EVENTS_PORT', 4572),
   IVA_BRIDGE_AWS_PORT: port('IVA_BRIDGE_AWS_PORT', 4573),
+  IVA_BRIDGE_IAM_API_PORT: port('IVA_BRIDGE_IAM_API_PORT', 4574),
 });
 
 async function main(): Promise<void> {
@@ -239,6 +246,7 @@ async function main(): Promise<void> {
       dynamodb: PORTS.IVA_BRIDGE_DDB_PORT,
       eventBridge: PORTS.IVA_BRIDGE_EVENTS_PORT,
       aws: PORTS.IVA_BRIDGE_AWS_PORT,
+      iamApi: PORTS.IVA_BRIDGE_IAM_API_PORT,
     },
     stateDir,
     functionEnv,
@@ -313,6 +321,15 @@ async function main(): Promise<void> {
     ivaMode: stack.ivaMode,
     dynamodbEndpoint: stack.dynamodbEndpoint,
     eventBridgeEndpoint: stack.eventBridgeEndpoint,
+    ...(stack.iamApiUrl
+      ? {
+          iamApiUrl: stack.iamApiUrl,
+          iamRegion: stack.iamRegion,
+          awsAccessKeyId: stack.awsAccessKeyId,
+          awsSecretAccessKey: stack.awsSecretAccessKey,
+          iamCallerArn: stack.iamCallerArn,
+        }
+      : {}),
     ...(stack.sandboxAccessKeyId
       ? { sandboxAccessKeyId: stack.sandboxAccessKeyId, sandboxSecretAccessKey: stack.sandboxSecretAccessKey }
       : {}),

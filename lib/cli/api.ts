@@ -1,14 +1,14 @@
 /**
  * `iva-bridge api [-X METHOD] PATH [--json JSON | -F NAME=VALUE | -F NAME=@FILE …] [-H 'Name: value' …]`:
- * one request to the API, signed with the client's access key (lib/client/signing.ts),
- * like curl. Prints the answer's body; exit 0 for a 2xx/3xx, 1 otherwise.
+ * one request to the API, signed with the client's access key (lib/client/signing.ts), or
+ * with `--auth iam` with the caller's AWS credentials (SigV4) against the IAM API, like curl. Prints the answer's body; exit 0 for a 2xx/3xx, 1 otherwise.
  */
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { resolveConnection } from '../client/connection';
-import { signRequest } from '../client/signing';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, failWith, UsageError } from './connect';
+import { defaultAwsCredentials, signRequest, signRequestSigV4 } from '../client/signing';
+import { authMode, CONNECTION_HELP, CONNECTION_OPTIONS, failWith, UsageError } from './connect';
 import { EXIT_IVA, EXIT_OK, type CliIo } from './submit';
 
 export const API_HELP = `Usage: iva-bridge api [-X METHOD] PATH [--json JSON | -F NAME=VALUE | -F NAME=@FILE ...] [-H 'Name: value' ...]
@@ -81,19 +81,21 @@ export async function runApi(args: string[], io: CliIo): Promise<number> {
       ...(typeof values['secret-access-key'] === 'string' ? { secretAccessKey: values['secret-access-key'] } : {}),
       ...(typeof values.stack === 'string' ? { stack: values.stack } : {}),
       ...(typeof values.region === 'string' ? { region: values.region } : {}),
+      ...(typeof values.auth === 'string' ? { auth: authMode(values.auth) } : {}),
       env: io.env,
     });
-    if (!connection.credentials)
-      throw new UsageError('no client access key: see "Every request is signed" below --help');
+    const { credentials, aws } = connection;
+    if (!credentials && !aws) throw new UsageError('no client access key: see "Every request is signed" below --help');
     const url = new URL(
       path.replace(/^\//, ''),
       connection.apiUrl.endsWith('/') ? connection.apiUrl : `${connection.apiUrl}/`,
     ).href;
-    const signed = await signRequest(
-      url,
-      { method, headers, redirect: 'manual', ...(body !== undefined ? { body } : {}) },
-      connection.credentials,
-    );
+    const init: RequestInit = { method, headers, redirect: 'manual', ...(body !== undefined ? { body } : {}) };
+    const signed = aws
+      ? await signRequestSigV4(url, init, aws.credentials ?? (await defaultAwsCredentials()), aws.region)
+      : credentials
+        ? await signRequest(url, init, credentials)
+        : { url, init };
     const res = await fetch(signed.url, signed.init);
     io.stdout.write(Buffer.from(await res.arrayBuffer()));
     return res.status < 400 ? EXIT_OK : EXIT_IVA;

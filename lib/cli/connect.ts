@@ -1,6 +1,6 @@
 /** What every command that talks to iva-bridge's own API shares: where it connects, how it fails. */
 import { createIvaBridgeClient, type IvaBridgeClient } from '../client/client';
-import { resolveConnection } from '../client/connection';
+import { type AuthMode, resolveConnection } from '../client/connection';
 import { IvaBridgeError, IvaBridgeInputError } from '../client/errors';
 import { EXIT_IVA, EXIT_USAGE, type CliIo } from './submit';
 
@@ -11,6 +11,7 @@ export const CONNECTION_OPTIONS = {
   'secret-access-key': { type: 'string' },
   stack: { type: 'string' },
   region: { type: 'string' },
+  auth: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -23,7 +24,11 @@ export const CONNECTION_HELP = `Where it connects (first match wins):
                                 the client key it issued)
 Every request is signed with your client access key (iva-bridge keys issue):
   --access-key-id AK --secret-access-key SK, or
-  IVA_BRIDGE_ACCESS_KEY_ID, IVA_BRIDGE_SECRET_ACCESS_KEY`;
+  IVA_BRIDGE_ACCESS_KEY_ID, IVA_BRIDGE_SECRET_ACCESS_KEY
+or, inside AWS, with your AWS credentials (SigV4, the stack's IAM API):
+  --auth iam / IVA_BRIDGE_AUTH=iam   the default provider chain (AWS_PROFILE, environment,
+                                SSO, role); --stack NAME reads IamApiUrl, --api-url takes
+                                it directly, npm start's IAM API is used locally`;
 
 export class UsageError extends Error {}
 
@@ -34,6 +39,7 @@ export interface ConnectionValues {
   'secret-access-key'?: string;
   stack?: string;
   region?: string;
+  auth?: string;
 }
 
 export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaBridgeClient> {
@@ -44,13 +50,21 @@ export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaB
     ...(values['secret-access-key'] ? { secretAccessKey: values['secret-access-key'] } : {}),
     ...(values.stack ? { stack: values.stack } : {}),
     ...(values.region ? { region: values.region } : {}),
+    ...(values.auth ? { auth: authMode(values.auth) } : {}),
     env: io.env,
   });
   return createIvaBridgeClient({
     apiUrl: connection.apiUrl,
     ...(connection.apiKey ? { apiKey: connection.apiKey } : {}),
     ...(connection.credentials ? { credentials: connection.credentials } : {}),
+    ...(connection.aws ? { aws: connection.aws } : {}),
   });
+}
+
+/** `--auth client-key|iam`. */
+export function authMode(value: string): AuthMode {
+  if (value === 'iam' || value === 'client-key') return value;
+  throw new UsageError(`--auth takes client-key or iam, got "${value}"`);
 }
 
 /** One line, never the API key, whatever a message carries. */

@@ -22,7 +22,15 @@ import { basename, extname } from 'node:path';
 import { DEFAULTS } from '../config';
 import { KIND_PROTOCOL, REQUEST_FIELD } from '../iva/protocol';
 import { kindFromExtension } from '../s3-intake/rules';
-import { type ClientCredentials, signRequest } from './signing';
+import {
+  type AwsCredentials,
+  type AwsCredentialsProvider,
+  type AwsSigning,
+  type ClientCredentials,
+  defaultAwsCredentials,
+  signRequest,
+  signRequestSigV4,
+} from './signing';
 import { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
 import {
   FINAL_STATUSES,
@@ -58,6 +66,11 @@ export interface IvaBridgeClientOptions {
   apiKey?: string;
   /** The client's access key: every API request is signed with it (HMAC-SHA256, IVA's scheme). */
   credentials?: ClientCredentials;
+  /**
+   * Sign with AWS SigV4 instead (service execute-api), for the stack's IAM API (`IamApiUrl`):
+   * its region and the caller's AWS credentials (default: the SDK's provider chain).
+   */
+  aws?: AwsSigning;
   /** Largest direct body the API takes. @default 4500000 (the stack's default) */
   directMaxBytes?: number;
   retry?: RetryOptions;
@@ -219,6 +232,8 @@ export class IvaBridgeClient {
   readonly apiUrl: string;
   private readonly apiKey: string | undefined;
   private readonly credentials: ClientCredentials | undefined;
+  private readonly aws: AwsSigning | undefined;
+  private awsCredentials: Promise<AwsCredentials | AwsCredentialsProvider> | undefined;
   private readonly directMaxBytes: number;
   private readonly retry: Required<RetryOptions>;
   private readonly timeoutMs: number;
@@ -236,6 +251,7 @@ export class IvaBridgeClient {
     this.apiUrl = url.href.endsWith('/') ? url.href : `${url.href}/`;
     this.apiKey = options.apiKey;
     this.credentials = options.credentials;
+    this.aws = options.aws;
     this.directMaxBytes = options.directMaxBytes ?? DEFAULTS.directMaxBytes;
     this.retry = {
       attempts: options.retry?.attempts ?? 6,
@@ -253,6 +269,24 @@ export class IvaBridgeClient {
   private delay(attempt: number, hint?: number): number {
     const backoff = this.retry.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
     return Math.min(this.retry.maxDelayMs, Math.max(hint ?? 0, backoff));
+  }
+
+  /** SigV4 with the caller's AWS credentials (`aws`), else the client key (HMAC-SHA256), else as is. */
+  private async sign(url: string, init: RequestInit): Promise<{ url: string; init: RequestInit }> {
+    if (this.aws) {
+      const aws = this.aws;
+      this.awsCredentials ??= aws.credentials ? Promise.resolve(aws.credentials) : defaultAwsCredentials();
+      try {
+        return await signRequestSigV4(url, init, await this.awsCredentials, aws.region);
+      } catch (error) {
+        // Nothing was sent: no credentials in the chain, an expired SSO session, a broken profile.
+        throw new IvaBridgeInputError(
+          'AwsCredentialsUnavailable',
+          `cannot sign with your AWS credentials (${describe(error)}): set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a role, or sign with a client key instead`,
+        );
+      }
+    }
+    return this.credentials ? signRequest(url, init, this.credentials) : { url, init };
   }
 
   /** One API call with retries; 2xx (and `accept`) come back, anything else is thrown. */
@@ -273,12 +307,10 @@ export class IvaBridgeClient {
             : AbortSignal.timeout(this.timeoutMs),
         };
         // Signed per attempt: a fresh X-Date and nonce, since each signature is accepted once.
-        const signed = this.credentials
-          ? await signRequest(this.url(path), init, this.credentials)
-          : { url: this.url(path), init };
+        const signed = await this.sign(this.url(path), init);
         res = await this.fetchImpl(signed.url, signed.init);
       } catch (error) {
-        if (options.signal?.aborted) throw error;
+        if (options.signal?.aborted || error instanceof IvaBridgeInputError) throw error;
         if (attempt >= this.retry.attempts)
           throw new IvaBridgeNetworkError(
             `${options.method ?? 'GET'} ${path} failed after ${attempt} attempts: ${describe(error)}`,
@@ -587,7 +619,7 @@ export class IvaBridgeClient {
       try {
         outcome = await putOnce(ticket, path, size, options);
       } catch (error) {
-        if (options.signal?.aborted) throw error;
+        if (options.signal?.aborted || error instanceof IvaBridgeInputError) throw error;
         if (attempt >= this.retry.attempts)
           throw new IvaBridgeNetworkError(`PUT of ${path} failed after ${attempt} attempts: ${describe(error)}`, error);
         const delayMs = this.delay(attempt);

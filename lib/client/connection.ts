@@ -8,11 +8,19 @@
  *    credentials (the usual chain: AWS_PROFILE, environment, SSO, instance role);
  * 4. the `.local/stack.json` that `npm start` writes (in the working directory, or this
  *    package's own folder; `IVA_BRIDGE_STACK_JSON` names another file).
+ *
+ * How requests are signed: with the client's access key (HMAC-SHA256, IVA's scheme; the
+ * default), or with `auth: 'iam'` (`--auth iam`, `IVA_BRIDGE_AUTH=iam`) with the caller's
+ * AWS credentials (SigV4, service execute-api) against the IAM API: `--stack` then reads
+ * `IamApiUrl`, the local stack its `iamApiUrl` and the AWS key pair it knows; an explicit
+ * URL is taken as the IAM API's, its region from the execute-api host (else --region or
+ * AWS_REGION).
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IvaBridgeError, IvaBridgeInputError } from './errors';
+import { type AwsSigning, regionOfApiUrl } from './signing';
 
 export const CONNECTION_ENV = {
   apiUrl: 'IVA_BRIDGE_API_URL',
@@ -20,13 +28,19 @@ export const CONNECTION_ENV = {
   stackJson: 'IVA_BRIDGE_STACK_JSON',
   accessKeyId: 'IVA_BRIDGE_ACCESS_KEY_ID',
   secretAccessKey: 'IVA_BRIDGE_SECRET_ACCESS_KEY',
+  auth: 'IVA_BRIDGE_AUTH',
 } as const;
+
+/** `client-key`: HMAC-SHA256 with an iva-bridge client key (ApiUrl); `iam`: SigV4 with AWS credentials (IamApiUrl). */
+export type AuthMode = 'client-key' | 'iam';
 
 export interface Connection {
   apiUrl: string;
   apiKey?: string;
   /** The client's access key (every API request is signed with it). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** `auth: 'iam'`: sign with SigV4 in this region, with these credentials (default: the SDK's provider chain). */
+  aws?: AwsSigning;
   /** Where the values came from, for messages. */
   source: 'flags' | 'env' | 'stack' | 'local';
   /** The file or stack name behind `local`/`stack`. */
@@ -41,13 +55,24 @@ export interface ConnectionInput {
   stack?: string;
   /** AWS region of `stack` (default: the SDK's own resolution, e.g. AWS_REGION). */
   region?: string;
+  /** Default `IVA_BRIDGE_AUTH`, else `client-key`. */
+  auth?: AuthMode;
   env?: Record<string, string | undefined>;
   cwd?: string;
 }
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-type StackJson = { apiUrl?: unknown; apiKey?: unknown; clientAccessKeyId?: unknown; clientSecretAccessKey?: unknown };
+type StackJson = {
+  apiUrl?: unknown;
+  apiKey?: unknown;
+  clientAccessKeyId?: unknown;
+  clientSecretAccessKey?: unknown;
+  iamApiUrl?: unknown;
+  iamRegion?: unknown;
+  awsAccessKeyId?: unknown;
+  awsSecretAccessKey?: unknown;
+};
 
 async function readStackJson(path: string): Promise<StackJson | undefined> {
   let text: string;
@@ -63,8 +88,15 @@ async function readStackJson(path: string): Promise<StackJson | undefined> {
   }
 }
 
-/** ApiUrl and the API key of a deployed stack, with the caller's AWS credentials. */
-export async function connectionFromStack(stackName: string, region?: string): Promise<Connection> {
+/**
+ * ApiUrl and the API key of a deployed stack, with the caller's AWS credentials; with
+ * `auth: 'iam'`, its IamApiUrl (no API key: the IAM API takes none).
+ */
+export async function connectionFromStack(
+  stackName: string,
+  region?: string,
+  auth: AuthMode = 'client-key',
+): Promise<Connection> {
   const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
   const { APIGatewayClient, GetApiKeyCommand } = await import('@aws-sdk/client-api-gateway');
   const config = region ? { region } : {};
@@ -83,6 +115,16 @@ export async function connectionFromStack(stackName: string, region?: string): P
       );
     }
     const output = (key: string) => outputs.find((o) => o.OutputKey === key)?.OutputValue;
+    if (auth === 'iam') {
+      const iamApiUrl = output('IamApiUrl');
+      if (!iamApiUrl)
+        throw new IvaBridgeError(
+          'StackUnreadable',
+          `stack ${stackName} has no IamApiUrl output: was it deployed with -c iamPrincipals=none, or before the IAM API existed?`,
+        );
+      const apiRegion = regionOfApiUrl(iamApiUrl) ?? region ?? (await cfn.config.region());
+      return { apiUrl: iamApiUrl, aws: { region: apiRegion }, source: 'stack', origin: stackName };
+    }
     const apiUrl = output('ApiUrl');
     const apiKeyId = output('ApiKeyId');
     if (!apiUrl)
@@ -128,8 +170,29 @@ function credentialsOf(
   return { accessKeyId, secretAccessKey };
 }
 
+function authOf(input: ConnectionInput, env: Record<string, string | undefined>): AuthMode {
+  const raw = input.auth ?? (env[CONNECTION_ENV.auth] || undefined) ?? 'client-key';
+  if (raw === 'iam' || raw === 'client-key') return raw;
+  throw new IvaBridgeInputError(
+    'InvalidAuth',
+    `${CONNECTION_ENV.auth} / --auth takes client-key (the default: HMAC-SHA256 with a client key) or iam (SigV4 with your AWS credentials), got "${raw}"`,
+  );
+}
+
+/** The IAM API's region: from its execute-api host, else --region, else AWS_REGION / AWS_DEFAULT_REGION. */
+function iamRegionFor(apiUrl: string, input: ConnectionInput, env: Record<string, string | undefined>): string {
+  const region = regionOfApiUrl(apiUrl) ?? input.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined);
+  if (!region)
+    throw new IvaBridgeInputError(
+      'NoRegion',
+      `cannot tell the AWS region to sign for from ${apiUrl}: pass --region or set AWS_REGION`,
+    );
+  return region;
+}
+
 export async function resolveConnection(input: ConnectionInput = {}): Promise<Connection> {
   const env = input.env ?? process.env;
+  if (authOf(input, env) === 'iam') return resolveIamConnection(input, env);
   const envKey = env[CONNECTION_ENV.apiKey] || undefined;
   const apiKey = input.apiKey ?? envKey;
   const credentials = credentialsOf(input, env);
@@ -168,5 +231,52 @@ export async function resolveConnection(input: ConnectionInput = {}): Promise<Co
   throw new IvaBridgeInputError(
     'NoConnection',
     `no API to talk to: pass --api-url URL --api-key KEY, set ${CONNECTION_ENV.apiUrl} and ${CONNECTION_ENV.apiKey}, pass --stack NAME (a deployed stack, read with your AWS credentials), or run "npm start" (writes .local/stack.json)`,
+  );
+}
+
+/** `auth: 'iam'`: where the IAM API is and how to sign for it; no client key, no API key. */
+async function resolveIamConnection(
+  input: ConnectionInput,
+  env: Record<string, string | undefined>,
+): Promise<Connection> {
+  const explicit = input.apiUrl ?? (env[CONNECTION_ENV.apiUrl] || undefined);
+  if (explicit)
+    return {
+      apiUrl: explicit,
+      aws: { region: iamRegionFor(explicit, input, env) },
+      source: input.apiUrl ? 'flags' : 'env',
+    };
+  if (input.stack) return connectionFromStack(input.stack, input.region, 'iam');
+  const cwd = input.cwd ?? process.cwd();
+  const named = env[CONNECTION_ENV.stackJson];
+  const candidates = named
+    ? [isAbsolute(named) ? named : resolve(cwd, named)]
+    : [...new Set([resolve(cwd, '.local/stack.json'), resolve(PACKAGE_ROOT, '.local/stack.json')])];
+  for (const path of candidates) {
+    const facts = await readStackJson(path);
+    if (!facts) continue;
+    if (typeof facts.iamApiUrl !== 'string' || facts.iamApiUrl === '')
+      throw new IvaBridgeInputError(
+        'InvalidStackJson',
+        `${path} has no iamApiUrl: the local stack serves no IAM API (restart npm start to rewrite it)`,
+      );
+    // The local IAM API knows only the key pair npm start generated (principal iamCallerArn).
+    const credentials =
+      typeof facts.awsAccessKeyId === 'string' && typeof facts.awsSecretAccessKey === 'string'
+        ? { accessKeyId: facts.awsAccessKeyId, secretAccessKey: facts.awsSecretAccessKey }
+        : undefined;
+    return {
+      apiUrl: facts.iamApiUrl,
+      aws: {
+        region: typeof facts.iamRegion === 'string' ? facts.iamRegion : iamRegionFor(facts.iamApiUrl, input, env),
+        ...(credentials ? { credentials } : {}),
+      },
+      source: 'local',
+      origin: path,
+    };
+  }
+  throw new IvaBridgeInputError(
+    'NoConnection',
+    `no IAM API to talk to: pass --api-url URL (the stack's IamApiUrl), set ${CONNECTION_ENV.apiUrl}, pass --stack NAME, or run "npm start" (writes .local/stack.json)`,
   );
 }

@@ -18,5 +18,6 @@ export const {
   IvaBridgeInputError,
   IvaBridgeNetworkError,
   isRetryableStatus,
+  regionOfApiUrl,
   FINAL_STATUSES,
 } = client;

@@ -21,8 +21,10 @@ export {
   resolveConnection,
   connectionFromStack,
   CONNECTION_ENV,
+  type AuthMode,
   type Connection,
   type ConnectionInput,
 } from './connection';
+export { regionOfApiUrl, type AwsCredentials, type AwsCredentialsProvider, type AwsSigning } from './signing';
 export { IvaBridgeError, IvaBridgeInputError, IvaBridgeNetworkError, isRetryableStatus } from './errors';
 export * from './types';

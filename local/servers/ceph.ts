@@ -9,13 +9,14 @@
  * Tests: `const ceph = requireCeph(); describe.skipIf(!ceph)(…)` — skipped on a laptop
  * without Ceph, a hard failure in CI where a silent skip would hide a broken setup.
  */
-import { createHash, createHmac, randomBytes, type Hash, type Hmac } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
 // A dependency of every @aws-sdk client (via @aws-sdk/core), so always installed.
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from '../../lib/aws/sha256';
 import { createS3Client } from '../../lib/storage/s3-client';
 import { closeServer, listen, urlOf } from './http-close';
 import { isAwsError } from '../../lib/aws/errors';
@@ -191,31 +192,6 @@ async function createTopic(ceph: S3Endpoint, name: string, pushEndpoint: string)
 
 function errorCodeOf(xml: string): string {
   return /<Code>([^<]+)<\/Code>/.exec(xml)?.[1] ?? 'unknown error';
-}
-
-/** The SDK's `Checksum` contract on node:crypto (the SDK's own is in a package we do not depend on). */
-class NodeSha256 {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = this.fresh();
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.fresh();
-  }
-  private fresh(): Hash | Hmac {
-    if (this.secret === undefined) return createHash('sha256');
-    return createHmac('sha256', typeof this.secret === 'string' ? this.secret : toBuffer(this.secret));
-  }
-}
-
-function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
-  return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
 }
 
 export interface ReceivedPost {

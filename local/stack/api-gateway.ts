@@ -11,6 +11,7 @@ import { closeServer, listen, urlOf } from '../servers/http-close';
 import { invoke, LambdaTimeoutError, type LocalFunction } from './lambda';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { awsHttpStatus } from '../../lib/aws/errors';
+import { type KnownAwsKey, verifySigV4 } from './sigv4';
 import type { CfnValue, TemplateGatewayResponse, TemplateRoute, TemplateS3Integration } from './template';
 
 /** API Gateway's own limit on a request payload. */
@@ -40,6 +41,13 @@ const RESPONSE_DEFAULTS: Record<string, { status: number; message: string; error
     errorType: 'AccessDeniedException',
   },
   UNAUTHORIZED: { status: 401, message: 'Unauthorized', errorType: 'UnauthorizedException' },
+  // AWS_IAM methods (local/stack/sigv4.ts gives the message and error type of each refusal).
+  INVALID_SIGNATURE: { status: 403, message: 'Forbidden', errorType: 'InvalidSignatureException' },
+  EXPIRED_TOKEN: {
+    status: 403,
+    message: 'The security token included in the request is expired',
+    errorType: 'ExpiredTokenException',
+  },
   REQUEST_TOO_LARGE: { status: 413, message: 'Request Too Long', errorType: 'RequestTooLargeException' },
   INTEGRATION_FAILURE: { status: 502, message: 'Internal server error', errorType: 'InternalServerErrorException' },
   INTEGRATION_TIMEOUT: {
@@ -73,6 +81,11 @@ export interface ApiGatewayOptions {
   routes: readonly Route[];
   /** The template's gateway responses, by response type. */
   gatewayResponses?: Readonly<Record<string, TemplateGatewayResponse>>;
+  /**
+   * AWS_IAM methods (the IAM API): the known AWS key pairs and the resource policy's
+   * principals (local/stack/sigv4.ts). Required when a route is AWS_IAM.
+   */
+  iam?: { keyOf(accessKeyId: string): KnownAwsKey | undefined; principals: readonly string[] };
   /** Functions by key (route targets and authorizers). */
   functions: Readonly<Record<string, LocalFunction>>;
   binaryMediaTypes?: readonly string[];
@@ -297,6 +310,8 @@ interface GatewayAnswer {
   contentType?: string;
   authorizer?: Record<string, unknown>;
   message?: string;
+  /** `x-amzn-ErrorType` when it is not the response type's default (SigV4 refusals). */
+  errorType?: string;
 }
 
 /**
@@ -330,7 +345,7 @@ export function renderGatewayResponse(
     : JSON.stringify({ message });
   const headers: Record<string, string> = {
     'content-type': 'application/json',
-    'x-amzn-errortype': defaults.errorType,
+    'x-amzn-errortype': answer.errorType ?? defaults.errorType,
   };
   for (const [k, v] of Object.entries(response?.headers ?? {})) headers[k.toLowerCase()] = v;
   return { status, headers, body };
@@ -615,6 +630,36 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<Local
       binaryMediaTypes,
       requestId,
     });
+    // AWS_IAM: API Gateway verifies the SigV4 signature and applies the resource policy;
+    // the function then finds the principal in requestContext.identity.
+    if (matched.route.authorizationType === 'AWS_IAM') {
+      if (!options.iam) throw new Error(`${label} is AWS_IAM but the gateway knows no AWS keys`);
+      const outcome = await verifySigV4(
+        { method, rawPath, search: url.search, rawHeaders: req.rawHeaders, body: bytes },
+        {
+          region: options.region ?? 'us-east-1',
+          keyOf: options.iam.keyOf,
+          principals: options.iam.principals,
+          methodArn: `arn:aws:execute-api:${options.region ?? 'us-east-1'}:000000000000:local/${stage}/${method}${matched.route.resource}`,
+        },
+      );
+      if (!outcome.ok)
+        return done(
+          answer(res, outcome.responseType, requestId, {
+            contentType,
+            message: outcome.message,
+            errorType: outcome.errorType,
+          }),
+          `(${outcome.errorType}${outcome.accessKeyId ? ` for ${outcome.accessKeyId}` : ''})`,
+        );
+      Object.assign(event.requestContext.identity, {
+        userArn: outcome.identity.arn,
+        accountId: outcome.identity.accountId,
+        accessKey: outcome.identity.accessKeyId,
+        caller: outcome.identity.caller,
+        user: outcome.identity.caller,
+      });
+    }
     // API Gateway runs the authorizer before it checks the API key.
     if (matched.route.authorizer) {
       const decision = await authorize(matched.route, req, res, event);

@@ -35,6 +35,7 @@ import { enableBucketNotifications } from '../servers/ceph';
 import { startDynalite } from '../servers/dynalite';
 import { startS3rver, type LocalS3 } from '../servers/s3rver';
 import { startApiGateway } from './api-gateway';
+import type { KnownAwsKey } from './sigv4';
 import { type CreatedSecret, startLocalAwsEndpoints } from './aws-endpoints';
 import { disableNotifications, startNotificationReceiver, type NotificationReceiver } from './ceph-notifications';
 import { type LocalEventBridge, startEventBridge, type RecordedEvent } from './eventbridge';
@@ -71,6 +72,7 @@ export { lambdaContext, type LocalHandler, type LocalLambdaContext } from './lam
 export type { RecordedEvent } from './eventbridge';
 export { loadTemplate, NOT_DERIVED, type LocalTemplate } from './template';
 export { recentFunctionOutput } from './function-output';
+export type { KnownAwsKey } from './sigv4';
 
 export const DEFAULT_BUCKET = 'iva-bridge-local';
 export const DEFAULT_TABLE = 'iva-bridge-local-ledger';
@@ -126,13 +128,27 @@ export interface RealIva {
 
 export interface LocalStackOptions {
   /** 0 (default) picks a free port. */
-  ports?: { api?: number; s3?: number; iva?: number; dynamodb?: number; eventBridge?: number; aws?: number };
+  ports?: {
+    api?: number;
+    /** The IAM API's port (the template's AWS_IAM methods), when the template has one. */
+    iamApi?: number;
+    s3?: number;
+    iva?: number;
+    dynamodb?: number;
+    eventBridge?: number;
+    aws?: number;
+  };
   bucket?: string;
   tableName?: string;
   /** `x-api-key` the API accepts; random when omitted (kept in stateDir when given). */
   apiKey?: string;
   /** Path secret of the callback URL; random (64 hex) when omitted (kept in stateDir when given). */
   callbackSecret?: string;
+  /**
+   * AWS key pairs the IAM API knows besides the local caller's (LOCAL_IAM_CALLER_ARN,
+   * generated and kept): each with the principal ARN API Gateway would report for it.
+   */
+  awsCallers?: KnownAwsKey[];
   /** Keeps S3 objects, the ledger, undelivered messages and the keys across restarts; in memory / temporary when omitted. */
   stateDir?: string;
   /** Folder of the synthesized template's cache (default .local/cache). */
@@ -194,7 +210,17 @@ export interface StackInfo extends LocalStackFacts {
   /** Where `iva-bridge keys --local` issues, rotates, revokes and lists keys (the local Secrets Manager). */
   clientKeyPrefix: string;
   awsEndpoint: string;
+  /** The IAM API (SigV4, service execute-api, region iamRegion), when the template has one. */
+  iamApiUrl?: string;
+  iamRegion?: string;
+  /** The local caller's AWS key pair, the one the IAM API knows (principal iamCallerArn). */
+  awsAccessKeyId?: string;
+  awsSecretAccessKey?: string;
+  iamCallerArn?: string;
 }
+
+/** The principal of the local caller's AWS key pair (account 000000000000, the local account). */
+export const LOCAL_IAM_CALLER_ARN = 'arn:aws:iam::000000000000:user/iva-bridge-local';
 
 /** The client `npm start` issues its default key to. */
 export const LOCAL_CLIENT = 'local';
@@ -228,6 +254,9 @@ function defaultLog(line: string): void {
 interface KeptSecrets {
   apiKey: string;
   callbackSecret: string;
+  /** The local caller's AWS key pair (LOCAL_IAM_CALLER_ARN). */
+  awsAccessKeyId: string;
+  awsSecretAccessKey: string;
 }
 
 async function keptSecrets(stateDir: string | undefined, given: Partial<KeptSecrets>): Promise<KeptSecrets> {
@@ -243,8 +272,16 @@ async function keptSecrets(stateDir: string | undefined, given: Partial<KeptSecr
   const out: KeptSecrets = {
     apiKey: given.apiKey ?? kept.apiKey ?? randomBytes(20).toString('hex'),
     callbackSecret: given.callbackSecret ?? kept.callbackSecret ?? randomBytes(32).toString('hex'),
+    awsAccessKeyId: kept.awsAccessKeyId ?? `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+    awsSecretAccessKey: kept.awsSecretAccessKey ?? randomBytes(30).toString('base64'),
   };
-  if (file && (out.apiKey !== kept.apiKey || out.callbackSecret !== kept.callbackSecret)) {
+  if (
+    file &&
+    (out.apiKey !== kept.apiKey ||
+      out.callbackSecret !== kept.callbackSecret ||
+      out.awsAccessKeyId !== kept.awsAccessKeyId ||
+      out.awsSecretAccessKey !== kept.awsSecretAccessKey)
+  ) {
     await mkdir(stateDir!, { recursive: true });
     await writeFile(`${file}.tmp`, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });
     await rename(`${file}.tmp`, file);
@@ -771,6 +808,41 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       log,
     });
     cleanups.push(() => api.close());
+
+    // The IAM API: the template's AWS_IAM methods behind its resource policy, on a port of
+    // its own (a second REST API has its own URL), SigV4 checked against the known keys.
+    let iamApiUrl: string | undefined;
+    if (template.iamApi) {
+      const iamTemplate = template.iamApi;
+      const principals = iamTemplate.principals.map((p) => resolveValue(p, template.template, resolver));
+      const keys = new Map<string, KnownAwsKey>();
+      for (const key of [
+        {
+          accessKeyId: secrets.awsAccessKeyId,
+          secretAccessKey: secrets.awsSecretAccessKey,
+          arn: LOCAL_IAM_CALLER_ARN,
+        },
+        ...(options.awsCallers ?? []),
+      ])
+        keys.set(key.accessKeyId, key);
+      const iamApi = await startApiGateway({
+        port: ports.iamApi ?? 0,
+        apiKeys: [],
+        routes: iamTemplate.routes,
+        gatewayResponses: iamTemplate.gatewayResponses,
+        binaryMediaTypes: iamTemplate.binaryMediaTypes,
+        stage: iamTemplate.stage,
+        functions,
+        region,
+        iam: { keyOf: (ak) => keys.get(ak), principals },
+        log: (line) => log(line.replace(/^api: /, 'iam-api: ')),
+      });
+      cleanups.push(() => iamApi.close());
+      iamApiUrl = `${iamApi.url}/`;
+      log(
+        `iam api on ${iamApiUrl} (AWS_IAM methods of the template; SigV4 execute-api/${region}; resource policy principals ${principals.join(', ')})`,
+      );
+    }
     // Stop delivering first on close, so no invocation runs against closed servers (the
     // callback inbox's queue too: the gateway may have put a body just before).
     cleanups.push(() => queue.stop());
@@ -812,6 +884,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clientSecretAccessKey: clientKey.secretAccessKey,
       clientKeyPrefix: keyPrefix,
       awsEndpoint: aws.url,
+      ...(iamApiUrl
+        ? {
+            iamApiUrl,
+            iamRegion: region,
+            awsAccessKeyId: secrets.awsAccessKeyId,
+            awsSecretAccessKey: secrets.awsSecretAccessKey,
+            iamCallerArn: LOCAL_IAM_CALLER_ARN,
+          }
+        : {}),
       callbackUrl,
       ivaEndpoint: iva.endpoint,
       ivaMode: sandbox ? 'sandbox' : 'remote',

@@ -66,8 +66,24 @@ export interface TemplateRoute {
   /** An AWS service integration that writes the body to S3 instead (the callback inbox). */
   s3?: TemplateS3Integration;
   apiKeyRequired: boolean;
+  /** The method's AuthorizationType: `NONE`, `CUSTOM` (the authorizer below) or `AWS_IAM` (SigV4). */
+  authorizationType: string;
   /** Key of the REQUEST authorizer's function, when the method has one. */
   authorizer?: TemplateAuthorizer;
+}
+
+/**
+ * The IAM API (infra/stack.ts createIamApi): its methods are AWS_IAM, its resource policy
+ * names who may invoke. Principals are template values (an account root is a Fn::Join
+ * of the partition and account id); the local stack resolves them.
+ */
+export interface TemplateIamApi {
+  stage: string;
+  binaryMediaTypes: string[];
+  routes: TemplateRoute[];
+  gatewayResponses: Record<string, TemplateGatewayResponse>;
+  /** AWS principals of the resource policy's Allow execute-api:Invoke statements. */
+  principals: CfnValue[];
 }
 
 export interface TemplateAuthorizer {
@@ -157,6 +173,8 @@ export interface LocalTemplate {
   apiKeySource: 'HEADER' | 'AUTHORIZER';
   routes: TemplateRoute[];
   gatewayResponses: Record<string, TemplateGatewayResponse>;
+  /** The second REST API, whose methods are AWS_IAM; absent when the stack builds none (-c iamPrincipals=none). */
+  iamApi?: TemplateIamApi;
   functions: Record<string, TemplateFunction>;
   /** The intake pipeline (incoming/ → object-created); also in `pipelines`. */
   queue: TemplateQueue;
@@ -434,19 +452,36 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
   };
 
   // ------------------------------------------------------------------ API
+  // Two REST APIs at most: the client-key one (authorizer and callback) and the IAM one,
+  // whose methods are all AWS_IAM (infra/stack.ts). Each has its own stage, resources,
+  // methods and gateway responses.
   const apis = ofType('AWS::ApiGateway::RestApi');
-  if (apis.length !== 1) throw new TemplateError(`expected one REST API, found ${apis.length}`);
-  const [apiId, api] = apis[0]!;
+  const methodsOf = (apiId: string) =>
+    ofType('AWS::ApiGateway::Method').filter(([, r]) => refOf(props(r).RestApiId) === apiId);
+  const isIamApi = (apiId: string): boolean => {
+    const methods = methodsOf(apiId);
+    return methods.length > 0 && methods.every(([, r]) => props(r).AuthorizationType === 'AWS_IAM');
+  };
+  const clientApis = apis.filter(([id]) => !isIamApi(id));
+  const iamApis = apis.filter(([id]) => isIamApi(id));
+  if (clientApis.length !== 1 || iamApis.length > 1)
+    throw new TemplateError(
+      `expected one REST API with the authorizer and at most one whose methods are AWS_IAM, found ${clientApis.length} and ${iamApis.length}`,
+    );
+  const [apiId, api] = clientApis[0]!;
   const binaryMediaTypes = (props(api).BinaryMediaTypes as string[] | undefined) ?? [];
   const apiKeySource = props(api).ApiKeySourceType === 'AUTHORIZER' ? 'AUTHORIZER' : 'HEADER';
-  const stageRes = ofType('AWS::ApiGateway::Stage')[0];
-  const stage = stageRes ? String(props(stageRes[1]).StageName) : 'prod';
+  const stageOf = (id: string): string => {
+    const stageRes = ofType('AWS::ApiGateway::Stage').find(([, r]) => refOf(props(r).RestApiId) === id);
+    return stageRes ? String(props(stageRes[1]).StageName) : 'prod';
+  };
+  const stage = stageOf(apiId);
 
-  const pathOf = (resourceRef: unknown): string => {
+  const pathOf = (resourceRef: unknown, rootApiId: string): string => {
     const segments: string[] = [];
     let ref = refOf(resourceRef);
     // The root resource is `Fn::GetAtt [Api, RootResourceId]`.
-    while (ref && ref !== apiId) {
+    while (ref && ref !== rootApiId) {
       const res = resources[ref];
       if (res?.Type !== 'AWS::ApiGateway::Resource') throw new TemplateError(`API resource ${ref} is missing`);
       segments.unshift(String(props(res!).PathPart));
@@ -473,79 +508,111 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     });
   }
 
-  const routes: TemplateRoute[] = [];
-  for (const [logicalId, r] of ofType('AWS::ApiGateway::Method')) {
-    const p = props(r);
-    const method = String(p.HttpMethod);
-    if (method === 'OPTIONS' && (p.Integration as { Type?: string } | undefined)?.Type === 'MOCK') continue;
-    const integration = p.Integration as
-      | {
-          Type?: string;
-          Uri?: unknown;
-          IntegrationHttpMethod?: string;
-          RequestParameters?: Record<string, string>;
-          IntegrationResponses?: {
-            SelectionPattern?: string;
-            StatusCode?: string | number;
-            ResponseParameters?: Record<string, string>;
-            ResponseTemplates?: Record<string, string>;
-          }[];
-        }
-      | undefined;
-    const authorizerRef = refOf(p.AuthorizerId);
-    const authorizer = authorizerRef ? authorizers.get(authorizerRef) : undefined;
-    if (authorizerRef && !authorizer)
-      throw new TemplateError(`method ${logicalId}: authorizer ${authorizerRef} missing`);
-    let target: { target: string } | { s3: TemplateS3Integration };
-    if (integration?.Type === 'AWS_PROXY') target = { target: functionKeyIn(integration.Uri, `method ${logicalId}`) };
-    else if (integration?.Type === 'AWS' && /:s3:path\//.test(JSON.stringify(integration.Uri))) {
-      target = {
-        s3: {
-          httpMethod: String(integration.IntegrationHttpMethod ?? 'PUT'),
-          uri: integration.Uri as CfnValue,
-          requestParameters: integration.RequestParameters ?? {},
-          responses: (integration.IntegrationResponses ?? []).map((r) => ({
-            ...(r.SelectionPattern ? { selectionPattern: r.SelectionPattern } : {}),
-            statusCode: num(r.StatusCode, `method ${logicalId} integration response StatusCode`),
-            headers: Object.fromEntries(
-              Object.entries(r.ResponseParameters ?? {}).map(([k, v]) => [
-                k.replace(/^method\.response\.header\./, ''),
-                String(v).replace(/^'(.*)'$/, '$1'),
-              ]),
-            ),
-            templates: r.ResponseTemplates ?? {},
-          })),
-        },
-      };
-    } else
-      throw new TemplateError(
-        `method ${logicalId}: only Lambda proxy and S3 path integrations are emulated (found ${integration?.Type ?? 'none'})`,
-      );
-    routes.push({
-      method,
-      resource: pathOf(p.ResourceId),
-      ...target,
-      apiKeyRequired: p.ApiKeyRequired === true || p.ApiKeyRequired === 'true',
-      ...(authorizer ? { authorizer } : {}),
-    });
-  }
-  // Literal segments before parameters, as API Gateway matches the most specific resource.
-  routes.sort((a, b) => a.resource.localeCompare(b.resource) || a.method.localeCompare(b.method));
-
-  const gatewayResponses: Record<string, TemplateGatewayResponse> = {};
-  for (const [, r] of ofType('AWS::ApiGateway::GatewayResponse')) {
-    const p = props(r);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries((p.ResponseParameters as Record<string, string> | undefined) ?? {})) {
-      const name = k.replace(/^gatewayresponse\.header\./, '');
-      headers[name] = String(v).replace(/^'(.*)'$/, '$1');
+  const routesOf = (id: string): TemplateRoute[] => {
+    const routes: TemplateRoute[] = [];
+    for (const [logicalId, r] of methodsOf(id)) {
+      const p = props(r);
+      const method = String(p.HttpMethod);
+      if (method === 'OPTIONS' && (p.Integration as { Type?: string } | undefined)?.Type === 'MOCK') continue;
+      const integration = p.Integration as
+        | {
+            Type?: string;
+            Uri?: unknown;
+            IntegrationHttpMethod?: string;
+            RequestParameters?: Record<string, string>;
+            IntegrationResponses?: {
+              SelectionPattern?: string;
+              StatusCode?: string | number;
+              ResponseParameters?: Record<string, string>;
+              ResponseTemplates?: Record<string, string>;
+            }[];
+          }
+        | undefined;
+      const authorizerRef = refOf(p.AuthorizerId);
+      const authorizer = authorizerRef ? authorizers.get(authorizerRef) : undefined;
+      if (authorizerRef && !authorizer)
+        throw new TemplateError(`method ${logicalId}: authorizer ${authorizerRef} missing`);
+      let target: { target: string } | { s3: TemplateS3Integration };
+      if (integration?.Type === 'AWS_PROXY') target = { target: functionKeyIn(integration.Uri, `method ${logicalId}`) };
+      else if (integration?.Type === 'AWS' && /:s3:path\//.test(JSON.stringify(integration.Uri))) {
+        target = {
+          s3: {
+            httpMethod: String(integration.IntegrationHttpMethod ?? 'PUT'),
+            uri: integration.Uri as CfnValue,
+            requestParameters: integration.RequestParameters ?? {},
+            responses: (integration.IntegrationResponses ?? []).map((r) => ({
+              ...(r.SelectionPattern ? { selectionPattern: r.SelectionPattern } : {}),
+              statusCode: num(r.StatusCode, `method ${logicalId} integration response StatusCode`),
+              headers: Object.fromEntries(
+                Object.entries(r.ResponseParameters ?? {}).map(([k, v]) => [
+                  k.replace(/^method\.response\.header\./, ''),
+                  String(v).replace(/^'(.*)'$/, '$1'),
+                ]),
+              ),
+              templates: r.ResponseTemplates ?? {},
+            })),
+          },
+        };
+      } else
+        throw new TemplateError(
+          `method ${logicalId}: only Lambda proxy and S3 path integrations are emulated (found ${integration?.Type ?? 'none'})`,
+        );
+      routes.push({
+        method,
+        resource: pathOf(p.ResourceId, id),
+        ...target,
+        apiKeyRequired: p.ApiKeyRequired === true || p.ApiKeyRequired === 'true',
+        authorizationType: String(p.AuthorizationType ?? 'NONE'),
+        ...(authorizer ? { authorizer } : {}),
+      });
     }
-    const type = String(p.ResponseType);
-    gatewayResponses[type] = {
-      type,
-      ...(p.StatusCode !== undefined ? { statusCode: num(p.StatusCode, `${type} StatusCode`) } : {}),
-      headers,
-      templates: (p.ResponseTemplates as Record<string, string> | undefined) ?? {},
+    // Literal segments before parameters, as API Gateway matches the most specific resource.
+    routes.sort((a, b) => a.resource.localeCompare(b.resource) || a.method.localeCompare(b.method));
+    return routes;
+  };
+  const routes = routesOf(apiId);
+
+  const gatewayResponsesOf = (id: string): Record<string, TemplateGatewayResponse> => {
+    const out: Record<string, TemplateGatewayResponse> = {};
+    for (const [, r] of ofType('AWS::ApiGateway::GatewayResponse')) {
+      const p = props(r);
+      if (refOf(p.RestApiId) !== id) continue;
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries((p.ResponseParameters as Record<string, string> | undefined) ?? {})) {
+        const name = k.replace(/^gatewayresponse\.header\./, '');
+        headers[name] = String(v).replace(/^'(.*)'$/, '$1');
+      }
+      const type = String(p.ResponseType);
+      out[type] = {
+        type,
+        ...(p.StatusCode !== undefined ? { statusCode: num(p.StatusCode, `${type} StatusCode`) } : {}),
+        headers,
+        templates: (p.ResponseTemplates as Record<string, string> | undefined) ?? {},
+      };
+    }
+    return out;
+  };
+  const gatewayResponses = gatewayResponsesOf(apiId);
+
+  let iamApi: TemplateIamApi | undefined;
+  if (iamApis[0]) {
+    const [iamId, iamResource] = iamApis[0];
+    const policy = props(iamResource).Policy as
+      | { Statement?: { Effect?: string; Action?: unknown; Principal?: { AWS?: unknown } }[] }
+      | undefined;
+    const principals: CfnValue[] = [];
+    for (const st of policy?.Statement ?? []) {
+      const actions = Array.isArray(st.Action) ? st.Action : [st.Action];
+      if (st.Effect !== 'Allow' || !actions.some((a) => a === 'execute-api:Invoke' || a === 'execute-api:*')) continue;
+      const aws = st.Principal?.AWS;
+      for (const p of Array.isArray(aws) ? aws : aws === undefined ? [] : [aws]) principals.push(p as CfnValue);
+    }
+    iamApi = {
+      stage: stageOf(iamId),
+      binaryMediaTypes: (props(iamResource).BinaryMediaTypes as string[] | undefined) ?? [],
+      routes: routesOf(iamId),
+      gatewayResponses: gatewayResponsesOf(iamId),
+      principals,
     };
   }
 
@@ -651,6 +718,7 @@ export function parseTemplate(template: CfnTemplate, hash = 'unhashed'): LocalTe
     apiKeySource,
     routes,
     gatewayResponses,
+    ...(iamApi ? { iamApi } : {}),
     functions,
     queue,
     eventSource,
