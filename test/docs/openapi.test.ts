@@ -49,6 +49,24 @@ describe('docs/openapi.json', () => {
     expect(documented).toEqual(routes);
   });
 
+  it("has every method of the template's IAM API (AWS_IAM) on a documented path, with the IamSignature scheme and server", () => {
+    const iam = parseTemplate(synthesized).iamApi;
+    if (!iam) throw new Error('the default synthesis builds the IAM API');
+    expect(iam.routes.length).toBe(ROUTES.filter((r) => r.apiKeyRequired).length);
+    for (const route of iam.routes) {
+      expect(route.authorizationType).toBe('AWS_IAM');
+      const op = doc.paths[route.resource]?.[route.method.toLowerCase()] as
+        | { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }
+        | undefined;
+      expect(op, `${route.method} ${route.resource}`).toBeDefined();
+      expect(JSON.stringify(op?.responses['403']), route.resource).toContain('AwsGatewayError');
+    }
+    const schemes = (doc.components as { securitySchemes?: Record<string, Record<string, unknown>> }).securitySchemes;
+    expect(schemes?.['IamSignature']?.['x-amazon-apigateway-authtype']).toBe('awsSigv4');
+    const servers = (doc as unknown as { servers: { url: string }[] }).servers.map((s) => s.url);
+    expect(servers).toEqual(['{ApiUrl}', '{IamApiUrl}']);
+  });
+
   it('names every error code of lib/api/errors.ts and of the gateway responses', () => {
     const codes = new Set(schemas['ErrorCode']?.enum);
     for (const code of Object.keys(API_ERRORS)) expect(codes, code).toContain(code);
