@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConnection } from '../../lib/client/connection';
 
 const API_URL = 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod/';
+const IAM_API_URL = 'https://iam456.execute-api.ap-southeast-1.amazonaws.com/prod/';
 let server: Server;
 const seen: { service: string; credential: string }[] = [];
 const saved: Record<string, string | undefined> = {};
@@ -41,7 +42,8 @@ beforeAll(async () => {
     if (req.method === 'POST' && text.includes('Action=DescribeStacks')) {
       const name = new URLSearchParams(text).get('StackName') ?? '';
       res.setHeader('content-type', 'text/xml');
-      if (name === 'IvaBridge') return res.end(stackXml(name, { ApiUrl: API_URL, ApiKeyId: 'key123' }));
+      if (name === 'IvaBridge')
+        return res.end(stackXml(name, { ApiUrl: API_URL, ApiKeyId: 'key123', IamApiUrl: IAM_API_URL }));
       if (name === 'NotOurs') return res.end(stackXml(name, { Something: 'else' }));
       res.statusCode = 400;
       return res.end(
@@ -109,6 +111,44 @@ describe('--stack NAME', () => {
     await expect(resolveConnection({ stack: 'NotOurs', env: {} })).rejects.toMatchObject({
       code: 'StackUnreadable',
       message: expect.stringMatching(/no ApiUrl output/),
+    });
+  });
+});
+
+describe('--auth iam', () => {
+  it('--stack NAME reads IamApiUrl and signs for its region with the default credential chain; no API key is read', async () => {
+    seen.length = 0;
+    const connection = await resolveConnection({ stack: 'IvaBridge', auth: 'iam', env: {} });
+    expect(connection).toEqual({
+      apiUrl: IAM_API_URL,
+      aws: { region: 'ap-southeast-1' },
+      source: 'stack',
+      origin: 'IvaBridge',
+    });
+    expect(seen).toEqual([{ service: 'cloudformation', credential: 'AKIACALLER' }]);
+  });
+
+  it('IVA_BRIDGE_AUTH=iam with an explicit URL takes the region from the execute-api host, else --region', async () => {
+    expect(await resolveConnection({ env: { IVA_BRIDGE_AUTH: 'iam', IVA_BRIDGE_API_URL: IAM_API_URL } })).toMatchObject(
+      { apiUrl: IAM_API_URL, aws: { region: 'ap-southeast-1' }, source: 'env' },
+    );
+    expect(
+      await resolveConnection({ auth: 'iam', apiUrl: 'https://api.example.com/', region: 'eu-central-1', env: {} }),
+    ).toMatchObject({ aws: { region: 'eu-central-1' } });
+    await expect(resolveConnection({ auth: 'iam', apiUrl: 'https://api.example.com/', env: {} })).rejects.toMatchObject(
+      {
+        code: 'NoRegion',
+      },
+    );
+  });
+
+  it('names what is missing: a stack without IamApiUrl, an unknown auth mode', async () => {
+    await expect(resolveConnection({ stack: 'NotOurs', auth: 'iam', env: {} })).rejects.toMatchObject({
+      code: 'StackUnreadable',
+      message: expect.stringMatching(/no IamApiUrl output.*iamPrincipals=none/),
+    });
+    await expect(resolveConnection({ env: { IVA_BRIDGE_AUTH: 'sigv4' } })).rejects.toMatchObject({
+      code: 'InvalidAuth',
     });
   });
 });
