@@ -203,7 +203,7 @@ export const NOT_DERIVED: ReadonlyArray<{ what: string; why: string }> = [
   },
   {
     what: 'role ARNs (PRESIGN_ROLE_ARN, UPLOAD_ROLE_ARN), IAM policies, and the callback S3 integration role',
-    why: 'the local STS answers AssumeRole for any role with the local S3 keys; no IAM policy is evaluated; the gateway writes the callback inbox with the local S3 keys',
+    why: 'the local STS answers AssumeRole for any role with the local S3 keys; no identity policy is evaluated (the IAM API applies only its resource policy principals, local/stack/sigv4.ts); the gateway writes the callback inbox with the local S3 keys',
   },
   {
     what: 'API Gateway throttling, usage plan quota, stage method settings',
