@@ -36,6 +36,8 @@ export interface MonitoringTargets {
   /** Functions that alarm on any error (a failing one loses or delays submissions). */
   alarmOnErrors: readonly string[];
   api: apigw.RestApi;
+  /** The IAM (SigV4) API, when built: its 4xx (refused signatures and principals among them), 5xx and latency. */
+  iamApi?: apigw.RestApi;
   stageName: string;
   accessLogs: logs.ILogGroup;
   queue: sqs.IQueue;
@@ -151,6 +153,8 @@ export function addMonitoring(stack: Stack, targets: MonitoringTargets): Monitor
   facade.monitorCustom({ alarmFriendlyName: 'Pipeline', humanReadableName: 'Pipeline', metricGroups: groups });
 
   facade.monitorApiGateway({ api: targets.api, apiStage: targets.stageName, alarmFriendlyName: 'Api' });
+  if (targets.iamApi)
+    facade.monitorApiGateway({ api: targets.iamApi, apiStage: targets.stageName, alarmFriendlyName: 'IamApi' });
   facade.monitorSqsQueueWithDlq({
     queue: targets.queue,
     deadLetterQueue: targets.deadLetterQueue,

@@ -630,6 +630,7 @@ export class IvaBridgeStack extends Stack {
       // CallbackAuthorizer too: failing, it turns every callback into a 5xx (IVA retries in vain).
       alarmOnErrors: ['ObjectCreated', 'DirectSubmit', 'ResultCallback', 'ClientAuth', 'CallbackAuthorizer'],
       api,
+      ...(iamApi ? { iamApi } : {}),
       stageName: STAGE_NAME,
       accessLogs,
       queue: this.queue,

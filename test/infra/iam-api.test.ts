@@ -105,6 +105,13 @@ describe('IAM API with named principals', () => {
     );
   });
 
+  it('is on the dashboard: its 4xx (refused signatures and principals), 5xx and latency', () => {
+    const dashboards = Object.values(built.template.Resources).filter((r) => r.Type === 'AWS::CloudWatch::Dashboard');
+    const body = json(dashboards.map((d) => d.Properties?.DashboardBody));
+    for (const metric of ['4XXError', '5XXError', 'Latency'])
+      expect(body).toContain(`\\"${metric}\\",\\"ApiName\\",\\"IamApi\\"`);
+  });
+
   it('outputs IamApiUrl, the stage URL of this API', () => {
     const value = json(built.template.Outputs.IamApiUrl?.Value);
     expect(value).toContain(iamApiId);
