@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, configFromContext } from '../../infra/config';
 import { IvaBridgeStack } from '../../infra/stack';
 import { ROUTES } from '../../lib/api/routes';
+import { type CfnTemplate, parseTemplate } from '../../local/stack/template';
 import { type CfnResourceJson, type Json, logicalId, methodsByRoute, nagFindings, propsOf } from './helpers';
 
 const ROLE = 'arn:aws:iam::123456789012:role/uploader';
@@ -112,6 +113,16 @@ describe('IAM API with named principals', () => {
       expect(body).toContain(`\\"${metric}\\",\\"ApiName\\",\\"IamApi\\"`);
   });
 
+  it('is what npm start derives its IAM API from: the AWS_IAM routes and the principals', () => {
+    const parsed = parseTemplate(built.template as unknown as CfnTemplate);
+    expect(parsed.iamApi?.routes.every((r) => r.authorizationType === 'AWS_IAM' && r.target === 'directSubmit')).toBe(
+      true,
+    );
+    expect(parsed.iamApi?.stage).toBe('prod');
+    expect(json(parsed.iamApi?.principals)).toContain(ROLE);
+    expect(parsed.routes.some((r) => r.authorizationType === 'AWS_IAM')).toBe(false);
+  });
+
   it('outputs IamApiUrl, the stage URL of this API', () => {
     const value = json(built.template.Outputs.IamApiUrl?.Value);
     expect(value).toContain(iamApiId);
@@ -135,8 +146,9 @@ describe('IAM API defaults', () => {
     expect(json(principal.AWS)).toContain('{"Ref":"AWS::AccountId"},":root"');
   });
 
-  it('-c iamPrincipals=none builds no IAM API and no IamApiUrl', () => {
+  it('-c iamPrincipals=none builds no IAM API and no IamApiUrl (and npm start serves none)', () => {
     const { stack, template } = synth({ iamPrincipals: 'none' });
+    expect(parseTemplate(template as unknown as CfnTemplate).iamApi).toBeUndefined();
     expect(stack.iamApi).toBeUndefined();
     expect(template.Outputs.IamApiUrl).toBeUndefined();
     const apis = Object.values(template.Resources).filter((r) => r.Type === 'AWS::ApiGateway::RestApi');
