@@ -156,7 +156,7 @@ async function world(
     const requestId = `req-${++counter}`;
     const inboxKey = `${CALLBACK_INBOX_PREFIX}${requestId}`;
     const contentType = 'contentType' in options ? options.contentType : 'application/json';
-    await s3client.send(
+    await client.send(
       new PutObjectCommand({
         Bucket: bucket,
         Key: inboxKey,
