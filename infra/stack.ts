@@ -480,10 +480,19 @@ export class IvaBridgeStack extends Stack {
     );
     directSubmit.addToRolePolicy(ledgerListing);
     directSubmit.addToRolePolicy(
-      // Presigned PUT URLs returned by POST /v1/uploads are signed with this role.
+      // Presigned PUT URLs returned by POST /v1/uploads are signed with this role; PutObject
+      // also covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload.
       new iam.PolicyStatement({
         sid: 'WriteIncoming',
         actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+      }),
+    );
+    directSubmit.addToRolePolicy(
+      // POST /v1/uploads/{id}/abort, and a multipart upload whose reservation failed.
+      new iam.PolicyStatement({
+        sid: 'AbortIncomingUploads',
+        actions: ['s3:AbortMultipartUpload'],
         resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
       }),
     );
@@ -534,6 +543,14 @@ export class IvaBridgeStack extends Stack {
     sweep.addToRolePolicy(
       new iam.PolicyStatement({ sid: 'ScanLedger', actions: ['dynamodb:Scan'], resources: [this.table.tableArn] }),
     );
+    // An expired multipart upload: its latest part's time, then abort (lib/sweep/multipart.ts).
+    sweep.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'AbortExpiredUploads',
+        actions: ['s3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        resources: [this.bucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+      }),
+    );
     sweep.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'EmitSweepEvents',
@@ -578,13 +595,15 @@ export class IvaBridgeStack extends Stack {
           resources: [eventBusArn],
         }),
       );
-    for (const fn of [objectCreated, directSubmit, resultCallback]) {
+    for (const fn of [objectCreated, directSubmit, resultCallback, sweep]) {
       const prefixes =
         fn === objectCreated
           ? [INCOMING_PREFIX, PINNED_PREFIX]
-          : fn === directSubmit
-            ? [INCOMING_PREFIX, RESULTS_PREFIX]
-            : [RESULTS_PREFIX, CALLBACK_INBOX_PREFIX];
+          : fn === sweep
+            ? [INCOMING_PREFIX]
+            : fn === directSubmit
+              ? [INCOMING_PREFIX, RESULTS_PREFIX]
+              : [RESULTS_PREFIX, CALLBACK_INBOX_PREFIX];
       acknowledge(
         fn.role as iam.Role,
         prefixes.map((prefix) => ({
@@ -899,7 +918,14 @@ export class IvaBridgeStack extends Stack {
       serverAccessLogsBucket: logBucket,
       serverAccessLogsPrefix: 'bucket/',
       lifecycleRules: [
-        { id: 'expire-incoming', prefix: INCOMING_PREFIX, expiration: Duration.days(config.incomingExpirationDays) },
+        {
+          id: 'expire-incoming',
+          prefix: INCOMING_PREFIX,
+          expiration: Duration.days(config.incomingExpirationDays),
+          // Multipart uploads (POST /v1/uploads with parts) never completed nor aborted: the
+          // sweep aborts them when it marks them expired (2 h); this catches the rest.
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
         {
           id: 'expire-noncurrent-versions',
           noncurrentVersionExpiration: Duration.days(config.incomingExpirationDays),

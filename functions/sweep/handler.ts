@@ -5,9 +5,11 @@
 import { DEFAULTS, ENV } from '../../lib/config';
 import { logger, metrics } from '../../lib/observability';
 import { ledgerFromEnv } from '../../lib/runtime';
+import { createS3Client } from '../../lib/storage/s3-client';
 import {
   createSweepPublisher,
   runSweep,
+  s3MultipartUploads,
   type SweepDeps,
   type SweepReport,
   sweepSettingsFromEnv,
@@ -16,6 +18,8 @@ import {
 export function depsFromEnv(env: Record<string, string | undefined> = process.env): SweepDeps {
   return {
     ledger: ledgerFromEnv(env),
+    // Expired multipart uploads are aborted (their parts deleted) as they are marked.
+    multipart: s3MultipartUploads(createS3Client({ env })),
     publisher: createSweepPublisher({ eventBusName: env[ENV.eventBusName] || DEFAULTS.eventBusName }),
     settings: sweepSettingsFromEnv(env),
     log: logger,
@@ -40,6 +44,7 @@ export function createHandler(deps: SweepDeps | (() => SweepDeps)) {
         overdue: report.overdue.length,
         expired: report.expired.length,
         failed: report.failed.length,
+        abortedUploads: report.aborted.length,
       });
     return report;
   };

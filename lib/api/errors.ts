@@ -57,6 +57,21 @@ export const API_ERRORS = {
   InvalidSize: 400,
   InvalidContentTypeField: 400,
   MetadataTooLarge: 400,
+  // Multipart uploads (POST /v1/uploads with parts, …/parts, …/complete, …/abort)
+  InvalidMultipart: 400,
+  InvalidPartSize: 400,
+  InvalidPartNumbers: 400,
+  InvalidParts: 400,
+  /** S3 refused a part at completion: not uploaded, or its ETag is not the one given. */
+  InvalidPart: 400,
+  /** S3 refused a part other than the last for being under 5 MiB. */
+  EntityTooSmall: 400,
+  /** The submission is not a multipart upload (a single-PUT upload, a direct or S3 submission). */
+  UploadNotMultipart: 409,
+  /** The upload is no longer open: its object arrived, or it was aborted. */
+  UploadClosed: 409,
+  /** S3 holds no such multipart upload any more (aborted by the sweep or the bucket's lifecycle rule). */
+  UploadNotFound: 404,
   // Status
   SubmissionNotFound: 404,
   InvalidCursor: 400,

@@ -14,11 +14,19 @@ import { handleGetResult, handleGetResultById, handleListResults } from './resul
 import { handleGetSubmission, handleListSubmissions, handleListTaskSubmissions } from './status';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
 import { handleCreateUpload } from './uploads';
+import { handleAbortUpload, handleCompleteUpload, handleUploadParts } from './multipart-uploads';
 
 export * from './types';
 export { ApiError, API_ERRORS, type ApiErrorCode } from './errors';
 export { SUBMISSION_ID_HEADER } from './responses';
 export { VIDEO_MAX_BYTES, uploadKey, sanitizeSegment } from './uploads';
+export {
+  DEFAULT_PART_BYTES,
+  MULTIPART_MAX_BYTES,
+  S3_MAX_PARTS,
+  S3_MIN_PART_BYTES,
+  planPartSize,
+} from './multipart-uploads';
 export { INLINE_RESULT_MAX_BYTES, RESULT_ID_HEADER, RESULT_URL_TTL_SECONDS } from './results';
 export { newSubmissionId, DEFAULT_MAX_BUDGET_MS } from './direct';
 
@@ -32,6 +40,12 @@ function dispatch(r: Route, req: ApiRequest, deps: ApiDeps, startedAt: number): 
       return handleSubmit(req, r, deps, startedAt);
     case 'createUpload':
       return handleCreateUpload(req, deps);
+    case 'uploadParts':
+      return handleUploadParts(r.id, req, deps);
+    case 'completeUpload':
+      return handleCompleteUpload(r.id, req, deps);
+    case 'abortUpload':
+      return handleAbortUpload(r.id, deps);
     case 'getSubmission':
       return handleGetSubmission(r.id, deps);
     case 'getResult':

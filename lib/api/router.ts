@@ -8,6 +8,9 @@ import type { ApiRequest } from './types';
 export type Route =
   | { op: 'submit'; kind: MediaKind; action: string }
   | { op: 'createUpload'; action: 'CreateUpload' }
+  | { op: 'uploadParts'; action: 'UploadParts'; id: string }
+  | { op: 'completeUpload'; action: 'CompleteUpload'; id: string }
+  | { op: 'abortUpload'; action: 'AbortUpload'; id: string }
   | { op: 'getSubmission'; action: 'GetSubmission'; id: string }
   | { op: 'listTaskSubmissions'; action: 'ListTaskSubmissions'; taskId: string }
   | { op: 'listSubmissions'; action: 'ListSubmissions' }
@@ -71,6 +74,9 @@ const BUILD: Record<DirectRouteName, (params: Readonly<Record<string, string>>, 
   submitImage: () => ({ op: 'submit', kind: 'image', action: KIND_PROTOCOL.image.action }),
   submitVideo: () => ({ op: 'submit', kind: 'video', action: KIND_PROTOCOL.video.action }),
   createUpload: () => ({ op: 'createUpload', action: 'CreateUpload' }),
+  uploadParts: (p) => ({ op: 'uploadParts', action: 'UploadParts', id: p['id'] ?? '' }),
+  completeUpload: (p) => ({ op: 'completeUpload', action: 'CompleteUpload', id: p['id'] ?? '' }),
+  abortUpload: (p) => ({ op: 'abortUpload', action: 'AbortUpload', id: p['id'] ?? '' }),
   listSubmissions: () => ({ op: 'listSubmissions', action: 'ListSubmissions' }),
   getSubmission: (p) => ({ op: 'getSubmission', action: 'GetSubmission', id: p['id'] ?? '' }),
   getResult: (p) => ({ op: 'getResult', action: 'GetResult', id: p['id'] ?? '' }),

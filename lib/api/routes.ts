@@ -48,6 +48,31 @@ export const ROUTES = [
     apiKeyRequired: true,
     sizeGuarded: false,
   },
+  // An upload's S3 multipart upload (lib/api/multipart-uploads.ts): more part URLs, finish, abort.
+  {
+    name: 'uploadParts',
+    method: 'POST',
+    resource: '/v1/uploads/{id}/parts',
+    function: 'direct-submit',
+    apiKeyRequired: true,
+    sizeGuarded: false,
+  },
+  {
+    name: 'completeUpload',
+    method: 'POST',
+    resource: '/v1/uploads/{id}/complete',
+    function: 'direct-submit',
+    apiKeyRequired: true,
+    sizeGuarded: false,
+  },
+  {
+    name: 'abortUpload',
+    method: 'POST',
+    resource: '/v1/uploads/{id}/abort',
+    function: 'direct-submit',
+    apiKeyRequired: true,
+    sizeGuarded: false,
+  },
   // ?status=…: every task's submissions in one status (the status index).
   {
     name: 'listSubmissions',

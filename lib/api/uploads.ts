@@ -3,6 +3,10 @@
  * The IVA fields are bound to the object as signed `x-amz-meta-iva-*` headers, so the
  * uploaded object carries everything the object-created function needs (section 1 of
  * the product contract), and a client cannot PUT under that URL without them.
+ *
+ * With `"Multipart": true`, or a Size over one PUT's 5 GiB, the answer is an S3
+ * multipart upload instead (multipart-uploads.ts): the metadata is set once, at
+ * CreateMultipartUpload, and the parts go to presigned UploadPart URLs.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -15,7 +19,8 @@ import type { Caller } from '../ledger/types';
 import { decodeBody, header } from './body';
 import { newSubmissionId } from './direct';
 import { ApiError } from './errors';
-import type { UploadTicket } from './wire';
+import { createMultipartTicket, MULTIPART_MAX_BYTES, planPartSize } from './multipart-uploads';
+import type { MultipartUploadTicket, UploadTicket } from './wire';
 import { json, SUBMISSION_ID_HEADER } from './responses';
 import { fingerprint, withIdempotency } from './idempotency';
 import type { ApiDeps, ApiRequest, ApiResponse } from './types';
@@ -39,6 +44,8 @@ export interface UploadRequest {
   algoParamConf?: Record<string, unknown>;
   contentType: string;
   size: number;
+  /** Set when the file goes up as an S3 multipart upload: every part but the last has partSize bytes. */
+  multipart?: { partSize: number };
 }
 
 function str(body: Record<string, unknown>, ...names: string[]): unknown {
@@ -50,7 +57,7 @@ export function validateUploadRequest(body: unknown): UploadRequest {
   if (!isPlainObject(body))
     throw new ApiError(
       'InvalidJson',
-      'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?}',
+      'The body must be a JSON object: {"TaskID","Kind":"image"|"video","Name","Size","ContentType"?,"Desc"?,"AlgoParamConf"?,"Multipart"?,"PartSize"?}',
     );
   const taskId = field(() => checkTaskId(str(body, 'TaskID'), 'TaskID', ' the file belongs to'));
   const kind = field(() => checkKind(str(body, 'Kind', 'kind'), 'Kind'));
@@ -71,10 +78,22 @@ export function validateUploadRequest(body: unknown): UploadRequest {
       'ImageTooLarge',
       `The image is ${size} bytes; IVA accepts images up to ${IMAGE_MAX_BYTES} bytes (50 MB)`,
     );
-  if (kind === 'video' && size > VIDEO_MAX_BYTES)
+  const askedMultipart = str(body, 'Multipart');
+  if (askedMultipart !== undefined && typeof askedMultipart !== 'boolean')
+    throw new ApiError('InvalidMultipart', 'Multipart must be true (S3 multipart upload) or false (one PUT)');
+  const askedPartSize = str(body, 'PartSize');
+  if (askedPartSize !== undefined && askedMultipart === false)
+    throw new ApiError('InvalidMultipart', 'PartSize is for multipart uploads: drop it, or send "Multipart": true');
+  const multipart = askedMultipart ?? (askedPartSize !== undefined || size > VIDEO_MAX_BYTES);
+  if (!multipart && size > VIDEO_MAX_BYTES)
     throw new ApiError(
       'FileTooLarge',
-      `The video is ${size} bytes; one presigned PUT carries at most ${VIDEO_MAX_BYTES} bytes (5 GiB, S3's single-upload limit)`,
+      `The video is ${size} bytes; one presigned PUT carries at most ${VIDEO_MAX_BYTES} bytes (5 GiB, S3's single-upload limit): leave Multipart out or send "Multipart": true`,
+    );
+  if (size > MULTIPART_MAX_BYTES)
+    throw new ApiError(
+      'FileTooLarge',
+      `The video is ${size} bytes; S3 stores objects of at most ${MULTIPART_MAX_BYTES} bytes (5 TiB)`,
     );
   return {
     taskId,
@@ -82,6 +101,7 @@ export function validateUploadRequest(body: unknown): UploadRequest {
     name,
     contentType,
     size,
+    ...(multipart ? { multipart: { partSize: planPartSize(size, askedPartSize) } } : {}),
     ...(desc !== undefined ? { desc } : {}),
     ...(algo !== undefined ? { algoParamConf: algo } : {}),
   };
@@ -122,21 +142,27 @@ export function uploadMetadata(input: UploadRequest, submissionId: string): Reco
   return meta;
 }
 
-function parseJsonBody(req: ApiRequest): unknown {
+/** A JSON body of at most `maxBytes`; `route` names the route in messages. */
+export function parseJsonBody(
+  req: ApiRequest,
+  route = 'POST /v1/uploads',
+  maxBytes = MAX_UPLOAD_REQUEST_BYTES,
+  what = 'a small JSON description of the file',
+): unknown {
   const contentType = header(req, 'content-type');
   if (contentType && !/^\s*(application\/([\w.+-]*\+)?json|text\/plain)\s*(;|$)/i.test(contentType)) {
     throw new ApiError(
       'UnsupportedMediaType',
-      `POST /v1/uploads takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
+      `${route} takes a JSON body (Content-Type: application/json), got "${contentType.slice(0, 100)}"`,
     );
   }
   const raw = decodeBody(
     req,
-    MAX_UPLOAD_REQUEST_BYTES,
+    maxBytes,
     (size) =>
       new ApiError(
         'PayloadTooLarge',
-        `POST /v1/uploads takes a small JSON description of the file (at most ${MAX_UPLOAD_REQUEST_BYTES} bytes, got ${size}); the file itself goes to the returned URL`,
+        `${route} takes ${what} (at most ${maxBytes} bytes, got ${size}); the file itself goes to the returned URL`,
       ),
   );
   try {
@@ -145,6 +171,25 @@ function parseJsonBody(req: ApiRequest): unknown {
   } catch (error) {
     throw new ApiError('InvalidJson', `The body is not valid JSON (${(error as Error).message.slice(0, 120)})`);
   }
+}
+
+/**
+ * When URLs signed now by the upload signer stop working. A URL signed with session
+ * credentials (an assumed role's) dies with them, whatever X-Amz-Expires says: report the
+ * real end of its life, not the one asked for.
+ */
+export async function urlExpiry(deps: ApiDeps, now: Date): Promise<Date> {
+  const ttl = deps.config.uploadUrlTtlSeconds;
+  let expiresAt = new Date(now.getTime() + ttl * 1000);
+  const identity = await (deps.presignS3 ?? deps.s3).config.credentials();
+  if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
+    expiresAt = identity.expiration;
+    deps.logger?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {
+      credentialsExpireAt: expiresAt.toISOString(),
+      ttlSeconds: ttl,
+    });
+  }
+  return expiresAt;
 }
 
 export async function createUploadTicket(input: UploadRequest, deps: ApiDeps, caller?: Caller): Promise<UploadTicket> {
@@ -171,17 +216,7 @@ export async function createUploadTicket(input: UploadRequest, deps: ApiDeps, ca
   });
   const headers: Record<string, string> = { 'Content-Type': input.contentType };
   for (const [k, v] of Object.entries(metadata)) headers[`x-amz-meta-${k}`] = v;
-  // A URL signed with session credentials (the Lambda role's) dies with them, whatever
-  // X-Amz-Expires says: report the real end of its life, not the one asked for.
-  let expiresAt = new Date(now.getTime() + ttl * 1000);
-  const identity = await signer.config.credentials();
-  if (identity.expiration && identity.expiration.getTime() < expiresAt.getTime()) {
-    expiresAt = identity.expiration;
-    deps.logger?.warn('upload URL lives shorter than UPLOAD_URL_TTL_SECONDS: its signing credentials expire first', {
-      credentialsExpireAt: expiresAt.toISOString(),
-      ttlSeconds: ttl,
-    });
-  }
+  const expiresAt = await urlExpiry(deps, now);
   // Reserved last: signing can fail (credentials), and a reservation whose URL was never
   // handed out would show as `pending` for ever. The URL alone is harmless unrecorded.
   await deps.ledger.reserve({
@@ -217,15 +252,19 @@ export async function handleCreateUpload(req: ApiRequest, deps: ApiDeps): Promis
 }
 
 async function issueUpload(input: UploadRequest, deps: ApiDeps, caller: Caller | undefined): Promise<ApiResponse> {
-  const ticket = await createUploadTicket(input, deps, caller);
+  const ticket: UploadTicket | MultipartUploadTicket = input.multipart
+    ? await createMultipartTicket(input, input.multipart.partSize, deps, caller)
+    : await createUploadTicket(input, deps, caller);
   deps.logger?.appendKeys({
     submissionId: ticket.SubmissionId,
     taskId: input.taskId,
     bucket: ticket.Bucket,
     key: ticket.Key,
   });
-  deps.logger?.info('upload URL issued', {
-    url: redactPresignedUrl(ticket.Url),
+  deps.logger?.info(ticket.Method === 'PUT' ? 'upload URL issued' : 'multipart upload created', {
+    ...(ticket.Method === 'PUT'
+      ? { url: redactPresignedUrl(ticket.Url) }
+      : { uploadId: ticket.UploadId, partSize: ticket.PartSize, partCount: ticket.PartCount }),
     size: input.size,
     kind: input.kind,
     expiresAt: ticket.ExpiresAt,

@@ -165,6 +165,7 @@ function toRecord(item: Item): SubmissionRecord {
     'overdueAt',
     'expiredAt',
     'caller',
+    'multipart',
   ] as const) {
     if (item[field] !== undefined) (record as unknown as Item)[field] = item[field];
   }
@@ -425,6 +426,7 @@ export function createDynamoLedger(options: DynamoLedgerOptions): Ledger {
       desc: input.desc,
       object: input.object ? stripUndefined({ ...input.object }) : undefined,
       caller: input.caller ? stripUndefined({ ...input.caller }) : undefined,
+      multipart: input.multipart ? { ...input.multipart } : undefined,
       submitStatus: 'pending',
       createdAt: timestamp,
       updatedAt: timestamp,

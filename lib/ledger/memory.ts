@@ -52,6 +52,7 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       desc: input.desc,
       object: input.object ? withoutUndefined({ ...input.object }) : undefined,
       caller: input.caller ? withoutUndefined({ ...input.caller }) : undefined,
+      multipart: input.multipart ? { ...input.multipart } : undefined,
       attempts: 0,
       createdAt: timestamp,
       updatedAt: timestamp,

@@ -28,6 +28,17 @@ export interface ObjectRef {
   contentType?: string;
 }
 
+/**
+ * An upload reserved as an S3 multipart upload (POST /v1/uploads with parts): the
+ * CreateMultipartUpload's id and the plan its part URLs follow.
+ */
+export interface MultipartInfo {
+  uploadId: string;
+  /** Bytes of every part but the last. */
+  partSize: number;
+  partCount: number;
+}
+
 export interface SubmissionError {
   code: string;
   message: string;
@@ -106,6 +117,8 @@ export interface SubmissionRecord {
   resolution?: Resolution;
   /** Who submitted it over the API (direct or upload URL). */
   caller?: Caller;
+  /** A multipart upload's reservation (kept after the object arrives, as history). */
+  multipart?: MultipartInfo;
 }
 
 export interface BeginInput {
@@ -117,6 +130,8 @@ export interface BeginInput {
   desc?: string;
   object?: ObjectRef;
   caller?: Caller;
+  /** Only `reserve` stores it. */
+  multipart?: MultipartInfo;
 }
 
 export type BeginOutcome =

@@ -15,6 +15,7 @@ import { SUBMISSION_UNCERTAIN_DETAIL_TYPE } from '../callback/events';
 import { DEFAULT_SWEEP, type SweepSettings } from './settings';
 
 export { DEFAULT_SWEEP, SWEEP_ENV, type SweepSettings, sweepSettingsFromEnv } from './settings';
+export { s3MultipartUploads } from './multipart';
 
 export const EVENT_SOURCE = 'iva-bridge';
 export const RESULT_OVERDUE_DETAIL_TYPE = 'IVA Result Overdue';
@@ -51,8 +52,21 @@ export function createSweepPublisher(
   };
 }
 
+/**
+ * The S3 side of a reserved multipart upload (lib/api/multipart-uploads.ts). Without it
+ * the sweep still marks such an upload `expired`; the bucket's lifecycle rule then
+ * removes its parts (AbortIncompleteMultipartUpload on incoming/, 1 day).
+ */
+export interface MultipartUploads {
+  /** When its latest part was stored; undefined when it has none or S3 no longer knows the upload. */
+  lastPartAt(record: SubmissionRecord): Promise<Date | undefined>;
+  /** Aborts it (its parts are deleted); an upload S3 no longer knows is not an error. */
+  abort(record: SubmissionRecord): Promise<void>;
+}
+
 export interface SweepDeps {
   ledger: Ledger;
+  multipart?: MultipartUploads;
   publisher: SweepPublisher;
   settings?: SweepSettings;
   now?: () => Date;
@@ -68,6 +82,8 @@ export interface SweepReport {
   abandoned: string[];
   /** Marked, but the event failed: unmarked again for the next run. */
   failed: string[];
+  /** Expired multipart uploads whose S3 upload was aborted. */
+  aborted: string[];
 }
 
 /** The fields that are set (EventBridge details carry no nulls). */
@@ -95,8 +111,9 @@ function detailOf(record: SubmissionRecord): Record<string, unknown> {
 export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
   const settings = deps.settings ?? DEFAULT_SWEEP;
   const now = deps.now?.() ?? new Date();
-  const report: SweepReport = { overdue: [], expired: [], abandoned: [], failed: [] };
-  const announce = async (record: SubmissionRecord, which: 'overdue' | 'expired'): Promise<void> => {
+  const report: SweepReport = { overdue: [], expired: [], abandoned: [], failed: [], aborted: [] };
+  /** True when the bus took the event; false when the mark was taken back. */
+  const announce = async (record: SubmissionRecord, which: 'overdue' | 'expired'): Promise<boolean> => {
     try {
       await deps.publisher.publish(
         which === 'overdue' ? RESULT_OVERDUE_DETAIL_TYPE : UPLOAD_EXPIRED_DETAIL_TYPE,
@@ -105,6 +122,7 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
       );
       report[which].push(record.id);
       deps.metrics?.addMetric(which === 'overdue' ? METRIC.overdue : METRIC.uploadsExpired, MetricUnit.Count, 1);
+      return true;
     } catch (error) {
       report.failed.push(record.id);
       deps.log?.warn('Sweep event not published; the mark is taken back for the next run', {
@@ -113,6 +131,7 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
         errorName: (error as { name?: string })?.name,
       });
       await deps.ledger.unmark(record.id, which);
+      return false;
     }
   };
   // The same event the direct route publishes when IVA's answer is lost (lib/callback/events.ts).
@@ -155,8 +174,26 @@ export async function runSweep(deps: SweepDeps): Promise<SweepReport> {
       if (marked) await announce(marked, 'overdue');
     }
     for (const candidate of page.expired) {
+      // A large multipart upload outlives the expiry time while its parts still arrive:
+      // it expires that long after its latest part, not after its creation.
+      if (candidate.multipart && deps.multipart) {
+        const last = await deps.multipart.lastPartAt(candidate).catch(() => undefined);
+        if (last && last.getTime() > now.getTime() - settings.expireUploadsAfterMs) continue;
+      }
       const marked = await deps.ledger.markExpired(candidate.id);
-      if (marked) await announce(marked, 'expired');
+      if (!marked) continue;
+      // Aborted only once announced: a mark taken back is tried again, whole, next run.
+      if ((await announce(marked, 'expired')) && marked.multipart && deps.multipart) {
+        try {
+          await deps.multipart.abort(marked);
+          report.aborted.push(marked.id);
+        } catch (error) {
+          deps.log?.warn('Expired multipart upload not aborted; the lifecycle rule removes its parts later', {
+            submissionId: marked.id,
+            errorName: (error as { name?: string })?.name,
+          });
+        }
+      }
     }
     for (const candidate of page.abandoned) {
       const marked = await deps.ledger.markAbandoned(candidate.id, {

@@ -123,7 +123,7 @@ export function containS3rverKeys(): void {
   };
 }
 
-function s3Error(res: ServerResponse, status: number, code: string, message: string, extra = ''): void {
+export function s3Error(res: ServerResponse, status: number, code: string, message: string, extra = ''): void {
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${extra}<RequestId>${randomBytes(8).toString('hex').toUpperCase()}</RequestId></Error>`;
   res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
   res.end(body);

@@ -8,7 +8,10 @@
  * - its event records carry raw keys; `events` re-emits them URL-encoded like AWS;
  * - keys with `..` segments, empty segments or over 255-byte segments escaped its folder
  *   or crashed it: s3rver-keys.ts contains them (every key S3 accepts is stored inside the
- *   folder, a key over 1,024 bytes gets S3's 400 KeyTooLongError).
+ *   folder, a key over 1,024 bytes gets S3's 400 KeyTooLongError);
+ * - multipart uploads checked nothing at completion and could not be aborted:
+ *   s3rver-multipart.ts checks parts and ETags as S3 does, aborts, and names the event
+ *   ObjectCreated:CompleteMultipartUpload.
  */
 import { createCipheriv } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -19,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeServer, urlOf } from './http-close';
 import { containS3rverKeys, guardRequests } from './s3rver-keys';
+import { containS3rverMultipart, multipartRequests } from './s3rver-multipart';
 
 /** One S3 event record as s3rver builds it (the AWS shape, minus a few fields). */
 export interface S3EventRecord {
@@ -97,6 +101,7 @@ export function encodeS3EventKey(key: string): string {
 
 export async function startS3rver(options: StartS3rverOptions = {}): Promise<LocalS3> {
   containS3rverKeys();
+  containS3rverMultipart();
   const kept = options.directory !== undefined;
   const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 's3rver-')));
   if (kept) await mkdir(directory, { recursive: true });
@@ -111,7 +116,7 @@ export async function startS3rver(options: StartS3rverOptions = {}): Promise<Loc
   const store = (server as unknown as { store: { getMetadata(b: string, k: string): Promise<{ etag?: string }> } })
     .store;
   server.callback = () =>
-    guardRequests(callback(), {
+    guardRequests(multipartRequests(directory, callback()), {
       eTagOf: (bucket, key) => store.getMetadata(bucket, key).then((m) => m.etag),
     });
   const events = new EventEmitter<{ event: [S3EventNotification] }>();

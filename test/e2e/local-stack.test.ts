@@ -320,6 +320,56 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect(sandbox[0]).toMatchObject({ source: 'url', size: bytes.length, sha256: sha(bytes), dataId: view.ImageID });
     });
 
+    it('a multipart upload (3 parts, through the API gateway) reaches IVA once with the exact bytes, by its CompleteMultipartUpload event', async () => {
+      const task = taskId('multipart');
+      const MiB = 1024 * 1024;
+      const bytes = randomBytes(11 * MiB + 777);
+      const res = await http.api('/v1/uploads', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          TaskID: task,
+          Kind: 'video',
+          Name: 'long.mp4',
+          ContentType: 'video/mp4',
+          Size: bytes.length,
+          Multipart: true,
+          PartSize: 5 * MiB,
+        }),
+      });
+      const ticket = (await res.json()) as {
+        SubmissionId: string;
+        PartCount: number;
+        Parts: { PartNumber: number; Url: string; Size: number }[];
+      };
+      expect(res.status, JSON.stringify(ticket)).toBe(200);
+      expect(ticket.PartCount).toBe(3);
+      const etags = await Promise.all(
+        ticket.Parts.map(async (part) => {
+          const from = (part.PartNumber - 1) * 5 * MiB;
+          const put = await fetch(part.Url, { method: 'PUT', body: bytes.subarray(from, from + part.Size) });
+          expect(put.status, await put.text()).toBe(200);
+          return { PartNumber: part.PartNumber, ETag: put.headers.get('etag') };
+        }),
+      );
+      const done = await http.api(`/v1/uploads/${ticket.SubmissionId}/complete`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ Parts: etags }),
+      });
+      expect(done.status, await done.text()).toBe(200);
+
+      const view = await until('completed', async () => {
+        const v = await http.submission(ticket.SubmissionId);
+        return v.Status === 'completed' ? v : undefined;
+      });
+      expect(view.Source).toBe('upload');
+      const sandbox = (await http.sandboxSubmissions()).filter((s) => s.taskId === task);
+      expect(sandbox).toHaveLength(1);
+      expect(sandbox[0]).toMatchObject({ source: 'url', size: bytes.length, sha256: sha(bytes), dataId: view.VideoID });
+      expect(lines.some((l) => l.includes('ObjectCreated:CompleteMultipartUpload') && l.includes(task))).toBe(true);
+    });
+
     it('a direct submission over the limit gets PayloadTooLarge naming POST /v1/uploads', async () => {
       const task = taskId('big');
       // A signed body has a Content-Length: the authorizer's size guard refuses both (403)

@@ -60,7 +60,9 @@ let ids: {
 const fnProps = (name: keyof typeof ids) => resources[ids[name]]?.Properties as Json;
 const roleOf = (fnLogicalId: string) =>
   (propsOf(resources[fnLogicalId], fnLogicalId).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-const statementsOf = (fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth' | 'callbackAuthorizer') =>
+const statementsOf = (
+  fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth' | 'callbackAuthorizer' | 'sweep',
+) =>
   roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) =>
   statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
@@ -397,9 +399,17 @@ describe('IAM', () => {
     expect(json(statements)).not.toMatch(/results|incoming/);
   });
 
-  it('direct-submit puts only under incoming/ (presigned uploads) and reads and lists only results/', () => {
+  it('direct-submit puts (and aborts multipart uploads) only under incoming/ and reads and lists only results/', () => {
     const s3 = s3Statements(statementsOf('directSubmit'));
-    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    expect(s3.flatMap(actionsOf).sort()).toEqual([
+      's3:AbortMultipartUpload',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    expect(json(resourcesOf(s3.find((s) => actionsOf(s).includes('s3:AbortMultipartUpload')) as Statement))).toMatch(
+      /\/incoming\/\*"/,
+    );
     const byAction = (a: string) => s3.find((s) => actionsOf(s).includes(a)) as Statement;
     expect(actionsOf(byAction('s3:PutObject'))).toEqual(['s3:PutObject']);
     expect(json(resourcesOf(byAction('s3:PutObject')))).toMatch(/\/incoming\/\*"/);
@@ -515,6 +525,9 @@ describe('API', () => {
         'POST /callbacks/{secret}',
         'POST /v1/images',
         'POST /v1/uploads',
+        'POST /v1/uploads/{id}/parts',
+        'POST /v1/uploads/{id}/complete',
+        'POST /v1/uploads/{id}/abort',
         'POST /v1/videos',
       ].sort(),
     );
@@ -823,6 +836,25 @@ describe('sweep', () => {
     expect((props.Environment as { Variables: Json }).Variables).toMatchObject({
       SWEEP_OVERDUE_AFTER_SECONDS: '86400',
       SWEEP_EXPIRE_UPLOADS_AFTER_SECONDS: '7200',
+    });
+  });
+
+  it('lets the sweep list and abort multipart uploads under incoming/ only, and reach no object', () => {
+    const s3 = s3Statements(statementsOf('sweep'));
+    expect(s3.flatMap(actionsOf).sort()).toEqual(['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts']);
+    for (const statement of s3) expect(json(resourcesOf(statement))).toMatch(/\/incoming\/\*"/);
+  });
+
+  it('aborts multipart uploads left incomplete under incoming/ after a day (the lifecycle rule)', () => {
+    const bucket = Object.values(resources).find(
+      (r) => r.Type === 'AWS::S3::Bucket' && json(r.Properties).includes('expire-incoming'),
+    );
+    const rules =
+      (bucket?.Properties as { LifecycleConfiguration?: { Rules: Json[] } } | undefined)?.LifecycleConfiguration
+        ?.Rules ?? [];
+    expect(rules.find((r) => r.Id === 'expire-incoming')).toMatchObject({
+      Prefix: 'incoming/',
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
     });
   });
 

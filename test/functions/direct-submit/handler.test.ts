@@ -982,7 +982,13 @@ describe('POST /v1/uploads: presigned PUT with the IVA fields bound', () => {
     ['missing Name', { TaskID: 't', Kind: 'image', Size: 10 }, 400, 'MissingName'],
     ['bad Size', { TaskID: 't', Kind: 'image', Name: 'a', Size: -1 }, 400, 'InvalidSize'],
     ['image over 50 MB', { TaskID: 't', Kind: 'image', Name: 'a', Size: 50 * 1024 * 1024 + 1 }, 413, 'ImageTooLarge'],
-    ['video over 5 GiB', { TaskID: 't', Kind: 'video', Name: 'a', Size: 5 * 1024 ** 3 + 1 }, 413, 'FileTooLarge'],
+    [
+      'video over 5 GiB in one PUT',
+      { TaskID: 't', Kind: 'video', Name: 'a', Size: 5 * 1024 ** 3 + 1, Multipart: false },
+      413,
+      'FileTooLarge',
+    ],
+    ['video over 5 TiB', { TaskID: 't', Kind: 'video', Name: 'a', Size: 5 * 1024 ** 4 + 1 }, 413, 'FileTooLarge'],
     [
       'AlgoParamConf not an object',
       { TaskID: 't', Kind: 'image', Name: 'a', Size: 1, AlgoParamConf: [1] },
