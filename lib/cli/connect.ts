@@ -1,5 +1,5 @@
 /** What every command that talks to iva-bridge's own API shares: where it connects, how it fails. */
-import { createIvaBridgeClient, type IvaBridgeClient } from '../client/client';
+import { createIvaBridgeClient, type IvaBridgeClient, type IvaBridgeClientOptions } from '../client/client';
 import { type AuthMode, resolveConnection } from '../client/connection';
 import { IvaBridgeError, IvaBridgeInputError } from '../client/errors';
 import { EXIT_IVA, EXIT_USAGE, type CliIo } from './submit';
@@ -42,7 +42,11 @@ export interface ConnectionValues {
   auth?: string;
 }
 
-export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaBridgeClient> {
+export async function connect(
+  values: ConnectionValues,
+  io: CliIo,
+  clientOptions: Omit<IvaBridgeClientOptions, 'apiUrl' | 'apiKey'> = {},
+): Promise<IvaBridgeClient> {
   const connection = await resolveConnection({
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
     ...(values['api-key'] ? { apiKey: values['api-key'] } : {}),
@@ -54,6 +58,7 @@ export async function connect(values: ConnectionValues, io: CliIo): Promise<IvaB
     env: io.env,
   });
   return createIvaBridgeClient({
+    ...clientOptions,
     apiUrl: connection.apiUrl,
     ...(connection.apiKey ? { apiKey: connection.apiKey } : {}),
     ...(connection.credentials ? { credentials: connection.credentials } : {}),

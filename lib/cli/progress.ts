@@ -9,7 +9,7 @@ export interface FileOutcome {
   file: string;
   ok: boolean;
   submissionId?: string;
-  route?: 'direct' | 'upload';
+  route?: 'direct' | 'upload' | 'multipart';
   kind?: string;
   dataId?: string;
   /** Final status when waited for, else `sent`. */

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, stat, writeFile, mkdir } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { IvaBridgeClient } from '../client/client';
+import type { IvaBridgeClient, IvaBridgeClientOptions } from '../client/client';
 import { IvaBridgeError, IvaBridgeInputError } from '../client/errors';
 import type { MediaKind } from '../client/types';
 import { createLimiter } from '../s3-intake/limiter';
@@ -19,8 +19,11 @@ import { EXIT_IVA, EXIT_OK, EXIT_UNCERTAIN, type CliIo } from './submit';
 export const SEND_HELP = `Usage: iva-bridge send FILE|FOLDER... --task-id ID [options]
 
 Sends images and videos to iva-bridge's API: each file as a direct multipart POST when it
-fits (about 4.5 MB), else through POST /v1/uploads and a PUT to the presigned URL.
-Folders are searched recursively; files in them whose extension is neither an image nor a
+fits (about 4.5 MB), else through POST /v1/uploads and a PUT to the presigned URL, and
+above --multipart-threshold (64 MiB) as an S3 multipart upload: its parts PUT 4 at a
+time, each streamed from its range of the file (memory stays a few MB whatever the
+size), a failed part sent again alone, then POST /v1/uploads/{id}/complete. Files up to
+5 TiB. Folders are searched recursively; files in them whose extension is neither an image nor a
 video one are skipped (name such a file explicitly, with --kind, to send it).
 
 Options:
@@ -32,14 +35,20 @@ Options:
   --out DIR               with --wait: save each result (the final callback body) as
                           DIR/<file name>.<json|txt|bin>
   --concurrency N         files in flight at once (default 4)
+  --multipart-threshold SIZE  files larger than this go up in parts (default 64MiB;
+                          SIZE in bytes, or with KiB/MiB/GiB)
+  --part-size SIZE        the parts' size, 5MiB to 5GiB (default: the API's, 16MiB,
+                          more for files over 160 GiB)
+  --part-concurrency N    parts of one file in flight at once (default 4)
   --json                  one JSON line per file on stdout, nothing else there
   -h, --help              show this help
 
 ${CONNECTION_HELP}
 
 Output:
-  a terminal gets a progress bar per file in flight and one overall; otherwise one line
-  per file ("sent FILE → ID (route)", then "FILE: STATUS ID → RESULT" with --wait);
+  a terminal gets a progress bar per file in flight and one overall, counted in bytes
+  (a part sent again counts again); otherwise one line per file ("sent FILE → ID
+  (route)": direct, upload or multipart; then "FILE: STATUS ID → RESULT" with --wait);
   errors go to stderr as "iva-bridge send: FILE: ... Code: Message (RequestId ...)".
   exit 0: every file sent (with --wait: completed, and its result saved with --out)
   exit 1: the API, S3 or IVA refused or failed a file, or a submission ended failed
@@ -49,8 +58,10 @@ Output:
           may not have them: see the submission and resolve it)
 
 Retries: throttling (429), 5xx and dropped connections are retried with backoff. Every
-POST carries an Idempotency-Key that stays the same across its retries, and the upload PUT
-sends If-None-Match: *, so a retry never submits a file twice.
+POST carries an Idempotency-Key that stays the same across its retries, the upload PUT
+sends If-None-Match: *, and a multipart upload is completed once (S3 makes one object of
+it, whatever part was sent twice), so a retry never submits a file twice. A multipart
+send that fails leaves its upload open; the sweep expires and aborts it after 2 h.
 
 Example:
   iva-bridge send cat.jpg clip.mp4 ./photos --task-id my-task --wait --out results/
@@ -68,8 +79,30 @@ const OPTIONS = {
   wait: { type: 'boolean' },
   out: { type: 'string' },
   concurrency: { type: 'string' },
+  'multipart-threshold': { type: 'string' },
+  'part-size': { type: 'string' },
+  'part-concurrency': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** `123`, `64MiB`, `5 GiB`, `16m` → bytes (binary units). */
+export function parseSize(raw: string, flag: string): number {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${flag} must be a size such as 64MiB or 67108864, got "${raw}"`);
+  return Number(m[1]) * unit;
+}
 
 interface FileJob {
   path: string;
@@ -172,6 +205,7 @@ export async function runSend(args: string[], io: CliIo): Promise<number> {
   let skipped: { file: string; reason: string }[];
   let algoParamConf: Record<string, unknown> | undefined;
   let concurrency = 4;
+  const clientOptions: Omit<IvaBridgeClientOptions, 'apiUrl' | 'apiKey'> = {};
   const kind = values.kind as MediaKind | undefined;
   try {
     if (positionals.length === 0) throw new UsageError('name at least one FILE or FOLDER to send');
@@ -195,11 +229,25 @@ export async function runSend(args: string[], io: CliIo): Promise<number> {
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
         throw new UsageError('--concurrency must be an integer from 1 to 64');
     }
+    if (values['multipart-threshold'] !== undefined)
+      clientOptions.multipartThresholdBytes = parseSize(values['multipart-threshold'], '--multipart-threshold');
+    if (values['part-size'] !== undefined) {
+      const partSize = parseSize(values['part-size'], '--part-size');
+      if (partSize < 5 * 1024 ** 2 || partSize > 5 * 1024 ** 3)
+        throw new UsageError('--part-size must be from 5MiB to 5GiB (S3 multipart limits)');
+      clientOptions.partSizeBytes = partSize;
+    }
+    if (values['part-concurrency'] !== undefined) {
+      const n = Number(values['part-concurrency']);
+      if (!Number.isInteger(n) || n < 1 || n > 64)
+        throw new UsageError('--part-concurrency must be an integer from 1 to 64');
+      clientOptions.partConcurrency = n;
+    }
     if (values.out !== undefined && !values.wait)
       throw new UsageError('--out saves results, which needs --wait (results arrive later)');
     ({ jobs, skipped } = await collect(positionals, kind));
     if (jobs.length === 0) throw new UsageError('no image or video files to send');
-    client = await connect(values, io);
+    client = await connect(values, io, clientOptions);
     if (values.out !== undefined) await mkdir(values.out, { recursive: true });
   } catch (error) {
     return failWith('send', io, error);

@@ -4,7 +4,11 @@
  *
  * - `sendFile` picks the route by size: a direct multipart POST when the body fits the
  *   direct limit, else `POST /v1/uploads` and a PUT of the file to the presigned URL with
- *   every header the ticket names. The file is streamed from disk, never read whole.
+ *   every header the ticket names, and above `multipartThresholdBytes` (64 MiB) an S3
+ *   multipart upload: parts PUT in parallel (`partConcurrency`, 4), each streamed from its
+ *   range of the file, a failed part retried alone, then `…/complete` with the ETags. The
+ *   file is streamed from disk, never read whole: memory is the parts in flight's stream
+ *   buffers, whatever the file size.
  * - Every POST carries an `Idempotency-Key`, the same on each retry of that call, so a
  *   retried request (throttling, 5xx, a dropped connection) is answered with the first
  *   request's outcome instead of submitting again. The PUT adds `If-None-Match: *`: when
@@ -42,6 +46,10 @@ import {
   type Submission,
   type SubmissionPage,
   type UploadTicket,
+  type CompletedUpload,
+  type MultipartUploadTicket,
+  type UploadPartUrl,
+  type UploadPartUrls,
 } from './types';
 
 export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
@@ -49,6 +57,14 @@ const SUBMISSION_ID_HEADER = 'x-iva-bridge-submission-id';
 const RESULT_ID_HEADER = 'x-iva-bridge-result-id';
 /** Multipart framing and the Request field, kept free below the direct limit. */
 const DIRECT_OVERHEAD_BYTES = 16 * 1024;
+/** Above this, sendFile uses a multipart upload instead of one PUT. */
+export const DEFAULT_MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024;
+/** Parts of one file in flight at once. */
+export const DEFAULT_PART_CONCURRENCY = 4;
+/** A part URL this close to its ExpiresAt is fetched again before use. */
+const URL_MARGIN_MS = 60_000;
+/** Part URLs asked for per POST /v1/uploads/{id}/parts (the API's maximum). */
+const PART_URL_BATCH = 100;
 
 export interface RetryOptions {
   /** Attempts per call, the first included. @default 6 */
@@ -76,6 +92,12 @@ export interface IvaBridgeClientOptions {
   retry?: RetryOptions;
   /** Per-attempt timeout of API calls (not of the file PUT). @default 60000 */
   timeoutMs?: number;
+  /** Files larger than this go up as S3 multipart uploads. @default 67108864 (64 MiB) */
+  multipartThresholdBytes?: number;
+  /** Part size asked of the API (5 MiB–5 GiB). @default the API's choice (16 MiB, more for files over 160 GiB) */
+  partSizeBytes?: number;
+  /** Parts of one file in flight at once. @default 4 */
+  partConcurrency?: number;
   fetch?: typeof fetch;
 }
 
@@ -238,6 +260,9 @@ export class IvaBridgeClient {
   private readonly retry: Required<RetryOptions>;
   private readonly timeoutMs: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly multipartThresholdBytes: number;
+  private readonly partSizeBytes: number | undefined;
+  private readonly partConcurrency: number;
 
   constructor(options: IvaBridgeClientOptions) {
     let url: URL;
@@ -260,6 +285,9 @@ export class IvaBridgeClient {
     };
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.fetchImpl = options.fetch ?? fetch;
+    this.multipartThresholdBytes = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD_BYTES;
+    this.partSizeBytes = options.partSizeBytes;
+    this.partConcurrency = Math.max(1, options.partConcurrency ?? DEFAULT_PART_CONCURRENCY);
   }
 
   private url(path: string): string {
@@ -515,6 +543,7 @@ export class IvaBridgeClient {
         if (!(error instanceof IvaBridgeError && error.code === 'PayloadTooLarge')) throw error;
       }
     }
+    if (size > this.multipartThresholdBytes) return this.sendByMultipart(input, { kind, name, contentType, size, key });
     return this.sendByUpload(input, { kind, name, contentType, size, key });
   }
 
@@ -607,6 +636,228 @@ export class IvaBridgeClient {
     return { submissionId: ticket.SubmissionId, route: 'upload', kind: file.kind };
   }
 
+  /** POST /v1/uploads with `"Multipart": true`: an S3 multipart upload and its first part URLs. */
+  async createMultipartUpload(
+    input: {
+      taskId: string;
+      kind: MediaKind;
+      name: string;
+      size: number;
+      contentType?: string;
+      desc?: string;
+      algoParamConf?: Record<string, unknown>;
+      /** Default: the API's choice. */
+      partSize?: number;
+    },
+    options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'> = {},
+  ): Promise<MultipartUploadTicket> {
+    const body = JSON.stringify({
+      TaskID: input.taskId,
+      Kind: input.kind,
+      Name: input.name,
+      Size: input.size,
+      ContentType: input.contentType ?? 'application/octet-stream',
+      Multipart: true,
+      ...(input.partSize !== undefined ? { PartSize: input.partSize } : {}),
+      ...(input.desc !== undefined ? { Desc: input.desc } : {}),
+      ...(input.algoParamConf ? { AlgoParamConf: input.algoParamConf } : {}),
+    });
+    return this.json<MultipartUploadTicket>('v1/uploads', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => body,
+      idempotencyKey: options.idempotencyKey ?? randomUUID(),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** Fresh presigned URLs for parts of a multipart upload (at most 100 a call). */
+  async uploadPartUrls(submissionId: string, partNumbers: number[], signal?: AbortSignal): Promise<UploadPartUrls> {
+    return this.json<UploadPartUrls>(`v1/uploads/${encodeURIComponent(submissionId)}/parts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => JSON.stringify({ PartNumbers: partNumbers }),
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /** Completes a multipart upload with every part's ETag; the object then takes the S3 path. */
+  async completeUpload(
+    submissionId: string,
+    parts: { PartNumber: number; ETag: string }[],
+    options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'> = {},
+  ): Promise<CompletedUpload> {
+    const body = JSON.stringify({ Parts: parts });
+    return this.json<CompletedUpload>(`v1/uploads/${encodeURIComponent(submissionId)}/complete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: () => body,
+      idempotencyKey: options.idempotencyKey ?? randomUUID(),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** Aborts a multipart upload: its parts are deleted, the submission ends `failed` `UploadAborted`. */
+  async abortUpload(submissionId: string, signal?: AbortSignal): Promise<Submission> {
+    return this.json<Submission>(`v1/uploads/${encodeURIComponent(submissionId)}/abort`, {
+      method: 'POST',
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /**
+   * A multipart upload of the file: the plan, every part PUT (partConcurrency at once,
+   * each from its own range of the file, retried alone), then complete. A send that fails
+   * leaves the upload open: the same `idempotencyKey` resumes it (the API answers the same
+   * plan), `abortUpload` ends it, or the sweep expires it.
+   */
+  private async sendByMultipart(
+    input: SendFileInput,
+    file: { kind: MediaKind; name: string; contentType: string; size: number; key: string },
+  ): Promise<Sent> {
+    const ticket = await this.createMultipartUpload(
+      {
+        taskId: input.taskId,
+        kind: file.kind,
+        name: file.name,
+        size: file.size,
+        contentType: file.contentType,
+        ...(this.partSizeBytes !== undefined ? { partSize: this.partSizeBytes } : {}),
+        ...(input.desc !== undefined ? { desc: input.desc } : {}),
+        ...(input.algoParamConf ? { algoParamConf: input.algoParamConf } : {}),
+      },
+      { ...input, idempotencyKey: `${file.key}-upload` },
+    );
+    const parts = await this.putParts(ticket, input.path, file.size, input);
+    await this.completeUpload(ticket.SubmissionId, parts, { ...input, idempotencyKey: `${file.key}-complete` });
+    return { submissionId: ticket.SubmissionId, route: 'multipart', kind: file.kind };
+  }
+
+  /**
+   * PUTs every part of a multipart ticket from `path` and returns their ETags in part
+   * order. Each part is streamed from its byte range of the file (`createReadStream`
+   * start/end); a part whose PUT fails (network, 5xx, 429, an expired URL) is sent again,
+   * alone, with a fresh URL when its own has expired. Progress counts the bytes handed to
+   * the network: a part sent again counts from its start again.
+   */
+  async putParts(
+    ticket: Pick<MultipartUploadTicket, 'SubmissionId' | 'PartSize' | 'PartCount' | 'Parts' | 'ExpiresAt'>,
+    path: string,
+    total: number,
+    options: Pick<SendFileInput, 'onProgress' | 'onRetry' | 'signal'> = {},
+  ): Promise<{ PartNumber: number; ETag: string }[]> {
+    const urls = new Map<number, { url: string; size: number; expiresAtMs: number }>();
+    const keep = (parts: UploadPartUrl[], expiresAt: string): void => {
+      for (const p of parts) urls.set(p.PartNumber, { url: p.Url, size: p.Size, expiresAtMs: Date.parse(expiresAt) });
+    };
+    keep(ticket.Parts, ticket.ExpiresAt);
+    // One fetch of URLs at a time; a worker that needs one waits for the batch holding it.
+    let fetching: Promise<void> | undefined;
+    const urlFor = async (n: number): Promise<{ url: string; size: number }> => {
+      for (;;) {
+        const known = urls.get(n);
+        if (known && known.expiresAtMs - Date.now() > URL_MARGIN_MS) return known;
+        if (!fetching) {
+          const wanted: number[] = [];
+          for (let m = n; m <= ticket.PartCount && wanted.length < PART_URL_BATCH; m++) {
+            const u = urls.get(m);
+            if (!u || u.expiresAtMs - Date.now() <= URL_MARGIN_MS) wanted.push(m);
+          }
+          fetching = this.uploadPartUrls(ticket.SubmissionId, wanted, options.signal)
+            .then((fresh) => keep(fresh.Parts, fresh.ExpiresAt))
+            .finally(() => {
+              fetching = undefined;
+            });
+        }
+        await fetching;
+      }
+    };
+    const inFlight = new Map<number, number>();
+    let acknowledged = 0;
+    const report = (): void => {
+      let sent = acknowledged;
+      for (const n of inFlight.values()) sent += n;
+      options.onProgress?.(Math.min(sent, total), total);
+    };
+    const etags = new Map<number, string>();
+    let next = 1;
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next <= ticket.PartCount) {
+        const n = next++;
+        try {
+          etags.set(n, await this.putPart(n, ticket.PartSize, path, urlFor, urls, inFlight, report, options));
+          acknowledged += inFlight.get(n) ?? 0;
+          inFlight.delete(n);
+          report();
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    report();
+    await Promise.all(Array.from({ length: Math.min(this.partConcurrency, ticket.PartCount) }, worker));
+    if (failure !== undefined) throw failure;
+    return [...etags.entries()].sort((a, b) => a[0] - b[0]).map(([PartNumber, ETag]) => ({ PartNumber, ETag }));
+  }
+
+  /** One part, with its retries; the ETag S3 answered. */
+  private async putPart(
+    n: number,
+    partSize: number,
+    path: string,
+    urlFor: (n: number) => Promise<{ url: string; size: number }>,
+    urls: Map<number, unknown>,
+    inFlight: Map<number, number>,
+    report: () => void,
+    options: Pick<SendFileInput, 'onRetry' | 'signal'>,
+  ): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const { url, size } = await urlFor(n);
+      const start = (n - 1) * partSize;
+      inFlight.set(n, 0);
+      let outcome: { status: number; text: string; etag?: string; retryAfter?: number };
+      try {
+        outcome = await putRange(url, path, start, size, options.signal, (sent) => {
+          inFlight.set(n, sent);
+          report();
+        });
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (attempt >= this.retry.attempts)
+          throw new IvaBridgeNetworkError(
+            `PUT of part ${n} of ${path} failed after ${attempt} attempts: ${describe(error)}`,
+            error,
+          );
+        inFlight.set(n, 0);
+        report();
+        const delayMs = this.delay(attempt);
+        options.onRetry?.({ attempt, reason: `part ${n}: ${describe(error)}`, delayMs });
+        await sleep(delayMs, options.signal);
+        continue;
+      }
+      if (outcome.status >= 200 && outcome.status < 300 && outcome.etag) return outcome.etag;
+      const code = /<Code>([^<]+)<\/Code>/.exec(outcome.text)?.[1] ?? `S3Http${outcome.status}`;
+      // 403: the URL expired (or its session did): a fresh one, then again.
+      const expired = outcome.status === 403;
+      if (expired) urls.delete(n);
+      const retryable = expired || outcome.status >= 500 || outcome.status === 429 || outcome.status === 409;
+      if (!retryable || attempt >= this.retry.attempts)
+        throw new IvaBridgeError(
+          code,
+          `S3 refused part ${n} of ${path}: HTTP ${outcome.status} ${code}${outcome.status === 404 ? ' (the upload was aborted or expired: send again)' : ''}`,
+          { status: outcome.status, retryable },
+        );
+      inFlight.set(n, 0);
+      report();
+      const delayMs = this.delay(attempt, outcome.retryAfter);
+      options.onRetry?.({ attempt, reason: `part ${n}: S3 ${outcome.status} ${code}`, delayMs });
+      await sleep(delayMs, options.signal);
+    }
+  }
+
   /** PUTs the file to a ticket's URL, streamed, retried whole on network errors and 5xx. */
   async putFile(
     ticket: Pick<UploadTicket, 'Url' | 'Method' | 'Headers'>,
@@ -688,6 +939,58 @@ function putOnce(
         resolve({
           status: res.statusCode ?? 0,
           text: Buffer.concat(chunks).toString('utf8').slice(0, 2000),
+          ...(retryAfter !== undefined ? { retryAfter } : {}),
+        });
+      });
+      res.on('error', reject);
+    });
+    file.pipe(req);
+  });
+}
+
+/** One streamed part PUT of `size` bytes from `start` of the file, with an exact Content-Length. */
+function putRange(
+  target: string,
+  path: string,
+  start: number,
+  size: number,
+  signal: AbortSignal | undefined,
+  onSent: (sent: number) => void,
+): Promise<{ status: number; text: string; etag?: string; retryAfter?: number }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(target);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, {
+      method: 'PUT',
+      headers: { 'content-length': String(size) },
+      ...(signal ? { signal } : {}),
+    });
+    const file = createReadStream(path, { start, end: start + size - 1, highWaterMark: 256 * 1024 });
+    let sent = 0;
+    file.on('data', (chunk) => {
+      sent += chunk.length;
+      onSent(Math.min(sent, size));
+    });
+    file.on('error', (error) => {
+      req.destroy(error);
+      reject(error);
+    });
+    req.on('error', (error) => {
+      file.destroy();
+      reject(error);
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (chunks.length < 64) chunks.push(c);
+      });
+      res.on('end', () => {
+        const retryAfter = retryAfterMs(res);
+        const etag = res.headers.etag;
+        resolve({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8').slice(0, 2000),
+          ...(typeof etag === 'string' && etag ? { etag } : {}),
           ...(retryAfter !== undefined ? { retryAfter } : {}),
         });
       });

@@ -11,6 +11,8 @@ export const {
   createIvaBridgeClient,
   contentTypeOf,
   IDEMPOTENCY_KEY_HEADER,
+  DEFAULT_MULTIPART_THRESHOLD_BYTES,
+  DEFAULT_PART_CONCURRENCY,
   resolveConnection,
   connectionFromStack,
   CONNECTION_ENV,

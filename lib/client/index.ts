@@ -12,6 +12,8 @@ export {
   createIvaBridgeClient,
   contentTypeOf,
   IDEMPOTENCY_KEY_HEADER,
+  DEFAULT_MULTIPART_THRESHOLD_BYTES,
+  DEFAULT_PART_CONCURRENCY,
   type IvaBridgeClientOptions,
   type RetryOptions,
   type SendFileInput,

@@ -1,7 +1,14 @@
 /** The HTTP API's shapes as the client library returns them (README "Status", "Results over HTTPS"). */
 import type { ResultItem } from '../api/wire';
 
-export type { ResultItem, UploadTicket } from '../api/wire';
+export type {
+  CompletedUpload,
+  MultipartUploadTicket,
+  ResultItem,
+  UploadPartUrl,
+  UploadPartUrls,
+  UploadTicket,
+} from '../api/wire';
 
 export type MediaKind = 'image' | 'video';
 
@@ -64,8 +71,8 @@ export interface ResultBody {
 /** What a send produced: the submission to follow. */
 export interface Sent {
   submissionId: string;
-  /** `direct`: POST /v1/images|videos; `upload`: POST /v1/uploads + PUT. */
-  route: 'direct' | 'upload';
+  /** `direct`: POST /v1/images|videos; `upload`: POST /v1/uploads + PUT; `multipart`: POST /v1/uploads + parts + complete. */
+  route: 'direct' | 'upload' | 'multipart';
   kind: MediaKind;
   /** IVA's ImageID/VideoID when known at once (direct route). */
   dataId?: string;

@@ -3,7 +3,7 @@
  * that misbehave on purpose (the local stack cannot drop an answer after doing the work).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -149,6 +149,159 @@ describe('IvaBridgeClient', () => {
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'AccessDenied', status: 403 });
     expect(expired.seen).toHaveLength(1);
+  });
+});
+
+describe('IvaBridgeClient multipart uploads', () => {
+  it('sends the parts in parallel from their file ranges, retries only a failed part, refreshes an expired URL, completes once', async () => {
+    const MiB = 1024 * 1024;
+    const path = join(dir, 'big.mp4');
+    const bytes = randomBytes(3 * MiB + 1234);
+    await writeFile(path, bytes);
+    const partSize = MiB;
+    const partCount = 4;
+    let part2Failures = 0;
+    let part3Expired = 0;
+    const s3 = await serve((req, res) => {
+      const n = Number(new URL(req.url, 'http://x').searchParams.get('partNumber'));
+      // Part 2's first PUT: the connection drops mid-answer. Part 3's first URL has expired.
+      if (n === 2 && part2Failures++ === 0) return void res.socket?.destroy();
+      if (n === 3 && req.url.includes('sig=old') && part3Expired++ === 0) {
+        res.writeHead(403);
+        return void res.end('<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
+      }
+      res.writeHead(200, { etag: `"etag-${n}-${createHash('md5').update(req.body).digest('hex')}"` });
+      res.end();
+    });
+    const partUrl = (n: number, sig: string) => ({
+      PartNumber: n,
+      Url: `${s3.url}/b/k?partNumber=${n}&uploadId=u1&sig=${sig}`,
+      Size: Math.min(partSize, bytes.length - (n - 1) * partSize),
+    });
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    const api = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/v1/uploads')
+        return void res.end(
+          JSON.stringify({
+            SubmissionId: 'upl_mp',
+            Method: 'MULTIPART',
+            UploadId: 'u1',
+            PartSize: partSize,
+            PartCount: partCount,
+            // Only the first three URLs come with the plan; the fourth from …/parts.
+            Parts: [1, 2, 3].map((n) => partUrl(n, 'old')),
+            ExpiresAt: later,
+            Key: 'incoming/t/upl_mp/big.mp4',
+            Bucket: 'b',
+          }),
+        );
+      if (req.url === '/v1/uploads/upl_mp/parts') {
+        const { PartNumbers } = JSON.parse(req.body.toString()) as { PartNumbers: number[] };
+        return void res.end(
+          JSON.stringify({
+            SubmissionId: 'upl_mp',
+            UploadId: 'u1',
+            Parts: PartNumbers.map((n) => partUrl(n, 'new')),
+            ExpiresAt: later,
+          }),
+        );
+      }
+      res.end(JSON.stringify({ SubmissionId: 'upl_mp', Bucket: 'b', Key: 'k', Size: bytes.length, ETag: '"x-4"' }));
+    });
+    const client = createIvaBridgeClient({
+      apiUrl: api.url,
+      retry: fast,
+      directMaxBytes: 1000,
+      multipartThresholdBytes: 2 * MiB,
+      partConcurrency: 3,
+    });
+    const progress: number[] = [];
+    const retries: string[] = [];
+    const sent = await client.sendFile({
+      path,
+      taskId: 't',
+      onProgress: (n, total) => {
+        expect(total).toBe(bytes.length);
+        progress.push(n);
+      },
+      onRetry: (info) => retries.push(info.reason),
+    });
+    expect(sent).toEqual({ submissionId: 'upl_mp', route: 'multipart', kind: 'video' });
+
+    // Every part's body is its exact range; parts 2 and 3 went twice, 1 and 4 once.
+    const puts = s3.seen.map((r) => Number(new URL(r.url, 'http://x').searchParams.get('partNumber')));
+    expect(puts.filter((n) => n === 1)).toHaveLength(1);
+    expect(puts.filter((n) => n === 2)).toHaveLength(2);
+    expect(puts.filter((n) => n === 3)).toHaveLength(2);
+    expect(puts.filter((n) => n === 4)).toHaveLength(1);
+    for (const r of s3.seen) {
+      const n = Number(new URL(r.url, 'http://x').searchParams.get('partNumber'));
+      if (r.body.length === 0) continue;
+      expect(r.body.equals(bytes.subarray((n - 1) * partSize, n * partSize)), `part ${n}`).toBe(true);
+      expect(r.headers['content-length']).toBe(String(Math.min(partSize, bytes.length - (n - 1) * partSize)));
+    }
+    expect(retries).toHaveLength(2);
+    expect(retries.some((r) => r.startsWith('part 2: '))).toBe(true);
+    expect(retries.some((r) => r.startsWith('part 3: S3 403'))).toBe(true);
+    // Part 3 went again with a fresh URL, asked for with the fourth.
+    expect(s3.seen.filter((r) => r.url.includes('partNumber=3')).map((r) => r.url.includes('sig=new'))).toEqual([
+      false,
+      true,
+    ]);
+
+    const calls = api.seen.map((r) => r.url);
+    expect(calls[0]).toBe('/v1/uploads');
+    expect(JSON.parse(api.seen[0]!.body.toString())).toMatchObject({ Multipart: true, Size: bytes.length });
+    const completes = api.seen.filter((r) => r.url === '/v1/uploads/upl_mp/complete');
+    expect(completes).toHaveLength(1);
+    expect(completes[0]?.headers['idempotency-key']).toMatch(/-complete$/);
+    const md5 = (n: number) =>
+      createHash('md5')
+        .update(bytes.subarray((n - 1) * partSize, n * partSize))
+        .digest('hex');
+    expect(JSON.parse(completes[0]!.body.toString())).toEqual({
+      Parts: [1, 2, 3, 4].map((n) => ({ PartNumber: n, ETag: `"etag-${n}-${md5(n)}"` })),
+    });
+    expect(progress.at(-1)).toBe(bytes.length);
+    expect(Math.max(...progress)).toBe(bytes.length);
+  });
+
+  it('stops at a part S3 refuses for good (404: aborted) without completing', async () => {
+    const path = join(dir, 'gone.mp4');
+    await writeFile(path, randomBytes(2 * 1024 * 1024 + 1));
+    const s3 = await serve((_req, res) => {
+      res.writeHead(404);
+      res.end('<Error><Code>NoSuchUpload</Code></Error>');
+    });
+    const api = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          SubmissionId: 'upl_gone',
+          Method: 'MULTIPART',
+          UploadId: 'u',
+          PartSize: 1024 * 1024,
+          PartCount: 3,
+          Parts: [1, 2, 3].map((n) => ({ PartNumber: n, Url: `${s3.url}/b/k?partNumber=${n}`, Size: 1 })),
+          ExpiresAt: new Date(Date.now() + 3600_000).toISOString(),
+          Key: 'k',
+          Bucket: 'b',
+        }),
+      );
+      expect(req.url).toBe('/v1/uploads');
+    });
+    const client = createIvaBridgeClient({
+      apiUrl: api.url,
+      retry: fast,
+      directMaxBytes: 1000,
+      multipartThresholdBytes: 1024 * 1024,
+      partConcurrency: 1,
+    });
+    const error = await client.sendFile({ path, taskId: 't' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'NoSuchUpload', status: 404 });
+    expect(s3.seen).toHaveLength(1);
+    expect(api.seen).toHaveLength(1);
   });
 });
 
