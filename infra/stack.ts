@@ -514,6 +514,16 @@ export class IvaBridgeStack extends Stack {
         conditions: { StringLike: { 's3:prefix': [`${RESULTS_PREFIX}*`] } },
       }),
     );
+    // POST /v1/uploads/{id}/complete answered NoSuchUpload: is the object there (an earlier
+    // attempt completed it)? Listed under its own key, never read (no GetObject on incoming/).
+    directSubmit.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'FindCompletedUploads',
+        actions: ['s3:ListBucket'],
+        resources: [this.bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${INCOMING_PREFIX}*`] } },
+      }),
+    );
 
     // client-auth: reads client keys (one secret per access key id) and records each used
     // signature once (lib/client-auth/replay.ts): those items only.

@@ -23,6 +23,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  ListObjectsV2Command,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -341,17 +342,33 @@ export async function handleCompleteUpload(id: string, req: ApiRequest, deps: Ap
         return json(200, { ...done, ...(out.ETag ? { ETag: out.ETag } : {}) }, { [SUBMISSION_ID_HEADER]: id });
       } catch (error) {
         const mapped = completeError(error, id);
-        if (!mapped) throw error;
-        if (mapped.code === 'UploadNotFound') {
-          // Completed meanwhile (by a concurrent call) and already taken in by the intake?
+        // Ceph RGW answers a completion of an upload it no longer holds with 500
+        // ("This multipart completion is already in progress"): look for the object too.
+        if (!mapped || mapped.code === 'UploadNotFound') {
+          // Completed by an earlier attempt (the SDK's retry of a call whose answer timed
+          // out, or a concurrent call): the object is there under its key, or the intake
+          // already took it in.
           const now = await loadUpload(id, deps);
           if (!now.open && now.record.error?.code !== 'UploadAborted')
             return json(200, done, { [SUBMISSION_ID_HEADER]: id });
+          if (now.open && (await objectExists(deps, upload.key, upload.size)))
+            return json(200, done, { [SUBMISSION_ID_HEADER]: id });
         }
-        throw mapped;
+        throw mapped ?? error;
       }
     },
   );
+}
+
+/** Whether the upload's object exists with its planned size (listed, never read). */
+async function objectExists(deps: ApiDeps, key: string, size: number): Promise<boolean> {
+  try {
+    const out = await deps.s3.send(new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: key, MaxKeys: 1 }));
+    return (out.Contents ?? []).some((o) => o.Key === key && o.Size === size);
+  } catch (error) {
+    deps.logger?.warn('could not list the upload key after NoSuchUpload', awsErrorFields(error));
+    return false;
+  }
 }
 
 /** POST /v1/uploads/{id}/abort: the parts are deleted and the submission ends `failed` `UploadAborted`. */

@@ -6,7 +6,9 @@
  *   ETag is the one given (400 `InvalidPart`), parts ascend (400 `InvalidPartOrder`), every
  *   part but the last is at least 5 MiB (400 `EntityTooSmall`); s3rver checked none and
  *   assembled whatever files it had. Its event is `ObjectCreated:CompleteMultipartUpload`,
- *   S3's name, where s3rver said `ObjectCreated:Post`.
+ *   S3's name, where s3rver said `ObjectCreated:Post`. Like S3 it answers 200 at once and
+ *   sends spaces while it joins the parts (s3rver was silent for seconds on a large
+ *   object, past the SDK's idle timeout, whose retry then found no upload).
  * - AbortMultipartUpload (`DELETE …?uploadId=`) deletes the parts (s3rver answered 405).
  * - UploadPart, Complete and Abort of an upload s3rver does not hold (never created,
  *   completed, aborted) answer 404 `NoSuchUpload`; s3rver stored the part of an aborted
@@ -38,6 +40,7 @@ interface KoaContext {
   headers: Record<string, string>;
   href: string;
   body: unknown;
+  res: unknown;
   app: { emit(event: string, value: unknown): void };
   store: {
     getResourcePath(bucket: string, key?: string, resource?: string): string;
@@ -124,7 +127,26 @@ export function containS3rverMultipart(): void {
           MinSizeAllowed: MIN_PART_BYTES,
         });
     }
-    const { md5, size } = await ctx.store.putObjectMultipart(ctx.params.bucket, uploadId, parts);
+    // Joining the parts takes seconds for a large object. S3 answers 200 at once and
+    // sends a space every few seconds until the result (or an <Error>) follows, so a
+    // client's idle timeout never cuts the call; so does this.
+    const res = ctx.res as ServerResponse;
+    (ctx as unknown as { respond: boolean }).respond = false;
+    res.writeHead(200, { 'content-type': 'application/xml' });
+    res.write('<?xml version="1.0" encoding="UTF-8"?>\n');
+    const keepAlive = setInterval(() => res.write(' '), 1000);
+    let joined: { md5: string; size: number };
+    try {
+      joined = await ctx.store.putObjectMultipart(ctx.params.bucket, uploadId, parts);
+    } catch (error) {
+      clearInterval(keepAlive);
+      res.end(
+        `<Error><Code>InternalError</Code><Message>${String((error as Error)?.message ?? error).replace(/[<&>]/g, '')}</Message></Error>`,
+      );
+      return;
+    }
+    clearInterval(keepAlive);
+    const { md5, size } = joined;
     const event = new S3Event(
       {
         bucket: ctx.params.bucket,
@@ -138,14 +160,10 @@ export function containS3rverMultipart(): void {
     );
     for (const record of event.Records) record.eventName = 'ObjectCreated:CompleteMultipartUpload';
     ctx.app.emit('event', event);
-    ctx.body = {
-      CompleteMultipartUploadResult: {
-        Location: ctx.href.split('?')[0],
-        Bucket: ctx.params.bucket,
-        Key: ctx.params.key,
-        ETag: JSON.stringify(md5),
-      },
-    };
+    const xmlText = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    res.end(
+      `<CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>${xmlText(ctx.href.split('?')[0] ?? '')}</Location><Bucket>${xmlText(ctx.params.bucket)}</Bucket><Key>${xmlText(ctx.params.key)}</Key><ETag>${xmlText(JSON.stringify(md5))}</ETag></CompleteMultipartUploadResult>`,
+    );
   };
 }
 

@@ -61,12 +61,18 @@ describe('IvaBridgeStack on an existing bucket', () => {
     const inboxStatements = roleStatements(resources, gatewayRoles[0]![0]);
     expect(inboxStatements.flatMap(actionsOf)).toEqual(['s3:PutObject']);
     expect(JSON.stringify(inboxStatements.flatMap(resourcesOf))).toMatch(/:s3:::team-media\/callbacks-inbox\/\*"/);
-    // Listing (GET /v1/submissions/{id}/results) is on the bucket, limited to the results/ prefix.
+    // Listing is on the bucket, limited to a prefix: results/ (GET /v1/submissions/{id}/results)
+    // and incoming/ (a multipart upload's key, after S3 says NoSuchUpload at completion).
     const lists = s3Statements.filter((s) => actionsOf(s).includes('s3:ListBucket'));
-    expect(lists).toHaveLength(1);
-    expect(actionsOf(lists[0] as (typeof lists)[number])).toEqual(['s3:ListBucket']);
-    expect(JSON.stringify(resourcesOf(lists[0] as (typeof lists)[number]))).toMatch(/:s3:::team-media"/);
-    expect(lists[0]?.Condition).toEqual({ StringLike: { 's3:prefix': ['results/*'] } });
+    expect(lists).toHaveLength(2);
+    for (const list of lists) {
+      expect(actionsOf(list)).toEqual(['s3:ListBucket']);
+      expect(JSON.stringify(resourcesOf(list))).toMatch(/:s3:::team-media"/);
+    }
+    expect(lists.map((l) => l.Condition)).toEqual([
+      { StringLike: { 's3:prefix': ['results/*'] } },
+      { StringLike: { 's3:prefix': ['incoming/*'] } },
+    ]);
   });
 
   it('omits the quota when it is 0 and the account logging role when disabled', () => {

@@ -5,7 +5,13 @@
  * when it is configured. Parts are PUT with a plain fetch to the presigned URLs.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/direct-submit/handler';
@@ -222,6 +228,40 @@ describe.each(backends)('multipart uploads on $name', ({ name, enabled }) => {
       expect(ok.status, JSON.stringify(ok.body)).toBe(200);
       const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: t.Key }));
       expect(sha(await got.Body!.transformToByteArray())).toBe(sha(data));
+    });
+
+    it('a complete whose S3 upload an earlier attempt already completed answers 200 (the object is listed under its key)', async () => {
+      const data = randomBytes(6 * MiB);
+      const t = (await create(data.length)).body;
+      const p1 = await putPart(t.Parts[0].Url, data.subarray(0, 5 * MiB));
+      const p2 = await putPart(t.Parts[1].Url, data.subarray(5 * MiB));
+      const parts = [
+        { PartNumber: 1, ETag: p1.etag },
+        { PartNumber: 2, ETag: p2.etag },
+      ];
+      // The first attempt's CompleteMultipartUpload went through; only its answer was lost.
+      await s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: t.Key,
+          UploadId: t.UploadId,
+          MultipartUpload: { Parts: parts as { PartNumber: number; ETag: string }[] },
+        }),
+      );
+      const again = await call(`/v1/uploads/${t.SubmissionId}/complete`, { Parts: parts });
+      expect(again.status, JSON.stringify(again.body)).toBe(200);
+      expect(again.body).toMatchObject({ SubmissionId: t.SubmissionId, Key: t.Key, Size: data.length });
+      // An upload that is gone without its object is not found.
+      const other = (await create(6 * MiB)).body;
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: other.Key, UploadId: other.UploadId }));
+      const gone = await call(`/v1/uploads/${other.SubmissionId}/complete`, {
+        Parts: [
+          { PartNumber: 1, ETag: p1.etag },
+          { PartNumber: 2, ETag: p2.etag },
+        ],
+      });
+      // Ceph RGW answers that completion 500 "already in progress" (docs/local-s3.md), S3 404 NoSuchUpload.
+      expect([gone.status, code(gone)]).toEqual(name === 'ceph' ? [500, 'InternalError'] : [404, 'UploadNotFound']);
     });
 
     it('abort deletes the parts and ends the submission failed UploadAborted; the upload then takes nothing', async () => {
