@@ -3,7 +3,7 @@
  * in for IVA, the median, and running one case in a fresh child process (so each
  * case's peak memory is its own).
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,22 +69,61 @@ export interface CaseOptions {
   maxBuffer?: number;
 }
 
-/** Runs `node [nodeArgs] --import tsx caseFile ...args` from the repo root; resolves its stdout. */
+/**
+ * Runs `node [nodeArgs] --import tsx caseFile ...args` from the repo root; resolves its
+ * stdout. Settles on the case's exit, not on its pipes closing: execFile waited for every
+ * holder of the stdout/stderr pipes to close them, so a process the case left behind kept
+ * `npm run bench backlog` waiting after the case had printed its result and exited. The
+ * case runs in a process group of its own, killed whole on timeout and after its exit.
+ */
 export function runCase(caseFile: string, args: string[], options: CaseOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [...(options.nodeArgs ?? []), '--import', 'tsx', caseFile, ...args],
-      {
-        cwd: REPO_ROOT,
-        timeout: 600_000,
-        maxBuffer: options.maxBuffer ?? 1 << 20,
-        ...(options.env ? { env: options.env } : {}),
-      },
-      (error, stdout, stderr) => {
-        if (error) return reject(new Error(`${args.join(' ')}: ${error.message}\n${stderr}`));
-        resolve(stdout);
-      },
-    );
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', caseFile, ...args], {
+      cwd: REPO_ROOT,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.env ? { env: options.env } : {}),
+    });
+    const maxBuffer = options.maxBuffer ?? 1 << 20;
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      if (stdout.length < maxBuffer) stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-64 * 1024);
+    });
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      killGroup();
+      reject(new Error(`${args.join(' ')}: timed out after 600 s\n${stderr}`));
+    }, 600_000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    let settled = false;
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      killGroup();
+      child.stdout.destroy();
+      child.stderr.destroy();
+      if (code !== 0) reject(new Error(`${args.join(' ')}: exited ${code ?? signal}\n${stderr}`));
+      else resolve(stdout);
+    };
+    // Normally the pipes close right after the exit; if something of the case's still
+    // holds them, give them 2 s to deliver what the case wrote, then stop waiting.
+    child.on('close', settle);
+    child.on('exit', (code, signal) => {
+      setTimeout(() => settle(code, signal), 2000).unref();
+    });
   });
 }

@@ -4,6 +4,7 @@ import { benchCallbackInbox } from './callback-inbox';
 import { benchDirectSubmit } from './direct-submit';
 import type { BenchTable } from './harness';
 import { benchSigner } from './signer';
+import { benchUpload } from './upload';
 
 function render(table: BenchTable): string {
   const widths = table.columns.map((column, i) =>
@@ -28,6 +29,7 @@ const benches: Array<{ name: string; run: () => Promise<BenchTable> }> = [
   { name: 'direct-submit', run: () => benchDirectSubmit() },
   { name: 'backlog', run: () => benchBacklog() },
   { name: 'callback-inbox', run: () => benchCallbackInbox() },
+  { name: 'upload', run: () => benchUpload() },
 ];
 
 const only = process.argv.slice(2);
