@@ -85,7 +85,12 @@ try {
   await writeRandomFile(file, size);
   const base: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(base)) if (/^(IVA_|AWS_|VOLC_)/.test(name)) delete base[name];
-  const sendEnv = { ...base, IVA_BRIDGE_API_URL: stack.apiUrl, IVA_BRIDGE_API_KEY: stack.apiKey };
+  const sendEnv = {
+    ...base,
+    IVA_BRIDGE_API_URL: stack.apiUrl,
+    IVA_BRIDGE_ACCESS_KEY_ID: stack.clientAccessKeyId,
+    IVA_BRIDGE_SECRET_ACCESS_KEY: stack.clientSecretAccessKey,
+  };
   const awsEnv = {
     ...base,
     AWS_ACCESS_KEY_ID: stack.s3AccessKeyId,

@@ -57,6 +57,14 @@ export async function connect(
     ...(values.auth ? { auth: authMode(values.auth) } : {}),
     env: io.env,
   });
+  // Every route but IVA's callback takes a signed request: without an access key (or IAM
+  // signing) every call would be refused (403 MissingSignature). An API key alone
+  // (--api-key, IVA_BRIDGE_API_KEY) only names a usage plan, so say so before sending anything.
+  if (!connection.credentials && !connection.aws)
+    throw new IvaBridgeInputError(
+      'MissingCredentials',
+      `no client access key for ${connection.apiUrl}: every request is signed with one (npx iva-bridge keys issue); pass --access-key-id and --secret-access-key, or set IVA_BRIDGE_ACCESS_KEY_ID and IVA_BRIDGE_SECRET_ACCESS_KEY, or sign with AWS credentials (--auth iam); an API key alone is not a credential`,
+    );
   return createIvaBridgeClient({
     ...clientOptions,
     apiUrl: connection.apiUrl,

@@ -1,8 +1,8 @@
 /**
  * Where the client connects, first match wins:
  *
- * 1. an explicit API URL (`--api-url`), with `--api-key` or `IVA_BRIDGE_API_KEY`;
- * 2. `IVA_BRIDGE_API_URL` (+ `IVA_BRIDGE_API_KEY`);
+ * 1. an explicit API URL (`--api-url`);
+ * 2. `IVA_BRIDGE_API_URL`;
  * 3. a deployed stack by name (`--stack NAME`): its CloudFormation outputs `ApiUrl` and
  *    `ApiKeyId`, and the key's value from API Gateway, read with the caller's AWS
  *    credentials (the usual chain: AWS_PROFILE, environment, SSO, instance role);
@@ -15,6 +15,14 @@
  * `IamApiUrl`, the local stack its `iamApiUrl` and the AWS key pair it knows; an explicit
  * URL is taken as the IAM API's, its region from the execute-api host (else --region or
  * AWS_REGION).
+ *
+ * The client access key (the default signing): `--access-key-id` /
+ * `--secret-access-key`, else `IVA_BRIDGE_ACCESS_KEY_ID` / `IVA_BRIDGE_SECRET_ACCESS_KEY`,
+ * else (4 only) the key `npm start` issued. An API key (`--api-key`, `IVA_BRIDGE_API_KEY`)
+ * only names a usage plan: it is not a credential, and the API refuses a request that
+ * carries nothing else (403 MissingSignature). The CLI refuses to connect with neither an
+ * access key nor IAM signing (lib/cli/connect.ts); a Connection without either is for
+ * callers that sign by themselves.
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
@@ -230,7 +238,7 @@ export async function resolveConnection(input: ConnectionInput = {}): Promise<Co
   }
   throw new IvaBridgeInputError(
     'NoConnection',
-    `no API to talk to: pass --api-url URL --api-key KEY, set ${CONNECTION_ENV.apiUrl} and ${CONNECTION_ENV.apiKey}, pass --stack NAME (a deployed stack, read with your AWS credentials), or run "npm start" (writes .local/stack.json)`,
+    `no API to talk to: pass --api-url URL, set ${CONNECTION_ENV.apiUrl}, pass --stack NAME (a deployed stack, read with your AWS credentials), each with your client access key (${CONNECTION_ENV.accessKeyId}, ${CONNECTION_ENV.secretAccessKey}), or run "npm start" (writes .local/stack.json with a key)`,
   );
 }
 

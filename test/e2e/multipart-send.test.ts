@@ -66,7 +66,11 @@ async function send(stack: LocalStack, args: string[]): Promise<{ code: number; 
   const code = await runCli(['send', ...args], {
     stdout: { write: (c: string | Uint8Array) => (stdout += text(c)) },
     stderr: { write: (c: string | Uint8Array) => (stderr += text(c)) },
-    env: { IVA_BRIDGE_API_URL: stack.apiUrl, IVA_BRIDGE_API_KEY: stack.apiKey },
+    env: {
+      IVA_BRIDGE_API_URL: stack.apiUrl,
+      IVA_BRIDGE_ACCESS_KEY_ID: stack.clientAccessKeyId,
+      IVA_BRIDGE_SECRET_ACCESS_KEY: stack.clientSecretAccessKey,
+    },
   });
   return { code, stdout, stderr };
 }
@@ -113,7 +117,7 @@ describe.each(stackBackends())('iva-bridge send in parts on $name', ({ name, s3,
         '--wait',
         '--json',
       ]);
-      expect(run.code, run.stderr).toBe(0);
+      expect(run.code, `${run.stderr}${run.stdout}`).toBe(0);
       const line = JSON.parse(run.stdout.trim()) as { route: string; status: string; submissionId: string };
       expect(line).toMatchObject({ route: 'multipart', status: 'completed' });
 

@@ -273,6 +273,17 @@ describe('iva-bridge send against the local stack', () => {
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toContain('SignatureDoesNotMatch');
     expect(wrongKey.stderr).not.toContain('wrong-secret-123456');
+    // The pre-signing configuration (an API URL and an API key, no access key): refused
+    // before anything is sent, naming what to set, instead of a 401 from the API.
+    const unsigned = await inProcess(['send', join(root, 'dog.jpg'), '--task-id', task], {
+      IVA_BRIDGE_API_KEY: stack.apiKey,
+      IVA_BRIDGE_ACCESS_KEY_ID: '',
+      IVA_BRIDGE_SECRET_ACCESS_KEY: '',
+    });
+    expect(unsigned.code, unsigned.stdout).toBe(2);
+    expect(unsigned.stderr).toContain('no client access key');
+    expect(unsigned.stderr).toContain('IVA_BRIDGE_ACCESS_KEY_ID');
+    expect(unsigned.stderr).not.toContain(stack.apiKey);
     const nowhere = await cli(['status', id], { IVA_BRIDGE_STACK_JSON: join(dir, 'absent.json') });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toContain('npm start');
