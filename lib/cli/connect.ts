@@ -66,6 +66,7 @@ export async function connect(
       `no client access key for ${connection.apiUrl}: every request is signed with one (npx iva-bridge keys issue); pass --access-key-id and --secret-access-key, or set IVA_BRIDGE_ACCESS_KEY_ID and IVA_BRIDGE_SECRET_ACCESS_KEY, or sign with AWS credentials (--auth iam); an API key alone is not a credential`,
     );
   return createIvaBridgeClient({
+    ...(io.fetch ? { fetch: io.fetch } : {}),
     ...clientOptions,
     apiUrl: connection.apiUrl,
     ...(connection.apiKey ? { apiKey: connection.apiKey } : {}),

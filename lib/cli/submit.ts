@@ -19,6 +19,8 @@ export interface CliIo {
   stdout: { write(text: string | Uint8Array): unknown };
   stderr: { write(text: string): unknown };
   env: Env;
+  /** The fetch the API client uses (tests validate its answers against docs/openapi.json); default: the global one. */
+  fetch?: typeof fetch;
 }
 
 export const EXIT_OK = 0;

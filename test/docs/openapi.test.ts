@@ -81,6 +81,44 @@ describe('docs/openapi.json', () => {
     for (const code of gateway) expect(codes, code).toContain(code);
   });
 
+  it('names each code of the multipart upload routes at its status, on every route that answers it', () => {
+    const answered: Record<string, (keyof typeof API_ERRORS)[]> = {
+      '/v1/uploads': ['InvalidMultipart', 'InvalidPartSize', 'FileTooLarge', 'PayloadTooLarge'],
+      '/v1/uploads/{id}/parts': [
+        'InvalidPartNumbers',
+        'SubmissionNotFound',
+        'UploadNotMultipart',
+        'UploadClosed',
+        'PayloadTooLarge',
+        'UnsupportedMediaType',
+      ],
+      '/v1/uploads/{id}/complete': [
+        'InvalidParts',
+        'InvalidPart',
+        'EntityTooSmall',
+        'SubmissionNotFound',
+        'UploadNotFound',
+        'UploadNotMultipart',
+        'UploadClosed',
+        'IdempotencyKeyInFlight',
+        'IdempotencyKeyReuse',
+        'PayloadTooLarge',
+        'UnsupportedMediaType',
+      ],
+      '/v1/uploads/{id}/abort': ['SubmissionNotFound', 'UploadNotFound', 'UploadNotMultipart', 'UploadClosed'],
+    };
+    for (const [path, codes] of Object.entries(answered)) {
+      const responses = doc.paths[path]?.['post']?.responses as Record<string, { description?: string }> | undefined;
+      expect(responses, path).toBeDefined();
+      for (const code of codes) {
+        const status = String(API_ERRORS[code]);
+        expect(responses?.[status]?.description ?? '', `${path} ${status} ${code}`).toMatch(
+          new RegExp(`\\b${code}\\b`),
+        );
+      }
+    }
+  });
+
   it("names every code the client authorizer answers (IVA's own)", () => {
     const codes = new Set(schemas['ErrorCode']?.enum);
     for (const code of [...AUTH_ERROR_CODES, 'PayloadTooLarge', 'InvalidApiKey']) expect(codes, code).toContain(code);
@@ -130,5 +168,22 @@ describe('docs/openapi.json', () => {
       checker.check('GET', '/v1/submissions', 400, 'application/json', JSON.stringify({ error: { code: 'x' } })),
     ).toThrow(/does not match/);
     expect(() => checker.check('GET', '/v2/nothing', 200, 'application/json', '{}')).toThrow(/no path/);
+    // POST /v1/uploads answers either ticket; a part plan missing its PartCount is neither.
+    const plan = {
+      SubmissionId: 'upl_1',
+      Method: 'MULTIPART',
+      UploadId: 'u',
+      PartSize: 5 * 1024 * 1024,
+      PartCount: 1,
+      Parts: [{ PartNumber: 1, Url: 'http://s3/x?partNumber=1', Size: 10 }],
+      ExpiresAt: '2026-12-03T10:00:00.000Z',
+      Key: 'incoming/t/upl_1/a.mp4',
+      Bucket: 'b',
+    };
+    checker.check('POST', '/v1/uploads', 200, 'application/json', JSON.stringify(plan));
+    const { PartCount: _, ...noCount } = plan;
+    expect(() => checker.check('POST', '/v1/uploads', 200, 'application/json', JSON.stringify(noCount))).toThrow(
+      /does not match/,
+    );
   });
 });

@@ -344,23 +344,54 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       };
       expect(res.status, JSON.stringify(ticket)).toBe(200);
       expect(ticket.PartCount).toBe(3);
+      const id = ticket.SubmissionId;
+      const post = (route: string, body?: unknown, headers: Record<string, string> = {}) =>
+        http.api(`/v1/uploads/${id}/${route}`, {
+          method: 'POST',
+          headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      const code = async (r: Response) =>
+        ((await r.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code;
+
+      // Fresh URLs for parts 3 and 1 (in the order asked); part 3 goes up with its fresh one.
+      const fresh = await post('parts', { PartNumbers: [3, 1] });
+      const urls = (await fresh.json()) as { SubmissionId: string; Parts: { PartNumber: number; Url: string }[] };
+      expect(fresh.status, JSON.stringify(urls)).toBe(200);
+      expect(urls.SubmissionId).toBe(id);
+      expect(urls.Parts.map((p) => p.PartNumber)).toEqual([3, 1]);
+      const outside = await post('parts', { PartNumbers: [4] });
+      expect(outside.status).toBe(400);
+      expect(await code(outside)).toBe('InvalidPartNumbers');
+      const urlOf = (n: number) => (n === 3 ? urls.Parts[0]!.Url : ticket.Parts.find((p) => p.PartNumber === n)!.Url);
+
       const etags = await Promise.all(
         ticket.Parts.map(async (part) => {
           const from = (part.PartNumber - 1) * 5 * MiB;
-          const put = await fetch(part.Url, { method: 'PUT', body: bytes.subarray(from, from + part.Size) });
+          const put = await fetch(urlOf(part.PartNumber), {
+            method: 'PUT',
+            body: bytes.subarray(from, from + part.Size),
+          });
           expect(put.status, await put.text()).toBe(200);
           return { PartNumber: part.PartNumber, ETag: put.headers.get('etag') };
         }),
       );
-      const done = await http.api(`/v1/uploads/${ticket.SubmissionId}/complete`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ Parts: etags }),
-      });
-      expect(done.status, await done.text()).toBe(200);
+      const partial = await post('complete', { Parts: etags.slice(0, 2) });
+      expect(partial.status).toBe(400);
+      expect(await code(partial)).toBe('InvalidParts');
+      const key = { 'idempotency-key': randomBytes(16).toString('hex') };
+      const done = await post('complete', { Parts: etags }, key);
+      const completed = (await done.json()) as { SubmissionId: string; Size: number; ETag?: string };
+      expect(done.status, JSON.stringify(completed)).toBe(200);
+      expect(completed).toMatchObject({ SubmissionId: id, Size: bytes.length });
+      expect(completed.ETag).toBeTruthy();
+      const again = await post('complete', { Parts: etags }, key);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(await again.json()).toEqual(completed);
 
       const view = await until('completed', async () => {
-        const v = await http.submission(ticket.SubmissionId);
+        const v = await http.submission(id);
         return v.Status === 'completed' ? v : undefined;
       });
       expect(view.Source).toBe('upload');
@@ -368,6 +399,76 @@ describe.each(backends)('local stack on $name', ({ name, s3, enabled }) => {
       expect(sandbox).toHaveLength(1);
       expect(sandbox[0]).toMatchObject({ source: 'url', size: bytes.length, sha256: sha(bytes), dataId: view.VideoID });
       expect(lines.some((l) => l.includes('ObjectCreated:CompleteMultipartUpload') && l.includes(task))).toBe(true);
+      // Its object arrived: no more URLs, no abort.
+      for (const [route, body] of [
+        ['parts', { PartNumbers: [1] }],
+        ['abort', undefined],
+      ] as const) {
+        const closed = await post(route, body);
+        expect(closed.status, route).toBe(409);
+        expect(await code(closed), route).toBe('UploadClosed');
+      }
+    });
+
+    it("aborting a multipart upload ends it failed UploadAborted; the multipart routes' refusals are the documented ones", async () => {
+      const task = taskId('mp-abort');
+      const MiB = 1024 * 1024;
+      const post = (path: string, body?: unknown) =>
+        http.api(path, {
+          method: 'POST',
+          ...(body === undefined
+            ? {}
+            : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+        });
+      const code = async (r: Response) =>
+        ((await r.json()) as { ResponseMetadata: { Error: { Code: string } } }).ResponseMetadata.Error.Code;
+      const upload = (extra: Record<string, unknown>) =>
+        post('/v1/uploads', { TaskID: task, Kind: 'video', Name: 'a.mp4', Size: 6 * MiB, ...extra });
+
+      for (const [extra, want] of [
+        [{ Multipart: 'yes' }, 'InvalidMultipart'],
+        [{ Multipart: false, PartSize: 5 * MiB }, 'InvalidMultipart'],
+        [{ PartSize: MiB }, 'InvalidPartSize'],
+      ] as const) {
+        const refused = await upload(extra);
+        expect(refused.status, JSON.stringify(extra)).toBe(400);
+        expect(await code(refused)).toBe(want);
+      }
+
+      const res = await upload({ Multipart: true });
+      const ticket = (await res.json()) as { SubmissionId: string; Method: string; PartCount: number };
+      expect(res.status, JSON.stringify(ticket)).toBe(200);
+      expect(ticket).toMatchObject({ Method: 'MULTIPART', PartCount: 1 });
+      const id = ticket.SubmissionId;
+      // No part was PUT: S3 refuses the completion.
+      const missing = await post(`/v1/uploads/${id}/complete`, {
+        Parts: [{ PartNumber: 1, ETag: '"0123456789abcdef0123456789abcdef"' }],
+      });
+      expect(missing.status).toBe(400);
+      expect(await code(missing)).toBe('InvalidPart');
+
+      const aborted = await post(`/v1/uploads/${id}/abort`);
+      const view = (await aborted.json()) as SubmissionView;
+      expect(aborted.status, JSON.stringify(view)).toBe(200);
+      expect(view).toMatchObject({ SubmissionId: id, Status: 'failed', Error: { Code: 'UploadAborted' } });
+      expect((await post(`/v1/uploads/${id}/abort`)).status).toBe(200);
+      const late = await post(`/v1/uploads/${id}/complete`, {
+        Parts: [{ PartNumber: 1, ETag: '"0123456789abcdef0123456789abcdef"' }],
+      });
+      expect(late.status).toBe(409);
+      expect(await code(late)).toBe('UploadClosed');
+      expect((await http.submission(id)).Status).toBe('failed');
+
+      // A single-PUT upload has no parts; an unknown id is not found.
+      const single = await upload({});
+      const put = (await single.json()) as { SubmissionId: string; Method: string };
+      expect(put.Method).toBe('PUT');
+      const notMultipart = await post(`/v1/uploads/${put.SubmissionId}/parts`, { PartNumbers: [1] });
+      expect(notMultipart.status).toBe(409);
+      expect(await code(notMultipart)).toBe('UploadNotMultipart');
+      const unknown = await post('/v1/uploads/upl_nothing_here/abort');
+      expect(unknown.status).toBe(404);
+      expect(await code(unknown)).toBe('SubmissionNotFound');
     });
 
     it('a direct submission over the limit gets PayloadTooLarge naming POST /v1/uploads', async () => {

@@ -4,7 +4,8 @@
  * object, its ObjectCreated:CompleteMultipartUpload event reaches the intake, and IVA (the
  * sandbox) downloads exactly the file's bytes, once. On the embedded s3rver, and on the
  * Ceph RGW (a real S3) behind a tiny proxy that loses the answer of one part's first PUT
- * after S3 stored it: that part alone is sent again.
+ * after S3 stored it: that part alone is sent again. Every answer of the API the CLI
+ * reads is validated against docs/openapi.json.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { uniqueBucketName } from '../../local/servers/ceph';
 import { closeServer, listen, urlOf } from '../../local/servers/http-close';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
 import { stackBackends } from '../support/e2e';
+import { checkingFetch, type ResponseChecker, responseChecker } from '../support/openapi';
 
 const MiB = 1024 * 1024;
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -59,13 +61,19 @@ async function startProxy(target: string, dropPart: number): Promise<Proxy> {
   return { url: urlOf(address), parts, close: () => closeServer(server) };
 }
 
-async function send(stack: LocalStack, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The CLI in process, signing with the stack's client key; every API answer it reads is checked against docs/openapi.json. */
+async function send(
+  stack: LocalStack,
+  checker: ResponseChecker,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const text = (c: string | Uint8Array) => (typeof c === 'string' ? c : Buffer.from(c).toString('utf8'));
   const code = await runCli(['send', ...args], {
     stdout: { write: (c: string | Uint8Array) => (stdout += text(c)) },
     stderr: { write: (c: string | Uint8Array) => (stderr += text(c)) },
+    fetch: checkingFetch(stack.apiUrl, checker),
     env: {
       IVA_BRIDGE_API_URL: stack.apiUrl,
       IVA_BRIDGE_ACCESS_KEY_ID: stack.clientAccessKeyId,
@@ -106,7 +114,8 @@ describe.each(stackBackends())('iva-bridge send in parts on $name', ({ name, s3,
       const bytes = randomBytes(15 * MiB + 4321);
       const file = join(dir, 'long.mp4');
       await writeFile(file, bytes);
-      const run = await send(stack, [
+      const checker = responseChecker();
+      const run = await send(stack, checker, [
         file,
         '--task-id',
         task,
@@ -120,6 +129,8 @@ describe.each(stackBackends())('iva-bridge send in parts on $name', ({ name, s3,
       expect(run.code, `${run.stderr}${run.stdout}`).toBe(0);
       const line = JSON.parse(run.stdout.trim()) as { route: string; status: string; submissionId: string };
       expect(line).toMatchObject({ route: 'multipart', status: 'completed' });
+      // POST /v1/uploads (the part plan), …/complete, and --wait's GET /v1/submissions/{id}.
+      expect(checker.checked).toBeGreaterThanOrEqual(3);
 
       await stack.sandbox?.callbacksSettled();
       const atIva = stack.sandbox!.submissions.filter((s) => s.taskId === task);

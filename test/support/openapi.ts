@@ -97,6 +97,19 @@ export function responseChecker(doc: OpenApiDocument = loadOpenApi()): ResponseC
   };
 }
 
+/** The answer, validated against the document (its body read once here and re-wrapped). */
+async function checkedAnswer(checker: ResponseChecker, method: string, path: string, res: Response): Promise<Response> {
+  // A followed 303 ends at S3's presigned URL: that answer is S3's, not the API's.
+  if (res.redirected) return res;
+  const bytes = Buffer.from(await res.arrayBuffer());
+  checker.check(method, path, res.status, res.headers.get('content-type'), bytes.toString('utf8'));
+  return new Response(res.status === 204 || res.status === 304 ? null : bytes, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+}
+
 /**
  * `fetch` against the API root `apiUrl` that validates every answer against the document
  * before handing it back (the body is read once here and re-wrapped, so callers use it as usual).
@@ -110,21 +123,23 @@ export function checkedFetch(
   return async (path: string, init: RequestInit = {}): Promise<Response> => {
     const relative = path.replace(/^\//, '');
     const res = await send(`${apiUrl}${relative}`, init);
-    // A followed 303 ends at S3's presigned URL: that answer is S3's, not the API's.
-    if (res.redirected) return res;
-    const bytes = Buffer.from(await res.arrayBuffer());
-    checker.check(
-      init.method ?? 'GET',
-      `/${relative}`,
-      res.status,
-      res.headers.get('content-type'),
-      bytes.toString('utf8'),
-    );
-    return new Response(res.status === 204 || res.status === 304 ? null : bytes, {
-      status: res.status,
-      statusText: res.statusText,
-      headers: res.headers,
-    });
+    return checkedAnswer(checker, init.method ?? 'GET', `/${relative}`, res);
+  };
+}
+
+/**
+ * A drop-in `fetch` for the client library and the CLI (`CliIo.fetch`): requests go out
+ * as given (already signed by the client); every answer from under `apiUrl` is validated
+ * against the document, anything else (S3's presigned URLs) passes unchecked.
+ */
+export function checkingFetch(apiUrl: string, checker: ResponseChecker = sharedChecker()): typeof fetch {
+  const root = apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`;
+  return async (input, init = {}) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const res = await fetch(input, init);
+    if (!url.startsWith(root)) return res;
+    const path = `/${url.slice(root.length)}`;
+    return checkedAnswer(checker, init.method ?? (input instanceof Request ? input.method : 'GET'), path, res);
   };
 }
 
