@@ -4,14 +4,17 @@
  * own form-data body — submits an image through the vendor-compatible route with only
  * the host and the keys changed, using a key issued by `iva-bridge keys issue`. A
  * tampered body, a wrong secret, an unknown or revoked key, a stale X-Date, a replayed
- * signature and an unsigned request are refused with IVA's codes; a rotated client's two
- * keys both work. Every answer is checked against docs/openapi.json.
+ * signature and an unsigned request are refused with IVA's codes (on the multipart upload
+ * routes too); a rotated client's two keys both work. Every answer is checked against
+ * docs/openapi.json.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTES } from '../../lib/api/routes';
 import { runKeys } from '../../lib/cli/keys';
+import { signRequest } from '../../lib/client/signing';
 import { startLocalStack, type LocalStack } from '../../local/stack/index';
 import { sharedChecker } from '../support/openapi';
 import { OracleFormData as FormData, Signer } from '../support/oracle-signer';
@@ -180,5 +183,37 @@ describe('client authentication (IVA HMAC-SHA256, per-client keys)', () => {
     const revoked = await send(await vendorRequest(fresh));
     expect([revoked.status, codeOf(revoked)]).toEqual([403, 'InvalidAccessKey']);
     expect((await keys('revoke', fresh.accessKeyId)).code).toBe(1);
+  });
+
+  it('guards the multipart upload routes like every /v1 route: unsigned 401, a wrong secret 403, a replay 403', async () => {
+    const own: Key = { accessKeyId: stack.clientAccessKeyId, secretAccessKey: stack.clientSecretAccessKey };
+    const routes = ROUTES.filter((r) => r.resource.startsWith('/v1/uploads/'));
+    expect(routes.map((r) => r.name).sort()).toEqual(['abortUpload', 'completeUpload', 'uploadParts']);
+    for (const route of routes) {
+      const url = `${stack.apiUrl}${route.resource.slice(1).replace('{id}', 'upl_no_such_upload')}`;
+      const body = route.name === 'abortUpload' ? undefined : JSON.stringify({ PartNumbers: [1] });
+      const init: RequestInit = {
+        method: route.method,
+        ...(body ? { headers: { 'content-type': 'application/json' }, body } : {}),
+      };
+      const signed = (key: Key) => signRequest(url, init, key);
+      // Past the authorizer, the function answers: no such submission.
+      const ok = await send(await signed(own));
+      expect([ok.status, codeOf(ok)], route.name).toEqual([404, 'SubmissionNotFound']);
+      const wrong = await send(await signed({ ...own, secretAccessKey: 'not-the-secret' }));
+      expect([wrong.status, codeOf(wrong)], route.name).toEqual([403, 'SignatureDoesNotMatch']);
+      const twice = await signed(own);
+      expect((await send(twice)).status, route.name).toBe(404);
+      const replay = await send(twice);
+      expect([replay.status, codeOf(replay)], route.name).toEqual([403, 'InvalidTimestamp']);
+      const anonymous = await send({
+        url,
+        init: {
+          ...init,
+          headers: { ...(body ? { 'content-type': 'application/json' } : {}), 'x-api-key': stack.apiKey },
+        },
+      });
+      expect([anonymous.status, codeOf(anonymous)], route.name).toEqual([401, 'MissingSignature']);
+    }
   });
 });
