@@ -185,7 +185,7 @@ describe('client authentication (IVA HMAC-SHA256, per-client keys)', () => {
     expect((await keys('revoke', fresh.accessKeyId)).code).toBe(1);
   });
 
-  it('guards the multipart upload routes like every /v1 route: unsigned 401, a wrong secret 403, a replay 403', async () => {
+  it('guards the multipart upload routes like every /v1 route: unsigned, a wrong secret and a replay are refused 403', async () => {
     const own: Key = { accessKeyId: stack.clientAccessKeyId, secretAccessKey: stack.clientSecretAccessKey };
     const routes = ROUTES.filter((r) => r.resource.startsWith('/v1/uploads/'));
     expect(routes.map((r) => r.name).sort()).toEqual(['abortUpload', 'completeUpload', 'uploadParts']);
@@ -213,7 +213,7 @@ describe('client authentication (IVA HMAC-SHA256, per-client keys)', () => {
           headers: { ...(body ? { 'content-type': 'application/json' } : {}), 'x-api-key': stack.apiKey },
         },
       });
-      expect([anonymous.status, codeOf(anonymous)], route.name).toEqual([401, 'MissingSignature']);
+      expect([anonymous.status, codeOf(anonymous)], route.name).toEqual([403, 'MissingSignature']);
     }
   });
 });

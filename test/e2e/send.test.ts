@@ -274,7 +274,7 @@ describe('iva-bridge send against the local stack', () => {
     expect(wrongKey.stderr).toContain('SignatureDoesNotMatch');
     expect(wrongKey.stderr).not.toContain('wrong-secret-123456');
     // The pre-signing configuration (an API URL and an API key, no access key): refused
-    // before anything is sent, naming what to set, instead of a 401 from the API.
+    // before anything is sent, naming what to set, instead of a 403 MissingSignature from the API.
     const unsigned = await inProcess(['send', join(root, 'dog.jpg'), '--task-id', task], {
       IVA_BRIDGE_API_KEY: stack.apiKey,
       IVA_BRIDGE_ACCESS_KEY_ID: '',

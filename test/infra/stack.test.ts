@@ -62,8 +62,7 @@ const roleOf = (fnLogicalId: string) =>
   (propsOf(resources[fnLogicalId], fnLogicalId).Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
 const statementsOf = (
   fn: 'objectCreated' | 'directSubmit' | 'resultCallback' | 'clientAuth' | 'callbackAuthorizer' | 'sweep',
-) =>
-  roleStatements(resources, roleOf(ids[fn]));
+) => roleStatements(resources, roleOf(ids[fn]));
 const s3Statements = (statements: Statement[]) =>
   statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
 const json = (value: unknown) => JSON.stringify(value);
