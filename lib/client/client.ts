@@ -899,84 +899,48 @@ export class IvaBridgeClient {
   }
 }
 
-/** One streamed PUT with an exact Content-Length (S3 takes no chunked uploads). */
-function putOnce(
-  ticket: Pick<UploadTicket, 'Url' | 'Method' | 'Headers'>,
-  path: string,
-  size: number,
-  options: Pick<SendFileInput, 'onProgress' | 'signal'>,
-): Promise<{ status: number; text: string; retryAfter?: number }> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(ticket.Url);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, {
-      method: ticket.Method,
-      headers: { ...ticket.Headers, 'content-length': String(size), 'if-none-match': '*' },
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    const file = createReadStream(path);
-    let sent = 0;
-    options.onProgress?.(0, size);
-    file.on('data', (chunk) => {
-      sent += chunk.length;
-      options.onProgress?.(Math.min(sent, size), size);
-    });
-    file.on('error', (error) => {
-      req.destroy(error);
-      reject(error);
-    });
-    req.on('error', (error) => {
-      file.destroy();
-      reject(error);
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => {
-        if (chunks.length < 64) chunks.push(c);
-      });
-      res.on('end', () => {
-        const retryAfter = retryAfterMs(res);
-        resolve({
-          status: res.statusCode ?? 0,
-          text: Buffer.concat(chunks).toString('utf8').slice(0, 2000),
-          ...(retryAfter !== undefined ? { retryAfter } : {}),
-        });
-      });
-      res.on('error', reject);
-    });
-    file.pipe(req);
-  });
+/** What S3 answered one streamed PUT: status, the start of its body, ETag and Retry-After. */
+interface PutAnswer {
+  status: number;
+  text: string;
+  etag?: string;
+  retryAfter?: number;
 }
 
-/** One streamed part PUT of `size` bytes from `start` of the file, with an exact Content-Length. */
-function putRange(
-  target: string,
+/**
+ * One streamed PUT of `size` bytes of the file (from `start`), with an exact Content-Length
+ * (S3 takes no chunked uploads); memory stays one read buffer whatever the size.
+ */
+function streamPut(
+  target: { url: string; method: string; headers: Record<string, string> },
   path: string,
-  start: number,
-  size: number,
+  range: { start: number; size: number },
   signal: AbortSignal | undefined,
   onSent: (sent: number) => void,
-): Promise<{ status: number; text: string; etag?: string; retryAfter?: number }> {
+): Promise<PutAnswer> {
+  const { start, size } = range;
   return new Promise((resolve, reject) => {
-    const url = new URL(target);
+    const url = new URL(target.url);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(url, {
-      method: 'PUT',
-      headers: { 'content-length': String(size) },
+      method: target.method,
+      headers: { ...target.headers, 'content-length': String(size) },
       ...(signal ? { signal } : {}),
     });
-    const file = createReadStream(path, { start, end: start + size - 1, highWaterMark: 256 * 1024 });
+    // An empty body is no range of the file (createReadStream takes no end before its start).
+    const file =
+      size > 0 ? createReadStream(path, { start, end: start + size - 1, highWaterMark: 256 * 1024 }) : undefined;
     let sent = 0;
-    file.on('data', (chunk) => {
+    file?.on('data', (chunk) => {
       sent += chunk.length;
       onSent(Math.min(sent, size));
     });
-    file.on('error', (error) => {
+    file?.on('error', (error) => {
       req.destroy(error);
       reject(error);
     });
     req.on('error', (error) => {
-      file.destroy();
+      file?.destroy();
       reject(error);
     });
     req.on('response', (res) => {
@@ -996,8 +960,38 @@ function putRange(
       });
       res.on('error', reject);
     });
-    file.pipe(req);
+    if (file) file.pipe(req);
+    else req.end();
   });
+}
+
+/** The whole file to an upload ticket's URL; If-None-Match: * so a retry never overwrites. */
+function putOnce(
+  ticket: Pick<UploadTicket, 'Url' | 'Method' | 'Headers'>,
+  path: string,
+  size: number,
+  options: Pick<SendFileInput, 'onProgress' | 'signal'>,
+): Promise<PutAnswer> {
+  options.onProgress?.(0, size);
+  return streamPut(
+    { url: ticket.Url, method: ticket.Method, headers: { ...ticket.Headers, 'if-none-match': '*' } },
+    path,
+    { start: 0, size },
+    options.signal,
+    (sent) => options.onProgress?.(sent, size),
+  );
+}
+
+/** One part of a multipart upload, from `start` of the file, to its presigned URL. */
+function putRange(
+  target: string,
+  path: string,
+  start: number,
+  size: number,
+  signal: AbortSignal | undefined,
+  onSent: (sent: number) => void,
+): Promise<PutAnswer> {
+  return streamPut({ url: target, method: 'PUT', headers: {} }, path, { start, size }, signal, onSent);
 }
 
 export function createIvaBridgeClient(options: IvaBridgeClientOptions): IvaBridgeClient {
