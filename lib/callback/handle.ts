@@ -27,14 +27,13 @@ import {
   type ObservabilityDeps,
   silentLogger,
 } from '../observability';
-import { secretMatches } from './auth';
+import { authorizeCallback } from './authorize';
 import {
   CallbackError,
   EventInProgressError,
   LedgerUnavailableError,
   MalformedJsonError,
   NotFoundError,
-  SecretUnavailableError,
 } from './errors';
 import type { EventPublisher } from './events';
 import { identify, isMatchable, type CallbackIdentity } from './identify';
@@ -106,18 +105,9 @@ async function handle(
   count: (name: string) => void,
   metrics: MetricsPort,
 ): Promise<CallbackAnswer> {
-  let accepted: string[];
-  try {
-    accepted = await deps.secrets.get();
-  } catch (error) {
-    log.error('Callback secret unavailable', { errorName: awsErrorName(error) });
-    throw new SecretUnavailableError();
-  }
-  // No refresh on a mismatch: anyone could then make every request read Secrets Manager.
-  if (!secretMatches(request.secret, accepted)) {
-    log.warn('Callback refused: wrong or missing secret');
+  // The same decision as the callback route's authorizer (authorize.ts), logged the same way.
+  if ((await authorizeCallback({ secrets: deps.secrets, logger: log }, request.secret)) === 'not-found')
     throw new NotFoundError();
-  }
 
   const bytes = bodyBytes(request, deps.maxBytes ?? MAX_CALLBACK_BYTES);
   return storeAndAnnounce(
