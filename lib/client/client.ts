@@ -597,23 +597,7 @@ export class IvaBridgeClient {
     },
     options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'> = {},
   ): Promise<UploadTicket> {
-    const body = JSON.stringify({
-      TaskID: input.taskId,
-      Kind: input.kind,
-      Name: input.name,
-      Size: input.size,
-      ContentType: input.contentType ?? 'application/octet-stream',
-      ...(input.desc !== undefined ? { Desc: input.desc } : {}),
-      ...(input.algoParamConf ? { AlgoParamConf: input.algoParamConf } : {}),
-    });
-    return this.json<UploadTicket>('v1/uploads', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: () => body,
-      idempotencyKey: options.idempotencyKey ?? randomUUID(),
-      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    return this.postUpload<UploadTicket>(input, {}, options);
   }
 
   private async sendByUpload(
@@ -651,18 +635,38 @@ export class IvaBridgeClient {
     },
     options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'> = {},
   ): Promise<MultipartUploadTicket> {
+    return this.postUpload<MultipartUploadTicket>(
+      input,
+      { Multipart: true, ...(input.partSize !== undefined ? { PartSize: input.partSize } : {}) },
+      options,
+    );
+  }
+
+  /** POST /v1/uploads: the upload's fields (plus `extra`), under one Idempotency-Key across retries. */
+  private postUpload<T>(
+    input: {
+      taskId: string;
+      kind: MediaKind;
+      name: string;
+      size: number;
+      contentType?: string;
+      desc?: string;
+      algoParamConf?: Record<string, unknown>;
+    },
+    extra: Record<string, unknown>,
+    options: Pick<SendFileInput, 'idempotencyKey' | 'onRetry' | 'signal'>,
+  ): Promise<T> {
     const body = JSON.stringify({
       TaskID: input.taskId,
       Kind: input.kind,
       Name: input.name,
       Size: input.size,
       ContentType: input.contentType ?? 'application/octet-stream',
-      Multipart: true,
-      ...(input.partSize !== undefined ? { PartSize: input.partSize } : {}),
+      ...extra,
       ...(input.desc !== undefined ? { Desc: input.desc } : {}),
       ...(input.algoParamConf ? { AlgoParamConf: input.algoParamConf } : {}),
     });
-    return this.json<MultipartUploadTicket>('v1/uploads', {
+    return this.json<T>('v1/uploads', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: () => body,

@@ -212,12 +212,7 @@ export async function resolveConnection(input: ConnectionInput = {}): Promise<Co
     const found = await connectionFromStack(input.stack, input.region);
     return { ...found, ...(input.apiKey ? { apiKey: input.apiKey } : {}), ...(credentials ? { credentials } : {}) };
   }
-  const cwd = input.cwd ?? process.cwd();
-  const named = env[CONNECTION_ENV.stackJson];
-  const candidates = named
-    ? [isAbsolute(named) ? named : resolve(cwd, named)]
-    : [...new Set([resolve(cwd, '.local/stack.json'), resolve(PACKAGE_ROOT, '.local/stack.json')])];
-  for (const path of candidates) {
+  for (const path of stackJsonCandidates(input, env)) {
     const facts = await readStackJson(path);
     if (!facts) continue;
     if (typeof facts.apiUrl !== 'string' || facts.apiUrl === '')
@@ -242,6 +237,15 @@ export async function resolveConnection(input: ConnectionInput = {}): Promise<Co
   );
 }
 
+/** Where npm start's stack.json may be: the named file, else the working folder's and this package's. */
+function stackJsonCandidates(input: ConnectionInput, env: Record<string, string | undefined>): string[] {
+  const cwd = input.cwd ?? process.cwd();
+  const named = env[CONNECTION_ENV.stackJson];
+  return named
+    ? [isAbsolute(named) ? named : resolve(cwd, named)]
+    : [...new Set([resolve(cwd, '.local/stack.json'), resolve(PACKAGE_ROOT, '.local/stack.json')])];
+}
+
 /** `auth: 'iam'`: where the IAM API is and how to sign for it; no client key, no API key. */
 async function resolveIamConnection(
   input: ConnectionInput,
@@ -255,12 +259,7 @@ async function resolveIamConnection(
       source: input.apiUrl ? 'flags' : 'env',
     };
   if (input.stack) return connectionFromStack(input.stack, input.region, 'iam');
-  const cwd = input.cwd ?? process.cwd();
-  const named = env[CONNECTION_ENV.stackJson];
-  const candidates = named
-    ? [isAbsolute(named) ? named : resolve(cwd, named)]
-    : [...new Set([resolve(cwd, '.local/stack.json'), resolve(PACKAGE_ROOT, '.local/stack.json')])];
-  for (const path of candidates) {
+  for (const path of stackJsonCandidates(input, env)) {
     const facts = await readStackJson(path);
     if (!facts) continue;
     if (typeof facts.iamApiUrl !== 'string' || facts.iamApiUrl === '')
